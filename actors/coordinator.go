@@ -1,0 +1,607 @@
+package actors
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"time"
+
+	"github.com/anthdm/hollywood/actor"
+	"github.com/quicpool/quicpool/messages"
+)
+
+// Tuning constants of the refill cycle (DESIGN.md section 3).
+const (
+	intervalStep    = 100 * time.Millisecond
+	lowRatio        = 0.2
+	highRatio       = 0.8
+	serverTick      = time.Second // a server pool only ticks to drop expired waiters
+	goneMemory      = 4096        // how many discarded IDs are remembered for ErrStreamGone
+	waiterPruneStep = 1024        // waiters are swept for expired ones every this many new ones
+)
+
+// CoordinatorConfig configures a coordinator.
+type CoordinatorConfig struct {
+	Runtime
+	// Client selects the client behaviour: refill by opening streams, tune capacity and
+	// interval. A server coordinator issues IDs and caps idle streams at MaxCap instead.
+	Client         bool
+	MinCap, MaxCap int
+	MinIvl, MaxIvl time.Duration
+	// Shards is the number of shard slots; PerShard the most streams one shard holds or opens.
+	Shards, PerShard int
+	// Err, when set, fails every Get at once: the pool's configuration is invalid.
+	Err error
+}
+
+// NewCoordinator returns the producer of a pool's coordinator. The coordinator owns the idle
+// stream IDs and where each one lives, the waiting callers, and (client) the refill cycle with
+// its capacity and interval tuning. Streams themselves stay in their shards.
+func NewCoordinator(cfg CoordinatorConfig) actor.Producer {
+	return func() actor.Receiver {
+		return &coordinator{
+			cfg:       cfg,
+			capacity:  cfg.MinCap,
+			interval:  cfg.MinIvl,
+			idle:      make(map[string]*shardState),
+			shards:    make(map[string]*shardState),
+			idWaiters: make(map[string][]messages.Get),
+			reserved:  make(map[string]string),
+			gone:      make(map[string]bool),
+			fatal:     cfg.Err,
+		}
+	}
+}
+
+// SpawnCoordinator spawns a coordinator on engine with the pool's standard options.
+func SpawnCoordinator(engine *actor.Engine, cfg CoordinatorConfig, id string) *actor.PID {
+	return engine.Spawn(NewCoordinator(cfg), "quicpool", spawnOpts(cfg.Log, id)...)
+}
+
+// shardState is the coordinator's view of one live shard.
+type shardState struct {
+	pid     *actor.PID
+	slot    int
+	idle    int // idle streams stored in the shard
+	opening int // opens sent to the shard and not yet answered
+}
+
+type coordinator struct {
+	cfg    CoordinatorConfig
+	engine *actor.Engine
+	self   *actor.PID
+
+	capacity int
+	interval time.Duration
+	created  int // streams that became idle since the last tick
+	timer    *time.Timer
+	started  bool
+
+	idle      map[string]*shardState // idle stream ID -> the shard holding it
+	queue     []string               // idle IDs in arrival order, for Get{ID: ""}; may hold stale IDs
+	shards    map[string]*shardState // live shards by PID ID
+	ready     []messages.WaitReady   // callers of WaitReady
+	anyWaiter []messages.Get
+	idWaiters map[string][]messages.Get
+	waiters   int // number of entries in anyWaiter and idWaiters
+	sinceScan int // waiters added since the last sweep
+
+	reserved   map[string]string // server: IDs issued to streams finishing their handshake -> shard
+	issuedZero bool
+
+	gone      map[string]bool // recently discarded IDs, answered with ErrStreamGone
+	goneOrder []string
+
+	fatal      error
+	lastErr    error
+	lastErrAt  time.Time
+	listenAddr string
+	userErrors int
+	stats      struct{ opened, handedOut, discarded, failed, restarts uint64 }
+}
+
+func (c *coordinator) Receive(ctx *actor.Context) {
+	switch m := ctx.Message().(type) {
+	case actor.Started:
+		c.engine, c.self = ctx.Engine(), ctx.PID()
+	case actor.Stopped:
+		c.stop()
+	case messages.Start:
+		if !c.started {
+			c.started = true
+			c.tick()
+		}
+	case messages.Tick:
+		c.tick()
+	case messages.Get:
+		c.get(m)
+	case messages.State:
+		m.Reply <- c.snapshot()
+	case messages.WaitReady:
+		c.ready = append(c.ready, m)
+		c.checkReady()
+	case messages.Flush:
+		c.flush()
+		close(m.Reply)
+	case messages.AddError:
+		c.userErrors++
+	case messages.ResetError:
+		c.userErrors = 0
+	case messages.ShardUp:
+		c.shards[m.Shard.ID] = &shardState{pid: m.Shard, slot: m.Slot}
+		c.refill()
+		c.checkReady()
+	case messages.ShardDown:
+		c.shardDown(m)
+	case messages.StreamIdle:
+		c.streamIdle(m)
+	case messages.StreamsPurged:
+		c.purged(m.Shard, m.IDs)
+	case messages.OpenFailed:
+		if st := c.shards[m.Shard.ID]; st != nil {
+			st.opening = max(st.opening-m.N, 0)
+		}
+		c.stats.failed += uint64(m.N)
+		c.noteErr(m.Err)
+	case messages.StreamDiscarded:
+		c.stats.failed++
+		c.noteErr(m.Err)
+	case messages.TakeMissed:
+		c.get(m.Get)
+	case messages.ReserveID:
+		m.Reply <- c.reserveID(m.Shard.ID)
+	case messages.ReleaseID:
+		delete(c.reserved, m.ID)
+	case messages.PoolError:
+		c.setFatal(m.Err)
+		c.checkReady()
+	case messages.Listening:
+		c.listenAddr = m.Addr
+		c.setFatal(nil)
+		c.checkReady()
+	case messages.Restarted:
+		c.stats.restarts++
+	}
+}
+
+// get serves a request at once if it can, fails it at once if it must, and queues it otherwise.
+func (c *coordinator) get(g messages.Get) {
+	if g.ID != "" {
+		if st, ok := c.idle[g.ID]; ok {
+			c.forget(g.ID)
+			c.take(g.ID, st, g)
+			return
+		}
+		if c.gone[g.ID] {
+			g.Deliver(messages.Stream{ID: g.ID, Err: messages.ErrStreamGone})
+			return
+		}
+	} else if id, st, ok := c.popAny(); ok {
+		c.take(id, st, g)
+		return
+	}
+	if c.fatal != nil {
+		g.Deliver(messages.Stream{ID: g.ID, Err: c.fatal})
+		return
+	}
+	if g.NoWait {
+		g.Deliver(messages.Stream{ID: g.ID, Err: messages.ErrTimeout})
+		return
+	}
+	if g.ID != "" {
+		c.idWaiters[g.ID] = append(c.idWaiters[g.ID], g)
+	} else {
+		c.anyWaiter = append(c.anyWaiter, g)
+	}
+	c.waiters++
+	if c.sinceScan++; c.sinceScan >= waiterPruneStep {
+		c.pruneWaiters(time.Now())
+	}
+}
+
+// take hands the idle stream id, already forgotten, to g through its shard, and starts its
+// replacement at once.
+func (c *coordinator) take(id string, st *shardState, g messages.Get) {
+	c.stats.handedOut++
+	c.engine.Send(st.pid, messages.Take{ID: id, Get: g})
+	c.refill()
+}
+
+// streamIdle files a stream that became idle, or hands it straight to a waiter.
+func (c *coordinator) streamIdle(m messages.StreamIdle) {
+	st := c.shards[m.Shard.ID]
+	if st == nil {
+		return // the shard went down after sending this; it has discarded the stream
+	}
+	delete(c.reserved, m.ID)
+	if m.Returned {
+		c.stats.handedOut--
+	} else {
+		st.opening = max(st.opening-1, 0)
+		c.created++
+		c.stats.opened++
+	}
+	if _, dup := c.idle[m.ID]; dup {
+		// Two live streams with one ID (a peer that reuses IDs): keep the first.
+		c.engine.Send(st.pid, messages.Discard{IDs: []string{m.ID}})
+		return
+	}
+	delete(c.gone, m.ID)
+	if g, ok := c.nextWaiter(m.ID); ok {
+		c.take(m.ID, st, g)
+		return
+	}
+	c.idle[m.ID] = st
+	st.idle++
+	if m.ID != ControlID {
+		c.queue = append(c.queue, m.ID)
+	}
+	c.checkReady()
+}
+
+// checkReady answers the WaitReady requests that are satisfied, failed, or cancelled.
+func (c *coordinator) checkReady() {
+	if len(c.ready) == 0 {
+		return
+	}
+	running := c.started && (len(c.shards) > 0 || (!c.cfg.Client && c.listenAddr != ""))
+	kept := c.ready[:0]
+	for _, w := range c.ready {
+		switch {
+		case c.fatal != nil:
+			w.Reply <- c.fatal
+		case running && len(c.idle) >= w.N:
+			w.Reply <- nil
+		case w.Done != nil && isClosed(w.Done):
+			// the caller has gone
+		default:
+			kept = append(kept, w)
+		}
+	}
+	clear(c.ready[len(kept):])
+	c.ready = kept
+}
+
+func isClosed(ch <-chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
+}
+
+// nextWaiter pops the request that should receive stream id: one waiting for that ID first, then
+// one waiting for any stream (never for the control stream). Abandoned and expired requests are
+// dropped on the way.
+func (c *coordinator) nextWaiter(id string) (messages.Get, bool) {
+	now := time.Now()
+	if q := c.idWaiters[id]; len(q) > 0 {
+		for len(q) > 0 {
+			g := q[0]
+			q = q[1:]
+			c.waiters--
+			if !g.Gone(now) {
+				c.setIDWaiters(id, q)
+				return g, true
+			}
+		}
+		delete(c.idWaiters, id)
+	}
+	if id == ControlID {
+		return messages.Get{}, false
+	}
+	for len(c.anyWaiter) > 0 {
+		g := c.anyWaiter[0]
+		c.anyWaiter[0] = messages.Get{}
+		c.anyWaiter = c.anyWaiter[1:]
+		c.waiters--
+		if !g.Gone(now) {
+			return g, true
+		}
+	}
+	return messages.Get{}, false
+}
+
+func (c *coordinator) setIDWaiters(id string, q []messages.Get) {
+	if len(q) == 0 {
+		delete(c.idWaiters, id)
+	} else {
+		c.idWaiters[id] = q
+	}
+}
+
+// popAny returns the oldest idle stream other than the control stream.
+func (c *coordinator) popAny() (string, *shardState, bool) {
+	for len(c.queue) > 0 {
+		id := c.queue[0]
+		c.queue = c.queue[1:]
+		if st, ok := c.idle[id]; ok {
+			c.forget(id)
+			return id, st, true
+		}
+	}
+	return "", nil, false
+}
+
+// forget removes id from the idle set. Its entry in queue, if any, goes stale and is skipped.
+func (c *coordinator) forget(id string) {
+	if st, ok := c.idle[id]; ok {
+		delete(c.idle, id)
+		st.idle--
+	}
+	if len(c.queue) > 64 && len(c.queue) > 2*len(c.idle) {
+		c.compactQueue()
+	}
+}
+
+func (c *coordinator) compactQueue() {
+	fresh := make([]string, 0, len(c.idle))
+	seen := make(map[string]bool, len(c.idle))
+	for _, id := range c.queue {
+		if _, ok := c.idle[id]; ok && !seen[id] {
+			seen[id] = true
+			fresh = append(fresh, id)
+		}
+	}
+	c.queue = fresh
+}
+
+// markGone remembers a discarded ID so that a later OutgoingGet for it fails fast.
+func (c *coordinator) markGone(id string) {
+	if c.gone[id] {
+		return
+	}
+	c.gone[id] = true
+	c.goneOrder = append(c.goneOrder, id)
+	if len(c.goneOrder) > goneMemory {
+		delete(c.gone, c.goneOrder[0])
+		c.goneOrder = c.goneOrder[1:]
+	}
+}
+
+// purged drops idle streams that a shard has closed.
+func (c *coordinator) purged(shard *actor.PID, ids []string) {
+	for _, id := range ids {
+		if st, ok := c.idle[id]; ok {
+			if st.pid.ID != shard.ID {
+				continue // a duplicate of a stream that lives on in another shard
+			}
+			c.forget(id)
+		}
+		c.markGone(id)
+		c.failIDWaiters(id, messages.ErrStreamGone)
+	}
+	c.stats.discarded += uint64(len(ids))
+	c.refill()
+}
+
+func (c *coordinator) failIDWaiters(id string, err error) {
+	for _, g := range c.idWaiters[id] {
+		g.Deliver(messages.Stream{ID: id, Err: err})
+		c.waiters--
+	}
+	delete(c.idWaiters, id)
+}
+
+func (c *coordinator) shardDown(m messages.ShardDown) {
+	if st := c.shards[m.Shard.ID]; st != nil {
+		delete(c.shards, m.Shard.ID)
+		c.purged(m.Shard, m.IDs)
+	}
+	for id, shard := range c.reserved {
+		if shard == m.Shard.ID {
+			delete(c.reserved, id)
+		}
+	}
+	c.noteErr(m.Err)
+}
+
+// flush forgets every idle stream and tells the shards to close them.
+func (c *coordinator) flush() {
+	for id := range c.idle {
+		c.markGone(id)
+	}
+	clear(c.idle)
+	c.queue = nil
+	for _, st := range c.shards {
+		st.idle = 0
+		c.engine.Send(st.pid, messages.Discard{})
+	}
+	c.refill()
+}
+
+// refill (client) asks the shards with the most room to open the streams the pool lacks.
+func (c *coordinator) refill() {
+	if !c.cfg.Client || !c.started {
+		return
+	}
+	need := c.capacity - len(c.idle)
+	for _, st := range c.shards {
+		need -= st.opening
+	}
+	if need <= 0 || len(c.shards) == 0 {
+		return
+	}
+	orders := make(map[*shardState]int)
+	for ; need > 0; need-- {
+		var best *shardState
+		for _, st := range c.shards {
+			load := st.idle + st.opening
+			if load < c.cfg.PerShard && (best == nil || load < best.idle+best.opening) {
+				best = st
+			}
+		}
+		if best == nil {
+			break // every shard is full
+		}
+		best.opening++
+		orders[best]++
+	}
+	for st, n := range orders {
+		c.engine.Send(st.pid, messages.Open{N: n})
+	}
+}
+
+// tick runs one refill cycle: tune the interval and the capacity (client), drop expired waiters,
+// and schedule the next tick.
+func (c *coordinator) tick() {
+	now := time.Now()
+	c.pruneWaiters(now)
+	c.checkReady()
+	next := serverTick
+	if c.cfg.Client {
+		c.adjustInterval()
+		c.adjustCapacity()
+		c.refill()
+		next = c.interval
+	}
+	engine, self := c.engine, c.self
+	c.timer = time.AfterFunc(next, func() { engine.Send(self, messages.Tick{}) })
+}
+
+// adjustInterval: fewer than 20% of capacity idle -> refill faster; more than 80% -> slower.
+func (c *coordinator) adjustInterval() {
+	idle := float64(len(c.idle))
+	capacity := float64(c.capacity)
+	switch {
+	case idle < capacity*lowRatio && c.interval > c.cfg.MinIvl:
+		c.interval = max(c.interval-intervalStep, c.cfg.MinIvl)
+	case idle > capacity*highRatio && c.interval < c.cfg.MaxIvl:
+		c.interval = min(c.interval+intervalStep, c.cfg.MaxIvl)
+	}
+}
+
+// adjustCapacity: streams created in the last cycle below 20% of capacity -> one less; above 80%
+// -> one more.
+func (c *coordinator) adjustCapacity() {
+	ratio := float64(c.created) / float64(c.capacity)
+	c.created = 0
+	switch {
+	case ratio < lowRatio && c.capacity > c.cfg.MinCap:
+		c.capacity--
+	case ratio > highRatio && c.capacity < c.cfg.MaxCap:
+		c.capacity++
+	}
+}
+
+// pruneWaiters drops requests whose callers have gone.
+func (c *coordinator) pruneWaiters(now time.Time) {
+	c.sinceScan = 0
+	live := c.anyWaiter[:0]
+	for _, g := range c.anyWaiter {
+		if !g.Gone(now) {
+			live = append(live, g)
+		}
+	}
+	clear(c.anyWaiter[len(live):])
+	c.anyWaiter = live
+	n := len(live)
+	for id, q := range c.idWaiters {
+		kept := q[:0]
+		for _, g := range q {
+			if !g.Gone(now) {
+				kept = append(kept, g)
+			}
+		}
+		c.setIDWaiters(id, kept)
+		n += len(kept)
+	}
+	c.waiters = n
+}
+
+// reserveID (server) issues the ID for a handshaken stream: ControlID first, then random IDs
+// unique among the idle and reserved ones. It returns "" when the pool is full.
+func (c *coordinator) reserveID(shard string) string {
+	if len(c.idle)+len(c.reserved) >= c.cfg.MaxCap {
+		return ""
+	}
+	id := ControlID
+	if c.issuedZero {
+		var raw [IDLen]byte
+		for {
+			_, _ = rand.Read(raw[:]) // crypto/rand.Read never fails (Go 1.24+)
+			id = hex.EncodeToString(raw[:])
+			if _, idle := c.idle[id]; !idle && c.reserved[id] == "" && id != ControlID {
+				break
+			}
+		}
+	}
+	c.issuedZero = true
+	c.reserved[id] = shard
+	return id
+}
+
+func (c *coordinator) setFatal(err error) {
+	c.fatal = err
+	if err == nil {
+		return
+	}
+	c.noteErr(err)
+	for _, g := range c.anyWaiter {
+		g.Deliver(messages.Stream{Err: err})
+	}
+	c.anyWaiter = nil
+	for id := range c.idWaiters {
+		c.failIDWaiters(id, err)
+	}
+	c.waiters = 0
+}
+
+func (c *coordinator) noteErr(err error) {
+	if err != nil {
+		c.lastErr, c.lastErrAt = err, time.Now()
+	}
+}
+
+func (c *coordinator) stop() {
+	if c.timer != nil {
+		c.timer.Stop()
+	}
+	c.started = false
+	for _, g := range c.anyWaiter {
+		g.Deliver(messages.Stream{Err: messages.ErrClosed})
+	}
+	for id := range c.idWaiters {
+		c.failIDWaiters(id, messages.ErrClosed)
+	}
+	c.anyWaiter, c.waiters = nil, 0
+	for _, w := range c.ready {
+		w.Reply <- messages.ErrClosed
+	}
+	c.ready = nil
+}
+
+func (c *coordinator) snapshot() messages.Snapshot {
+	s := messages.Snapshot{
+		Idle:       len(c.idle),
+		Capacity:   c.capacity,
+		Shards:     c.cfg.Shards,
+		ShardsUp:   len(c.shards),
+		Waiters:    c.waiters,
+		Errors:     c.userErrors,
+		Opened:     c.stats.opened,
+		HandedOut:  c.stats.handedOut,
+		Discarded:  c.stats.discarded,
+		Failed:     c.stats.failed,
+		Restarts:   c.stats.restarts,
+		Err:        c.fatal,
+		LastErr:    c.lastErr,
+		LastErrAt:  c.lastErrAt,
+		ListenAddr: c.listenAddr,
+		MinCap:     c.cfg.MinCap,
+		MaxCap:     c.cfg.MaxCap,
+		IssuedZero: c.issuedZero,
+	}
+	if c.cfg.Client {
+		s.Interval = c.interval
+		s.Running = c.started && len(c.shards) > 0
+		for _, st := range c.shards {
+			s.Opening += st.opening
+		}
+	} else {
+		s.Capacity = c.cfg.MaxCap
+		s.Running = c.started && c.listenAddr != ""
+		s.Opening = len(c.reserved)
+	}
+	return s
+}

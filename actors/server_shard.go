@@ -1,0 +1,153 @@
+package actors
+
+import (
+	"context"
+	"time"
+
+	"github.com/anthdm/hollywood/actor"
+	"github.com/quic-go/quic-go"
+	"github.com/quicpool/quicpool/messages"
+)
+
+// ServerShardConfig configures one server shard.
+type ServerShardConfig struct {
+	Runtime
+	Slot        int
+	Coordinator *actor.PID
+	// Conn is the accepted client connection the shard owns from now on.
+	Conn *quic.Conn
+	// HandshakeTimeout bounds the wait for a new stream's handshake byte and the write of its ID.
+	HandshakeTimeout time.Duration
+}
+
+// NewServerShard returns the producer of a server shard: the actor that owns one accepted client
+// connection, accepts its streams, labels each with an ID from the coordinator, keeps them idle
+// until they are taken, and reports to its parent when the connection dies.
+func NewServerShard(cfg ServerShardConfig) actor.Producer {
+	return func() actor.Receiver {
+		return &serverShard{cfg: cfg, idle: idleStreams{conn: cfg.Conn, streams: make(map[string]*quic.Stream)}}
+	}
+}
+
+type serverShard struct {
+	cfg    ServerShardConfig
+	engine *actor.Engine
+	self   *actor.PID
+	parent *actor.PID
+	ctx    context.Context
+	cancel context.CancelFunc
+	idle   idleStreams
+	failed bool
+}
+
+// streamAccepted reports a stream whose handshake finished with the reserved ID.
+type streamAccepted struct {
+	id     string
+	stream *quic.Stream
+}
+
+func (s *serverShard) Receive(c *actor.Context) {
+	switch m := c.Message().(type) {
+	case actor.Started:
+		s.engine, s.self, s.parent = c.Engine(), c.PID(), c.Parent()
+		s.ctx, s.cancel = context.WithCancel(s.cfg.Ctx)
+		c.Send(s.cfg.Coordinator, messages.ShardUp{Shard: s.self, Slot: s.cfg.Slot})
+		c.Send(s.parent, messages.ShardHealthy{Shard: s.self, Slot: s.cfg.Slot})
+		s.cfg.Go(s.watch)
+		s.cfg.Go(s.accept)
+	case actor.Stopped:
+		s.stop()
+	case connLost:
+		s.fail(c, m.err)
+	case streamAccepted:
+		if s.failed || !s.idle.store(c, s.cfg.Coordinator, m.id, m.stream) {
+			Discard(m.stream)
+			c.Send(s.cfg.Coordinator, messages.ReleaseID{ID: m.id})
+		}
+	case messages.Take:
+		s.idle.take(c, s.cfg.Coordinator, m)
+	case messages.Discard:
+		if ids := s.idle.discard(m.IDs); len(ids) > 0 {
+			c.Send(s.cfg.Coordinator, messages.StreamsPurged{Shard: s.self, IDs: ids})
+		}
+	}
+}
+
+// watch reports the death of the connection, or closes it when the shard stops.
+func (s *serverShard) watch() {
+	conn := s.cfg.Conn
+	select {
+	case <-conn.Context().Done():
+		s.engine.Send(s.self, connLost{err: context.Cause(conn.Context())})
+	case <-s.ctx.Done():
+		_ = conn.CloseWithError(ConnCodeClosed, "quicpool: pool closed")
+	}
+}
+
+// accept takes the client's new streams and handshakes each in its own goroutine.
+func (s *serverShard) accept() {
+	for {
+		stream, err := s.cfg.Conn.AcceptStream(s.ctx)
+		if err != nil {
+			return // the connection died (watch reports it) or the shard stopped
+		}
+		s.cfg.Go(func() { s.handshake(stream) })
+	}
+}
+
+// handshake runs the server side of the stream handshake: read 0x00, reserve an ID with the
+// coordinator, write the ID. A stream that fails any step is reset both ways and counted.
+func (s *serverShard) handshake(stream *quic.Stream) {
+	_ = stream.SetDeadline(time.Now().Add(s.cfg.HandshakeTimeout))
+	if err := ReadHandshake(stream); err != nil {
+		s.reject(stream, err)
+		return
+	}
+	reply := make(chan string, 1)
+	s.engine.Send(s.cfg.Coordinator, messages.ReserveID{Shard: s.self, Reply: reply})
+	var id string
+	select {
+	case id = <-reply:
+	case <-s.ctx.Done():
+		Discard(stream)
+		return
+	}
+	if id == "" {
+		s.reject(stream, messages.ErrPoolFull)
+		return
+	}
+	raw, _ := ParseID(id)
+	if _, err := stream.Write(raw[:]); err != nil {
+		s.engine.Send(s.cfg.Coordinator, messages.ReleaseID{ID: id})
+		s.reject(stream, err)
+		return
+	}
+	_ = stream.SetDeadline(time.Time{})
+	s.engine.Send(s.self, streamAccepted{id: id, stream: stream})
+}
+
+func (s *serverShard) reject(stream *quic.Stream, err error) {
+	Discard(stream)
+	s.engine.Send(s.cfg.Coordinator, messages.StreamDiscarded{Err: err})
+}
+
+func (s *serverShard) fail(c *actor.Context, err error) {
+	if s.failed {
+		return
+	}
+	s.failed = true
+	ids := s.idle.discard(nil)
+	s.cfg.Log.Info("client connection closed", "slot", s.cfg.Slot, "err", err, "discarded", len(ids))
+	c.Send(s.cfg.Coordinator, messages.ShardDown{Shard: s.self, IDs: ids, Err: err})
+	c.Send(s.parent, messages.ShardFailed{Shard: s.self, Slot: s.cfg.Slot, Err: err})
+}
+
+func (s *serverShard) onPanic(c *actor.Context, err error) { s.fail(c, err) }
+
+// stop closes the connection before the shard is gone, so that the listener's transport, which
+// is closed after every shard has stopped, never drops a connection without CONNECTION_CLOSE.
+func (s *serverShard) stop() {
+	s.cancel()
+	s.idle.discard(nil)
+	_ = s.cfg.Conn.CloseWithError(ConnCodeClosed, "quicpool: pool closed")
+}

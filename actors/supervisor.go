@@ -1,0 +1,287 @@
+package actors
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"time"
+
+	"github.com/anthdm/hollywood/actor"
+	"github.com/quic-go/quic-go"
+	"github.com/quicpool/quicpool/messages"
+)
+
+// SupervisorConfig configures a pool's supervisor.
+type SupervisorConfig struct {
+	Runtime
+	Coordinator *actor.PID
+	// Shards is the number of shard slots: connections dialed (client) or accepted (server).
+	Shards int
+	// Backoff is the delay before the given attempt (1 for the first retry) to restart a client
+	// shard or to listen again.
+	Backoff func(attempt int) time.Duration
+
+	// Client side: set Client and leave Listen nil. Client.Slot is set per shard.
+	Client *ClientShardConfig
+
+	// Server side. Listen opens the pool's one UDP socket and QUIC listener; closeTransport
+	// closes the socket once every connection on it is closed.
+	Listen func() (ln *quic.Listener, closeTransport func(), err error)
+	// Allow vets the address of an accepted connection; nil allows every address.
+	Allow            func(net.Addr) error
+	HandshakeTimeout time.Duration
+}
+
+// NewSupervisor returns the producer of a pool's supervisor: the parent of every shard. On Start
+// it dials one client shard per slot, or listens and gives each accepted connection a free slot.
+// A client shard that fails is stopped and replaced by a fresh incarnation (a new actor ID)
+// after Backoff; a server shard that fails frees its slot for the client's next connection.
+func NewSupervisor(cfg SupervisorConfig) actor.Producer {
+	return func() actor.Receiver {
+		return &supervisor{
+			cfg:        cfg,
+			slots:      make([]*actor.PID, cfg.Shards),
+			attempts:   make([]int, cfg.Shards),
+			timers:     make([]*time.Timer, cfg.Shards),
+			dying:      make(map[string]context.Context),
+			shardsDone: make(chan struct{}),
+		}
+	}
+}
+
+// SpawnSupervisor spawns a supervisor on engine with the pool's standard options.
+func SpawnSupervisor(engine *actor.Engine, cfg SupervisorConfig, id string) *actor.PID {
+	return engine.Spawn(NewSupervisor(cfg), "quicpool", spawnOpts(cfg.Log, id)...)
+}
+
+type supervisor struct {
+	cfg    SupervisorConfig
+	engine *actor.Engine
+	self   *actor.PID
+	ctx    context.Context // cancelled when the supervisor stops: ends the listener
+	cancel context.CancelFunc
+
+	started    bool
+	shutting   bool
+	slots      []*actor.PID               // live shard of each slot, nil when free
+	attempts   []int                      // failed attempts in a row, per slot (client)
+	timers     []*time.Timer              // pending restarts, per slot (client)
+	dying      map[string]context.Context // shards poisoned once, by PID ID, until stopped
+	generation int                        // incarnation counter: every shard gets a fresh ID
+
+	shardsDone       chan struct{} // closed once every shard has stopped; then the transport closes
+	shardsDoneClosed bool
+}
+
+// Reports from the supervisor's goroutines and timers.
+type (
+	restartShard  struct{ slot int }
+	shardStopped  struct{ id string }
+	shardsStopped struct{ reply chan struct{} }
+	listening     struct{ addr net.Addr }
+	listenFailed  struct{ err error }
+	connAccepted  struct{ conn *quic.Conn }
+)
+
+func (s *supervisor) Receive(c *actor.Context) {
+	switch m := c.Message().(type) {
+	case actor.Started:
+		s.engine, s.self = c.Engine(), c.PID()
+		s.ctx, s.cancel = context.WithCancel(s.cfg.Ctx)
+	case actor.Stopped:
+		s.shutting = true
+		s.cancel()
+		s.stopTimers()
+		s.closeShardsDone()
+	case messages.Start:
+		s.start(c)
+	case messages.Shutdown:
+		s.shutdown(c, m.Reply)
+	case messages.ShardHealthy:
+		if s.current(m.Shard, m.Slot) {
+			s.attempts[m.Slot] = 0
+		}
+	case messages.ShardFailed:
+		s.shardFailed(c, m)
+	case restartShard:
+		if !s.shutting && s.slots[m.slot] == nil {
+			s.spawnClient(c, m.slot)
+			c.Send(s.cfg.Coordinator, messages.Restarted{})
+		}
+	case shardStopped:
+		delete(s.dying, m.id)
+	case shardsStopped:
+		s.closeShardsDone()
+		close(m.reply)
+	case listening:
+		s.cfg.Log.Info("server pool listening", "addr", m.addr.String())
+		c.Send(s.cfg.Coordinator, messages.Listening{Addr: m.addr.String()})
+	case listenFailed:
+		s.cfg.Log.Error("server pool cannot listen", "err", m.err)
+		c.Send(s.cfg.Coordinator, messages.PoolError{Err: m.err})
+	case connAccepted:
+		s.admit(c, m.conn)
+	}
+}
+
+func (s *supervisor) start(c *actor.Context) {
+	if s.started || s.shutting {
+		return
+	}
+	s.started = true
+	if s.cfg.Listen != nil {
+		s.cfg.Go(s.serve)
+		return
+	}
+	for slot := range s.slots {
+		s.spawnClient(c, slot)
+	}
+}
+
+// current reports whether shard is the live incarnation of slot (reports from replaced
+// incarnations are stale).
+func (s *supervisor) current(shard *actor.PID, slot int) bool {
+	return slot >= 0 && slot < len(s.slots) && s.slots[slot] != nil && s.slots[slot].ID == shard.ID
+}
+
+func (s *supervisor) nextID(kind string, slot int) string {
+	s.generation++
+	return fmt.Sprintf("%s%d.%d", kind, slot, s.generation)
+}
+
+func (s *supervisor) spawnClient(c *actor.Context, slot int) {
+	cfg := *s.cfg.Client
+	cfg.Runtime, cfg.Slot, cfg.Coordinator = s.cfg.Runtime, slot, s.cfg.Coordinator
+	s.slots[slot] = c.SpawnChild(NewClientShard(cfg), "shard", spawnOpts(s.cfg.Log, s.nextID("c", slot))...)
+}
+
+func (s *supervisor) shardFailed(c *actor.Context, m messages.ShardFailed) {
+	if !s.current(m.Shard, m.Slot) {
+		return
+	}
+	s.slots[m.Slot] = nil
+	s.poison(m.Shard)
+	if s.shutting || s.cfg.Client == nil {
+		return // a server slot is simply free for the client's next connection
+	}
+	s.attempts[m.Slot]++
+	delay := s.cfg.Backoff(s.attempts[m.Slot])
+	s.cfg.Log.Info("shard restart scheduled", "slot", m.Slot, "attempt", s.attempts[m.Slot], "in", delay, "err", m.Err)
+	engine, self, slot := s.engine, s.self, m.Slot
+	s.timers[slot] = time.AfterFunc(delay, func() { engine.Send(self, restartShard{slot: slot}) })
+}
+
+// poison stops a shard exactly once (hollywood never completes a second poison of the same
+// actor) and remembers it until it has stopped.
+func (s *supervisor) poison(shard *actor.PID) {
+	if _, ok := s.dying[shard.ID]; ok {
+		return
+	}
+	done := s.engine.Poison(shard)
+	s.dying[shard.ID] = done
+	engine, self, id := s.engine, s.self, shard.ID
+	s.cfg.Go(func() {
+		<-done.Done()
+		engine.Send(self, shardStopped{id: id})
+	})
+}
+
+// shutdown stops every shard; reply is closed once they all have.
+func (s *supervisor) shutdown(c *actor.Context, reply chan struct{}) {
+	s.shutting = true
+	s.stopTimers()
+	for slot, pid := range s.slots {
+		if pid != nil {
+			s.poison(pid)
+			s.slots[slot] = nil
+		}
+	}
+	waits := make([]context.Context, 0, len(s.dying))
+	for _, done := range s.dying {
+		waits = append(waits, done)
+	}
+	engine, self := s.engine, s.self
+	s.cfg.Go(func() {
+		for _, done := range waits {
+			<-done.Done()
+		}
+		engine.Send(self, shardsStopped{reply: reply})
+	})
+}
+
+func (s *supervisor) stopTimers() {
+	for _, t := range s.timers {
+		if t != nil {
+			t.Stop()
+		}
+	}
+}
+
+func (s *supervisor) closeShardsDone() {
+	if !s.shardsDoneClosed {
+		s.shardsDoneClosed = true
+		close(s.shardsDone)
+	}
+}
+
+// serve (server) listens, retrying with backoff until it can, then accepts connections until
+// the supervisor stops. It closes the transport only after every shard has stopped, so that
+// each connection was closed with a CONNECTION_CLOSE first.
+func (s *supervisor) serve() {
+	for attempt := 1; ; attempt++ {
+		ln, closeTransport, err := s.cfg.Listen()
+		if err != nil {
+			s.engine.Send(s.self, listenFailed{err: err})
+			select {
+			case <-time.After(s.cfg.Backoff(attempt)):
+				continue
+			case <-s.ctx.Done():
+				return
+			}
+		}
+		attempt = 0
+		s.engine.Send(s.self, listening{addr: ln.Addr()})
+		for {
+			conn, err := ln.Accept(s.ctx)
+			if err != nil {
+				break
+			}
+			s.engine.Send(s.self, connAccepted{conn: conn})
+		}
+		_ = ln.Close()
+		if s.ctx.Err() != nil {
+			<-s.shardsDone
+			closeTransport()
+			return
+		}
+		closeTransport() // the socket failed under us: listen again
+	}
+}
+
+// admit gives an accepted connection a free shard slot, or refuses it.
+func (s *supervisor) admit(c *actor.Context, conn *quic.Conn) {
+	refuse := func(reason error) {
+		s.cfg.Log.Warn("connection refused", "remote", conn.RemoteAddr().String(), "reason", reason)
+		_ = conn.CloseWithError(ConnCodeRefused, reason.Error())
+	}
+	if s.shutting {
+		_ = conn.CloseWithError(ConnCodeClosed, "quicpool: pool closed")
+		return
+	}
+	if s.cfg.Allow != nil {
+		if err := s.cfg.Allow(conn.RemoteAddr()); err != nil {
+			refuse(err)
+			return
+		}
+	}
+	for slot, pid := range s.slots {
+		if pid == nil {
+			cfg := ServerShardConfig{Runtime: s.cfg.Runtime, Slot: slot, Coordinator: s.cfg.Coordinator,
+				Conn: conn, HandshakeTimeout: s.cfg.HandshakeTimeout}
+			s.slots[slot] = c.SpawnChild(NewServerShard(cfg), "shard", spawnOpts(s.cfg.Log, s.nextID("s", slot))...)
+			s.cfg.Log.Info("client connected", "slot", slot, "remote", conn.RemoteAddr().String())
+			return
+		}
+	}
+	refuse(fmt.Errorf("%w: all %d shard slots are taken", messages.ErrPoolFull, len(s.slots)))
+}

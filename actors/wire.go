@@ -1,0 +1,83 @@
+package actors
+
+import (
+	"encoding/hex"
+	"fmt"
+	"io"
+
+	"github.com/quic-go/quic-go"
+
+	"github.com/quicpool/quicpool/messages"
+)
+
+// The NodePass stream handshake: the client writes HandshakeByte on a new bidirectional stream,
+// the server answers with IDLen bytes of ID. The ID a caller sees is those bytes in lowercase hex.
+const (
+	HandshakeByte = 0x00
+	IDLen         = 4
+	// ControlID is the first ID a server pool issues, exactly once. NodePass uses that stream as
+	// its control channel.
+	ControlID = "00000000"
+)
+
+// ParseID checks that id is the lowercase hex form of IDLen bytes and returns those bytes.
+func ParseID(id string) ([IDLen]byte, error) {
+	var raw [IDLen]byte
+	if len(id) != 2*IDLen {
+		return raw, fmt.Errorf("%w: %q is not %d hex characters", messages.ErrInvalidID, id, 2*IDLen)
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return raw, fmt.Errorf("%w: %q is not lowercase hex", messages.ErrInvalidID, id)
+		}
+	}
+	_, err := hex.Decode(raw[:], []byte(id))
+	return raw, err
+}
+
+// ReadID reads the server's answer to a handshake: exactly IDLen bytes.
+func ReadID(r io.Reader) (string, error) {
+	var raw [IDLen]byte
+	if _, err := io.ReadFull(r, raw[:]); err != nil {
+		return "", fmt.Errorf("%w: reading stream ID: %w", messages.ErrBadHandshake, err)
+	}
+	return hex.EncodeToString(raw[:]), nil
+}
+
+// ReadHandshake reads the client's first byte and checks that it is HandshakeByte.
+func ReadHandshake(r io.Reader) error {
+	var b [1]byte
+	if _, err := io.ReadFull(r, b[:]); err != nil {
+		return fmt.Errorf("%w: reading handshake byte: %w", messages.ErrBadHandshake, err)
+	}
+	if b[0] != HandshakeByte {
+		return fmt.Errorf("%w: handshake byte 0x%02x, want 0x%02x", messages.ErrBadHandshake, b[0], HandshakeByte)
+	}
+	return nil
+}
+
+// Error codes the pool puts on the wire.
+const (
+	// StreamCodeClosed cancels the read side of a stream its user closed (StreamConn.Close).
+	StreamCodeClosed quic.StreamErrorCode = 0
+	// StreamCodeDiscarded resets a stream the pool discards: refused, failed its handshake,
+	// flushed, or left over when its shard stopped.
+	StreamCodeDiscarded quic.StreamErrorCode = 1
+	// ConnCodeClosed closes a connection whose pool or shard is shutting down.
+	ConnCodeClosed quic.ApplicationErrorCode = 0
+	// ConnCodeRefused closes a connection the server pool does not accept: an address that is
+	// not allowed, or no free shard slot.
+	ConnCodeRefused quic.ApplicationErrorCode = 1
+)
+
+// Discard closes both directions of a stream the pool gives up on, so that its stream credit is
+// released on both sides at once.
+func Discard(s *quic.Stream) {
+	s.CancelRead(StreamCodeDiscarded)
+	s.CancelWrite(StreamCodeDiscarded)
+}
+
+func errDuplicateID(id string) error {
+	return fmt.Errorf("%w: stream ID %s is already idle in this connection", messages.ErrBadHandshake, id)
+}

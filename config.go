@@ -1,0 +1,162 @@
+package quicpool
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"net"
+	"time"
+
+	"github.com/quic-go/quic-go"
+	"github.com/quicpool/quicpool/actors"
+)
+
+// The numbers of the protocol and of the pools quicpool replaces (DESIGN.md section 3).
+const (
+	// ALPN is the TLS application protocol every pool speaks; a server forces it on its config.
+	ALPN = "np-quic"
+	// ControlID is the ID of the first stream a server pool issues, exactly once. NodePass uses
+	// it as its control channel. Only OutgoingGet(ControlID) hands it out; IncomingGet never does.
+	ControlID = actors.ControlID
+	// StreamsPerShard is the most streams one shard (one QUIC connection) keeps idle.
+	StreamsPerShard = 128
+	// MaxShards is the most QUIC connections one pool keeps.
+	MaxShards = 64
+
+	defaultMinCap           = 1
+	defaultMaxCap           = 1
+	defaultInterval         = time.Second
+	defaultKeepAlive        = 10 * time.Second
+	defaultHandshakeTimeout = 10 * time.Second
+)
+
+// shardCount is how many QUIC connections a pool of maxCap streams uses:
+// min(max(ceil(maxCap/128), 1), 64).
+func shardCount(maxCap int) int {
+	return min(max((maxCap+StreamsPerShard-1)/StreamsPerShard, 1), MaxShards)
+}
+
+// clientTLS builds the client's TLS config for a NodePass TLS code.
+func clientTLS(tlsCode, hostname string) (*tls.Config, error) {
+	conf := &tls.Config{NextProtos: []string{ALPN}, MinVersion: tls.VersionTLS13}
+	switch tlsCode {
+	case "0", "1":
+		// "0": encrypted, unverified. "1": the server's certificate is self-signed; the caller
+		// checks its fingerprint through StreamConn.ConnectionState.
+		conf.InsecureSkipVerify = true
+	case "2":
+		conf.ServerName = hostname
+	default:
+		return nil, fmt.Errorf("%w: unknown TLS code %q (want \"0\", \"1\" or \"2\")", ErrInvalidConfig, tlsCode)
+	}
+	return conf, nil
+}
+
+// serverTLS clones the server's TLS config and forces TLS 1.3 and the pool's ALPN on it.
+func serverTLS(conf *tls.Config) (*tls.Config, error) {
+	if conf == nil || (len(conf.Certificates) == 0 && conf.GetCertificate == nil && conf.GetConfigForClient == nil) {
+		return nil, fmt.Errorf("%w: a server pool needs a TLS config with a certificate", ErrInvalidConfig)
+	}
+	conf = conf.Clone()
+	conf.NextProtos = []string{ALPN}
+	conf.MinVersion = tls.VersionTLS13
+	return conf, nil
+}
+
+// quicConfig is the QUIC config of both sides: keep-alive, and an idle timeout of three missed
+// keep-alives.
+func quicConfig(keepAlive time.Duration) *quic.Config {
+	return &quic.Config{
+		KeepAlivePeriod: keepAlive,
+		MaxIdleTimeout:  3 * keepAlive,
+	}
+}
+
+// dialer returns the client shards' Dial: resolve the address anew, then dial from a UDP socket
+// of the connection's own, released when the connection ends.
+func dialer(resolve func() (string, error), tlsConf *tls.Config, keepAlive time.Duration) func(context.Context) (*quic.Conn, func(), error) {
+	conf := quicConfig(keepAlive)
+	conf.MaxIncomingStreams = -1 // the server never opens streams
+	conf.MaxIncomingUniStreams = -1
+	return func(ctx context.Context) (*quic.Conn, func(), error) {
+		addr, err := resolve()
+		if err != nil {
+			return nil, nil, fmt.Errorf("resolving server address: %w", err)
+		}
+		udpAddr, err := net.ResolveUDPAddr("udp", addr)
+		if err != nil {
+			return nil, nil, fmt.Errorf("resolving server address %q: %w", addr, err)
+		}
+		udp, err := net.ListenUDP("udp", nil)
+		if err != nil {
+			return nil, nil, err
+		}
+		tr := &quic.Transport{Conn: udp}
+		release := func() { _ = tr.Close(); _ = udp.Close() }
+		conn, err := tr.Dial(ctx, udpAddr, tlsConf.Clone(), conf)
+		if err != nil {
+			release()
+			return nil, nil, fmt.Errorf("dialing %s: %w", addr, err)
+		}
+		return conn, release, nil
+	}
+}
+
+// listener returns the server's Listen: one UDP socket and one QUIC listener for every shard.
+// Connections from an address other than clientIP (when set) are refused during the handshake.
+func listener(listenAddr string, tlsConf *tls.Config, keepAlive time.Duration, maxCap int, allow func(net.Addr) error) func() (*quic.Listener, func(), error) {
+	conf := quicConfig(keepAlive)
+	// Room for every idle stream of the pool on one connection (a NodePass client uses one)
+	// plus as many in use.
+	conf.MaxIncomingStreams = int64(max(2*maxCap, 2*StreamsPerShard))
+	conf.MaxIncomingUniStreams = -1
+	if allow != nil {
+		accepted := conf.Clone()
+		conf.GetConfigForClient = func(info *quic.ClientInfo) (*quic.Config, error) {
+			if err := allow(info.RemoteAddr); err != nil {
+				return nil, err
+			}
+			return accepted, nil
+		}
+	}
+	return func() (*quic.Listener, func(), error) {
+		udpAddr, err := net.ResolveUDPAddr("udp", listenAddr)
+		if err != nil {
+			return nil, nil, fmt.Errorf("resolving listen address %q: %w", listenAddr, err)
+		}
+		udp, err := net.ListenUDP("udp", udpAddr)
+		if err != nil {
+			return nil, nil, fmt.Errorf("listening on %s: %w", listenAddr, err)
+		}
+		tr := &quic.Transport{Conn: udp}
+		ln, err := tr.Listen(tlsConf, conf)
+		if err != nil {
+			_ = tr.Close()
+			_ = udp.Close()
+			return nil, nil, fmt.Errorf("listening on %s: %w", listenAddr, err)
+		}
+		return ln, func() { _ = tr.Close(); _ = udp.Close() }, nil
+	}
+}
+
+// allowIP returns the check for a server restricted to one client IP ("" allows every address).
+func allowIP(clientIP string) (func(net.Addr) error, error) {
+	if clientIP == "" {
+		return nil, nil
+	}
+	want := net.ParseIP(clientIP)
+	if want == nil {
+		return nil, fmt.Errorf("%w: client IP %q is not an IP address", ErrInvalidConfig, clientIP)
+	}
+	return func(addr net.Addr) error {
+		if udp, ok := addr.(*net.UDPAddr); ok && udp.IP.Equal(want) {
+			return nil
+		}
+		return fmt.Errorf("%w: %s", ErrUnauthorized, addr)
+	}, nil
+}
+
+// StaticAddr returns an address resolver for NewClientPool that always returns addr.
+func StaticAddr(addr string) func() (string, error) {
+	return func() (string, error) { return addr, nil }
+}

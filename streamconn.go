@@ -1,0 +1,49 @@
+package quicpool
+
+import (
+	"crypto/tls"
+	"net"
+
+	"github.com/quic-go/quic-go"
+	"github.com/quicpool/quicpool/actors"
+	"github.com/quicpool/quicpool/messages"
+)
+
+// StreamConn is the net.Conn every Get returns: one QUIC stream of the pool, with the addresses
+// and TLS state of its own connection.
+//
+// Close releases the stream in both directions: it sends FIN after any buffered data and stops
+// reading, so the stream's credit is returned to the peer at once, even if the peer's data was
+// never read to EOF. To half-close (stop writing but keep reading), call Stream.Close instead.
+type StreamConn struct {
+	*quic.Stream
+	conn *quic.Conn
+	id   string
+}
+
+// NewStreamConn wraps a stream handed out by the coordinator (see package messages) the way
+// Pool's methods do.
+func NewStreamConn(s messages.Stream) *StreamConn {
+	return &StreamConn{Stream: s.Stream, conn: s.Conn, id: s.ID}
+}
+
+// ID returns the stream's pool ID: 8 lowercase hex characters.
+func (s *StreamConn) ID() string { return s.id }
+
+// Close closes both directions of the stream. It is safe to call more than once.
+func (s *StreamConn) Close() error {
+	s.Stream.CancelRead(actors.StreamCodeClosed)
+	return s.Stream.Close()
+}
+
+// LocalAddr returns the local address of the stream's connection.
+func (s *StreamConn) LocalAddr() net.Addr { return s.conn.LocalAddr() }
+
+// RemoteAddr returns the remote address of the stream's connection.
+func (s *StreamConn) RemoteAddr() net.Addr { return s.conn.RemoteAddr() }
+
+// ConnectionState returns the TLS state of the stream's connection, for example to compare the
+// peer certificate's fingerprint when the pool was built with TLS code "1".
+func (s *StreamConn) ConnectionState() tls.ConnectionState { return s.conn.ConnectionState().TLS }
+
+var _ net.Conn = (*StreamConn)(nil)
