@@ -108,3 +108,22 @@ func settleGoroutines(t testing.TB, baseline int) {
 		time.Sleep(5 * time.Millisecond) // yield to the exiting goroutines; the loop waits on the count
 	}
 }
+
+func exampleTLS() *tls.Config { return selfSigned(&testing.T{}) }
+
+// listenAddr waits for a server pool to listen and returns its address.
+func listenAddr(p *quicpool.Pool) string {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := p.WaitReady(ctx, 0); err != nil {
+		panic(err)
+	}
+	return p.Addr()
+}
+
+func port(t testing.TB, addr net.Addr) int {
+	t.Helper()
+	udp, ok := addr.(*net.UDPAddr)
+	require.True(t, ok, "%T is not a UDP address", addr)
+	return udp.Port
+}

@@ -30,10 +30,13 @@ func NewStreamConn(s messages.Stream) *StreamConn {
 // ID returns the stream's pool ID: 8 lowercase hex characters.
 func (s *StreamConn) ID() string { return s.id }
 
-// Close closes both directions of the stream. It is safe to call more than once.
+// Close closes both directions of the stream and always returns nil: the stream is released
+// whatever state the peer left it in (if the peer had already stopped reading, quic-go reports
+// the write side as cancelled; there is nothing left to close then). Safe to call more than once.
 func (s *StreamConn) Close() error {
 	s.Stream.CancelRead(actors.StreamCodeClosed)
-	return s.Stream.Close()
+	_ = s.Stream.Close()
+	return nil
 }
 
 // LocalAddr returns the local address of the stream's connection.

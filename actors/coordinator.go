@@ -410,29 +410,35 @@ func (c *coordinator) flush() {
 	c.refill()
 }
 
-// refill (client) asks the shards with the most room to open the streams the pool lacks.
-func (c *coordinator) refill() {
-	if !c.cfg.Client || !c.started {
+// refill (client) asks the shards to open the streams the pool lacks. Each live shard first gets
+// up to its fair share of the capacity (capacity / shard slots), so that every connection carries
+// traffic; on a tick, when some slots are down, the live shards also take up the rest, up to
+// PerShard each.
+func (c *coordinator) refill() { c.refillUpTo(c.share()) }
+
+func (c *coordinator) share() int {
+	return min((c.capacity+c.cfg.Shards-1)/c.cfg.Shards, c.cfg.PerShard)
+}
+
+func (c *coordinator) refillUpTo(limit int) {
+	if !c.cfg.Client || !c.started || len(c.shards) == 0 {
 		return
 	}
 	need := c.capacity - len(c.idle)
 	for _, st := range c.shards {
 		need -= st.opening
 	}
-	if need <= 0 || len(c.shards) == 0 {
-		return
-	}
 	orders := make(map[*shardState]int)
 	for ; need > 0; need-- {
 		var best *shardState
 		for _, st := range c.shards {
 			load := st.idle + st.opening
-			if load < c.cfg.PerShard && (best == nil || load < best.idle+best.opening) {
+			if load < limit && (best == nil || load < best.idle+best.opening) {
 				best = st
 			}
 		}
 		if best == nil {
-			break // every shard is full
+			break // every live shard holds its limit
 		}
 		best.opening++
 		orders[best]++
@@ -453,6 +459,9 @@ func (c *coordinator) tick() {
 		c.adjustInterval()
 		c.adjustCapacity()
 		c.refill()
+		if len(c.shards) < c.cfg.Shards {
+			c.refillUpTo(c.cfg.PerShard)
+		}
 		next = c.interval
 	}
 	engine, self := c.engine, c.self
