@@ -1,0 +1,141 @@
+package actors
+
+import (
+	"context"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/anthdm/hollywood/actor"
+	"github.com/quicpool/quicpool/messages"
+	"github.com/stretchr/testify/require"
+)
+
+// fakeShard records what the coordinator sends to a shard.
+type fakeShard struct{ got chan any }
+
+func (f fakeShard) Receive(c *actor.Context) {
+	switch c.Message().(type) {
+	case actor.Started, actor.Stopped, actor.Initialized:
+	default:
+		f.got <- c.Message()
+	}
+}
+
+func newTestCoordinator(t *testing.T, client bool) (*actor.Engine, *actor.PID, *actor.PID, chan any) {
+	t.Helper()
+	engine, err := actor.NewEngine(actor.NewEngineConfig())
+	require.NoError(t, err)
+	rt := Runtime{Ctx: context.Background(), Log: slog.New(slog.DiscardHandler), Go: func(f func()) { go f() }}
+	coord := SpawnCoordinator(engine, CoordinatorConfig{Runtime: rt, Client: client, MinCap: 2, MaxCap: 4,
+		MinIvl: time.Hour, MaxIvl: time.Hour, Shards: 1, PerShard: 128}, "coordinator")
+	got := make(chan any, 64)
+	shard := engine.Spawn(func() actor.Receiver { return fakeShard{got: got} }, "shard")
+	t.Cleanup(func() { <-engine.Poison(coord).Done() })
+	return engine, coord, shard, got
+}
+
+func next(t *testing.T, got chan any) any {
+	t.Helper()
+	select {
+	case m := <-got:
+		return m
+	case <-time.After(10 * time.Second):
+		t.Fatal("the coordinator sent nothing")
+		return nil
+	}
+}
+
+// A request waiting for an ID is dispatched in the same step that files the stream's arrival:
+// no polling interval stands between arrival and hand-out.
+func TestWaiterIsServedOnArrival(t *testing.T) {
+	engine, coord, shard, got := newTestCoordinator(t, false)
+	engine.Send(coord, messages.ShardUp{Shard: shard})
+	reply := make(chan messages.Stream, 1)
+	engine.Send(coord, messages.Get{ID: "0a0b0c0d", Reply: reply})
+	engine.Send(coord, messages.StreamIdle{Shard: shard, ID: "0a0b0c0d"})
+	// The very next message the coordinator handles already sees the stream handed out.
+	state := make(chan messages.Snapshot, 1)
+	engine.Send(coord, messages.State{Reply: state})
+	snap := <-state
+	require.Zero(t, snap.Waiters, "the waiter was served")
+	require.Zero(t, snap.Idle, "the stream never sat idle")
+	require.Equal(t, uint64(1), snap.HandedOut)
+	take, ok := next(t, got).(messages.Take)
+	require.True(t, ok)
+	require.Equal(t, "0a0b0c0d", take.ID)
+	require.Equal(t, reply, take.Get.Reply)
+}
+
+// A request for any stream takes the oldest idle one but never the control stream.
+func TestAnyGetSkipsControlStream(t *testing.T) {
+	engine, coord, shard, got := newTestCoordinator(t, false)
+	engine.Send(coord, messages.ShardUp{Shard: shard})
+	engine.Send(coord, messages.StreamIdle{Shard: shard, ID: ControlID})
+	engine.Send(coord, messages.StreamIdle{Shard: shard, ID: "00000001"})
+	engine.Send(coord, messages.StreamIdle{Shard: shard, ID: "00000002"})
+	for _, want := range []string{"00000001", "00000002"} {
+		engine.Send(coord, messages.Get{Reply: make(chan messages.Stream, 1)})
+		require.Equal(t, want, next(t, got).(messages.Take).ID)
+	}
+	reply := make(chan messages.Stream, 1)
+	engine.Send(coord, messages.Get{NoWait: true, Reply: reply})
+	require.ErrorIs(t, (<-reply).Err, messages.ErrTimeout, "only the control stream is idle")
+}
+
+// An abandoned request is skipped: the stream that arrives next stays idle for the next caller.
+func TestAbandonedWaiterIsSkipped(t *testing.T) {
+	engine, coord, shard, got := newTestCoordinator(t, false)
+	engine.Send(coord, messages.ShardUp{Shard: shard})
+	abandoned := make(chan messages.Stream, 1)
+	engine.Send(coord, messages.Get{Reply: abandoned})
+	_, delivered := messages.Abandon(abandoned)
+	require.False(t, delivered)
+	engine.Send(coord, messages.StreamIdle{Shard: shard, ID: "00000003"})
+	live := make(chan messages.Stream, 1)
+	engine.Send(coord, messages.Get{Reply: live})
+	take := next(t, got).(messages.Take)
+	require.Equal(t, live, take.Get.Reply, "the stream went to the live caller")
+}
+
+// The server issues ControlID first, then unique random IDs, and refuses beyond MaxCap.
+func TestReserveID(t *testing.T) {
+	engine, coord, shard, _ := newTestCoordinator(t, false)
+	ids := map[string]bool{}
+	for i := range 5 {
+		reply := make(chan string, 1)
+		engine.Send(coord, messages.ReserveID{Shard: shard, Reply: reply})
+		id := <-reply
+		switch {
+		case i == 0:
+			require.Equal(t, ControlID, id)
+		case i < 4:
+			_, err := ParseID(id)
+			require.NoError(t, err)
+			require.NotEqual(t, ControlID, id)
+		default:
+			require.Empty(t, id, "MaxCap 4 is reached")
+		}
+		require.False(t, ids[id] && id != "", "duplicate %s", id)
+		ids[id] = true
+	}
+	// Reservations of a shard that goes down are released.
+	engine.Send(coord, messages.ShardDown{Shard: shard})
+	reply := make(chan string, 1)
+	engine.Send(coord, messages.ReserveID{Shard: shard, Reply: reply})
+	require.NotEmpty(t, <-reply)
+}
+
+// A client coordinator asks its shard for the streams it lacks as soon as the shard is up, and
+// for a replacement at once when a stream is taken.
+func TestRefillOnTake(t *testing.T) {
+	engine, coord, shard, got := newTestCoordinator(t, true)
+	engine.Send(coord, messages.Start{})
+	engine.Send(coord, messages.ShardUp{Shard: shard})
+	require.Equal(t, messages.Open{N: 2}, next(t, got))
+	engine.Send(coord, messages.StreamIdle{Shard: shard, ID: "00000001"})
+	engine.Send(coord, messages.StreamIdle{Shard: shard, ID: "00000002"})
+	engine.Send(coord, messages.Get{ID: "00000001", Reply: make(chan messages.Stream, 1)})
+	require.Equal(t, "00000001", next(t, got).(messages.Take).ID)
+	require.Equal(t, messages.Open{N: 1}, next(t, got), "the replacement is ordered with the take")
+}
