@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/quicpool/quicpool"
+	"github.com/quicpool/quicpool/messages"
 	"github.com/stretchr/testify/require"
 )
 
@@ -126,4 +127,28 @@ func port(t testing.TB, addr net.Addr) int {
 	udp, ok := addr.(*net.UDPAddr)
 	require.True(t, ok, "%T is not a UDP address", addr)
 	return udp.Port
+}
+
+// snapshot asks a pool's coordinator for its state through the message protocol.
+func snapshot(p *quicpool.Pool) messages.Snapshot {
+	reply := make(chan messages.Snapshot, 1)
+	p.Engine().Send(p.Coordinator(), messages.State{Reply: reply})
+	return <-reply
+}
+
+// waitFor polls a pool's state until cond holds, failing after the test's wait bound.
+func waitFor(t testing.TB, p *quicpool.Pool, what string, cond func(messages.Snapshot) bool) messages.Snapshot {
+	t.Helper()
+	ctx := waitCtx(t)
+	for {
+		s := snapshot(p)
+		if cond(s) {
+			return s
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("timed out waiting for %s; state: %+v", what, s)
+		case <-time.After(2 * time.Millisecond):
+		}
+	}
 }

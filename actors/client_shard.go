@@ -30,7 +30,7 @@ type ClientShardConfig struct {
 // taken, and reports its failure to its parent (the supervisor), which replaces it.
 func NewClientShard(cfg ClientShardConfig) actor.Producer {
 	return func() actor.Receiver {
-		return &clientShard{cfg: cfg, idle: idleStreams{streams: make(map[string]*quic.Stream)}}
+		return &clientShard{cfg: cfg, idle: newIdleStreams(nil)}
 	}
 }
 
@@ -61,6 +61,7 @@ func (s *clientShard) Receive(c *actor.Context) {
 	switch m := c.Message().(type) {
 	case actor.Started:
 		s.engine, s.self, s.parent = c.Engine(), c.PID(), c.Parent()
+		s.idle.start(c, s.cfg.Coordinator)
 		s.ctx, s.cancel = context.WithCancel(s.cfg.Ctx)
 		s.cfg.Go(s.dial)
 	case actor.Stopped:
@@ -84,17 +85,17 @@ func (s *clientShard) Receive(c *actor.Context) {
 			Discard(m.stream)
 			return
 		}
-		if !s.idle.store(c, s.cfg.Coordinator, m.id, m.stream) {
+		if !s.idle.store(m.id, m.stream) {
 			c.Send(s.cfg.Coordinator, messages.OpenFailed{Shard: s.self, N: 1, Err: errDuplicateID(m.id)})
 		}
 	case streamFailed:
 		c.Send(s.cfg.Coordinator, messages.OpenFailed{Shard: s.self, N: 1, Err: m.err})
 	case messages.Take:
-		s.idle.take(c, s.cfg.Coordinator, m)
+		s.idle.take(m)
 	case messages.Discard:
-		if ids := s.idle.discard(m.IDs); len(ids) > 0 {
-			c.Send(s.cfg.Coordinator, messages.StreamsPurged{Shard: s.self, IDs: ids})
-		}
+		s.idle.discardAndReport(m.IDs)
+	case peerStopped:
+		s.idle.peerStopped(m)
 	}
 }
 

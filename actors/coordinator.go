@@ -17,6 +17,9 @@ const (
 	serverTick      = time.Second // a server pool only ticks to drop expired waiters
 	goneMemory      = 4096        // how many discarded IDs are remembered for ErrStreamGone
 	waiterPruneStep = 1024        // waiters are swept for expired ones every this many new ones
+	// peerClosedGrace is how long a stream the peer closed before this side took it stays
+	// reachable by ID (see messages.StreamClosedByPeer).
+	peerClosedGrace = 10 * time.Second
 )
 
 // CoordinatorConfig configures a coordinator.
@@ -43,6 +46,7 @@ func NewCoordinator(cfg CoordinatorConfig) actor.Producer {
 			capacity:  cfg.MinCap,
 			interval:  cfg.MinIvl,
 			idle:      make(map[string]*shardState),
+			lingering: make(map[string]lingering),
 			shards:    make(map[string]*shardState),
 			idWaiters: make(map[string][]messages.Get),
 			reserved:  make(map[string]string),
@@ -55,6 +59,13 @@ func NewCoordinator(cfg CoordinatorConfig) actor.Producer {
 // SpawnCoordinator spawns a coordinator on engine with the pool's standard options.
 func SpawnCoordinator(engine *actor.Engine, cfg CoordinatorConfig, id string) *actor.PID {
 	return engine.Spawn(NewCoordinator(cfg), "quicpool", spawnOpts(cfg.Log, id)...)
+}
+
+// lingering is a stream closed by the peer before it was taken, kept reachable by ID until
+// its grace period ends.
+type lingering struct {
+	shard *shardState
+	since time.Time
 }
 
 // shardState is the coordinator's view of one live shard.
@@ -77,6 +88,7 @@ type coordinator struct {
 	started  bool
 
 	idle      map[string]*shardState // idle stream ID -> the shard holding it
+	lingering map[string]lingering   // streams the peer closed before they were taken
 	queue     []string               // idle IDs in arrival order, for Get{ID: ""}; may hold stale IDs
 	shards    map[string]*shardState // live shards by PID ID
 	ready     []messages.WaitReady   // callers of WaitReady
@@ -136,6 +148,12 @@ func (c *coordinator) Receive(ctx *actor.Context) {
 		c.streamIdle(m)
 	case messages.StreamsPurged:
 		c.purged(m.Shard, m.IDs)
+	case messages.StreamClosedByPeer:
+		if st, ok := c.idle[m.ID]; ok && st.pid.ID == m.Shard.ID {
+			c.forget(m.ID)
+			c.lingering[m.ID] = lingering{shard: st, since: time.Now()}
+			c.refill()
+		}
 	case messages.OpenFailed:
 		if st := c.shards[m.Shard.ID]; st != nil {
 			st.opening = max(st.opening-m.N, 0)
@@ -169,6 +187,12 @@ func (c *coordinator) get(g messages.Get) {
 		if st, ok := c.idle[g.ID]; ok {
 			c.forget(g.ID)
 			c.take(g.ID, st, g)
+			return
+		}
+		if l, ok := c.lingering[g.ID]; ok {
+			delete(c.lingering, g.ID)
+			c.stats.handedOut++
+			c.engine.Send(l.shard.pid, messages.Take{ID: g.ID, Get: g})
 			return
 		}
 		if c.gone[g.ID] {
@@ -368,6 +392,9 @@ func (c *coordinator) purged(shard *actor.PID, ids []string) {
 			}
 			c.forget(id)
 		}
+		if l, ok := c.lingering[id]; ok && l.shard.pid.ID == shard.ID {
+			delete(c.lingering, id)
+		}
 		c.markGone(id)
 		c.failIDWaiters(id, messages.ErrStreamGone)
 	}
@@ -401,7 +428,11 @@ func (c *coordinator) flush() {
 	for id := range c.idle {
 		c.markGone(id)
 	}
+	for id := range c.lingering {
+		c.markGone(id)
+	}
 	clear(c.idle)
+	clear(c.lingering)
 	c.queue = nil
 	for _, st := range c.shards {
 		st.idle = 0
@@ -453,6 +484,7 @@ func (c *coordinator) refillUpTo(limit int) {
 func (c *coordinator) tick() {
 	now := time.Now()
 	c.pruneWaiters(now)
+	c.sweepLingering(now)
 	c.checkReady()
 	next := serverTick
 	if c.cfg.Client {
@@ -466,6 +498,20 @@ func (c *coordinator) tick() {
 	}
 	engine, self := c.engine, c.self
 	c.timer = time.AfterFunc(next, func() { engine.Send(self, messages.Tick{}) })
+}
+
+// sweepLingering asks the shards to discard the streams whose grace period is over.
+func (c *coordinator) sweepLingering(now time.Time) {
+	expired := make(map[*shardState][]string)
+	for id, l := range c.lingering {
+		if now.Sub(l.since) >= peerClosedGrace {
+			expired[l.shard] = append(expired[l.shard], id)
+			delete(c.lingering, id)
+		}
+	}
+	for st, ids := range expired {
+		c.engine.Send(st.pid, messages.Discard{IDs: ids})
+	}
 }
 
 // adjustInterval: fewer than 20% of capacity idle -> refill faster; more than 80% -> slower.
@@ -587,6 +633,7 @@ func (c *coordinator) snapshot() messages.Snapshot {
 		Shards:     c.cfg.Shards,
 		ShardsUp:   len(c.shards),
 		Waiters:    c.waiters,
+		PeerClosed: len(c.lingering),
 		Errors:     c.userErrors,
 		Opened:     c.stats.opened,
 		HandedOut:  c.stats.handedOut,

@@ -25,7 +25,7 @@ type ServerShardConfig struct {
 // until they are taken, and reports to its parent when the connection dies.
 func NewServerShard(cfg ServerShardConfig) actor.Producer {
 	return func() actor.Receiver {
-		return &serverShard{cfg: cfg, idle: idleStreams{conn: cfg.Conn, streams: make(map[string]*quic.Stream)}}
+		return &serverShard{cfg: cfg, idle: newIdleStreams(cfg.Conn)}
 	}
 }
 
@@ -50,6 +50,7 @@ func (s *serverShard) Receive(c *actor.Context) {
 	switch m := c.Message().(type) {
 	case actor.Started:
 		s.engine, s.self, s.parent = c.Engine(), c.PID(), c.Parent()
+		s.idle.start(c, s.cfg.Coordinator)
 		s.ctx, s.cancel = context.WithCancel(s.cfg.Ctx)
 		c.Send(s.cfg.Coordinator, messages.ShardUp{Shard: s.self, Slot: s.cfg.Slot})
 		c.Send(s.parent, messages.ShardHealthy{Shard: s.self, Slot: s.cfg.Slot})
@@ -60,16 +61,16 @@ func (s *serverShard) Receive(c *actor.Context) {
 	case connLost:
 		s.fail(c, m.err)
 	case streamAccepted:
-		if s.failed || !s.idle.store(c, s.cfg.Coordinator, m.id, m.stream) {
+		if s.failed || !s.idle.store(m.id, m.stream) {
 			Discard(m.stream)
 			c.Send(s.cfg.Coordinator, messages.ReleaseID{ID: m.id})
 		}
 	case messages.Take:
-		s.idle.take(c, s.cfg.Coordinator, m)
+		s.idle.take(m)
 	case messages.Discard:
-		if ids := s.idle.discard(m.IDs); len(ids) > 0 {
-			c.Send(s.cfg.Coordinator, messages.StreamsPurged{Shard: s.self, IDs: ids})
-		}
+		s.idle.discardAndReport(m.IDs)
+	case peerStopped:
+		s.idle.peerStopped(m)
 	}
 }
 

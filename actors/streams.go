@@ -1,43 +1,76 @@
 package actors
 
 import (
+	"context"
+	"errors"
+
 	"github.com/anthdm/hollywood/actor"
 	"github.com/quic-go/quic-go"
 	"github.com/quicpool/quicpool/messages"
 )
 
-// idleStreams is the map of idle streams a shard owns, with the three operations both kinds of
-// shard share: store a new stream, hand one out, discard some or all.
+// idleStreams is the map of idle streams a shard owns, with the operations both kinds of shard
+// share: store a new stream, hand one out, discard some or all, and react when the peer stops
+// reading an idle stream.
+//
+// Every stored stream is watched with context.AfterFunc on its context, which quic-go cancels
+// when the peer sends STOP_SENDING: no goroutine per idle stream.
 type idleStreams struct {
-	conn    *quic.Conn
-	streams map[string]*quic.Stream
+	engine      *actor.Engine
+	self        *actor.PID
+	coordinator *actor.PID
+	conn        *quic.Conn
+	streams     map[string]idleStream
+}
+
+type idleStream struct {
+	stream  *quic.Stream
+	unwatch func() bool
+}
+
+// peerStopped reports that the peer stopped reading an idle stream.
+type peerStopped struct {
+	id     string
+	stream *quic.Stream
+}
+
+func newIdleStreams(conn *quic.Conn) idleStreams {
+	return idleStreams{conn: conn, streams: make(map[string]idleStream)}
+}
+
+// start binds the store to its shard; called on Started.
+func (is *idleStreams) start(c *actor.Context, coordinator *actor.PID) {
+	is.engine, is.self, is.coordinator = c.Engine(), c.PID(), coordinator
 }
 
 // store keeps s under id and tells the coordinator; a stream whose ID is already stored here is
 // discarded and reported false.
-func (is *idleStreams) store(c *actor.Context, coordinator *actor.PID, id string, s *quic.Stream) bool {
+func (is *idleStreams) store(id string, s *quic.Stream) bool {
 	if _, dup := is.streams[id]; dup {
 		Discard(s)
 		return false
 	}
-	is.streams[id] = s
-	c.Send(coordinator, messages.StreamIdle{Shard: c.PID(), ID: id})
+	engine, self := is.engine, is.self
+	unwatch := context.AfterFunc(s.Context(), func() { engine.Send(self, peerStopped{id: id, stream: s}) })
+	is.streams[id] = idleStream{stream: s, unwatch: unwatch}
+	is.engine.Send(is.coordinator, messages.StreamIdle{Shard: is.self, ID: id})
 	return true
 }
 
 // take hands stream id to the request. If the stream is not here any more the request goes back
 // to the coordinator; if its caller has stopped waiting the stream stays idle.
-func (is *idleStreams) take(c *actor.Context, coordinator *actor.PID, m messages.Take) {
-	s, ok := is.streams[m.ID]
+func (is *idleStreams) take(m messages.Take) {
+	e, ok := is.streams[m.ID]
 	if !ok {
-		c.Send(coordinator, messages.TakeMissed{ID: m.ID, Get: m.Get})
+		is.engine.Send(is.coordinator, messages.TakeMissed{ID: m.ID, Get: m.Get})
 		return
 	}
-	if m.Get.Deliver(messages.Stream{ID: m.ID, Stream: s, Conn: is.conn}) {
+	if m.Get.Deliver(messages.Stream{ID: m.ID, Stream: e.stream, Conn: is.conn}) {
+		e.unwatch()
 		delete(is.streams, m.ID)
 		return
 	}
-	c.Send(coordinator, messages.StreamIdle{Shard: c.PID(), ID: m.ID, Returned: true})
+	is.engine.Send(is.coordinator, messages.StreamIdle{Shard: is.self, ID: m.ID, Returned: true})
 }
 
 // discard closes the idle streams with the given IDs (all of them for nil) and returns the IDs
@@ -51,11 +84,35 @@ func (is *idleStreams) discard(ids []string) []string {
 	}
 	closed := ids[:0:0]
 	for _, id := range ids {
-		if s, ok := is.streams[id]; ok {
-			Discard(s)
+		if e, ok := is.streams[id]; ok {
+			e.unwatch()
+			Discard(e.stream)
 			delete(is.streams, id)
 			closed = append(closed, id)
 		}
 	}
 	return closed
+}
+
+// discardAndReport discards streams and tells the coordinator which ones are gone.
+func (is *idleStreams) discardAndReport(ids []string) {
+	if closed := is.discard(ids); len(closed) > 0 {
+		is.engine.Send(is.coordinator, messages.StreamsPurged{Shard: is.self, IDs: closed})
+	}
+}
+
+// peerStopped handles a peer that stopped reading an idle stream. If the peer's pool discarded
+// it (StreamCodeDiscarded) it is dead and goes at once. Otherwise the peer's application closed a
+// stream this side has not taken yet: it may still carry data for the caller who will ask for its
+// ID, so the coordinator stops counting it as idle but keeps it reachable by ID for a while.
+func (is *idleStreams) peerStopped(m peerStopped) {
+	if e, ok := is.streams[m.id]; !ok || e.stream != m.stream {
+		return // handed out or discarded meanwhile
+	}
+	var se *quic.StreamError
+	if errors.As(context.Cause(m.stream.Context()), &se) && se.Remote && se.ErrorCode == StreamCodeDiscarded {
+		is.discardAndReport([]string{m.id})
+		return
+	}
+	is.engine.Send(is.coordinator, messages.StreamClosedByPeer{Shard: is.self, ID: m.id})
 }

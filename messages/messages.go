@@ -89,6 +89,7 @@ type Snapshot struct {
 	ShardsUp   int           // shards whose connection is up
 	Waiters    int           // Get requests waiting for a stream
 	Opening    int           // streams being opened (client) or being handshaken (server)
+	PeerClosed int           // streams the peer closed before this side took them (by ID only)
 	Errors     int           // the user's error counter (AddError / ResetError)
 	Running    bool          // the pool has been started and is serving (listening, or a shard up)
 	Opened     uint64        // streams that completed the handshake since start
@@ -170,6 +171,14 @@ type StreamIdle struct {
 type StreamsPurged struct {
 	Shard *actor.PID
 	IDs   []string
+}
+
+// StreamClosedByPeer reports an idle stream whose peer closed it (stopped reading) before this
+// side took it. It no longer counts as idle, but stays reachable by ID for a grace period: the
+// peer may have written data for the caller that will ask for it.
+type StreamClosedByPeer struct {
+	Shard *actor.PID
+	ID    string
 }
 
 // OpenFailed reports that N stream opens of Shard failed.
