@@ -395,3 +395,19 @@ func ExampleNewServerPool() {
 	fmt.Println(string(buf))
 	// Output: hello through the pool
 }
+
+// The control stream does not take a slot of capacity: a pool of one stream that never asks for
+// it still serves ordinary streams.
+func TestControlStreamTakesNoSlot(t *testing.T) {
+	server := startServer(t, 1)
+	client := startClient(t, 1, 1, server.Addr())
+	require.NoError(t, server.WaitReady(waitCtx(t), 1))
+	for range 5 {
+		sc, cc := tunnel(t, server, client, []byte("x"))
+		sc.Close()
+		cc.Close()
+	}
+	c, err := client.OutgoingGet(quicpool.ControlID, time.Second)
+	require.NoError(t, err, "the control stream is still there for whoever asks by ID")
+	c.Close()
+}

@@ -72,7 +72,7 @@ type lingering struct {
 type shardState struct {
 	pid     *actor.PID
 	slot    int
-	idle    int // idle streams stored in the shard
+	idle    int // idle streams stored in the shard, the control stream apart
 	opening int // opens sent to the shard and not yet answered
 }
 
@@ -255,8 +255,8 @@ func (c *coordinator) streamIdle(m messages.StreamIdle) {
 		return
 	}
 	c.idle[m.ID] = st
-	st.idle++
 	if m.ID != ControlID {
+		st.idle++
 		c.queue = append(c.queue, m.ID)
 	}
 	c.checkReady()
@@ -273,7 +273,7 @@ func (c *coordinator) checkReady() {
 		switch {
 		case c.fatal != nil:
 			w.Reply <- c.fatal
-		case running && len(c.idle) >= w.N:
+		case running && c.usable() >= w.N:
 			w.Reply <- nil
 		case w.Done != nil && isClosed(w.Done):
 			// the caller has gone
@@ -347,11 +347,23 @@ func (c *coordinator) popAny() (string, *shardState, bool) {
 	return "", nil, false
 }
 
+// usable is the number of idle streams that count towards capacity: all but the control stream,
+// which waits apart for the caller that asks for it by ID (a pool that never uses it must not
+// lose a slot to it).
+func (c *coordinator) usable() int {
+	if _, ok := c.idle[ControlID]; ok {
+		return len(c.idle) - 1
+	}
+	return len(c.idle)
+}
+
 // forget removes id from the idle set. Its entry in queue, if any, goes stale and is skipped.
 func (c *coordinator) forget(id string) {
 	if st, ok := c.idle[id]; ok {
 		delete(c.idle, id)
-		st.idle--
+		if id != ControlID {
+			st.idle--
+		}
 	}
 	if len(c.queue) > 64 && len(c.queue) > 2*len(c.idle) {
 		c.compactQueue()
@@ -455,7 +467,7 @@ func (c *coordinator) refillUpTo(limit int) {
 	if !c.cfg.Client || !c.started || len(c.shards) == 0 {
 		return
 	}
-	need := c.capacity - len(c.idle)
+	need := c.capacity - c.usable()
 	for _, st := range c.shards {
 		need -= st.opening
 	}
@@ -516,7 +528,7 @@ func (c *coordinator) sweepLingering(now time.Time) {
 
 // adjustInterval: fewer than 20% of capacity idle -> refill faster; more than 80% -> slower.
 func (c *coordinator) adjustInterval() {
-	idle := float64(len(c.idle))
+	idle := float64(c.usable())
 	capacity := float64(c.capacity)
 	switch {
 	case idle < capacity*lowRatio && c.interval > c.cfg.MinIvl:
@@ -567,7 +579,7 @@ func (c *coordinator) pruneWaiters(now time.Time) {
 // reserveID (server) issues the ID for a handshaken stream: ControlID first, then random IDs
 // unique among the idle and reserved ones. It returns "" when the pool is full.
 func (c *coordinator) reserveID(shard string) string {
-	if len(c.idle)+len(c.reserved) >= c.cfg.MaxCap {
+	if c.usable()+len(c.reserved) >= c.cfg.MaxCap {
 		return ""
 	}
 	id := ControlID
@@ -628,7 +640,8 @@ func (c *coordinator) stop() {
 
 func (c *coordinator) snapshot() messages.Snapshot {
 	s := messages.Snapshot{
-		Idle:       len(c.idle),
+		Idle:       c.usable(),
+		Control:    c.idle[ControlID] != nil,
 		Capacity:   c.capacity,
 		Shards:     c.cfg.Shards,
 		ShardsUp:   len(c.shards),

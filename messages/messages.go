@@ -75,14 +75,16 @@ func Abandon(reply chan Stream) (Stream, bool) {
 	}
 }
 
-// State asks the coordinator for a snapshot of the pool.
+// State asks the coordinator for a snapshot of the pool. Like every request, it gets no answer
+// once the pool has closed: wait for Reply with a timeout of your own.
 type State struct {
 	Reply chan Snapshot // capacity 1
 }
 
 // Snapshot is the coordinator's view of the pool at one moment.
 type Snapshot struct {
-	Idle       int           // idle streams ready to be handed out
+	Idle       int           // idle streams IncomingGet can hand out (the control stream apart)
+	Control    bool          // the control stream 00000000 is idle, waiting to be asked for by ID
 	Capacity   int           // target number of idle streams
 	Interval   time.Duration // current refill interval (0 for a server pool)
 	Shards     int           // shard slots: connections the pool keeps (client) or accepts (server)
