@@ -19,6 +19,9 @@ var (
 	// ErrStreamGone: OutgoingGet asked for an ID whose stream was idle in the pool but has been
 	// discarded since (its connection died, or the pool was flushed).
 	ErrStreamGone = messages.ErrStreamGone
+	// ErrUnavailable: no connection is up and the pool's connections failed more often than the
+	// restart policy allows; wraps the last failure. The pool keeps retrying at MaxBackoff.
+	ErrUnavailable = messages.ErrUnavailable
 	// ErrInvalidID: OutgoingGet was given an ID that no pool can issue (IDs are exactly 8
 	// lowercase hex characters).
 	ErrInvalidID = messages.ErrInvalidID

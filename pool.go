@@ -18,8 +18,13 @@ import (
 	"github.com/quicpool/quicpool/messages"
 )
 
-// closeDeadline bounds each step of Close that waits for actors to stop.
-const closeDeadline = 5 * time.Second
+const (
+	// closeDeadline bounds each step of Close that waits for actors to stop.
+	closeDeadline = 5 * time.Second
+	// maxQueuedGets bounds the Get requests of one pool that are sent but not yet handled by its
+	// coordinator; callers beyond it wait (within their timeout) before sending.
+	maxQueuedGets = 4096
+)
 
 // Pool is a pool of ready QUIC streams between two hosts: a client pool dials the server and
 // keeps streams open ahead of need; a server pool accepts them and labels each with an ID. Take a
@@ -40,10 +45,11 @@ type Pool struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup // every goroutine the pool starts
 
-	started chan struct{} // one-slot token: the first manager call takes it
-	closing chan struct{} // one-slot token: the first Close call takes it
-	done    chan struct{} // closed when Close begins
-	closed  chan struct{} // closed when Close has finished
+	admission chan struct{} // tokens of Get requests not yet handled by the coordinator
+	started   chan struct{} // one-slot token: the first manager call takes it
+	closing   chan struct{} // one-slot token: the first Close call takes it
+	done      chan struct{} // closed when Close begins
+	closed    chan struct{} // closed when Close has finished
 }
 
 // NewClientPool creates a client pool, as NodePass's quic.NewClientPool does. It keeps between
@@ -115,13 +121,14 @@ func NewServerPool(maxCap int, clientIP string, tlsConfig *tls.Config, listenAdd
 
 func newPool(client bool, o options) *Pool {
 	p := &Pool{
-		client:  client,
-		log:     o.log,
-		engine:  o.engine,
-		started: make(chan struct{}, 1),
-		closing: make(chan struct{}, 1),
-		done:    make(chan struct{}),
-		closed:  make(chan struct{}),
+		client:    client,
+		log:       o.log,
+		engine:    o.engine,
+		started:   make(chan struct{}, 1),
+		admission: make(chan struct{}, maxQueuedGets),
+		closing:   make(chan struct{}, 1),
+		done:      make(chan struct{}),
+		closed:    make(chan struct{}),
 	}
 	p.ctx, p.cancel = context.WithCancel(context.Background())
 	if p.engine == nil {
@@ -136,10 +143,10 @@ func newPool(client bool, o options) *Pool {
 func (p *Pool) spawn(o options, coord actors.CoordinatorConfig, sup actors.SupervisorConfig) {
 	rt := actors.Runtime{Ctx: p.ctx, Log: p.log, Go: p.goroutine}
 	name := poolName()
-	coord.Runtime = rt
+	coord.Runtime, coord.Admission = rt, p.admission
 	p.coordinator = actors.SpawnCoordinator(p.engine, coord, "coordinator."+name)
 	sup.Runtime, sup.Coordinator = rt, p.coordinator
-	sup.Backoff = o.restart.Backoff
+	sup.Policy = o.restart
 	p.supervisor = actors.SpawnSupervisor(p.engine, sup, "supervisor."+name)
 }
 
@@ -215,7 +222,7 @@ func (p *Pool) take(id string, timeout time.Duration) (messages.Stream, error) {
 	default:
 	}
 	reply := make(chan messages.Stream, 1)
-	get := messages.Get{ID: id, Reply: reply}
+	get := messages.Get{ID: id, Reply: reply, Admitted: true}
 	var expired <-chan time.Time
 	if timeout > 0 {
 		get.Deadline = time.Now().Add(timeout)
@@ -224,6 +231,17 @@ func (p *Pool) take(id string, timeout time.Duration) (messages.Stream, error) {
 		expired = timer.C
 	} else {
 		get.NoWait = true
+	}
+	select {
+	case p.admission <- struct{}{}:
+	default: // the coordinator is behind: wait for room, within the caller's time
+		select {
+		case p.admission <- struct{}{}:
+		case <-expired:
+			return messages.Stream{}, ErrTimeout
+		case <-p.done:
+			return messages.Stream{}, ErrClosed
+		}
 	}
 	p.engine.Send(p.coordinator, get)
 	var err error

@@ -63,7 +63,7 @@ func (s *clientShard) Receive(c *actor.Context) {
 		s.engine, s.self, s.parent = c.Engine(), c.PID(), c.Parent()
 		s.idle.start(c, s.cfg.Coordinator)
 		s.ctx, s.cancel = context.WithCancel(s.cfg.Ctx)
-		s.cfg.Go(s.dial)
+		s.cfg.Go(s.cfg.Guard(s.dial, s.lost))
 	case actor.Stopped:
 		s.stop()
 	case dialed:
@@ -126,7 +126,9 @@ func (s *clientShard) open(c *actor.Context, n int) {
 		return
 	}
 	for range n {
-		s.cfg.Go(func() { s.openStream(conn) })
+		s.cfg.Go(s.cfg.Guard(func() { s.openStream(conn) }, func(err error) {
+			s.engine.Send(s.self, streamFailed{err: err})
+		}))
 	}
 }
 
@@ -165,6 +167,9 @@ func (s *clientShard) fail(c *actor.Context, err error) {
 	c.Send(s.cfg.Coordinator, messages.ShardDown{Shard: s.self, IDs: ids, Err: err})
 	c.Send(s.parent, messages.ShardFailed{Shard: s.self, Slot: s.cfg.Slot, Err: err})
 }
+
+// lost reports a failure of the shard's connection goroutine.
+func (s *clientShard) lost(err error) { s.engine.Send(s.self, connLost{err: err}) }
 
 func (s *clientShard) onPanic(c *actor.Context, err error) { s.fail(c, err) }
 

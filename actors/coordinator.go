@@ -34,6 +34,9 @@ type CoordinatorConfig struct {
 	Shards, PerShard int
 	// Err, when set, fails every Get at once: the pool's configuration is invalid.
 	Err error
+	// Admission bounds the Get requests sent but not yet handled: the facade puts a token in
+	// before sending an admitted Get, the coordinator takes one out when it handles it.
+	Admission chan struct{}
 }
 
 // NewCoordinator returns the producer of a pool's coordinator. The coordinator owns the idle
@@ -125,6 +128,12 @@ func (c *coordinator) Receive(ctx *actor.Context) {
 	case messages.Tick:
 		c.tick()
 	case messages.Get:
+		if m.Admitted {
+			select {
+			case <-c.cfg.Admission:
+			default: // an embedder set Admitted without a token
+			}
+		}
 		c.get(m)
 	case messages.State:
 		m.Reply <- c.snapshot()
@@ -203,8 +212,8 @@ func (c *coordinator) get(g messages.Get) {
 		c.take(id, st, g)
 		return
 	}
-	if c.fatal != nil {
-		g.Deliver(messages.Stream{ID: g.ID, Err: c.fatal})
+	if err := c.failFast(); err != nil {
+		g.Deliver(messages.Stream{ID: g.ID, Err: err})
 		return
 	}
 	if g.NoWait {
@@ -271,8 +280,8 @@ func (c *coordinator) checkReady() {
 	kept := c.ready[:0]
 	for _, w := range c.ready {
 		switch {
-		case c.fatal != nil:
-			w.Reply <- c.fatal
+		case c.failFast() != nil:
+			w.Reply <- c.failFast()
 		case running && c.usable() >= w.N:
 			w.Reply <- nil
 		case w.Done != nil && isClosed(w.Done):
@@ -598,12 +607,21 @@ func (c *coordinator) reserveID(shard string) string {
 	return id
 }
 
+// failFast returns the error that fails a request at once instead of letting it wait: the
+// pool's error (invalid configuration, listen failure, escalation) while no connection is up.
+func (c *coordinator) failFast() error {
+	if len(c.shards) > 0 {
+		return nil
+	}
+	return c.fatal
+}
+
 func (c *coordinator) setFatal(err error) {
 	c.fatal = err
-	if err == nil {
+	c.noteErr(err)
+	if c.failFast() == nil {
 		return
 	}
-	c.noteErr(err)
 	for _, g := range c.anyWaiter {
 		g.Deliver(messages.Stream{Err: err})
 	}

@@ -30,6 +30,21 @@ type Runtime struct {
 	Go func(f func())
 }
 
+// Guard wraps a goroutine body so that a panic in it is recovered, logged with its stack, and
+// reported with fail, so that the goroutine's owner treats it as a failure of its own.
+func (rt Runtime) Guard(f func(), fail func(error)) func() {
+	return func() {
+		defer func() {
+			if v := recover(); v != nil {
+				err := fmt.Errorf("%w in goroutine: %v", ErrPanic, v)
+				rt.Log.Error("goroutine panic recovered", "err", err, "stack", string(debug.Stack()))
+				fail(err)
+			}
+		}()
+		f()
+	}
+}
+
 // panicHandler is implemented by actors that turn a recovered panic into a failure of their own
 // (a shard reports it to its supervisor, which replaces the shard).
 type panicHandler interface {

@@ -54,8 +54,8 @@ func (s *serverShard) Receive(c *actor.Context) {
 		s.ctx, s.cancel = context.WithCancel(s.cfg.Ctx)
 		c.Send(s.cfg.Coordinator, messages.ShardUp{Shard: s.self, Slot: s.cfg.Slot})
 		c.Send(s.parent, messages.ShardHealthy{Shard: s.self, Slot: s.cfg.Slot})
-		s.cfg.Go(s.watch)
-		s.cfg.Go(s.accept)
+		s.cfg.Go(s.cfg.Guard(s.watch, s.lost))
+		s.cfg.Go(s.cfg.Guard(s.accept, s.lost))
 	case actor.Stopped:
 		s.stop()
 	case connLost:
@@ -92,7 +92,7 @@ func (s *serverShard) accept() {
 		if err != nil {
 			return // the connection died (watch reports it) or the shard stopped
 		}
-		s.cfg.Go(func() { s.handshake(stream) })
+		s.cfg.Go(s.cfg.Guard(func() { s.handshake(stream) }, func(err error) { s.reject(stream, err) }))
 	}
 }
 
@@ -142,6 +142,9 @@ func (s *serverShard) fail(c *actor.Context, err error) {
 	c.Send(s.cfg.Coordinator, messages.ShardDown{Shard: s.self, IDs: ids, Err: err})
 	c.Send(s.parent, messages.ShardFailed{Shard: s.self, Slot: s.cfg.Slot, Err: err})
 }
+
+// lost reports a failure of one of the connection's goroutines.
+func (s *serverShard) lost(err error) { s.engine.Send(s.self, connLost{err: err}) }
 
 func (s *serverShard) onPanic(c *actor.Context, err error) { s.fail(c, err) }
 

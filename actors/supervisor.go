@@ -17,9 +17,8 @@ type SupervisorConfig struct {
 	Coordinator *actor.PID
 	// Shards is the number of shard slots: connections dialed (client) or accepted (server).
 	Shards int
-	// Backoff is the delay before the given attempt (1 for the first retry) to restart a client
-	// shard or to listen again.
-	Backoff func(attempt int) time.Duration
+	// Policy decides the backoff between restarts and when restarts come too often.
+	Policy Policy
 
 	// Client side: set Client and leave Listen nil. Client.Slot is set per shard.
 	Client *ClientShardConfig
@@ -32,16 +31,34 @@ type SupervisorConfig struct {
 	HandshakeTimeout time.Duration
 }
 
+// Policy is the restart policy the supervisor applies; quicpool.RestartPolicy implements it.
+type Policy interface {
+	// Backoff is the delay before retry number attempt (1 for the first).
+	Backoff(attempt int) time.Duration
+	// Ceiling is the delay used after an escalation or a permanent failure.
+	Ceiling() time.Duration
+	// Exceeded reports whether the restart times hold more restarts than allowed at now.
+	Exceeded(restarts []time.Time, now time.Time) bool
+	// Healthy reports whether a connection up for that long resets its slot's backoff.
+	Healthy(up time.Duration) bool
+}
+
+// maxRestartLog bounds the restart times the supervisor remembers for the intensity limit.
+const maxRestartLog = 1024
+
 // NewSupervisor returns the producer of a pool's supervisor: the parent of every shard. On Start
 // it dials one client shard per slot, or listens and gives each accepted connection a free slot.
 // A client shard that fails is stopped and replaced by a fresh incarnation (a new actor ID)
-// after Backoff; a server shard that fails frees its slot for the client's next connection.
+// after the policy's backoff; a server shard that fails frees its slot for the client's next
+// connection. Restarts that come too often escalate: the coordinator is told (Get calls then fail
+// fast while no connection is up) and retries continue at the policy's ceiling.
 func NewSupervisor(cfg SupervisorConfig) actor.Producer {
 	return func() actor.Receiver {
 		return &supervisor{
 			cfg:        cfg,
 			slots:      make([]*actor.PID, cfg.Shards),
 			attempts:   make([]int, cfg.Shards),
+			upSince:    make([]time.Time, cfg.Shards),
 			timers:     make([]*time.Timer, cfg.Shards),
 			dying:      make(map[string]context.Context),
 			shardsDone: make(chan struct{}),
@@ -65,6 +82,9 @@ type supervisor struct {
 	shutting   bool
 	slots      []*actor.PID               // live shard of each slot, nil when free
 	attempts   []int                      // failed attempts in a row, per slot (client)
+	upSince    []time.Time                // when each slot's connection came up, zero while down
+	restarts   []time.Time                // recent restarts of any slot, for the intensity limit
+	escalated  bool                       // restarts exceeded the policy's intensity
 	timers     []*time.Timer              // pending restarts, per slot (client)
 	dying      map[string]context.Context // shards poisoned once, by PID ID, until stopped
 	generation int                        // incarnation counter: every shard gets a fresh ID
@@ -98,9 +118,7 @@ func (s *supervisor) Receive(c *actor.Context) {
 	case messages.Shutdown:
 		s.shutdown(c, m.Reply)
 	case messages.ShardHealthy:
-		if s.current(m.Shard, m.Slot) {
-			s.attempts[m.Slot] = 0
-		}
+		s.shardHealthy(m)
 	case messages.ShardFailed:
 		s.shardFailed(c, m)
 	case restartShard:
@@ -115,9 +133,11 @@ func (s *supervisor) Receive(c *actor.Context) {
 		close(m.reply)
 	case listening:
 		s.cfg.Log.Info("server pool listening", "addr", m.addr.String())
+		s.emit(messages.Event{Kind: messages.EventListening, Slot: -1, Addr: m.addr.String()})
 		c.Send(s.cfg.Coordinator, messages.Listening{Addr: m.addr.String()})
 	case listenFailed:
 		s.cfg.Log.Error("server pool cannot listen", "err", m.err)
+		s.emit(messages.Event{Kind: messages.EventListenFailed, Slot: -1, Err: m.err})
 		c.Send(s.cfg.Coordinator, messages.PoolError{Err: m.err})
 	case connAccepted:
 		s.admit(c, m.conn)
@@ -130,7 +150,7 @@ func (s *supervisor) start(c *actor.Context) {
 	}
 	s.started = true
 	if s.cfg.Listen != nil {
-		s.cfg.Go(s.serve)
+		s.cfg.Go(s.cfg.Guard(s.serve, func(err error) { s.engine.Send(s.self, listenFailed{err: err}) }))
 		return
 	}
 	for slot := range s.slots {
@@ -155,20 +175,74 @@ func (s *supervisor) spawnClient(c *actor.Context, slot int) {
 	s.slots[slot] = c.SpawnChild(NewClientShard(cfg), "shard", spawnOpts(s.cfg.Log, s.nextID("c", slot))...)
 }
 
+func (s *supervisor) shardHealthy(m messages.ShardHealthy) {
+	if !s.current(m.Shard, m.Slot) {
+		return
+	}
+	s.upSince[m.Slot] = time.Now()
+	s.emit(messages.Event{Kind: messages.EventShardUp, Slot: m.Slot})
+	if s.escalated {
+		s.escalated = false
+		s.cfg.Log.Info("pool recovered", "slot", m.Slot)
+		s.emit(messages.Event{Kind: messages.EventRecovered, Slot: m.Slot})
+		s.engine.Send(s.cfg.Coordinator, messages.PoolError{})
+	}
+}
+
 func (s *supervisor) shardFailed(c *actor.Context, m messages.ShardFailed) {
 	if !s.current(m.Shard, m.Slot) {
 		return
 	}
 	s.slots[m.Slot] = nil
 	s.poison(m.Shard)
+	reason, permanent := Permanent(m.Err)
+	s.emit(messages.Event{Kind: messages.EventShardFailed, Slot: m.Slot, Err: m.Err, Permanent: permanent})
 	if s.shutting || s.cfg.Client == nil {
 		return // a server slot is simply free for the client's next connection
 	}
+	now := time.Now()
+	if up := s.upSince[m.Slot]; !up.IsZero() && s.cfg.Policy.Healthy(now.Sub(up)) {
+		s.attempts[m.Slot] = 0
+	}
+	s.upSince[m.Slot] = time.Time{}
 	s.attempts[m.Slot]++
-	delay := s.cfg.Backoff(s.attempts[m.Slot])
-	s.cfg.Log.Info("shard restart scheduled", "slot", m.Slot, "attempt", s.attempts[m.Slot], "in", delay, "err", m.Err)
+	s.restarts = append(s.restarts, now)
+	if len(s.restarts) > maxRestartLog {
+		s.restarts = s.restarts[len(s.restarts)-maxRestartLog:]
+	}
+	if !s.escalated && s.cfg.Policy.Exceeded(s.restarts, now) {
+		s.escalate(m.Err)
+	}
+
+	delay := s.cfg.Policy.Backoff(s.attempts[m.Slot])
+	if permanent || s.escalated {
+		delay = s.cfg.Policy.Ceiling()
+	}
+	if permanent {
+		s.cfg.Log.Error("connection failed permanently; retrying at the slowest pace", "slot", m.Slot, "why", reason, "in", delay)
+	} else {
+		s.cfg.Log.Info("shard restart scheduled", "slot", m.Slot, "attempt", s.attempts[m.Slot], "in", delay, "err", m.Err)
+	}
+	s.emit(messages.Event{Kind: messages.EventRestartScheduled, Slot: m.Slot, Attempt: s.attempts[m.Slot],
+		Delay: delay, Permanent: permanent, Err: m.Err})
 	engine, self, slot := s.engine, s.self, m.Slot
 	s.timers[slot] = time.AfterFunc(delay, func() { engine.Send(self, restartShard{slot: slot}) })
+}
+
+// escalate reports restarts beyond the policy's intensity: Get calls fail fast while no
+// connection is up, and retries slow to the policy's ceiling until a connection comes up.
+func (s *supervisor) escalate(last error) {
+	s.escalated = true
+	err := fmt.Errorf("%w: %w", messages.ErrUnavailable, last)
+	s.cfg.Log.Error("connections keep failing; retrying at the slowest pace", "restarts", len(s.restarts), "err", last)
+	s.emit(messages.Event{Kind: messages.EventEscalated, Slot: -1, Err: err})
+	s.engine.Send(s.cfg.Coordinator, messages.PoolError{Err: err})
+}
+
+// emit broadcasts a supervision event on the engine's event stream.
+func (s *supervisor) emit(ev messages.Event) {
+	ev.Pool, ev.Time = s.self, time.Now()
+	s.engine.BroadcastEvent(ev)
 }
 
 // poison stops a shard exactly once (hollywood never completes a second poison of the same
@@ -233,7 +307,7 @@ func (s *supervisor) serve() {
 		if err != nil {
 			s.engine.Send(s.self, listenFailed{err: err})
 			select {
-			case <-time.After(s.cfg.Backoff(attempt)):
+			case <-time.After(s.cfg.Policy.Backoff(attempt)):
 				continue
 			case <-s.ctx.Done():
 				return
@@ -262,6 +336,7 @@ func (s *supervisor) serve() {
 func (s *supervisor) admit(c *actor.Context, conn *quic.Conn) {
 	refuse := func(reason error) {
 		s.cfg.Log.Warn("connection refused", "remote", conn.RemoteAddr().String(), "reason", reason)
+		s.emit(messages.Event{Kind: messages.EventRefused, Slot: -1, Addr: conn.RemoteAddr().String(), Err: reason})
 		_ = conn.CloseWithError(ConnCodeRefused, reason.Error())
 	}
 	if s.shutting {

@@ -17,6 +17,11 @@ var (
 	// been discarded since: its connection died, or the pool was flushed.
 	ErrStreamGone = errors.New("quicpool: stream gone (its connection died or the pool was flushed)")
 
+	// ErrUnavailable is returned by Get calls while no connection is up and the pool has
+	// escalated: its connections failed more often than the restart policy allows. It wraps the
+	// last failure. The pool keeps retrying; the error clears when a connection comes up.
+	ErrUnavailable = errors.New("quicpool: pool unavailable: connections keep failing")
+
 	// ErrInvalidID is returned by OutgoingGet for an ID that no pool can ever issue: stream IDs
 	// are exactly 8 lowercase hex characters.
 	ErrInvalidID = errors.New("quicpool: invalid stream ID")

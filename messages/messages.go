@@ -34,6 +34,9 @@ type Get struct {
 	Deadline time.Time
 	// NoWait asks for a stream that is idle now: if there is none the answer is ErrTimeout.
 	NoWait bool
+	// Admitted is set by the Pool facade, which holds a place in the coordinator's admission
+	// queue for the request until the coordinator takes it. Embedders leave it false.
+	Admitted bool
 	// Reply receives exactly one Stream, unless the caller abandons it first. Capacity 1.
 	Reply chan Stream
 }
@@ -98,7 +101,7 @@ type Snapshot struct {
 	HandedOut  uint64        // streams handed out to callers since start
 	Discarded  uint64        // idle streams closed by the pool since start (flush, death, excess)
 	Failed     uint64        // stream opens or handshakes that failed since start
-	Err        error         // the error that fails Get calls at once (listen failure, bad config)
+	Err        error         // the pool's error (bad config, listen failure, escalation); fails Get calls while no shard is up
 	LastErr    error         // the most recent failure of any kind (dial, handshake, connection)
 	LastErrAt  time.Time     // when LastErr happened
 	ListenAddr string        // the address a server pool listens on, once it listens
@@ -238,7 +241,8 @@ type ShardHealthy struct {
 }
 
 // PoolError sets (or, with Err == nil, clears) the pool's error on the coordinator. While it is
-// set, Get requests that cannot be served at once fail with it instead of waiting.
+// set and no connection is up, Get requests that cannot be served at once fail with it instead
+// of waiting.
 type PoolError struct {
 	Err error
 }
@@ -251,3 +255,36 @@ type Restarted struct{}
 
 // Tick drives the coordinator's refill and tuning cycle.
 type Tick struct{}
+
+// ---------------------------------------------------------------------------------------------
+// Events.
+
+// EventKind names what an Event reports.
+type EventKind string
+
+// The events a pool broadcasts.
+const (
+	EventShardUp          EventKind = "shard up"          // a connection came up
+	EventShardFailed      EventKind = "shard failed"      // a connection died or could not be made
+	EventRestartScheduled EventKind = "restart scheduled" // a shard will be replaced after Delay
+	EventEscalated        EventKind = "escalated"         // restarts exceeded the policy's intensity
+	EventRecovered        EventKind = "recovered"         // a connection came up after an escalation
+	EventListening        EventKind = "listening"         // a server pool listens on Addr
+	EventListenFailed     EventKind = "listen failed"     // a server pool cannot listen
+	EventRefused          EventKind = "refused"           // a server pool refused a connection
+)
+
+// Event is what a pool broadcasts on its engine's event stream (actor.Engine.Subscribe) as its
+// supervision acts, so that an embedding system can watch and react. The same events go to the
+// pool's logger.
+type Event struct {
+	Kind      EventKind
+	Pool      *actor.PID    // the pool's supervisor
+	Slot      int           // the shard slot, -1 when not about one shard
+	Attempt   int           // consecutive failures of the slot (EventRestartScheduled)
+	Delay     time.Duration // the backoff before the restart (EventRestartScheduled)
+	Permanent bool          // the failure cannot be fixed by retrying with this configuration
+	Addr      string        // listen address (EventListening) or remote address (EventRefused)
+	Err       error
+	Time      time.Time
+}

@@ -1,0 +1,33 @@
+package actors
+
+import (
+	"crypto/tls"
+	"errors"
+	"fmt"
+
+	"github.com/quic-go/quic-go"
+)
+
+// tlsAlertNoApplicationProtocol is the TLS alert a server sends when it speaks none of the
+// client's ALPN protocols.
+const tlsAlertNoApplicationProtocol = 120
+
+// Permanent reports whether a connection failure cannot be fixed by retrying with the same
+// configuration, and says why in words for the log. Every TLS handshake failure is permanent: a
+// certificate that does not verify, a hostname that does not match, an ALPN the server does not
+// speak. A refused or timed-out dial, a lost connection or a full server are temporary.
+func Permanent(err error) (reason string, permanent bool) {
+	var verify *tls.CertificateVerificationError
+	if errors.As(err, &verify) {
+		return fmt.Sprintf("the server's certificate does not verify (%v); fix the TLS code, hostname or certificate", verify.Err), true
+	}
+	var te *quic.TransportError
+	if errors.As(err, &te) && te.ErrorCode.IsCryptoError() {
+		alert := uint8(te.ErrorCode - 0x100)
+		if alert == tlsAlertNoApplicationProtocol {
+			return "the peer does not speak ALPN \"np-quic\": it is not a quicpool or NodePass pool", true
+		}
+		return fmt.Sprintf("TLS handshake failed (alert %d): %v", alert, err), true
+	}
+	return "", false
+}
