@@ -75,8 +75,9 @@ type lingering struct {
 type shardState struct {
 	pid     *actor.PID
 	slot    int
-	idle    int // idle streams stored in the shard, the control stream apart
-	opening int // opens sent to the shard and not yet answered
+	idle     int // idle streams stored in the shard, the control stream apart
+	opening  int // opens sent to the shard and not yet answered (client)
+	reserved int // IDs issued to the shard's streams that are finishing their handshake (server)
 }
 
 type coordinator struct {
@@ -175,9 +176,9 @@ func (c *coordinator) Receive(ctx *actor.Context) {
 	case messages.TakeMissed:
 		c.get(m.Get)
 	case messages.ReserveID:
-		m.Reply <- c.reserveID(m.Shard.ID)
+		m.Reply <- c.reserveID(m.Shard)
 	case messages.ReleaseID:
-		delete(c.reserved, m.ID)
+		c.release(m.ID)
 	case messages.PoolError:
 		c.setFatal(m.Err)
 		c.checkReady()
@@ -245,7 +246,7 @@ func (c *coordinator) streamIdle(m messages.StreamIdle) {
 	if st == nil {
 		return // the shard went down after sending this; it has discarded the stream
 	}
-	delete(c.reserved, m.ID)
+	c.release(m.ID)
 	if m.Returned {
 		c.stats.handedOut--
 	} else {
@@ -585,10 +586,17 @@ func (c *coordinator) pruneWaiters(now time.Time) {
 	c.waiters = n
 }
 
-// reserveID (server) issues the ID for a handshaken stream: ControlID first, then random IDs
-// unique among the idle and reserved ones. It returns "" when the pool is full.
-func (c *coordinator) reserveID(shard string) string {
-	if c.usable()+len(c.reserved) >= c.cfg.MaxCap {
+// reserveID (server) issues the ID for a handshaken stream of shard: ControlID first, then
+// random IDs unique among the idle and reserved ones. It returns "" when the pool is full, or
+// when the shard already holds its share: with several client connections up, none may hold
+// more than maxCap / connections, so one connection cannot crowd out the others.
+func (c *coordinator) reserveID(shard *actor.PID) string {
+	st := c.shards[shard.ID]
+	if st == nil || c.usable()+len(c.reserved) >= c.cfg.MaxCap {
+		return ""
+	}
+	share := (c.cfg.MaxCap + len(c.shards) - 1) / len(c.shards)
+	if st.idle+st.reserved >= share {
 		return ""
 	}
 	id := ControlID
@@ -603,8 +611,21 @@ func (c *coordinator) reserveID(shard string) string {
 		}
 	}
 	c.issuedZero = true
-	c.reserved[id] = shard
+	c.reserved[id] = shard.ID
+	st.reserved++
 	return id
+}
+
+// release ends the reservation of id, if it has one.
+func (c *coordinator) release(id string) {
+	shard, ok := c.reserved[id]
+	if !ok {
+		return
+	}
+	delete(c.reserved, id)
+	if st := c.shards[shard]; st != nil {
+		st.reserved--
+	}
 }
 
 // failFast returns the error that fails a request at once instead of letting it wait: the

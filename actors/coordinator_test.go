@@ -101,11 +101,10 @@ func TestAbandonedWaiterIsSkipped(t *testing.T) {
 // The server issues ControlID first, then unique random IDs, and refuses beyond MaxCap.
 func TestReserveID(t *testing.T) {
 	engine, coord, shard, _ := newTestCoordinator(t, false)
+	engine.Send(coord, messages.ShardUp{Shard: shard})
 	ids := map[string]bool{}
 	for i := range 5 {
-		reply := make(chan string, 1)
-		engine.Send(coord, messages.ReserveID{Shard: shard, Reply: reply})
-		id := <-reply
+		id := reserve(engine, coord, shard)
 		switch {
 		case i == 0:
 			require.Equal(t, ControlID, id)
@@ -119,11 +118,32 @@ func TestReserveID(t *testing.T) {
 		require.False(t, ids[id] && id != "", "duplicate %s", id)
 		ids[id] = true
 	}
-	// Reservations of a shard that goes down are released.
+	// Reservations of a shard that goes down are released, and a shard that is down gets none.
 	engine.Send(coord, messages.ShardDown{Shard: shard})
+	require.Empty(t, reserve(engine, coord, shard))
+	other := engine.Spawn(func() actor.Receiver { return fakeShard{got: make(chan any, 64)} }, "other")
+	engine.Send(coord, messages.ShardUp{Shard: other})
+	require.NotEmpty(t, reserve(engine, coord, other))
+}
+
+// With two connections up, neither may hold more than half of MaxCap.
+func TestReserveIDShare(t *testing.T) {
+	engine, coord, a, _ := newTestCoordinator(t, false)
+	b := engine.Spawn(func() actor.Receiver { return fakeShard{got: make(chan any, 64)} }, "b")
+	engine.Send(coord, messages.ShardUp{Shard: a})
+	engine.Send(coord, messages.ShardUp{Shard: b})
+	require.NotEmpty(t, reserve(engine, coord, a))
+	require.NotEmpty(t, reserve(engine, coord, a))
+	require.Empty(t, reserve(engine, coord, a), "a holds its share of 2")
+	require.NotEmpty(t, reserve(engine, coord, b))
+	require.NotEmpty(t, reserve(engine, coord, b))
+	require.Empty(t, reserve(engine, coord, b), "the pool is full")
+}
+
+func reserve(engine *actor.Engine, coord, shard *actor.PID) string {
 	reply := make(chan string, 1)
 	engine.Send(coord, messages.ReserveID{Shard: shard, Reply: reply})
-	require.NotEmpty(t, <-reply)
+	return <-reply
 }
 
 // A client coordinator asks its shard for the streams it lacks as soon as the shard is up, and
