@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"fmt"
 	"net"
+	"net/netip"
 	"time"
 
 	"github.com/quic-go/quic-go"
@@ -74,7 +75,7 @@ func quicConfig(keepAlive time.Duration) *quic.Config {
 
 // dialer returns the client shards' Dial: resolve the address anew, then dial from a UDP socket
 // of the connection's own, released when the connection ends.
-func dialer(resolve func() (string, error), tlsConf *tls.Config, keepAlive time.Duration) func(context.Context) (*quic.Conn, func(), error) {
+func dialer(resolve func() (string, error), tlsConf *tls.Config, keepAlive time.Duration, local *net.UDPAddr) func(context.Context) (*quic.Conn, func(), error) {
 	conf := quicConfig(keepAlive)
 	conf.MaxIncomingStreams = -1 // the server never opens streams
 	conf.MaxIncomingUniStreams = -1
@@ -87,7 +88,7 @@ func dialer(resolve func() (string, error), tlsConf *tls.Config, keepAlive time.
 		if err != nil {
 			return nil, nil, fmt.Errorf("resolving server address %q: %w", addr, err)
 		}
-		udp, err := net.ListenUDP("udp", nil)
+		udp, err := net.ListenUDP("udp", local)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -103,8 +104,9 @@ func dialer(resolve func() (string, error), tlsConf *tls.Config, keepAlive time.
 }
 
 // listener returns the server's Listen: one UDP socket and one QUIC listener for every shard.
-// Connections from an address other than clientIP (when set) are refused during the handshake.
-func listener(listenAddr string, tlsConf *tls.Config, keepAlive time.Duration, maxCap int, allow func(net.Addr) error) func() (*quic.Listener, func(), error) {
+// Connections from an address allow refuses are refused before the TLS handshake, with
+// CONNECTION_REFUSED, and reported to refused.
+func listener(listenAddr string, tlsConf *tls.Config, keepAlive time.Duration, maxCap int, allow func(net.Addr) error, refused func(net.Addr, error)) func() (*quic.Listener, func(), error) {
 	conf := quicConfig(keepAlive)
 	// Room for every idle stream of the pool on one connection (a NodePass client uses one)
 	// plus as many in use.
@@ -114,6 +116,7 @@ func listener(listenAddr string, tlsConf *tls.Config, keepAlive time.Duration, m
 		accepted := conf.Clone()
 		conf.GetConfigForClient = func(info *quic.ClientInfo) (*quic.Config, error) {
 			if err := allow(info.RemoteAddr); err != nil {
+				refused(info.RemoteAddr, err)
 				return nil, err
 			}
 			return accepted, nil
@@ -139,18 +142,35 @@ func listener(listenAddr string, tlsConf *tls.Config, keepAlive time.Duration, m
 	}
 }
 
-// allowIP returns the check for a server restricted to one client IP ("" allows every address).
-func allowIP(clientIP string) (func(net.Addr) error, error) {
-	if clientIP == "" {
+// allowClients returns the check for a server restricted to the given client addresses, each
+// an IP or a CIDR prefix; "" entries are ignored, and no entries allow every address.
+func allowClients(entries ...string) (func(net.Addr) error, error) {
+	var prefixes []netip.Prefix
+	for _, e := range entries {
+		if e == "" {
+			continue
+		}
+		if p, err := netip.ParsePrefix(e); err == nil {
+			prefixes = append(prefixes, p.Masked())
+			continue
+		}
+		ip, err := netip.ParseAddr(e)
+		if err != nil {
+			return nil, fmt.Errorf("%w: client address %q is neither an IP nor a CIDR prefix", ErrInvalidConfig, e)
+		}
+		prefixes = append(prefixes, netip.PrefixFrom(ip.Unmap(), ip.Unmap().BitLen()))
+	}
+	if len(prefixes) == 0 {
 		return nil, nil
 	}
-	want := net.ParseIP(clientIP)
-	if want == nil {
-		return nil, fmt.Errorf("%w: client IP %q is not an IP address", ErrInvalidConfig, clientIP)
-	}
 	return func(addr net.Addr) error {
-		if udp, ok := addr.(*net.UDPAddr); ok && udp.IP.Equal(want) {
-			return nil
+		if udp, ok := addr.(*net.UDPAddr); ok {
+			ip, _ := netip.AddrFromSlice(udp.IP)
+			for _, p := range prefixes {
+				if p.Contains(ip.Unmap()) {
+					return nil
+				}
+			}
 		}
 		return fmt.Errorf("%w: %s", ErrUnauthorized, addr)
 	}, nil

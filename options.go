@@ -1,7 +1,9 @@
 package quicpool
 
 import (
+	"fmt"
 	"log/slog"
+	"net"
 	"time"
 
 	"github.com/anthdm/hollywood/actor"
@@ -12,6 +14,9 @@ import (
 type Option func(*options)
 
 type options struct {
+	err              error // the first invalid option
+	allowed          []string
+	localAddr        *net.UDPAddr
 	engine           *actor.Engine
 	log              *slog.Logger
 	restart          RestartPolicy
@@ -48,6 +53,35 @@ func WithRestartPolicy(p RestartPolicy) Option {
 // first byte, and how long a client waits for the stream's ID. Zero or negative: 10s.
 func WithHandshakeTimeout(d time.Duration) Option {
 	return func(o *options) { o.handshakeTimeout = d }
+}
+
+// WithAllowedClients restricts a server pool to clients whose address is one of the given IPs or
+// within one of the given CIDR prefixes ("10.0.0.0/8", "2001:db8::/32"), in addition to the
+// clientIP argument when that is set. Other connections are refused before the TLS handshake,
+// counted and logged. An entry that is neither an IP nor a prefix makes the pool's calls fail
+// with ErrInvalidConfig.
+func WithAllowedClients(addrs ...string) Option {
+	return func(o *options) { o.allowed = append(o.allowed, addrs...) }
+}
+
+// WithLocalAddr makes a client pool dial from the given local address ("127.0.0.2:0", or an
+// interface's IP with port 0). An unparsable address makes the pool's calls fail with
+// ErrInvalidConfig.
+func WithLocalAddr(addr string) Option {
+	return func(o *options) {
+		udp, err := net.ResolveUDPAddr("udp", addr)
+		if err != nil {
+			o.fail(fmt.Errorf("%w: local address %q: %w", ErrInvalidConfig, addr, err))
+			return
+		}
+		o.localAddr = udp
+	}
+}
+
+func (o *options) fail(err error) {
+	if o.err == nil {
+		o.err = err
+	}
 }
 
 func buildOptions(opts []Option) options {

@@ -74,19 +74,22 @@ func NewClientPool(minCap, maxCap int, minIvl, maxIvl, keepAlive time.Duration, 
 	if err == nil && addrResolver == nil {
 		err = fmt.Errorf("%w: nil address resolver", ErrInvalidConfig)
 	}
+	if err == nil {
+		err = o.err
+	}
 	p := newPool(true, o)
 	shards := shardCount(maxCap)
 	p.spawn(o,
 		actors.CoordinatorConfig{Client: true, MinCap: minCap, MaxCap: maxCap, MinIvl: minIvl, MaxIvl: maxIvl,
 			Shards: shards, PerShard: StreamsPerShard, Err: err},
 		actors.SupervisorConfig{Shards: shards, Client: &actors.ClientShardConfig{
-			Dial: dialer(addrResolver, tlsConf, keepAlive), IDTimeout: o.handshakeTimeout}})
+			Dial: dialer(addrResolver, tlsConf, keepAlive, o.localAddr), IDTimeout: o.handshakeTimeout}})
 	return p
 }
 
 // NewServerPool creates a server pool, as NodePass's quic.NewServerPool does. It listens on one
 // UDP socket at listenAddr, accepts up to min(max(ceil(maxCap/128),1),64) client connections
-// (only from clientIP when it is not ""), and holds at most maxCap idle streams. tlsConfig must
+// (only from clientIP when it is not "", see also WithAllowedClients), and holds at most maxCap idle streams. tlsConfig must
 // carry a certificate; the pool forces TLS 1.3 and ALPN "np-quic" on a copy of it.
 //
 // maxCap <= 0 takes 1, keepAlive <= 0 takes 10s. An invalid argument does not panic: the pool's
@@ -98,9 +101,12 @@ func NewServerPool(maxCap int, clientIP string, tlsConfig *tls.Config, listenAdd
 	keepAlive = orDefault(keepAlive, defaultKeepAlive)
 
 	tlsConf, err := serverTLS(tlsConfig)
-	allow, ipErr := allowIP(clientIP)
+	allow, allowErr := allowClients(append([]string{clientIP}, o.allowed...)...)
 	if err == nil {
-		err = ipErr
+		err = allowErr
+	}
+	if err == nil {
+		err = o.err
 	}
 	if err == nil && listenAddr == "" {
 		err = fmt.Errorf("%w: empty listen address", ErrInvalidConfig)
@@ -109,7 +115,9 @@ func NewServerPool(maxCap int, clientIP string, tlsConfig *tls.Config, listenAdd
 	shards := shardCount(maxCap)
 	sup := actors.SupervisorConfig{Shards: shards, Allow: allow, HandshakeTimeout: o.handshakeTimeout}
 	if err == nil {
-		sup.Listen = listener(listenAddr, tlsConf, keepAlive, maxCap, allow)
+		sup.Listen = listener(listenAddr, tlsConf, keepAlive, maxCap, allow, func(addr net.Addr, err error) {
+			p.engine.Send(p.supervisor, messages.Refused{Addr: addr.String(), Err: err})
+		})
 	} else {
 		sup.Listen = func() (*quic.Listener, func(), error) { return nil, nil, err }
 	}
@@ -369,6 +377,25 @@ func (p *Pool) ResetError() { p.engine.Send(p.coordinator, messages.ResetError{}
 func (p *Pool) Addr() string {
 	s, _ := p.snapshot()
 	return s.ListenAddr
+}
+
+// Stats is a consistent snapshot of a pool's state and counters; package messages documents
+// every field.
+type Stats = messages.Snapshot
+
+// Stats returns a snapshot of the pool, taken in one step by its coordinator. After Close it
+// returns the zero Stats.
+func (p *Pool) Stats() Stats {
+	s, _ := p.snapshot()
+	return s
+}
+
+// Err returns the error that currently fails the pool's calls while no connection is up (an
+// invalid argument, a listen failure, connections that keep failing), or nil. The most recent
+// failure of any kind, even one the pool is recovering from, is in Stats().LastErr.
+func (p *Pool) Err() error {
+	s, _ := p.snapshot()
+	return s.Err
 }
 
 // Engine returns the hollywood engine the pool's actors run on.

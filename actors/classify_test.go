@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"net"
 	"testing"
 
 	"github.com/quic-go/quic-go"
@@ -28,6 +29,8 @@ func TestPermanent(t *testing.T) {
 		{"pool full", &quic.ApplicationError{ErrorCode: ConnCodeRefused, Remote: true}, false},
 		{"canceled", context.Canceled, false},
 		{"other", errors.New("boom"), false},
+		{"bad address", fmt.Errorf("resolving: %w", &net.AddrError{Err: "missing port in address", Addr: "x"}), true},
+		{"dns", &net.DNSError{Err: "no such host", Name: "x", IsNotFound: true}, false},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -73,8 +73,8 @@ type lingering struct {
 
 // shardState is the coordinator's view of one live shard.
 type shardState struct {
-	pid     *actor.PID
-	slot    int
+	pid      *actor.PID
+	slot     int
 	idle     int // idle streams stored in the shard, the control stream apart
 	opening  int // opens sent to the shard and not yet answered (client)
 	reserved int // IDs issued to the shard's streams that are finishing their handshake (server)
@@ -112,7 +112,7 @@ type coordinator struct {
 	lastErrAt  time.Time
 	listenAddr string
 	userErrors int
-	stats      struct{ opened, handedOut, discarded, failed, restarts uint64 }
+	stats      struct{ opened, handedOut, discarded, failed, restarts, refused uint64 }
 }
 
 func (c *coordinator) Receive(ctx *actor.Context) {
@@ -188,6 +188,8 @@ func (c *coordinator) Receive(ctx *actor.Context) {
 		c.checkReady()
 	case messages.Restarted:
 		c.stats.restarts++
+	case messages.Refused:
+		c.stats.refused++
 	}
 }
 
@@ -692,6 +694,7 @@ func (c *coordinator) snapshot() messages.Snapshot {
 		Discarded:  c.stats.discarded,
 		Failed:     c.stats.failed,
 		Restarts:   c.stats.restarts,
+		Refused:    c.stats.refused,
 		Err:        c.fatal,
 		LastErr:    c.lastErr,
 		LastErrAt:  c.lastErrAt,

@@ -84,6 +84,7 @@ type supervisor struct {
 	attempts   []int                      // failed attempts in a row, per slot (client)
 	upSince    []time.Time                // when each slot's connection came up, zero while down
 	restarts   []time.Time                // recent restarts of any slot, for the intensity limit
+	refusals   uint64                     // connections refused since start
 	escalated  bool                       // restarts exceeded the policy's intensity
 	timers     []*time.Timer              // pending restarts, per slot (client)
 	dying      map[string]context.Context // shards poisoned once, by PID ID, until stopped
@@ -141,6 +142,8 @@ func (s *supervisor) Receive(c *actor.Context) {
 		c.Send(s.cfg.Coordinator, messages.PoolError{Err: m.err})
 	case connAccepted:
 		s.admit(c, m.conn)
+	case messages.Refused:
+		s.refused(m.Addr, m.Err)
 	}
 }
 
@@ -332,11 +335,21 @@ func (s *supervisor) serve() {
 	}
 }
 
+// refused counts, reports and logs a refused connection. Log lines thin out under a flood: the
+// 1st, 2nd, 4th, 8th... refusal is logged, with the count so far.
+func (s *supervisor) refused(addr string, reason error) {
+	s.refusals++
+	s.emit(messages.Event{Kind: messages.EventRefused, Slot: -1, Addr: addr, Err: reason})
+	s.engine.Send(s.cfg.Coordinator, messages.Refused{Addr: addr, Err: reason})
+	if s.refusals&(s.refusals-1) == 0 {
+		s.cfg.Log.Warn("connection refused", "remote", addr, "reason", reason, "refused so far", s.refusals)
+	}
+}
+
 // admit gives an accepted connection a free shard slot, or refuses it.
 func (s *supervisor) admit(c *actor.Context, conn *quic.Conn) {
 	refuse := func(reason error) {
-		s.cfg.Log.Warn("connection refused", "remote", conn.RemoteAddr().String(), "reason", reason)
-		s.emit(messages.Event{Kind: messages.EventRefused, Slot: -1, Addr: conn.RemoteAddr().String(), Err: reason})
+		s.refused(conn.RemoteAddr().String(), reason)
 		_ = conn.CloseWithError(ConnCodeRefused, reason.Error())
 	}
 	if s.shutting {

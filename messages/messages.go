@@ -101,6 +101,7 @@ type Snapshot struct {
 	HandedOut  uint64        // streams handed out to callers since start
 	Discarded  uint64        // idle streams closed by the pool since start (flush, death, excess)
 	Failed     uint64        // stream opens or handshakes that failed since start
+	Refused    uint64        // connections the server refused since start (address, no slot)
 	Err        error         // the pool's error (bad config, listen failure, escalation); fails Get calls while no shard is up
 	LastErr    error         // the most recent failure of any kind (dial, handshake, connection)
 	LastErrAt  time.Time     // when LastErr happened
@@ -245,6 +246,13 @@ type ShardHealthy struct {
 // of waiting.
 type PoolError struct {
 	Err error
+}
+
+// Refused reports a connection the server refused before its handshake (an address that is not
+// allowed); the supervisor logs it and the coordinator counts it.
+type Refused struct {
+	Addr string
+	Err  error
 }
 
 // Listening tells the coordinator that a server pool listens on Addr.

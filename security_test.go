@@ -1,0 +1,186 @@
+package quicpool_test
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"net"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/quic-go/quic-go"
+	"github.com/quicpool/quicpool"
+	"github.com/quicpool/quicpool/messages"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// A client dialing from 127.0.0.2 to a server that allows only 127.0.0.1 gets nothing, and the
+// server holds nothing from it, while the allowed client keeps working.
+func TestClientIPRestriction(t *testing.T) {
+	server := quicpool.NewServerPool(256, "127.0.0.1", selfSigned(t), "127.0.0.1:0", time.Second)
+	go server.ServerManager()
+	defer server.Close()
+	addr := listenAddr(server)
+	allowed := startClient(t, 4, 4, addr, quicpool.WithLocalAddr("127.0.0.1:0"))
+	other := quicpool.NewClientPool(4, 4, 0, 0, time.Second, "1", "localhost", quicpool.StaticAddr(addr),
+		quicpool.WithLocalAddr("127.0.0.2:0"), quicpool.WithRestartPolicy(fastRetry))
+	go other.ClientManager()
+	defer other.Close()
+
+	s := waitFor(t, server, "refusals", func(s messages.Snapshot) bool { return s.Refused >= 3 })
+	require.Equal(t, 1, s.ShardsUp, "only the allowed client holds a shard")
+	require.Zero(t, other.Stats().Idle)
+	require.ErrorContains(t, other.Stats().LastErr, "CONNECTION_REFUSED")
+	for range 4 {
+		sc, cc := tunnel(t, server, allowed, kib)
+		require.Equal(t, "127.0.0.1", sc.RemoteAddr().(*net.UDPAddr).IP.String())
+		sc.Close()
+		cc.Close()
+	}
+}
+
+// WithAllowedClients takes IPs and CIDR prefixes.
+func TestAllowedClientsCIDR(t *testing.T) {
+	server := quicpool.NewServerPool(4, "", selfSigned(t), "127.0.0.1:0", time.Second,
+		quicpool.WithAllowedClients("10.0.0.0/8", "127.0.0.2/32"))
+	go server.ServerManager()
+	defer server.Close()
+	addr := listenAddr(server)
+	ok := startClient(t, 2, 2, addr, quicpool.WithLocalAddr("127.0.0.2:0"))
+	sc, cc := tunnel(t, server, ok, kib)
+	sc.Close()
+	cc.Close()
+	no := quicpool.NewClientPool(1, 1, 0, 0, time.Second, "1", "localhost", quicpool.StaticAddr(addr),
+		quicpool.WithLocalAddr("127.0.0.1:0"))
+	go no.ClientManager()
+	defer no.Close()
+	waitFor(t, server, "a refusal", func(s messages.Snapshot) bool { return s.Refused >= 1 })
+}
+
+// rawClient dials the server with plain quic-go, speaking ALPN np-quic but not the pool protocol.
+func rawClient(t *testing.T, addr string) *quic.Conn {
+	t.Helper()
+	conn, err := quic.DialAddr(waitCtx(t), addr, &tls.Config{InsecureSkipVerify: true, NextProtos: []string{quicpool.ALPN}},
+		&quic.Config{MaxIdleTimeout: 10 * time.Second})
+	require.NoError(t, err)
+	t.Cleanup(func() { conn.CloseWithError(0, "") })
+	return conn
+}
+
+// Hostile clients (one opens streams and stays silent, one sends garbage, one handshakes
+// thousands of streams and never uses them) cannot starve the legitimate client, and the server
+// never holds more than maxCap idle streams.
+func TestHostileClients(t *testing.T) {
+	const maxCap = 512 // 4 shard slots: the legitimate client and three attackers
+	server := quicpool.NewServerPool(maxCap, "", selfSigned(t), "127.0.0.1:0", time.Second,
+		quicpool.WithHandshakeTimeout(300*time.Millisecond))
+	go server.ServerManager()
+	defer server.Close()
+	addr := listenAddr(server)
+	legit := startClient(t, 16, 16, addr)
+
+	ctx, stop := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	attack := func(streams int, first []byte) {
+		conn := rawClient(t, addr)
+		wg.Go(func() {
+			for range streams {
+				s, err := conn.OpenStreamSync(ctx)
+				if err != nil {
+					return
+				}
+				if first != nil {
+					s.Write(first)
+				}
+			}
+		})
+	}
+	attack(2000, nil)                      // silent: never sends the handshake byte
+	attack(2000, []byte{0xff, 0xee, 0xdd}) // garbage instead of the handshake byte
+	attack(5000, []byte{0x00})             // valid handshakes, streams never used
+
+	// Throughout the attack the legitimate client keeps its pool full and its streams work,
+	// taken on its side and found by ID on the server.
+	for i := range 50 {
+		require.NoError(t, legit.WaitReady(waitCtx(t), 1), "round %d", i)
+		id, cc, err := legit.IncomingGet(5 * time.Second)
+		require.NoError(t, err)
+		sc, err := server.OutgoingGet(id, 5*time.Second)
+		require.NoError(t, err, "round %d", i)
+		roundTrip(t, cc, sc, kib)
+		cc.Close()
+		sc.Close()
+		s := server.Stats()
+		require.LessOrEqual(t, s.Idle, maxCap)
+	}
+	s := waitFor(t, server, "the bad handshakes to be counted", func(s messages.Snapshot) bool { return s.Failed >= 100 })
+	assert.LessOrEqual(t, s.Idle, maxCap)
+	assert.Equal(t, 4, s.ShardsUp)
+	s = waitFor(t, server, "the flood to fill its share", func(s messages.Snapshot) bool { return s.Idle >= 100 })
+	assert.LessOrEqual(t, s.Idle, maxCap/4+16, "the flooding connection holds no more than its share")
+	stop()
+	wg.Wait()
+}
+
+// TLS code "2" verifies the server: against a self-signed server it fails, permanently, with the
+// certificate error inside ErrUnavailable; "0" and "1" connect.
+func TestTLSModes(t *testing.T) {
+	server := startServer(t, 8)
+	for _, code := range []string{"0", "1"} {
+		client := quicpool.NewClientPool(1, 1, 0, 0, time.Second, code, "", quicpool.StaticAddr(server.Addr()))
+		go client.ClientManager()
+		require.NoError(t, client.WaitReady(waitCtx(t), 1), "TLS code %q", code)
+		client.Close()
+	}
+	policy := quicpool.RestartPolicy{InitialBackoff: 10 * time.Millisecond, MaxBackoff: 20 * time.Millisecond, MaxRestarts: 1}
+	verified := quicpool.NewClientPool(1, 1, 0, 0, time.Second, "2", "localhost", quicpool.StaticAddr(server.Addr()),
+		quicpool.WithRestartPolicy(policy))
+	go verified.ClientManager()
+	defer verified.Close()
+	err := verified.WaitReady(waitCtx(t), 1)
+	require.ErrorIs(t, err, quicpool.ErrUnavailable)
+	var verify *tls.CertificateVerificationError
+	require.ErrorAs(t, err, &verify, "the cause is the certificate: %v", err)
+	_, err = verified.OutgoingGet(quicpool.ControlID, time.Minute)
+	require.ErrorAs(t, err, &verify)
+}
+
+// Invalid arguments and failing resolvers are clear errors, never panics or silent loops.
+func TestArgumentErrors(t *testing.T) {
+	t.Run("bad allowed client", func(t *testing.T) {
+		p := quicpool.NewServerPool(1, "", selfSigned(t), "127.0.0.1:0", 0, quicpool.WithAllowedClients("10.0.0.0/33"))
+		defer p.Close()
+		require.ErrorIs(t, p.Err(), quicpool.ErrInvalidConfig)
+	})
+	t.Run("bad local address", func(t *testing.T) {
+		p := quicpool.NewClientPool(1, 1, 0, 0, 0, "0", "", quicpool.StaticAddr("127.0.0.1:1"), quicpool.WithLocalAddr("nowhere"))
+		defer p.Close()
+		require.ErrorIs(t, p.Err(), quicpool.ErrInvalidConfig)
+	})
+	policy := quicpool.RestartPolicy{InitialBackoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond, MaxRestarts: 2}
+	for name, resolver := range map[string]func() (string, error){
+		"resolver error":       func() (string, error) { return "", errors.New("lookup failed") },
+		"unparsable address":   quicpool.StaticAddr("not an address"),
+		"address without port": quicpool.StaticAddr("127.0.0.1"),
+	} {
+		t.Run(name, func(t *testing.T) {
+			p := quicpool.NewClientPool(1, 1, 0, 0, time.Second, "0", "", resolver, quicpool.WithRestartPolicy(policy))
+			go p.ClientManager()
+			defer p.Close()
+			err := p.WaitReady(waitCtx(t), 1)
+			require.ErrorIs(t, err, quicpool.ErrUnavailable, "the pool says it cannot connect")
+			require.NotNil(t, p.Stats().LastErr)
+			require.ErrorIs(t, p.Err(), quicpool.ErrUnavailable)
+		})
+	}
+	t.Run("normalisation", func(t *testing.T) {
+		p := quicpool.NewClientPool(10, 2, 3*time.Second, -1, 0, "0", "", quicpool.StaticAddr("127.0.0.1:1"))
+		defer p.Close()
+		s := p.Stats()
+		require.Equal(t, 2, s.MinCap, "min > max swaps")
+		require.Equal(t, 10, s.MaxCap)
+		require.Equal(t, time.Second, s.Interval, "<= 0 takes 1s, then min > max swaps")
+	})
+}
