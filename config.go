@@ -29,6 +29,10 @@ const (
 	defaultInterval         = time.Second
 	defaultKeepAlive        = 10 * time.Second
 	defaultHandshakeTimeout = 10 * time.Second
+	// holdTimeout is how long a full server holds a handshaken stream before refusing it. A
+	// NodePass client waits a minute for a stream's ID and treats a refused stream as a dead
+	// connection, so holding keeps it connected while the pool drains.
+	holdTimeout = 30 * time.Second
 )
 
 // shardCount is how many QUIC connections a pool of maxCap streams uses:

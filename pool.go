@@ -113,7 +113,7 @@ func NewServerPool(maxCap int, clientIP string, tlsConfig *tls.Config, listenAdd
 	}
 	p := newPool(false, o)
 	shards := shardCount(maxCap)
-	sup := actors.SupervisorConfig{Shards: shards, Allow: allow, HandshakeTimeout: o.handshakeTimeout}
+	sup := actors.SupervisorConfig{Shards: shards, Allow: allow, HandshakeTimeout: o.handshakeTimeout, HoldTimeout: holdTimeout}
 	if err == nil {
 		sup.Listen = listener(listenAddr, tlsConf, keepAlive, maxCap, allow, func(addr net.Addr, err error) {
 			p.engine.Send(p.supervisor, messages.Refused{Addr: addr.String(), Err: err})

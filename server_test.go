@@ -13,30 +13,35 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// A server never holds more than maxCap idle streams: a client that wants more has the extra
-// streams refused.
+// A server never holds more than maxCap idle streams. A client that wants more has its extra
+// streams held without an ID (backpressure, not refusal) until the server's streams are taken.
 func TestServerCapsIdleStreams(t *testing.T) {
 	server := startServer(t, 4)
 	client := quicpool.NewClientPool(16, 16, 100*time.Millisecond, 100*time.Millisecond, 10*time.Second,
 		"1", "localhost", quicpool.StaticAddr(server.Addr()))
 	go client.ClientManager()
 	defer client.Close()
-	waitFor(t, client, "the server to refuse streams beyond its cap", func(s messages.Snapshot) bool { return s.Failed >= 12 })
-	s := snapshot(server)
+	s := waitFor(t, server, "the extra streams to be held", func(s messages.Snapshot) bool { return s.Idle == 4 && s.Opening >= 8 })
+	require.Zero(t, s.Failed, "held, not refused")
+	for range 4 {
+		_, c, err := server.IncomingGet(5 * time.Second)
+		require.NoError(t, err)
+		c.Close()
+		require.LessOrEqual(t, server.Stats().Idle, 4)
+	}
+	s = waitFor(t, server, "held streams to take the freed room", func(s messages.Snapshot) bool { return s.Idle == 4 })
 	require.LessOrEqual(t, s.Idle, 4)
-	require.GreaterOrEqual(t, s.Failed, uint64(12), "the server counted the refused streams")
-	c := snapshot(client)
-	require.LessOrEqual(t, c.Idle, 4, "the client keeps only streams the server accepted")
-	require.ErrorIs(t, c.LastErr, quicpool.ErrBadHandshake)
+	require.GreaterOrEqual(t, s.Opened, uint64(8), "the held streams were admitted")
+	require.LessOrEqual(t, client.Stats().Idle, 8, "the client holds only streams the server admitted")
 }
 
-// A server accepts as many client connections as it has shards and refuses the next one; the
-// first client keeps working.
+// A server accepts as many client connections as it has shards and refuses the next one from
+// another address; the first client keeps working.
 func TestServerRefusesConnectionBeyondShards(t *testing.T) {
 	server := startServer(t, 2) // one shard
 	first := startClient(t, 2, 2, server.Addr())
 	second := quicpool.NewClientPool(2, 2, 100*time.Millisecond, time.Second, 10*time.Second,
-		"1", "localhost", quicpool.StaticAddr(server.Addr()))
+		"1", "localhost", quicpool.StaticAddr(server.Addr()), quicpool.WithLocalAddr("127.0.0.2:0"))
 	go second.ClientManager()
 	defer second.Close()
 	s := waitFor(t, second, "the second connection to be refused", func(s messages.Snapshot) bool { return s.LastErr != nil })
@@ -99,4 +104,27 @@ func (b *syncBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
+}
+
+// A client that reconnects while the server still holds its old connection (a zombie: alive on
+// keep-alives, never used again, as a NodePass client leaves behind) replaces it at once.
+func TestReconnectReplacesZombieConnection(t *testing.T) {
+	server := startServer(t, 2) // one shard slot
+	zombie := rawClient(t, server.Addr())
+	s, err := zombie.OpenStreamSync(waitCtx(t))
+	require.NoError(t, err)
+	_, err = s.Write([]byte{0})
+	require.NoError(t, err)
+	waitFor(t, server, "the zombie to hold the slot", func(s messages.Snapshot) bool { return s.ShardsUp == 1 })
+
+	client := startClient(t, 2, 2, server.Addr())
+	sc, cc := tunnel(t, server, client, kib)
+	sc.Close()
+	cc.Close()
+	select {
+	case <-zombie.Context().Done():
+	case <-waitCtx(t).Done():
+		t.Fatal("the replaced connection was not closed")
+	}
+	require.Equal(t, 1, server.Stats().ShardsUp)
 }

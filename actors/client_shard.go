@@ -177,5 +177,7 @@ func (s *clientShard) stop() {
 	if s.cancel != nil {
 		s.cancel()
 	}
-	s.idle.discard(nil)
+	if ids := s.idle.discard(nil); !s.failed && s.idle.conn != nil {
+		s.engine.Send(s.cfg.Coordinator, messages.ShardDown{Shard: s.self, IDs: ids})
+	}
 }

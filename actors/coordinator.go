@@ -101,7 +101,8 @@ type coordinator struct {
 	waiters   int // number of entries in anyWaiter and idWaiters
 	sinceScan int // waiters added since the last sweep
 
-	reserved   map[string]string // server: IDs issued to streams finishing their handshake -> shard
+	reserved   map[string]string    // server: IDs issued to streams finishing their handshake -> shard
+	held       []messages.ReserveID // server: handshaken streams waiting for room in the pool
 	issuedZero bool
 
 	gone      map[string]bool // recently discarded IDs, answered with ErrStreamGone
@@ -176,7 +177,7 @@ func (c *coordinator) Receive(ctx *actor.Context) {
 	case messages.TakeMissed:
 		c.get(m.Get)
 	case messages.ReserveID:
-		m.Reply <- c.reserveID(m.Shard)
+		c.admit(m)
 	case messages.ReleaseID:
 		c.release(m.ID)
 	case messages.PoolError:
@@ -248,7 +249,7 @@ func (c *coordinator) streamIdle(m messages.StreamIdle) {
 	if st == nil {
 		return // the shard went down after sending this; it has discarded the stream
 	}
-	c.release(m.ID)
+	c.unreserve(m.ID) // the stream turns idle: no room frees up
 	if m.Returned {
 		c.stats.handedOut--
 	} else {
@@ -380,6 +381,7 @@ func (c *coordinator) forget(id string) {
 	if len(c.queue) > 64 && len(c.queue) > 2*len(c.idle) {
 		c.compactQueue()
 	}
+	c.grantHeld()
 }
 
 func (c *coordinator) compactQueue() {
@@ -444,6 +446,7 @@ func (c *coordinator) shardDown(m messages.ShardDown) {
 			delete(c.reserved, id)
 		}
 	}
+	c.grantHeld() // the share of the other connections grows
 	c.noteErr(m.Err)
 }
 
@@ -588,19 +591,54 @@ func (c *coordinator) pruneWaiters(now time.Time) {
 	c.waiters = n
 }
 
-// reserveID (server) issues the ID for a handshaken stream of shard: ControlID first, then
-// random IDs unique among the idle and reserved ones. It returns "" when the pool is full, or
-// when the shard already holds its share: with several client connections up, none may hold
-// more than maxCap / connections, so one connection cannot crowd out the others.
-func (c *coordinator) reserveID(shard *actor.PID) string {
+// admit (server) answers a handshaken stream's request for an ID at once if the pool has room
+// for it, and holds it until room frees up otherwise (see grantHeld). Every held request was
+// checked when room last freed, so one that fits now may go ahead of them.
+func (c *coordinator) admit(m messages.ReserveID) {
+	if c.fits(m.Shard) {
+		c.grant(m)
+		return
+	}
+	c.held = append(c.held, m)
+}
+
+// fits reports whether shard may have one more stream: the pool holds fewer than MaxCap idle or
+// reserved streams, and, with several client connections up, none may hold more than
+// MaxCap / connections, so one connection cannot crowd out the others.
+func (c *coordinator) fits(shard *actor.PID) bool {
 	st := c.shards[shard.ID]
 	if st == nil || c.usable()+len(c.reserved) >= c.cfg.MaxCap {
-		return ""
+		return false
 	}
 	share := (c.cfg.MaxCap + len(c.shards) - 1) / len(c.shards)
-	if st.idle+st.reserved >= share {
-		return ""
+	return st.idle+st.reserved < share
+}
+
+// grantHeld gives IDs to held streams, oldest first, as far as there is room; a stream whose
+// connection is over its share waits while others go ahead. Requests whose stream gave up or
+// whose shard is gone are dropped.
+func (c *coordinator) grantHeld() {
+	if len(c.held) == 0 {
+		return
 	}
+	kept := c.held[:0]
+	for _, m := range c.held {
+		switch {
+		case len(m.Reply) > 0 || c.shards[m.Shard.ID] == nil:
+			m.Deliver("") // abandoned, or the connection is gone
+		case c.fits(m.Shard):
+			c.grant(m)
+		default:
+			kept = append(kept, m)
+		}
+	}
+	clear(c.held[len(kept):])
+	c.held = kept
+}
+
+// grant issues an ID for m: ControlID first, then random IDs unique among the idle and reserved
+// ones. If m's stream gave up meanwhile, the reservation is undone.
+func (c *coordinator) grant(m messages.ReserveID) {
 	id := ControlID
 	if c.issuedZero {
 		var raw [IDLen]byte
@@ -612,22 +650,33 @@ func (c *coordinator) reserveID(shard *actor.PID) string {
 			}
 		}
 	}
+	if !m.Deliver(id) {
+		return
+	}
 	c.issuedZero = true
-	c.reserved[id] = shard.ID
-	st.reserved++
-	return id
+	c.reserved[id] = m.Shard.ID
+	c.shards[m.Shard.ID].reserved++
 }
 
-// release ends the reservation of id, if it has one.
+// release ends the reservation of a stream that will not become idle: its room goes to a held
+// stream.
 func (c *coordinator) release(id string) {
+	if c.unreserve(id) {
+		c.grantHeld()
+	}
+}
+
+// unreserve ends the reservation of id, if it has one.
+func (c *coordinator) unreserve(id string) bool {
 	shard, ok := c.reserved[id]
 	if !ok {
-		return
+		return false
 	}
 	delete(c.reserved, id)
 	if st := c.shards[shard]; st != nil {
 		st.reserved--
 	}
+	return true
 }
 
 // failFast returns the error that fails a request at once instead of letting it wait: the
@@ -712,7 +761,7 @@ func (c *coordinator) snapshot() messages.Snapshot {
 	} else {
 		s.Capacity = c.cfg.MaxCap
 		s.Running = c.started && c.listenAddr != ""
-		s.Opening = len(c.reserved)
+		s.Opening = len(c.reserved) + len(c.held)
 	}
 	return s
 }

@@ -98,52 +98,80 @@ func TestAbandonedWaiterIsSkipped(t *testing.T) {
 	require.Equal(t, live, take.Get.Reply, "the stream went to the live caller")
 }
 
-// The server issues ControlID first, then unique random IDs, and refuses beyond MaxCap.
+// The server issues ControlID first, then unique random IDs; beyond MaxCap it holds the request
+// until room frees up.
 func TestReserveID(t *testing.T) {
-	engine, coord, shard, _ := newTestCoordinator(t, false)
+	engine, coord, shard, got := newTestCoordinator(t, false)
 	engine.Send(coord, messages.ShardUp{Shard: shard})
 	ids := map[string]bool{}
-	for i := range 5 {
-		id := reserve(engine, coord, shard)
-		switch {
-		case i == 0:
+	for i := range 5 { // the control stream and four others: MaxCap 4, the control apart
+		id := <-reserve(engine, coord, shard)
+		if i == 0 {
 			require.Equal(t, ControlID, id)
-		case i < 4:
+		} else {
 			_, err := ParseID(id)
 			require.NoError(t, err)
 			require.NotEqual(t, ControlID, id)
-		default:
-			require.Empty(t, id, "MaxCap 4 is reached")
 		}
-		require.False(t, ids[id] && id != "", "duplicate %s", id)
+		require.False(t, ids[id], "duplicate %s", id)
 		ids[id] = true
+		engine.Send(coord, messages.StreamIdle{Shard: shard, ID: id})
 	}
-	// Reservations of a shard that goes down are released, and a shard that is down gets none.
+	held := reserve(engine, coord, shard)
+	require.Equal(t, 1, snapshot(engine, coord).Opening, "MaxCap 4 is reached: the fifth is held")
+	require.Empty(t, held)
+
+	// Taking one stream makes room: the held request gets its ID at once.
+	engine.Send(coord, messages.Get{Reply: make(chan messages.Stream, 1)})
+	require.IsType(t, messages.Take{}, next(t, got))
+	require.NotEmpty(t, <-held)
+
+	// A held request whose shard goes down is answered with "".
+	again := reserve(engine, coord, shard)
 	engine.Send(coord, messages.ShardDown{Shard: shard})
-	require.Empty(t, reserve(engine, coord, shard))
-	other := engine.Spawn(func() actor.Receiver { return fakeShard{got: make(chan any, 64)} }, "other")
-	engine.Send(coord, messages.ShardUp{Shard: other})
-	require.NotEmpty(t, reserve(engine, coord, other))
+	require.Empty(t, <-again)
 }
 
-// With two connections up, neither may hold more than half of MaxCap.
+// A requester that gives up abandons its slot; an ID granted afterwards is not reserved.
+func TestReserveIDAbandoned(t *testing.T) {
+	engine, coord, shard, _ := newTestCoordinator(t, false)
+	engine.Send(coord, messages.ShardUp{Shard: shard})
+	for range 5 {
+		engine.Send(coord, messages.StreamIdle{Shard: shard, ID: <-reserve(engine, coord, shard)})
+	}
+	held := reserve(engine, coord, shard)
+	require.Equal(t, 1, snapshot(engine, coord).Opening)
+	require.Empty(t, messages.AbandonID(held))
+	engine.Send(coord, messages.Get{Reply: make(chan messages.Stream, 1)}) // frees room
+	require.Zero(t, snapshot(engine, coord).Opening, "the abandoned request was dropped, not granted")
+}
+
+// With two connections up, neither may hold more than half of MaxCap; a connection over its
+// share waits while the other goes ahead.
 func TestReserveIDShare(t *testing.T) {
 	engine, coord, a, _ := newTestCoordinator(t, false)
 	b := engine.Spawn(func() actor.Receiver { return fakeShard{got: make(chan any, 64)} }, "b")
 	engine.Send(coord, messages.ShardUp{Shard: a})
 	engine.Send(coord, messages.ShardUp{Shard: b})
-	require.NotEmpty(t, reserve(engine, coord, a))
-	require.NotEmpty(t, reserve(engine, coord, a))
-	require.Empty(t, reserve(engine, coord, a), "a holds its share of 2")
-	require.NotEmpty(t, reserve(engine, coord, b))
-	require.NotEmpty(t, reserve(engine, coord, b))
-	require.Empty(t, reserve(engine, coord, b), "the pool is full")
+	require.NotEmpty(t, <-reserve(engine, coord, a))
+	require.NotEmpty(t, <-reserve(engine, coord, a))
+	overShare := reserve(engine, coord, a)
+	require.NotEmpty(t, <-reserve(engine, coord, b), "b goes ahead of a's held request")
+	require.NotEmpty(t, <-reserve(engine, coord, b))
+	require.Equal(t, 1, snapshot(engine, coord).Opening-4, "a's third request is held")
+	require.Empty(t, overShare)
 }
 
-func reserve(engine *actor.Engine, coord, shard *actor.PID) string {
+func snapshot(engine *actor.Engine, coord *actor.PID) messages.Snapshot {
+	reply := make(chan messages.Snapshot, 1)
+	engine.Send(coord, messages.State{Reply: reply})
+	return <-reply
+}
+
+func reserve(engine *actor.Engine, coord, shard *actor.PID) chan string {
 	reply := make(chan string, 1)
 	engine.Send(coord, messages.ReserveID{Shard: shard, Reply: reply})
-	return <-reply
+	return reply
 }
 
 // A client coordinator asks its shard for the streams it lacks as soon as the shard is up, and

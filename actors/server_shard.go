@@ -18,6 +18,9 @@ type ServerShardConfig struct {
 	Conn *quic.Conn
 	// HandshakeTimeout bounds the wait for a new stream's handshake byte and the write of its ID.
 	HandshakeTimeout time.Duration
+	// HoldTimeout bounds how long a handshaken stream waits for room in a full pool before it is
+	// refused.
+	HoldTimeout time.Duration
 }
 
 // NewServerShard returns the producer of a server shard: the actor that owns one accepted client
@@ -38,6 +41,7 @@ type serverShard struct {
 	cancel context.CancelFunc
 	idle   idleStreams
 	failed bool
+	active time.Time // when the shard last told its parent it accepted a stream
 }
 
 // streamAccepted reports a stream whose handshake finished with the reserved ID.
@@ -64,6 +68,11 @@ func (s *serverShard) Receive(c *actor.Context) {
 		if s.failed || !s.idle.store(m.id, m.stream) {
 			Discard(m.stream)
 			c.Send(s.cfg.Coordinator, messages.ReleaseID{ID: m.id})
+			return
+		}
+		if now := time.Now(); now.Sub(s.active) >= time.Second {
+			s.active = now
+			c.Send(s.parent, messages.ShardActive{Shard: s.self, Slot: s.cfg.Slot})
 		}
 	case messages.Take:
 		s.idle.take(m)
@@ -104,20 +113,14 @@ func (s *serverShard) handshake(stream *quic.Stream) {
 		s.reject(stream, err)
 		return
 	}
-	reply := make(chan string, 1)
-	s.engine.Send(s.cfg.Coordinator, messages.ReserveID{Shard: s.self, Reply: reply})
-	var id string
-	select {
-	case id = <-reply:
-	case <-s.ctx.Done():
-		Discard(stream)
-		return
-	}
+	_ = stream.SetDeadline(time.Time{})
+	id := s.reserve(stream)
 	if id == "" {
 		s.reject(stream, messages.ErrPoolFull)
 		return
 	}
 	raw, _ := ParseID(id)
+	_ = stream.SetWriteDeadline(time.Now().Add(s.cfg.HandshakeTimeout))
 	if _, err := stream.Write(raw[:]); err != nil {
 		s.engine.Send(s.cfg.Coordinator, messages.ReleaseID{ID: id})
 		s.reject(stream, err)
@@ -125,6 +128,24 @@ func (s *serverShard) handshake(stream *quic.Stream) {
 	}
 	_ = stream.SetDeadline(time.Time{})
 	s.engine.Send(s.self, streamAccepted{id: id, stream: stream})
+}
+
+// reserve asks the coordinator for the stream's ID and waits while the pool is full, up to
+// HoldTimeout, or until the client gives up on the stream or the shard stops. It returns "" when
+// no ID came.
+func (s *serverShard) reserve(stream *quic.Stream) string {
+	reply := make(chan string, 1)
+	s.engine.Send(s.cfg.Coordinator, messages.ReserveID{Shard: s.self, Reply: reply})
+	timer := time.NewTimer(s.cfg.HoldTimeout)
+	defer timer.Stop()
+	select {
+	case id := <-reply:
+		return id
+	case <-timer.C:
+	case <-stream.Context().Done():
+	case <-s.ctx.Done():
+	}
+	return messages.AbandonID(reply)
 }
 
 func (s *serverShard) reject(stream *quic.Stream, err error) {
@@ -152,6 +173,8 @@ func (s *serverShard) onPanic(c *actor.Context, err error) { s.fail(c, err) }
 // is closed after every shard has stopped, never drops a connection without CONNECTION_CLOSE.
 func (s *serverShard) stop() {
 	s.cancel()
-	s.idle.discard(nil)
-	_ = s.cfg.Conn.CloseWithError(ConnCodeClosed, "quicpool: pool closed")
+	if ids := s.idle.discard(nil); !s.failed {
+		s.engine.Send(s.cfg.Coordinator, messages.ShardDown{Shard: s.self, IDs: ids})
+	}
+	_ = s.cfg.Conn.CloseWithError(ConnCodeClosed, "quicpool: connection closed by the server pool")
 }

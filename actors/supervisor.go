@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"net/netip"
 	"time"
 
 	"github.com/anthdm/hollywood/actor"
@@ -29,6 +30,7 @@ type SupervisorConfig struct {
 	// Allow vets the address of an accepted connection; nil allows every address.
 	Allow            func(net.Addr) error
 	HandshakeTimeout time.Duration
+	HoldTimeout      time.Duration
 }
 
 // Policy is the restart policy the supervisor applies; quicpool.RestartPolicy implements it.
@@ -59,6 +61,7 @@ func NewSupervisor(cfg SupervisorConfig) actor.Producer {
 			slots:      make([]*actor.PID, cfg.Shards),
 			attempts:   make([]int, cfg.Shards),
 			upSince:    make([]time.Time, cfg.Shards),
+			peers:      make([]peer, cfg.Shards),
 			timers:     make([]*time.Timer, cfg.Shards),
 			dying:      make(map[string]context.Context),
 			shardsDone: make(chan struct{}),
@@ -82,6 +85,7 @@ type supervisor struct {
 	shutting   bool
 	slots      []*actor.PID               // live shard of each slot, nil when free
 	attempts   []int                      // failed attempts in a row, per slot (client)
+	peers      []peer                     // server: who holds each slot
 	upSince    []time.Time                // when each slot's connection came up, zero while down
 	restarts   []time.Time                // recent restarts of any slot, for the intensity limit
 	refusals   uint64                     // connections refused since start
@@ -92,6 +96,12 @@ type supervisor struct {
 
 	shardsDone       chan struct{} // closed once every shard has stopped; then the transport closes
 	shardsDoneClosed bool
+}
+
+// peer is the client holding a server shard slot, and when that connection last showed life.
+type peer struct {
+	ip     netip.Addr
+	active time.Time
 }
 
 // Reports from the supervisor's goroutines and timers.
@@ -120,6 +130,10 @@ func (s *supervisor) Receive(c *actor.Context) {
 		s.shutdown(c, m.Reply)
 	case messages.ShardHealthy:
 		s.shardHealthy(m)
+	case messages.ShardActive:
+		if s.current(m.Shard, m.Slot) {
+			s.peers[m.Slot].active = time.Now()
+		}
 	case messages.ShardFailed:
 		s.shardFailed(c, m)
 	case restartShard:
@@ -335,6 +349,38 @@ func (s *supervisor) serve() {
 	}
 }
 
+func (s *supervisor) freeSlot() int {
+	for slot, pid := range s.slots {
+		if pid == nil {
+			return slot
+		}
+	}
+	return -1
+}
+
+// quietestOf returns the slot of the connection from addr's IP that accepted a stream least
+// recently, or -1 if that IP holds no slot. A client that reconnects while the server still
+// holds its old connection (a NodePass client drops a connection without closing it; a
+// restarted client leaves one behind until its idle timeout) is let in at once, and no other
+// address can ever displace it.
+func (s *supervisor) quietestOf(addr net.Addr) int {
+	ip, victim := addrIP(addr), -1
+	for slot, pid := range s.slots {
+		if pid != nil && s.peers[slot].ip == ip && (victim < 0 || s.peers[slot].active.Before(s.peers[victim].active)) {
+			victim = slot
+		}
+	}
+	return victim
+}
+
+func addrIP(addr net.Addr) netip.Addr {
+	if udp, ok := addr.(*net.UDPAddr); ok {
+		ip, _ := netip.AddrFromSlice(udp.IP)
+		return ip.Unmap()
+	}
+	return netip.Addr{}
+}
+
 // refused counts, reports and logs a refused connection. Log lines thin out under a flood: the
 // 1st, 2nd, 4th, 8th... refusal is logged, with the count so far.
 func (s *supervisor) refused(addr string, reason error) {
@@ -362,14 +408,22 @@ func (s *supervisor) admit(c *actor.Context, conn *quic.Conn) {
 			return
 		}
 	}
-	for slot, pid := range s.slots {
-		if pid == nil {
-			cfg := ServerShardConfig{Runtime: s.cfg.Runtime, Slot: slot, Coordinator: s.cfg.Coordinator,
-				Conn: conn, HandshakeTimeout: s.cfg.HandshakeTimeout}
-			s.slots[slot] = c.SpawnChild(NewServerShard(cfg), "shard", spawnOpts(s.cfg.Log, s.nextID("s", slot))...)
-			s.cfg.Log.Info("client connected", "slot", slot, "remote", conn.RemoteAddr().String())
-			return
+	slot := s.freeSlot()
+	if slot < 0 {
+		if slot = s.quietestOf(conn.RemoteAddr()); slot >= 0 {
+			s.cfg.Log.Info("client reconnected: replacing its quietest connection", "slot", slot, "remote", conn.RemoteAddr().String())
+			s.emit(messages.Event{Kind: messages.EventReplaced, Slot: slot, Addr: conn.RemoteAddr().String()})
+			s.poison(s.slots[slot])
+			s.slots[slot] = nil
 		}
+	}
+	if slot >= 0 {
+		cfg := ServerShardConfig{Runtime: s.cfg.Runtime, Slot: slot, Coordinator: s.cfg.Coordinator,
+			Conn: conn, HandshakeTimeout: s.cfg.HandshakeTimeout, HoldTimeout: s.cfg.HoldTimeout}
+		s.slots[slot] = c.SpawnChild(NewServerShard(cfg), "shard", spawnOpts(s.cfg.Log, s.nextID("s", slot))...)
+		s.peers[slot] = peer{ip: addrIP(conn.RemoteAddr()), active: time.Now()}
+		s.cfg.Log.Info("client connected", "slot", slot, "remote", conn.RemoteAddr().String())
+		return
 	}
 	refuse(fmt.Errorf("%w: all %d shard slots are taken", messages.ErrPoolFull, len(s.slots)))
 }

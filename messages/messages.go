@@ -206,11 +206,35 @@ type StreamDiscarded struct {
 	Err error
 }
 
-// ReserveID asks the coordinator (server) for a fresh stream ID for a handshaken stream. Reply
-// receives "" when the pool already holds its maximum of idle streams.
+// ReserveID asks the coordinator (server) for a fresh stream ID for a handshaken stream. When the
+// pool holds its maximum of idle streams, or the stream's connection its share, the request is
+// held until there is room: the client waits for its ID instead of seeing its stream refused.
+// Reply receives the ID, or "" if the shard went away. A requester that stops waiting abandons
+// the slot with AbandonID.
 type ReserveID struct {
 	Shard *actor.PID  // the shard whose stream it is; its reservations end with it
 	Reply chan string // capacity 1
+}
+
+// Deliver puts id in the reply slot; false means the requester abandoned it.
+func (r ReserveID) Deliver(id string) bool {
+	select {
+	case r.Reply <- id:
+		return true
+	default:
+		return false
+	}
+}
+
+// AbandonID is called by a requester that stops waiting for reply. It returns an ID granted
+// meanwhile (the requester must use or release it), or "" if none will come.
+func AbandonID(reply chan string) string {
+	select {
+	case reply <- "":
+		return ""
+	default:
+		return <-reply
+	}
 }
 
 // ReleaseID returns a reserved ID whose stream never became idle.
@@ -237,6 +261,14 @@ type ShardFailed struct {
 
 // ShardHealthy reports to the supervisor that a shard's connection is up.
 type ShardHealthy struct {
+	Shard *actor.PID
+	Slot  int
+}
+
+// ShardActive reports to the supervisor that a server shard accepted a stream (sent at most once
+// a second per shard). When no slot is free, a reconnecting client replaces its quietest
+// connection.
+type ShardActive struct {
 	Shard *actor.PID
 	Slot  int
 }
@@ -280,6 +312,7 @@ const (
 	EventListening        EventKind = "listening"         // a server pool listens on Addr
 	EventListenFailed     EventKind = "listen failed"     // a server pool cannot listen
 	EventRefused          EventKind = "refused"           // a server pool refused a connection
+	EventReplaced         EventKind = "replaced"          // a reconnecting client replaced its quietest connection
 )
 
 // Event is what a pool broadcasts on its engine's event stream (actor.Engine.Subscribe) as its
