@@ -184,3 +184,43 @@ func TestArgumentErrors(t *testing.T) {
 		require.Equal(t, time.Second, s.Interval, "<= 0 takes 1s, then min > max swaps")
 	})
 }
+
+// A server that answers the handshake with a short ID, or never answers, costs the client only
+// those streams: each is reset and counted, and the connection is kept.
+func TestClientDiscardsBadIDs(t *testing.T) {
+	tlsConf := selfSigned(t)
+	tlsConf.NextProtos = []string{quicpool.ALPN}
+	ln, err := quic.ListenAddr("127.0.0.1:0", tlsConf, &quic.Config{MaxIdleTimeout: 10 * time.Second})
+	require.NoError(t, err)
+	defer ln.Close()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	wg.Go(func() {
+		conn, err := ln.Accept(context.Background())
+		if err != nil {
+			return
+		}
+		defer conn.CloseWithError(0, "")
+		for i := 0; ; i++ {
+			s, err := conn.AcceptStream(context.Background())
+			if err != nil {
+				return
+			}
+			if i%2 == 0 {
+				s.Write([]byte{0xab, 0xcd}) // two bytes of a four-byte ID, then FIN
+				s.Close()
+			} // odd streams: never answered
+		}
+	})
+
+	client := quicpool.NewClientPool(4, 4, 50*time.Millisecond, 50*time.Millisecond, time.Second, "0", "",
+		quicpool.StaticAddr(ln.Addr().String()), quicpool.WithHandshakeTimeout(200*time.Millisecond))
+	go client.ClientManager()
+	s := waitFor(t, client, "bad IDs to be counted", func(s messages.Snapshot) bool { return s.Failed >= 8 })
+	require.Zero(t, s.Idle, "no stream with a bad ID is kept")
+	require.Equal(t, 1, s.ShardsUp, "the connection is kept")
+	require.Zero(t, s.Restarts)
+	require.ErrorIs(t, s.LastErr, quicpool.ErrBadHandshake)
+	client.Close()
+	ln.Close()
+}
