@@ -24,9 +24,17 @@ const (
 	// MaxShards is the most QUIC connections one pool keeps.
 	MaxShards = 64
 
-	defaultMinCap           = 1
-	defaultMaxCap           = 1
-	defaultInterval         = time.Second
+	// Defaults of the NodePass-compatible constructors for arguments <= 0.
+	compatMinCap   = 1
+	compatMaxCap   = 1
+	compatInterval = time.Second
+
+	// Defaults of NewClient and NewServer.
+	defaultMinCap = 8
+	defaultMaxCap = 64
+	defaultMinIvl = 100 * time.Millisecond
+	defaultMaxIvl = time.Second
+
 	defaultKeepAlive        = 10 * time.Second
 	defaultHandshakeTimeout = 10 * time.Second
 	// holdTimeout is how long a full server holds a handshaken stream before refusing it. A
@@ -57,15 +65,21 @@ func clientTLS(tlsCode, hostname string) (*tls.Config, error) {
 	return conf, nil
 }
 
-// serverTLS clones the server's TLS config and forces TLS 1.3 and the pool's ALPN on it.
+// serverTLS checks that the server's TLS config has a certificate and forces the protocol on a
+// copy of it.
 func serverTLS(conf *tls.Config) (*tls.Config, error) {
 	if conf == nil || (len(conf.Certificates) == 0 && conf.GetCertificate == nil && conf.GetConfigForClient == nil) {
 		return nil, fmt.Errorf("%w: a server pool needs a TLS config with a certificate", ErrInvalidConfig)
 	}
+	return forceProtocol(conf), nil
+}
+
+// forceProtocol returns a copy of conf that speaks TLS 1.3 and ALPN "np-quic" only.
+func forceProtocol(conf *tls.Config) *tls.Config {
 	conf = conf.Clone()
 	conf.NextProtos = []string{ALPN}
 	conf.MinVersion = tls.VersionTLS13
-	return conf, nil
+	return conf
 }
 
 // quicConfig is the QUIC config of both sides: keep-alive, and an idle timeout of three missed

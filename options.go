@@ -1,6 +1,7 @@
 package quicpool
 
 import (
+	"crypto/tls"
 	"fmt"
 	"log/slog"
 	"net"
@@ -9,88 +10,180 @@ import (
 	"github.com/anthdm/hollywood/actor"
 )
 
-// Option adjusts a pool beyond the arguments NodePass's constructors take. Options are passed
-// after those arguments, so a call written for NodePass compiles unchanged.
-type Option func(*options)
+// Option configures a pool. Every constructor takes options after its other arguments, so a call
+// written for NodePass compiles unchanged. With NewClient and NewServer an invalid option value is
+// the constructor's error; with NewClientPool and NewServerPool (which return no error) it makes
+// the pool's calls fail with ErrInvalidConfig. Options override the positional arguments of the
+// NodePass-compatible constructors.
+type Option func(*settings)
 
-type options struct {
-	err              error // the first invalid option
-	allowed          []string
-	localAddr        *net.UDPAddr
-	engine           *actor.Engine
-	log              *slog.Logger
-	restart          RestartPolicy
+// settings is everything a pool is built from.
+type settings struct {
+	err error // the first invalid value
+
+	minCap, maxCap   int
+	minIvl, maxIvl   time.Duration
+	keepAlive        time.Duration
 	handshakeTimeout time.Duration
+	restart          RestartPolicy
+
+	resolver  func() (string, error) // client
+	clientTLS *tls.Config            // client
+	localAddr *net.UDPAddr           // client
+	allowed   []string               // server
+
+	engine *actor.Engine
+	parent *actor.Context
+	log    *slog.Logger
 }
 
-// WithEngine runs the pool's actors on an existing hollywood engine instead of one of its own,
-// so that actors of the embedding system can send the pool messages (see Pool.Coordinator and
-// package messages). A nil engine is ignored.
-func WithEngine(e *actor.Engine) Option {
-	return func(o *options) {
-		if e != nil {
-			o.engine = e
-		}
+func (s *settings) fail(err error) {
+	if s.err == nil {
+		s.err = err
 	}
 }
 
-// WithLogger sends the pool's events (connections, failures, restarts, refused peers) to l.
-// Without it the pool logs nothing.
-func WithLogger(l *slog.Logger) Option {
-	return func(o *options) {
-		if l != nil {
-			o.log = l
-		}
+func (s *settings) apply(opts []Option) {
+	for _, opt := range opts {
+		opt(s)
 	}
 }
 
-// WithRestartPolicy sets how the pool retries a failed connection or listen.
-func WithRestartPolicy(p RestartPolicy) Option {
-	return func(o *options) { o.restart = p }
+func invalid(format string, args ...any) error {
+	return fmt.Errorf("%w: "+format, append([]any{ErrInvalidConfig}, args...)...)
 }
 
-// WithHandshakeTimeout bounds the stream handshake: how long a server waits for a new stream's
-// first byte, and how long a client waits for the stream's ID. Zero or negative: 10s.
-func WithHandshakeTimeout(d time.Duration) Option {
-	return func(o *options) { o.handshakeTimeout = d }
+// WithCapacity sets the number of idle streams a client pool keeps: tuned between min and max by
+// use, starting at min. For a server pool, max is the most idle streams it holds. Needs
+// 1 <= min <= max. NewClient default: 8..64; NewServer default: 64.
+func WithCapacity(min, max int) Option {
+	return func(s *settings) {
+		if min < 1 || max < min {
+			s.fail(invalid("capacity %d..%d (want 1 <= min <= max)", min, max))
+			return
+		}
+		s.minCap, s.maxCap = min, max
+	}
+}
+
+// WithInterval sets a client pool's refill interval: tuned between min and max by how many
+// streams are idle, starting at min. Streams taken are replaced at once regardless. Needs
+// 0 < min <= max. NewClient default: 100ms..1s.
+func WithInterval(min, max time.Duration) Option {
+	return func(s *settings) {
+		if min <= 0 || max < min {
+			s.fail(invalid("interval %v..%v (want 0 < min <= max)", min, max))
+			return
+		}
+		s.minIvl, s.maxIvl = min, max
+	}
+}
+
+// WithKeepAlive sets the QUIC keep-alive period; a connection silent for three periods is dead.
+// Must be positive. Default: 10s.
+func WithKeepAlive(d time.Duration) Option {
+	return func(s *settings) {
+		if d <= 0 {
+			s.fail(invalid("keep-alive %v (want > 0)", d))
+			return
+		}
+		s.keepAlive = d
+	}
+}
+
+// WithTLSConfig sets a client pool's TLS configuration (root CAs, server name, client
+// certificates, or InsecureSkipVerify). The pool uses a copy with TLS 1.3 and ALPN "np-quic"
+// forced. NewClient default: verify the server's certificate against the host in its address.
+func WithTLSConfig(conf *tls.Config) Option {
+	return func(s *settings) {
+		if conf == nil {
+			s.fail(invalid("nil TLS config"))
+			return
+		}
+		s.clientTLS = forceProtocol(conf)
+	}
+}
+
+// WithResolver makes a client pool ask resolve for the server's address before every dial,
+// instead of using the address it was created with (for DNS changes or failover).
+func WithResolver(resolve func() (string, error)) Option {
+	return func(s *settings) {
+		if resolve == nil {
+			s.fail(invalid("nil address resolver"))
+			return
+		}
+		s.resolver = resolve
+	}
 }
 
 // WithAllowedClients restricts a server pool to clients whose address is one of the given IPs or
 // within one of the given CIDR prefixes ("10.0.0.0/8", "2001:db8::/32"), in addition to the
-// clientIP argument when that is set. Other connections are refused before the TLS handshake,
-// counted and logged. An entry that is neither an IP nor a prefix makes the pool's calls fail
-// with ErrInvalidConfig.
+// clientIP argument of NewServerPool when that is set. Other connections are refused before the
+// TLS handshake, counted and logged.
 func WithAllowedClients(addrs ...string) Option {
-	return func(o *options) { o.allowed = append(o.allowed, addrs...) }
+	return func(s *settings) { s.allowed = append(s.allowed, addrs...) }
 }
 
 // WithLocalAddr makes a client pool dial from the given local address ("127.0.0.2:0", or an
-// interface's IP with port 0). An unparsable address makes the pool's calls fail with
-// ErrInvalidConfig.
+// interface's IP with port 0).
 func WithLocalAddr(addr string) Option {
-	return func(o *options) {
+	return func(s *settings) {
 		udp, err := net.ResolveUDPAddr("udp", addr)
 		if err != nil {
-			o.fail(fmt.Errorf("%w: local address %q: %w", ErrInvalidConfig, addr, err))
+			s.fail(invalid("local address %q: %w", addr, err))
 			return
 		}
-		o.localAddr = udp
+		s.localAddr = udp
 	}
 }
 
-func (o *options) fail(err error) {
-	if o.err == nil {
-		o.err = err
+// WithRestartPolicy sets how the pool retries a failed connection or listen. Default:
+// DefaultRestartPolicy.
+func WithRestartPolicy(p RestartPolicy) Option {
+	return func(s *settings) { s.restart = p }
+}
+
+// WithHandshakeTimeout bounds the stream handshake: how long a server waits for a new stream's
+// first byte, and how long a client waits for the stream's ID. Must be positive. Default: 10s.
+func WithHandshakeTimeout(d time.Duration) Option {
+	return func(s *settings) {
+		if d <= 0 {
+			s.fail(invalid("handshake timeout %v (want > 0)", d))
+			return
+		}
+		s.handshakeTimeout = d
 	}
 }
 
-func buildOptions(opts []Option) options {
-	o := options{log: slog.New(slog.DiscardHandler)}
-	for _, opt := range opts {
-		opt(&o)
+// WithLogger sends the pool's events (connections, failures, restarts, refused peers) to l.
+// Default: the pool logs nothing.
+func WithLogger(l *slog.Logger) Option {
+	return func(s *settings) {
+		if l != nil {
+			s.log = l
+		}
 	}
-	if o.handshakeTimeout <= 0 {
-		o.handshakeTimeout = defaultHandshakeTimeout
+}
+
+// WithEngine runs the pool's actors on an existing hollywood engine instead of one of its own, so
+// that actors of the embedding system can send the pool messages (see Pool.Coordinator and
+// package messages).
+func WithEngine(e *actor.Engine) Option {
+	return func(s *settings) {
+		if e != nil {
+			s.engine = e
+		}
 	}
-	return o
+}
+
+// WithParent makes the pool's actors children of the actor whose Receive is running: the pool
+// lives on that actor's engine and stops when that actor stops (calls then fail with ErrClosed;
+// Close still waits for the pool's goroutines). Call the constructor from inside Receive, where c
+// is valid; the constructor does not block.
+func WithParent(c *actor.Context) Option {
+	return func(s *settings) {
+		if c != nil {
+			s.parent, s.engine = c, c.Engine()
+		}
+	}
 }

@@ -3,8 +3,8 @@ package quicpool
 import (
 	"context"
 	"crypto/rand"
-	"crypto/tls"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/anthdm/hollywood/actor"
-	"github.com/quic-go/quic-go"
 	"github.com/quicpool/quicpool/actors"
 	"github.com/quicpool/quicpool/messages"
 )
@@ -36,6 +35,7 @@ const (
 // are safe for concurrent use.
 type Pool struct {
 	client      bool
+	err         error // the configuration error, if any: every call fails with it
 	log         *slog.Logger
 	engine      *actor.Engine
 	coordinator *actor.PID
@@ -45,118 +45,16 @@ type Pool struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup // every goroutine the pool starts
 
-	admission chan struct{} // tokens of Get requests not yet handled by the coordinator
-	started   chan struct{} // one-slot token: the first manager call takes it
-	closing   chan struct{} // one-slot token: the first Close call takes it
-	done      chan struct{} // closed when Close begins
-	closed    chan struct{} // closed when Close has finished
+	admission      chan struct{} // tokens of Get requests not yet handled by the coordinator
+	started        chan struct{} // one-slot token: the first manager call takes it
+	closing        chan struct{} // one-slot token: the first Close call takes it
+	done           chan struct{} // closed when Close begins
+	gone           chan struct{} // closed when the coordinator stops (Close, or a WithParent parent stopping)
+	supervisorGone chan struct{} // closed when the supervisor stops
+	closed         chan struct{} // closed when Close has finished
 }
 
-// NewClientPool creates a client pool, as NodePass's quic.NewClientPool does. It keeps between
-// minCap and maxCap idle streams (the capacity is tuned between them by use), refilling every
-// minIvl..maxIvl (also tuned) and at once whenever a stream is taken. It dials
-// min(max(ceil(maxCap/128),1),64) QUIC connections to the address addrResolver returns (asked
-// anew for every dial). tlsCode is "0" (encrypted, not verified), "1" (self-signed server:
-// compare its fingerprint through StreamConn.ConnectionState) or "2" (verify the certificate
-// chain against hostname).
-//
-// Arguments <= 0 take the defaults: 1 stream, 1s interval, 10s keep-alive; min > max swaps. An
-// invalid argument does not panic: the pool's calls fail with an error wrapping
-// ErrInvalidConfig. Nothing runs until ClientManager is called.
-func NewClientPool(minCap, maxCap int, minIvl, maxIvl, keepAlive time.Duration, tlsCode, hostname string,
-	addrResolver func() (string, error), opts ...Option) *Pool {
-	o := buildOptions(opts)
-	minCap, maxCap = normalize(minCap, maxCap, defaultMinCap, defaultMaxCap)
-	minIvl, maxIvl = normalize(minIvl, maxIvl, defaultInterval, defaultInterval)
-	keepAlive = orDefault(keepAlive, defaultKeepAlive)
-
-	tlsConf, err := clientTLS(tlsCode, hostname)
-	if err == nil && addrResolver == nil {
-		err = fmt.Errorf("%w: nil address resolver", ErrInvalidConfig)
-	}
-	if err == nil {
-		err = o.err
-	}
-	p := newPool(true, o)
-	shards := shardCount(maxCap)
-	p.spawn(o,
-		actors.CoordinatorConfig{Client: true, MinCap: minCap, MaxCap: maxCap, MinIvl: minIvl, MaxIvl: maxIvl,
-			Shards: shards, PerShard: StreamsPerShard, Err: err},
-		actors.SupervisorConfig{Shards: shards, Client: &actors.ClientShardConfig{
-			Dial: dialer(addrResolver, tlsConf, keepAlive, o.localAddr), IDTimeout: o.handshakeTimeout}})
-	return p
-}
-
-// NewServerPool creates a server pool, as NodePass's quic.NewServerPool does. It listens on one
-// UDP socket at listenAddr, accepts up to min(max(ceil(maxCap/128),1),64) client connections
-// (only from clientIP when it is not "", see also WithAllowedClients), and holds at most maxCap idle streams. tlsConfig must
-// carry a certificate; the pool forces TLS 1.3 and ALPN "np-quic" on a copy of it.
-//
-// maxCap <= 0 takes 1, keepAlive <= 0 takes 10s. An invalid argument does not panic: the pool's
-// calls fail with an error wrapping ErrInvalidConfig. Nothing runs until ServerManager is called.
-func NewServerPool(maxCap int, clientIP string, tlsConfig *tls.Config, listenAddr string, keepAlive time.Duration,
-	opts ...Option) *Pool {
-	o := buildOptions(opts)
-	maxCap = orDefault(maxCap, defaultMaxCap)
-	keepAlive = orDefault(keepAlive, defaultKeepAlive)
-
-	tlsConf, err := serverTLS(tlsConfig)
-	allow, allowErr := allowClients(append([]string{clientIP}, o.allowed...)...)
-	if err == nil {
-		err = allowErr
-	}
-	if err == nil {
-		err = o.err
-	}
-	if err == nil && listenAddr == "" {
-		err = fmt.Errorf("%w: empty listen address", ErrInvalidConfig)
-	}
-	p := newPool(false, o)
-	shards := shardCount(maxCap)
-	sup := actors.SupervisorConfig{Shards: shards, Allow: allow, HandshakeTimeout: o.handshakeTimeout, HoldTimeout: holdTimeout}
-	if err == nil {
-		sup.Listen = listener(listenAddr, tlsConf, keepAlive, maxCap, allow, func(addr net.Addr, err error) {
-			p.engine.Send(p.supervisor, messages.Refused{Addr: addr.String(), Err: err})
-		})
-	} else {
-		sup.Listen = func() (*quic.Listener, func(), error) { return nil, nil, err }
-	}
-	p.spawn(o,
-		actors.CoordinatorConfig{MinCap: maxCap, MaxCap: maxCap, Shards: shards, PerShard: StreamsPerShard, Err: err},
-		sup)
-	return p
-}
-
-func newPool(client bool, o options) *Pool {
-	p := &Pool{
-		client:    client,
-		log:       o.log,
-		engine:    o.engine,
-		started:   make(chan struct{}, 1),
-		admission: make(chan struct{}, maxQueuedGets),
-		closing:   make(chan struct{}, 1),
-		done:      make(chan struct{}),
-		closed:    make(chan struct{}),
-	}
-	p.ctx, p.cancel = context.WithCancel(context.Background())
-	if p.engine == nil {
-		// NewEngine fails only when a remote is configured, and this config has none.
-		p.engine, _ = actor.NewEngine(actor.NewEngineConfig())
-	}
-	return p
-}
-
-// spawn starts the pool's coordinator and supervisor. They are idle (no goroutine) until the
-// manager starts them.
-func (p *Pool) spawn(o options, coord actors.CoordinatorConfig, sup actors.SupervisorConfig) {
-	rt := actors.Runtime{Ctx: p.ctx, Log: p.log, Go: p.goroutine}
-	name := poolName()
-	coord.Runtime, coord.Admission = rt, p.admission
-	p.coordinator = actors.SpawnCoordinator(p.engine, coord, "coordinator."+name)
-	sup.Runtime, sup.Coordinator = rt, p.coordinator
-	sup.Policy = o.restart
-	p.supervisor = actors.SpawnSupervisor(p.engine, sup, "supervisor."+name)
-}
+var discardLogger = slog.New(slog.DiscardHandler)
 
 // goroutine runs f in a goroutine that Close waits for. A panic in f is logged, not fatal.
 func (p *Pool) goroutine(f func()) {
@@ -182,18 +80,70 @@ func (p *Pool) ClientManager() { p.run() }
 func (p *Pool) ServerManager() { p.run() }
 
 func (p *Pool) run() {
+	p.start()
+	select {
+	case <-p.done:
+	case <-p.gone:
+	}
+}
+
+// start starts the pool once: the coordinator's refill cycle and the supervisor's dials or
+// listener. A pool with an invalid configuration only starts its coordinator, which fails every
+// call with the configuration error.
+func (p *Pool) start() {
 	select {
 	case p.started <- struct{}{}:
-		select {
-		case <-p.done:
-			return
-		default:
-		}
-		p.engine.Send(p.coordinator, messages.Start{})
-		p.engine.Send(p.supervisor, messages.Start{})
 	default:
+		return
 	}
-	<-p.done
+	if p.stopping() {
+		return
+	}
+	p.engine.Send(p.coordinator, messages.Start{})
+	if p.err == nil {
+		p.engine.Send(p.supervisor, messages.Start{})
+	}
+}
+
+// stopping reports whether the pool is closing or its actors have stopped.
+func (p *Pool) stopping() bool {
+	select {
+	case <-p.done:
+		return true
+	case <-p.gone:
+		return true
+	default:
+		return false
+	}
+}
+
+// Get returns the idle stream with the given ID, waiting for it to arrive until ctx is done. It
+// fails at once with ErrInvalidID for an ID no pool can issue and with ErrStreamGone for an ID
+// whose stream was discarded. When ctx's deadline passes the error satisfies both
+// errors.Is(err, ErrTimeout) and errors.Is(err, context.DeadlineExceeded).
+func (p *Pool) Get(ctx context.Context, id string) (*StreamConn, error) {
+	return p.getByID(ctx, "Get", id, false)
+}
+
+// Accept returns any idle stream (its ID is StreamConn.ID), oldest first, waiting for one until
+// ctx is done. The control stream (ControlID) is only ever returned by Get.
+func (p *Pool) Accept(ctx context.Context) (*StreamConn, error) {
+	s, err := p.take(ctx, "", false)
+	if err != nil {
+		return nil, &OpError{Op: "Accept", Err: err}
+	}
+	return NewStreamConn(s), nil
+}
+
+func (p *Pool) getByID(ctx context.Context, op, id string, noWait bool) (*StreamConn, error) {
+	if _, err := actors.ParseID(id); err != nil {
+		return nil, &OpError{Op: op, ID: id, Err: err}
+	}
+	s, err := p.take(ctx, id, noWait)
+	if err != nil {
+		return nil, &OpError{Op: op, ID: id, Err: err}
+	}
+	return NewStreamConn(s), nil
 }
 
 // OutgoingGet returns the idle stream with the given ID, waiting up to timeout for it to arrive.
@@ -201,53 +151,57 @@ func (p *Pool) run() {
 // pool can issue and with ErrStreamGone for an ID whose stream was discarded; after timeout it
 // fails with ErrTimeout. A timeout <= 0 takes the stream only if it is idle now.
 func (p *Pool) OutgoingGet(id string, timeout time.Duration) (net.Conn, error) {
-	if _, err := actors.ParseID(id); err != nil {
-		return nil, &OpError{Op: "OutgoingGet", ID: id, Err: err}
-	}
-	s, err := p.take(id, timeout)
+	ctx, cancel := timeoutContext(timeout)
+	defer cancel()
+	c, err := p.getByID(ctx, "OutgoingGet", id, timeout <= 0)
 	if err != nil {
-		return nil, &OpError{Op: "OutgoingGet", ID: id, Err: err}
+		return nil, err
 	}
-	return NewStreamConn(s), nil
+	return c, nil
 }
 
 // IncomingGet returns any idle stream and its ID, waiting up to timeout for one. Streams are
 // handed out oldest first; the control stream (ControlID) is never handed out here. After
 // timeout it fails with ErrTimeout; a timeout <= 0 takes a stream only if one is idle now.
 func (p *Pool) IncomingGet(timeout time.Duration) (string, net.Conn, error) {
-	s, err := p.take("", timeout)
+	ctx, cancel := timeoutContext(timeout)
+	defer cancel()
+	s, err := p.take(ctx, "", timeout <= 0)
 	if err != nil {
 		return "", nil, &OpError{Op: "IncomingGet", Err: err}
 	}
 	return s.ID, NewStreamConn(s), nil
 }
 
-// take asks the coordinator for a stream and waits for it, the timeout, or Close.
-func (p *Pool) take(id string, timeout time.Duration) (messages.Stream, error) {
-	select {
-	case <-p.done:
+func timeoutContext(timeout time.Duration) (context.Context, context.CancelFunc) {
+	if timeout <= 0 {
+		return context.Background(), func() {}
+	}
+	return context.WithTimeout(context.Background(), timeout)
+}
+
+// errDeadline is the error of a call whose context's deadline passed.
+var errDeadline = fmt.Errorf("%w (%w)", ErrTimeout, context.DeadlineExceeded)
+
+// take asks the coordinator for a stream and waits for it, ctx, or the pool's end. With noWait
+// the coordinator answers at once, with a stream or ErrTimeout.
+func (p *Pool) take(ctx context.Context, id string, noWait bool) (messages.Stream, error) {
+	if p.stopping() {
 		return messages.Stream{}, ErrClosed
-	default:
 	}
 	reply := make(chan messages.Stream, 1)
-	get := messages.Get{ID: id, Reply: reply, Admitted: true}
-	var expired <-chan time.Time
-	if timeout > 0 {
-		get.Deadline = time.Now().Add(timeout)
-		timer := time.NewTimer(timeout)
-		defer timer.Stop()
-		expired = timer.C
-	} else {
-		get.NoWait = true
-	}
+	get := messages.Get{ID: id, Reply: reply, Admitted: true, NoWait: noWait}
+	get.Deadline, _ = ctx.Deadline()
 	select {
 	case p.admission <- struct{}{}:
 	default: // the coordinator is behind: wait for room, within the caller's time
 		select {
 		case p.admission <- struct{}{}:
-		case <-expired:
-			return messages.Stream{}, ErrTimeout
+		case <-ctx.Done():
+			return messages.Stream{}, ctxErr(ctx)
 		case <-p.done:
+			return messages.Stream{}, ErrClosed
+		case <-p.gone:
 			return messages.Stream{}, ErrClosed
 		}
 	}
@@ -256,15 +210,24 @@ func (p *Pool) take(id string, timeout time.Duration) (messages.Stream, error) {
 	select {
 	case s := <-reply:
 		return s, s.Err
-	case <-expired:
-		err = ErrTimeout
+	case <-ctx.Done():
+		err = ctxErr(ctx)
 	case <-p.done:
+		err = ErrClosed
+	case <-p.gone:
 		err = ErrClosed
 	}
 	if s, ok := messages.Abandon(reply); ok {
 		return s, s.Err // the stream arrived as we gave up: it is the caller's
 	}
 	return messages.Stream{}, err
+}
+
+func ctxErr(ctx context.Context) error {
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return errDeadline
+	}
+	return ctx.Err()
 }
 
 // WaitReady blocks until the pool is running (see Ready) with at least n idle streams, the pool
@@ -280,6 +243,8 @@ func (p *Pool) WaitReady(ctx context.Context, n int) error {
 		err = ctx.Err()
 	case <-p.done:
 		err = ErrClosed
+	case <-p.gone:
+		err = ErrClosed
 	}
 	if err != nil {
 		return &OpError{Op: "WaitReady", Err: err}
@@ -294,6 +259,7 @@ func (p *Pool) Flush() {
 	select {
 	case <-reply:
 	case <-p.done:
+	case <-p.gone:
 	}
 }
 
@@ -316,6 +282,7 @@ func (p *Pool) Close() {
 	p.engine.Send(p.supervisor, messages.Shutdown{Reply: stopped})
 	select {
 	case <-stopped:
+	case <-p.supervisorGone: // stopped already, with its shards (a WithParent parent stopped)
 	case <-deadline.Done():
 		p.log.Error("close: shards did not stop in time")
 	}
@@ -413,6 +380,8 @@ func (p *Pool) snapshot() (messages.Snapshot, bool) {
 	case s := <-reply:
 		return s, true
 	case <-p.done:
+		return messages.Snapshot{}, false
+	case <-p.gone:
 		return messages.Snapshot{}, false
 	}
 }

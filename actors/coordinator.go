@@ -34,6 +34,8 @@ type CoordinatorConfig struct {
 	Shards, PerShard int
 	// Err, when set, fails every Get at once: the pool's configuration is invalid.
 	Err error
+	// Stopped, if set, is closed when the coordinator stops, however it was stopped.
+	Stopped chan struct{}
 	// Admission bounds the Get requests sent but not yet handled: the facade puts a token in
 	// before sending an admitted Get, the coordinator takes one out when it handles it.
 	Admission chan struct{}
@@ -59,9 +61,13 @@ func NewCoordinator(cfg CoordinatorConfig) actor.Producer {
 	}
 }
 
-// SpawnCoordinator spawns a coordinator on engine with the pool's standard options.
-func SpawnCoordinator(engine *actor.Engine, cfg CoordinatorConfig, id string) *actor.PID {
-	return engine.Spawn(NewCoordinator(cfg), "quicpool", spawnOpts(cfg.Log, id)...)
+// Spawner spawns an actor: actor.Engine.Spawn for a top-level actor, actor.Context.SpawnChild
+// for a child of the calling actor.
+type Spawner func(p actor.Producer, name string, opts ...actor.OptFunc) *actor.PID
+
+// SpawnCoordinator spawns a coordinator with the pool's standard options.
+func SpawnCoordinator(spawn Spawner, cfg CoordinatorConfig, id string) *actor.PID {
+	return spawn(NewCoordinator(cfg), "quicpool", spawnOpts(cfg.Log, id)...)
 }
 
 // lingering is a stream closed by the peer before it was taken, kept reachable by ID until
@@ -122,6 +128,9 @@ func (c *coordinator) Receive(ctx *actor.Context) {
 		c.engine, c.self = ctx.Engine(), ctx.PID()
 	case actor.Stopped:
 		c.stop()
+		if c.cfg.Stopped != nil && !isClosed(c.cfg.Stopped) {
+			close(c.cfg.Stopped)
+		}
 	case messages.Start:
 		if !c.started {
 			c.started = true

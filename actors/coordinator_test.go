@@ -27,7 +27,7 @@ func newTestCoordinator(t *testing.T, client bool) (*actor.Engine, *actor.PID, *
 	engine, err := actor.NewEngine(actor.NewEngineConfig())
 	require.NoError(t, err)
 	rt := Runtime{Ctx: context.Background(), Log: slog.New(slog.DiscardHandler), Go: func(f func()) { go f() }}
-	coord := SpawnCoordinator(engine, CoordinatorConfig{Runtime: rt, Client: client, MinCap: 2, MaxCap: 4,
+	coord := SpawnCoordinator(engine.Spawn, CoordinatorConfig{Runtime: rt, Client: client, MinCap: 2, MaxCap: 4,
 		MinIvl: time.Hour, MaxIvl: time.Hour, Shards: 1, PerShard: 128}, "coordinator")
 	got := make(chan any, 64)
 	shard := engine.Spawn(func() actor.Receiver { return fakeShard{got: got} }, "shard")

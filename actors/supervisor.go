@@ -20,6 +20,8 @@ type SupervisorConfig struct {
 	Shards int
 	// Policy decides the backoff between restarts and when restarts come too often.
 	Policy Policy
+	// Stopped, if set, is closed when the supervisor stops, after all its shards have.
+	Stopped chan struct{}
 
 	// Client side: set Client and leave Listen nil. Client.Slot is set per shard.
 	Client *ClientShardConfig
@@ -69,9 +71,9 @@ func NewSupervisor(cfg SupervisorConfig) actor.Producer {
 	}
 }
 
-// SpawnSupervisor spawns a supervisor on engine with the pool's standard options.
-func SpawnSupervisor(engine *actor.Engine, cfg SupervisorConfig, id string) *actor.PID {
-	return engine.Spawn(NewSupervisor(cfg), "quicpool", spawnOpts(cfg.Log, id)...)
+// SpawnSupervisor spawns a supervisor with the pool's standard options.
+func SpawnSupervisor(spawn Spawner, cfg SupervisorConfig, id string) *actor.PID {
+	return spawn(NewSupervisor(cfg), "quicpool", spawnOpts(cfg.Log, id)...)
 }
 
 type supervisor struct {
@@ -124,6 +126,9 @@ func (s *supervisor) Receive(c *actor.Context) {
 		s.cancel()
 		s.stopTimers()
 		s.closeShardsDone()
+		if s.cfg.Stopped != nil && !isClosed(s.cfg.Stopped) {
+			close(s.cfg.Stopped)
+		}
 	case messages.Start:
 		s.start(c)
 	case messages.Shutdown:

@@ -1,0 +1,206 @@
+package quicpool
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"net"
+	"time"
+
+	"github.com/anthdm/hollywood/actor"
+	"github.com/quic-go/quic-go"
+	"github.com/quicpool/quicpool/actors"
+	"github.com/quicpool/quicpool/messages"
+)
+
+// NewClient starts a client pool that keeps streams to the server at addr ("host:port") ready,
+// and returns at once; use WaitReady to wait for the first streams. By default it keeps 8..64
+// idle streams, refills every 100ms..1s, and verifies the server's certificate against the host
+// in addr; see the With options to change that. It fails only on invalid arguments
+// (ErrInvalidConfig); connection failures are retried (see RestartPolicy).
+func NewClient(addr string, opts ...Option) (*Pool, error) {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, invalid("server address %q: %w", addr, err)
+	}
+	s := settings{
+		minCap: defaultMinCap, maxCap: defaultMaxCap, minIvl: defaultMinIvl, maxIvl: defaultMaxIvl,
+		keepAlive: defaultKeepAlive, handshakeTimeout: defaultHandshakeTimeout,
+		resolver: StaticAddr(addr), clientTLS: forceProtocol(&tls.Config{}),
+	}
+	s.apply(opts)
+	if s.err != nil {
+		return nil, s.err
+	}
+	if s.clientTLS.ServerName == "" && !s.clientTLS.InsecureSkipVerify {
+		s.clientTLS = s.clientTLS.Clone()
+		s.clientTLS.ServerName = host
+	}
+	p := newClient(s)
+	p.start()
+	return p, nil
+}
+
+// NewServer starts a server pool listening on addr ("host:port"; port 0 picks a free one, see
+// Addr). tlsConfig must carry a certificate; the pool uses a copy with TLS 1.3 and ALPN "np-quic"
+// forced. By default it holds up to 64 idle streams (WithCapacity sets the maximum). Like
+// net.Listen it returns the listen error, if any; except with WithParent, where it does not wait
+// for the listener (use WaitReady or Err).
+func NewServer(addr string, tlsConfig *tls.Config, opts ...Option) (*Pool, error) {
+	s := settings{
+		minCap: defaultMaxCap, maxCap: defaultMaxCap,
+		keepAlive: defaultKeepAlive, handshakeTimeout: defaultHandshakeTimeout,
+	}
+	if addr == "" {
+		s.fail(invalid("empty listen address"))
+	}
+	s.apply(opts)
+	p := newServer(s, addr, tlsConfig, "")
+	if p.err != nil {
+		p.Close()
+		return nil, p.err
+	}
+	p.start()
+	if s.parent != nil {
+		return p, nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), closeDeadline)
+	defer cancel()
+	if err := p.WaitReady(ctx, 0); err != nil {
+		p.Close()
+		var op *OpError
+		if errors.As(err, &op) {
+			err = op.Err
+		}
+		return nil, err
+	}
+	return p, nil
+}
+
+// NewClientPool creates a client pool, as NodePass's quic.NewClientPool does. It keeps between
+// minCap and maxCap idle streams (the capacity is tuned between them by use), refilling every
+// minIvl..maxIvl (also tuned) and at once whenever a stream is taken. It dials
+// min(max(ceil(maxCap/128),1),64) QUIC connections to the address addrResolver returns (asked
+// anew for every dial). tlsCode is "0" (encrypted, not verified), "1" (self-signed server:
+// compare its fingerprint through StreamConn.ConnectionState) or "2" (verify the certificate
+// chain against hostname).
+//
+// Arguments <= 0 take NodePass's defaults: 1 stream, 1s interval (and 10s keep-alive); min > max
+// swaps. An invalid argument does not panic: the pool's calls fail with an error wrapping
+// ErrInvalidConfig. Nothing runs until ClientManager is called.
+func NewClientPool(minCap, maxCap int, minIvl, maxIvl, keepAlive time.Duration, tlsCode, hostname string,
+	addrResolver func() (string, error), opts ...Option) *Pool {
+	s := settings{keepAlive: orDefault(keepAlive, defaultKeepAlive), handshakeTimeout: defaultHandshakeTimeout,
+		resolver: addrResolver}
+	s.minCap, s.maxCap = normalize(minCap, maxCap, compatMinCap, compatMaxCap)
+	s.minIvl, s.maxIvl = normalize(minIvl, maxIvl, compatInterval, compatInterval)
+	tlsConf, tlsErr := clientTLS(tlsCode, hostname)
+	s.clientTLS = tlsConf
+	s.apply(opts)
+	switch {
+	case s.clientTLS == nil:
+		s.fail(tlsErr)
+	case s.resolver == nil:
+		s.fail(invalid("nil address resolver"))
+	}
+	return newClient(s)
+}
+
+// NewServerPool creates a server pool, as NodePass's quic.NewServerPool does. It listens on one
+// UDP socket at listenAddr, accepts up to min(max(ceil(maxCap/128),1),64) client connections
+// (only from clientIP when it is not ""; see also WithAllowedClients), and holds at most maxCap
+// idle streams. tlsConfig must carry a certificate; the pool uses a copy with TLS 1.3 and ALPN
+// "np-quic" forced.
+//
+// maxCap <= 0 takes 1, keepAlive <= 0 takes 10s. An invalid argument does not panic: the pool's
+// calls fail with an error wrapping ErrInvalidConfig. Nothing runs until ServerManager is called.
+func NewServerPool(maxCap int, clientIP string, tlsConfig *tls.Config, listenAddr string, keepAlive time.Duration,
+	opts ...Option) *Pool {
+	maxCap = orDefault(maxCap, compatMaxCap)
+	s := settings{minCap: maxCap, maxCap: maxCap, keepAlive: orDefault(keepAlive, defaultKeepAlive),
+		handshakeTimeout: defaultHandshakeTimeout}
+	if listenAddr == "" {
+		s.fail(invalid("empty listen address"))
+	}
+	s.apply(opts)
+	return newServer(s, listenAddr, tlsConfig, clientIP)
+}
+
+func newClient(s settings) *Pool {
+	p := newPool(true, s)
+	shards := shardCount(s.maxCap)
+	sup := actors.SupervisorConfig{Shards: shards}
+	if p.err == nil {
+		sup.Client = &actors.ClientShardConfig{
+			Dial:      dialer(s.resolver, s.clientTLS, s.keepAlive, s.localAddr),
+			IDTimeout: s.handshakeTimeout,
+		}
+	}
+	p.spawn(s, actors.CoordinatorConfig{Client: true, MinCap: s.minCap, MaxCap: s.maxCap, MinIvl: s.minIvl,
+		MaxIvl: s.maxIvl, Shards: shards, PerShard: StreamsPerShard, Err: p.err}, sup)
+	return p
+}
+
+func newServer(s settings, addr string, tlsConfig *tls.Config, clientIP string) *Pool {
+	tlsConf, err := serverTLS(tlsConfig)
+	if err != nil {
+		s.fail(err)
+	}
+	allow, err := allowClients(append([]string{clientIP}, s.allowed...)...)
+	if err != nil {
+		s.fail(err)
+	}
+	p := newPool(false, s)
+	shards := shardCount(s.maxCap)
+	sup := actors.SupervisorConfig{Shards: shards, Allow: allow, HandshakeTimeout: s.handshakeTimeout, HoldTimeout: holdTimeout}
+	if p.err == nil {
+		sup.Listen = listener(addr, tlsConf, s.keepAlive, s.maxCap, allow, func(addr net.Addr, err error) {
+			p.engine.Send(p.supervisor, messages.Refused{Addr: addr.String(), Err: err})
+		})
+	} else {
+		sup.Listen = func() (*quic.Listener, func(), error) { return nil, nil, p.err }
+	}
+	p.spawn(s, actors.CoordinatorConfig{MinCap: s.maxCap, MaxCap: s.maxCap, Shards: shards,
+		PerShard: StreamsPerShard, Err: p.err}, sup)
+	return p
+}
+
+func newPool(client bool, s settings) *Pool {
+	p := &Pool{
+		client:         client,
+		err:            s.err,
+		log:            s.log,
+		engine:         s.engine,
+		started:        make(chan struct{}, 1),
+		admission:      make(chan struct{}, maxQueuedGets),
+		closing:        make(chan struct{}, 1),
+		done:           make(chan struct{}),
+		gone:           make(chan struct{}),
+		supervisorGone: make(chan struct{}),
+		closed:         make(chan struct{}),
+	}
+	if p.log == nil {
+		p.log = discardLogger
+	}
+	p.ctx, p.cancel = context.WithCancel(context.Background())
+	if p.engine == nil {
+		// NewEngine fails only when a remote is configured, and this config has none.
+		p.engine, _ = actor.NewEngine(actor.NewEngineConfig())
+	}
+	return p
+}
+
+// spawn starts the pool's coordinator and supervisor, as top-level actors of the engine or as
+// children of the WithParent actor. They are idle (no goroutine) until the pool starts.
+func (p *Pool) spawn(s settings, coord actors.CoordinatorConfig, sup actors.SupervisorConfig) {
+	spawner := actors.Spawner(p.engine.Spawn)
+	if s.parent != nil {
+		spawner = s.parent.SpawnChild
+	}
+	rt := actors.Runtime{Ctx: p.ctx, Log: p.log, Go: p.goroutine}
+	name := poolName()
+	coord.Runtime, coord.Admission, coord.Stopped = rt, p.admission, p.gone
+	p.coordinator = actors.SpawnCoordinator(spawner, coord, "coordinator."+name)
+	sup.Runtime, sup.Coordinator, sup.Policy, sup.Stopped = rt, p.coordinator, s.restart, p.supervisorGone
+	p.supervisor = actors.SpawnSupervisor(spawner, sup, "supervisor."+name)
+}
