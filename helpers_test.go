@@ -110,8 +110,6 @@ func settleGoroutines(t testing.TB, baseline int) {
 	}
 }
 
-func exampleTLS() *tls.Config { return selfSigned(&testing.T{}) }
-
 // listenAddr waits for a server pool to listen and returns its address.
 func listenAddr(p *quicpool.Pool) string {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
-	"io"
 	"net"
 	"runtime"
 	"sync"
@@ -361,39 +359,6 @@ func TestAccessors(t *testing.T) {
 	require.Equal(t, 3, client.ErrorCount())
 	client.ResetError()
 	require.Zero(t, client.ErrorCount())
-}
-
-func ExampleNewServerPool() {
-	// tlsConfig carries the server's certificate.
-	server := quicpool.NewServerPool(64, "", exampleTLS(), "127.0.0.1:0", 10*time.Second)
-	go server.ServerManager()
-	defer server.Close()
-
-	client := quicpool.NewClientPool(8, 64, 100*time.Millisecond, time.Second, 10*time.Second,
-		"1", "localhost", quicpool.StaticAddr(listenAddr(server)))
-	go client.ClientManager()
-	defer client.Close()
-
-	// Server side: any idle stream and its ID; the ID travels over the application's own
-	// control channel to the client, which takes the same stream by ID.
-	id, serverConn, err := server.IncomingGet(5 * time.Second)
-	if err != nil {
-		fmt.Println(err)
-		return
-	}
-	defer serverConn.Close()
-	clientConn, err := client.OutgoingGet(id, 5*time.Second)
-	if err != nil {
-		fmt.Println(err)
-		return
-	}
-	defer clientConn.Close()
-
-	go serverConn.Write([]byte("hello through the pool"))
-	buf := make([]byte, 22)
-	_, _ = io.ReadFull(clientConn, buf)
-	fmt.Println(string(buf))
-	// Output: hello through the pool
 }
 
 // The control stream does not take a slot of capacity: a pool of one stream that never asks for
