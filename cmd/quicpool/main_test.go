@@ -48,6 +48,11 @@ func TestRunUsage(t *testing.T) {
 		{[]string{"bogus"}, 2, false},
 		{[]string{"demo", "-workers", "0"}, 2, false},
 		{[]string{"demo", "-nosuchflag"}, 2, false},
+		{[]string{"server"}, 2, false}, // no -target
+		{[]string{"server", "-target", "127.0.0.1:1", "-cert", "c.pem"}, 2, false},
+		{[]string{"client", "-tls", "3"}, 2, false},
+		{[]string{"client", "-fingerprint", "abc"}, 2, false},
+		{[]string{"client", "extra"}, 2, false},
 	} {
 		var stdout, stderr bytes.Buffer
 		code := run(context.Background(), tc.args, &stdout, &stderr)
@@ -61,8 +66,10 @@ func TestRunUsage(t *testing.T) {
 		if out.Len() == 0 {
 			t.Errorf("run(%q) wrote nothing where expected (stdout=%v)", tc.args, tc.toStdout)
 		}
-		if tc.code == 0 && !strings.Contains(stdout.String(), "demo") {
-			t.Errorf("run(%q): usage does not list demo:\n%s", tc.args, stdout.String())
+		for _, cmd := range []string{"demo", "server", "client"} {
+			if tc.code == 0 && !strings.Contains(stdout.String(), "\n  "+cmd+" ") {
+				t.Errorf("run(%q): usage does not list %s:\n%s", tc.args, cmd, stdout.String())
+			}
 		}
 	}
 }
