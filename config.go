@@ -43,6 +43,12 @@ const (
 	holdTimeout = 30 * time.Second
 )
 
+// staleAfter is how long a server connection must have been quiet before a reconnecting client
+// from the same address may replace it (a variable so that tests can shorten it).
+var staleAfter = 15 * time.Second
+
+const ()
+
 // shardCount is how many QUIC connections a pool of maxCap streams uses:
 // min(max(ceil(maxCap/128), 1), 64).
 func shardCount(maxCap int) int {

@@ -152,7 +152,8 @@ func newServer(s settings, addr string, tlsConfig *tls.Config, clientIP string) 
 	}
 	p := newPool(false, s)
 	shards := shardCount(s.maxCap)
-	sup := actors.SupervisorConfig{Shards: shards, Allow: allow, HandshakeTimeout: s.handshakeTimeout, HoldTimeout: holdTimeout}
+	sup := actors.SupervisorConfig{Shards: shards, Allow: allow, HandshakeTimeout: s.handshakeTimeout,
+		HoldTimeout: holdTimeout, StaleAfter: staleAfter}
 	if p.err == nil {
 		sup.Listen = listener(addr, tlsConf, s.keepAlive, s.maxCap, allow, func(addr net.Addr, err error) {
 			p.engine.Send(p.supervisor, messages.Refused{Addr: addr.String(), Err: err})

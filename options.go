@@ -144,7 +144,9 @@ func WithRestartPolicy(p RestartPolicy) Option {
 }
 
 // WithHandshakeTimeout bounds the stream handshake: how long a server waits for a new stream's
-// first byte, and how long a client waits for the stream's ID. Must be positive. Default: 10s.
+// first byte, and how long a client waits for the stream's ID (a full server may hold a stream
+// for up to 30s before giving it one; the client then resets it and opens another later). Must
+// be positive. Default: 10s.
 func WithHandshakeTimeout(d time.Duration) Option {
 	return func(s *settings) {
 		if d <= 0 {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"net"
 	"runtime"
 	"sync"
@@ -375,4 +376,29 @@ func TestControlStreamTakesNoSlot(t *testing.T) {
 	c, err := client.OutgoingGet(quicpool.ControlID, time.Second)
 	require.NoError(t, err, "the control stream is still there for whoever asks by ID")
 	c.Close()
+}
+
+// Close unblocks a Write that is blocked on flow control (the peer never reads), as net.Conn
+// promises, and the peer sees the stream end.
+func TestCloseUnblocksWrite(t *testing.T) {
+	server := startServer(t, 2)
+	client := startClient(t, 1, 2, server.Addr())
+	sc, cc := tunnel(t, server, client, []byte("x"))
+	defer sc.Close()
+	written := make(chan error, 1)
+	go func() {
+		_, err := cc.Write(make([]byte, 64<<20)) // far beyond the peer's flow-control window
+		written <- err
+	}()
+	// Once the peer has a byte, the writer is inside quic-go's write loop, and stays there: the
+	// peer reads nothing more, so only a signal can end the Write.
+	_, err := io.ReadFull(sc, make([]byte, 1))
+	require.NoError(t, err)
+	require.NoError(t, cc.Close())
+	select {
+	case err := <-written:
+		require.Error(t, err, "the blocked Write returns an error")
+	case <-waitCtx(t).Done():
+		t.Fatal("Close did not unblock the Write")
+	}
 }

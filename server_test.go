@@ -107,15 +107,17 @@ func (b *syncBuffer) String() string {
 }
 
 // A client that reconnects while the server still holds its old connection (a zombie: alive on
-// keep-alives, never used again, as a NodePass client leaves behind) replaces it at once.
+// keep-alives, quiet, as a NodePass client leaves behind when it drops a connection) replaces it
+// once it has been quiet long enough.
 func TestReconnectReplacesZombieConnection(t *testing.T) {
+	defer quicpool.SetStaleAfter(200 * time.Millisecond)()
 	server := startServer(t, 2) // one shard slot
 	zombie := rawClient(t, server.Addr())
 	s, err := zombie.OpenStreamSync(waitCtx(t))
 	require.NoError(t, err)
 	_, err = s.Write([]byte{0})
 	require.NoError(t, err)
-	waitFor(t, server, "the zombie to hold the slot", func(s messages.Snapshot) bool { return s.ShardsUp == 1 })
+	waitFor(t, server, "the zombie to hold the slot", func(s messages.Snapshot) bool { return s.ShardsUp == 1 && s.Control })
 
 	client := startClient(t, 2, 2, server.Addr())
 	sc, cc := tunnel(t, server, client, kib)
@@ -126,5 +128,26 @@ func TestReconnectReplacesZombieConnection(t *testing.T) {
 	case <-waitCtx(t).Done():
 		t.Fatal("the replaced connection was not closed")
 	}
+	require.Equal(t, 1, server.Stats().ShardsUp)
+}
+
+// Two live clients from one address never knock each other off: the second is refused while
+// the first is in use, and the first keeps working without a restart.
+func TestLiveConnectionsAreNotReplaced(t *testing.T) {
+	defer quicpool.SetStaleAfter(time.Hour)()
+	server := startServer(t, 2) // one shard slot
+	first := startClient(t, 2, 2, server.Addr())
+	sc, cc := tunnel(t, server, first, kib) // in use while the second client tries
+	second := quicpool.NewClientPool(2, 2, 0, 0, time.Second, "1", "", quicpool.StaticAddr(server.Addr()),
+		quicpool.WithRestartPolicy(fastRetry))
+	go second.ClientManager()
+	defer second.Close()
+	waitFor(t, second, "the second client to be refused a few times", func(s messages.Snapshot) bool { return s.Restarts >= 3 })
+	require.ErrorContains(t, second.Stats().LastErr, "shard slots are taken", "the server's reason, across the wire")
+
+	roundTrip(t, sc, cc, kib) // the stream in use survived
+	sc.Close()
+	cc.Close()
+	require.Zero(t, first.Stats().Restarts, "the first client was never displaced")
 	require.Equal(t, 1, server.Stats().ShardsUp)
 }

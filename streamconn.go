@@ -3,6 +3,7 @@ package quicpool
 import (
 	"crypto/tls"
 	"net"
+	"time"
 
 	"github.com/quic-go/quic-go"
 	"github.com/quicpool/quicpool/actors"
@@ -30,11 +31,14 @@ func NewStreamConn(s messages.Stream) *StreamConn {
 // ID returns the stream's pool ID: 8 lowercase hex characters.
 func (s *StreamConn) ID() string { return s.id }
 
-// Close closes both directions of the stream and always returns nil: the stream is released
-// whatever state the peer left it in (if the peer had already stopped reading, quic-go reports
-// the write side as cancelled; there is nothing left to close then). Safe to call more than once.
+// Close closes both directions of the stream and always returns nil: it stops reading, unblocks
+// any Read or Write in progress (as net.Conn promises; they return errors), and sends FIN after
+// the data already written. The stream is released whatever state the peer left it in (if the
+// peer had already stopped reading, quic-go reports the write side as cancelled; there is
+// nothing left to close then). Safe to call more than once.
 func (s *StreamConn) Close() error {
 	s.Stream.CancelRead(actors.StreamCodeClosed)
+	_ = s.Stream.SetWriteDeadline(time.Now()) // quic-go's Close does not wake a blocked Write
 	_ = s.Stream.Close()
 	return nil
 }

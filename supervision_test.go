@@ -83,9 +83,8 @@ func TestDialRetriesFollowBackoff(t *testing.T) {
 		assert.Less(t, gap, w*time.Millisecond+time.Second, "gap %d", i)
 	}
 	assert.LessOrEqual(t, peak-baseline, 6, "goroutines stay flat while retrying")
-	s := snapshot(client)
+	s := waitFor(t, client, "the restarts to be counted", func(s messages.Snapshot) bool { return s.Restarts >= 7 })
 	require.ErrorContains(t, s.LastErr, "no such host")
-	require.GreaterOrEqual(t, s.Restarts, uint64(7))
 }
 
 // Restarts beyond the intensity limit escalate: Get calls fail at once with ErrUnavailable
@@ -257,4 +256,24 @@ func waitEvent(t *testing.T, events chan messages.Event, kind messages.EventKind
 			t.Fatalf("no %q event", kind)
 		}
 	}
+}
+
+// A dying connection cancels every idle stream's context; that must not be mistaken for the peer
+// closing each stream (no stream is moved to "closed by peer", no open is sent to the dead shard,
+// and the last error is the connection's).
+func TestConnectionDeathIsNotPeerClose(t *testing.T) {
+	server := startServer(t, 64)
+	client := startClient(t, 32, 32, server.Addr(),
+		quicpool.WithRestartPolicy(quicpool.RestartPolicy{InitialBackoff: time.Hour, MaxBackoff: time.Hour}))
+	require.NoError(t, server.WaitReady(waitCtx(t), 32))
+	before := client.Stats()
+	peerClosed := 0
+	server.Close()
+	s := waitFor(t, client, "the shard to go down", func(s messages.Snapshot) bool {
+		peerClosed = max(peerClosed, s.PeerClosed)
+		return s.ShardsUp == 0
+	})
+	require.Zero(t, peerClosed)
+	require.Equal(t, before.Failed, s.Failed, "no open failed against the dead connection")
+	require.ErrorContains(t, s.LastErr, "connection closed by the server pool", "the server's reason, not a symptom")
 }

@@ -2,6 +2,7 @@ package actors
 
 import (
 	"crypto/rand"
+	"errors"
 	"encoding/hex"
 	"time"
 
@@ -178,8 +179,10 @@ func (c *coordinator) Receive(ctx *actor.Context) {
 		if st := c.shards[m.Shard.ID]; st != nil {
 			st.opening = max(st.opening-m.N, 0)
 		}
-		c.stats.failed += uint64(m.N)
-		c.noteErr(m.Err)
+		if !errors.Is(m.Err, errShardDown) { // opens never attempted: the shard's failure says why
+			c.stats.failed += uint64(m.N)
+			c.noteErr(m.Err)
+		}
 	case messages.StreamDiscarded:
 		c.stats.failed++
 		c.noteErr(m.Err)
@@ -261,6 +264,14 @@ func (c *coordinator) streamIdle(m messages.StreamIdle) {
 	c.unreserve(m.ID) // the stream turns idle: no room frees up
 	if m.Returned {
 		c.stats.handedOut--
+		if m.PeerClosed { // back from a caller who gave up: reachable by ID only, as before
+			if g, ok := c.nextIDWaiter(m.ID); ok {
+				c.take(m.ID, st, g)
+			} else {
+				c.lingering[m.ID] = lingering{shard: st, since: time.Now()}
+			}
+			return
+		}
 	} else {
 		st.opening = max(st.opening-1, 0)
 		c.created++
@@ -320,22 +331,13 @@ func isClosed(ch <-chan struct{}) bool {
 // one waiting for any stream (never for the control stream). Abandoned and expired requests are
 // dropped on the way.
 func (c *coordinator) nextWaiter(id string) (messages.Get, bool) {
-	now := time.Now()
-	if q := c.idWaiters[id]; len(q) > 0 {
-		for len(q) > 0 {
-			g := q[0]
-			q = q[1:]
-			c.waiters--
-			if !g.Gone(now) {
-				c.setIDWaiters(id, q)
-				return g, true
-			}
-		}
-		delete(c.idWaiters, id)
+	if g, ok := c.nextIDWaiter(id); ok {
+		return g, true
 	}
 	if id == ControlID {
 		return messages.Get{}, false
 	}
+	now := time.Now()
 	for len(c.anyWaiter) > 0 {
 		g := c.anyWaiter[0]
 		c.anyWaiter[0] = messages.Get{}
@@ -345,6 +347,23 @@ func (c *coordinator) nextWaiter(id string) (messages.Get, bool) {
 			return g, true
 		}
 	}
+	return messages.Get{}, false
+}
+
+// nextIDWaiter pops the oldest live request waiting for stream id.
+func (c *coordinator) nextIDWaiter(id string) (messages.Get, bool) {
+	now := time.Now()
+	q := c.idWaiters[id]
+	for len(q) > 0 {
+		g := q[0]
+		q = q[1:]
+		c.waiters--
+		if !g.Gone(now) {
+			c.setIDWaiters(id, q)
+			return g, true
+		}
+	}
+	delete(c.idWaiters, id)
 	return messages.Get{}, false
 }
 
@@ -445,6 +464,9 @@ func (c *coordinator) failIDWaiters(id string, err error) {
 	delete(c.idWaiters, id)
 }
 
+// shardDown forgets a shard that failed or stopped, with its idle streams and reservations, and
+// answers Retired: every Take sent to the shard before this is already in its inbox, so it is
+// answered; nothing is sent to the shard after this.
 func (c *coordinator) shardDown(m messages.ShardDown) {
 	if st := c.shards[m.Shard.ID]; st != nil {
 		delete(c.shards, m.Shard.ID)
@@ -452,11 +474,15 @@ func (c *coordinator) shardDown(m messages.ShardDown) {
 	}
 	for id, shard := range c.reserved {
 		if shard == m.Shard.ID {
-			delete(c.reserved, id)
+			c.unreserve(id)
+			if id == ControlID {
+				c.issuedZero = false
+			}
 		}
 	}
-	c.grantHeld() // the share of the other connections grows
 	c.noteErr(m.Err)
+	c.grantHeld() // the share of the other connections grows
+	c.engine.Send(m.Shard, messages.Retired{})
 }
 
 // flush forgets every idle stream and tells the shards to close them.
@@ -474,6 +500,7 @@ func (c *coordinator) flush() {
 		st.idle = 0
 		c.engine.Send(st.pid, messages.Discard{})
 	}
+	c.grantHeld()
 	c.refill()
 }
 
@@ -495,24 +522,41 @@ func (c *coordinator) refillUpTo(limit int) {
 	for _, st := range c.shards {
 		need -= st.opening
 	}
-	orders := make(map[*shardState]int)
-	for ; need > 0; need-- {
-		var best *shardState
-		for _, st := range c.shards {
-			load := st.idle + st.opening
-			if load < limit && (best == nil || load < best.idle+best.opening) {
-				best = st
-			}
+	if need == 1 { // the replacement of one taken stream: the common case, without allocating
+		if best := c.leastLoaded(limit); best != nil {
+			best.opening++
+			c.engine.Send(best.pid, messages.Open{N: 1})
 		}
+		return
+	}
+	// Hand the streams out one at a time to the least loaded shard, then send one Open each.
+	before := make(map[*shardState]int, len(c.shards))
+	for ; need > 0; need-- {
+		best := c.leastLoaded(limit)
 		if best == nil {
 			break // every live shard holds its limit
 		}
+		if _, ok := before[best]; !ok {
+			before[best] = best.opening
+		}
 		best.opening++
-		orders[best]++
 	}
-	for st, n := range orders {
-		c.engine.Send(st.pid, messages.Open{N: n})
+	for st, n := range before {
+		c.engine.Send(st.pid, messages.Open{N: st.opening - n})
 	}
+}
+
+// leastLoaded returns the live shard with the fewest idle and opening streams, if it has fewer
+// than limit.
+func (c *coordinator) leastLoaded(limit int) *shardState {
+	var best *shardState
+	for _, st := range c.shards {
+		load := st.idle + st.opening
+		if load < limit && (best == nil || load < best.idle+best.opening) {
+			best = st
+		}
+	}
+	return best
 }
 
 // tick runs one refill cycle: tune the interval and the capacity (client), drop expired waiters,
@@ -521,6 +565,7 @@ func (c *coordinator) tick() {
 	now := time.Now()
 	c.pruneWaiters(now)
 	c.sweepLingering(now)
+	c.grantHeld() // also drops held requests whose stream gave up
 	c.checkReady()
 	next := serverTick
 	if c.cfg.Client {
@@ -668,9 +713,13 @@ func (c *coordinator) grant(m messages.ReserveID) {
 }
 
 // release ends the reservation of a stream that will not become idle: its room goes to a held
-// stream.
+// stream. If it was the control stream's, the next stream gets ControlID instead: the control
+// stream must exist exactly once.
 func (c *coordinator) release(id string) {
 	if c.unreserve(id) {
+		if id == ControlID {
+			c.issuedZero = false
+		}
 		c.grantHeld()
 	}
 }

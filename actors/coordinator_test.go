@@ -187,3 +187,91 @@ func TestRefillOnTake(t *testing.T) {
 	require.Equal(t, "00000001", next(t, got).(messages.Take).ID)
 	require.Equal(t, messages.Open{N: 1}, next(t, got), "the replacement is ordered with the take")
 }
+
+// A shard that fails is retired through the coordinator: Retired reaches the shard after every
+// Take the coordinator sent it, and a Take the failed shard could not serve is answered.
+func TestRetireAfterPendingTakes(t *testing.T) {
+	engine, coord, shard, got := newTestCoordinator(t, false)
+	engine.Send(coord, messages.ShardUp{Shard: shard})
+	engine.Send(coord, messages.StreamIdle{Shard: shard, ID: "0a0b0c0d"})
+	reply := make(chan messages.Stream, 1)
+	engine.Send(coord, messages.Get{ID: "0a0b0c0d", NoWait: true, Reply: reply})
+	// The shard fails with the Take in its inbox: it reports ShardDown first.
+	engine.Send(coord, messages.ShardDown{Shard: shard, IDs: []string{"0a0b0c0d"}})
+	take, ok := next(t, got).(messages.Take)
+	require.True(t, ok, "the Take comes first")
+	require.IsType(t, messages.Retired{}, next(t, got), "then Retired")
+	engine.Send(coord, messages.TakeMissed{ID: take.ID, Get: take.Get}) // the failed shard has no stream
+	select {
+	case s := <-reply:
+		require.ErrorIs(t, s.Err, messages.ErrStreamGone)
+	case <-time.After(10 * time.Second):
+		t.Fatal("the caller was never answered")
+	}
+}
+
+// A stream the peer closed, taken for a caller who gave up, comes back as reachable by ID only:
+// it is not idle and IncomingGet never gets it.
+func TestPeerClosedStreamReturnsLingering(t *testing.T) {
+	engine, coord, shard, got := newTestCoordinator(t, false)
+	engine.Send(coord, messages.ShardUp{Shard: shard})
+	engine.Send(coord, messages.StreamIdle{Shard: shard, ID: "0a0b0c0d"})
+	engine.Send(coord, messages.StreamClosedByPeer{Shard: shard, ID: "0a0b0c0d"})
+	reply := make(chan messages.Stream, 1)
+	engine.Send(coord, messages.Get{ID: "0a0b0c0d", Reply: reply})
+	take := next(t, got).(messages.Take)
+	messages.Abandon(reply)
+	engine.Send(coord, messages.StreamIdle{Shard: shard, ID: take.ID, Returned: true, PeerClosed: true})
+	s := snapshot(engine, coord)
+	require.Zero(t, s.Idle)
+	require.Equal(t, 1, s.PeerClosed)
+	engine.Send(coord, messages.Get{NoWait: true, Reply: make(chan messages.Stream, 1)})
+	again := make(chan messages.Stream, 1)
+	engine.Send(coord, messages.Get{ID: "0a0b0c0d", Reply: again})
+	require.Equal(t, "0a0b0c0d", next(t, got).(messages.Take).ID, "still reachable by ID, and only so")
+}
+
+// Flush makes room for held streams before newer ones.
+func TestFlushGrantsHeld(t *testing.T) {
+	engine, coord, shard, _ := newTestCoordinator(t, false)
+	engine.Send(coord, messages.ShardUp{Shard: shard})
+	for range 5 {
+		engine.Send(coord, messages.StreamIdle{Shard: shard, ID: <-reserve(engine, coord, shard)})
+	}
+	held := reserve(engine, coord, shard)
+	require.Equal(t, 1, snapshot(engine, coord).Opening)
+	done := make(chan struct{})
+	engine.Send(coord, messages.Flush{Reply: done})
+	<-done
+	select {
+	case id := <-held:
+		require.NotEmpty(t, id)
+	case <-time.After(10 * time.Second):
+		t.Fatal("the held request is still held after Flush emptied the pool")
+	}
+}
+
+// The control ID is issued again when its first stream never became idle.
+func TestControlIDReissuedAfterFailedHandshake(t *testing.T) {
+	engine, coord, shard, _ := newTestCoordinator(t, false)
+	engine.Send(coord, messages.ShardUp{Shard: shard})
+	id := <-reserve(engine, coord, shard)
+	require.Equal(t, ControlID, id)
+	engine.Send(coord, messages.ReleaseID{ID: id}) // its ID write failed
+	require.Equal(t, ControlID, <-reserve(engine, coord, shard))
+}
+
+// Held requests whose stream gave up are dropped on the next tick, not kept forever.
+func TestAbandonedHeldRequestsArePruned(t *testing.T) {
+	engine, coord, shard, _ := newTestCoordinator(t, false)
+	engine.Send(coord, messages.ShardUp{Shard: shard})
+	for range 5 {
+		engine.Send(coord, messages.StreamIdle{Shard: shard, ID: <-reserve(engine, coord, shard)})
+	}
+	for range 3 {
+		messages.AbandonID(reserve(engine, coord, shard))
+	}
+	require.Equal(t, 3, snapshot(engine, coord).Opening)
+	engine.Send(coord, messages.Tick{})
+	require.Zero(t, snapshot(engine, coord).Opening)
+}

@@ -14,8 +14,12 @@ type ServerShardConfig struct {
 	Runtime
 	Slot        int
 	Coordinator *actor.PID
+	Supervisor  *actor.PID
 	// Conn is the accepted client connection the shard owns from now on.
 	Conn *quic.Conn
+	// Closed is closed once the shard has closed Conn; the listener waits for it before it
+	// closes its transport.
+	Closed chan struct{}
 	// HandshakeTimeout bounds the wait for a new stream's handshake byte and the write of its ID.
 	HandshakeTimeout time.Duration
 	// HoldTimeout bounds how long a handshaken stream waits for room in a full pool before it is
@@ -25,23 +29,17 @@ type ServerShardConfig struct {
 
 // NewServerShard returns the producer of a server shard: the actor that owns one accepted client
 // connection, accepts its streams, labels each with an ID from the coordinator, keeps them idle
-// until they are taken, and reports to its parent when the connection dies.
+// until they are taken, and fails (freeing its slot) when the connection dies.
 func NewServerShard(cfg ServerShardConfig) actor.Producer {
 	return func() actor.Receiver {
-		return &serverShard{cfg: cfg, idle: newIdleStreams(cfg.Conn)}
+		return &serverShard{cfg: cfg, shard: shard{Runtime: cfg.Runtime, slot: cfg.Slot,
+			coordinator: cfg.Coordinator, supervisor: cfg.Supervisor, idle: newIdleStreams(cfg.Conn)}}
 	}
 }
 
 type serverShard struct {
-	cfg    ServerShardConfig
-	engine *actor.Engine
-	self   *actor.PID
-	parent *actor.PID
-	ctx    context.Context
-	cancel context.CancelFunc
-	idle   idleStreams
-	failed bool
-	active time.Time // when the shard last told its parent it accepted a stream
+	shard
+	cfg ServerShardConfig
 }
 
 // streamAccepted reports a stream whose handshake finished with the reserved ID.
@@ -53,44 +51,35 @@ type streamAccepted struct {
 func (s *serverShard) Receive(c *actor.Context) {
 	switch m := c.Message().(type) {
 	case actor.Started:
-		s.engine, s.self, s.parent = c.Engine(), c.PID(), c.Parent()
-		s.idle.start(c, s.cfg.Coordinator)
-		s.ctx, s.cancel = context.WithCancel(s.cfg.Ctx)
-		c.Send(s.cfg.Coordinator, messages.ShardUp{Shard: s.self, Slot: s.cfg.Slot})
-		c.Send(s.parent, messages.ShardHealthy{Shard: s.self, Slot: s.cfg.Slot})
-		s.cfg.Go(s.cfg.Guard(s.watch, s.lost))
-		s.cfg.Go(s.cfg.Guard(s.accept, s.lost))
+		s.started(c)
+		s.engine.Send(s.coordinator, messages.ShardUp{Shard: s.self, Slot: s.slot})
+		s.engine.Send(s.supervisor, messages.ShardHealthy{Shard: s.self, Slot: s.slot})
+		s.Go(s.Guard(s.watch, s.lost))
+		s.Go(s.Guard(s.accept, s.lost))
 	case actor.Stopped:
 		s.stop()
-	case connLost:
-		s.fail(c, m.err)
 	case streamAccepted:
-		if s.failed || !s.idle.store(m.id, m.stream) {
+		if s.failed != nil || !s.idle.store(m.id, m.stream) {
 			Discard(m.stream)
-			c.Send(s.cfg.Coordinator, messages.ReleaseID{ID: m.id})
+			s.engine.Send(s.coordinator, messages.ReleaseID{ID: m.id})
 			return
 		}
-		if now := time.Now(); now.Sub(s.active) >= time.Second {
-			s.active = now
-			c.Send(s.parent, messages.ShardActive{Shard: s.self, Slot: s.cfg.Slot})
-		}
-	case messages.Take:
-		s.idle.take(m)
-	case messages.Discard:
-		s.idle.discardAndReport(m.IDs)
-	case peerStopped:
-		s.idle.peerStopped(m)
+		s.touch()
+	default:
+		s.receive(m)
 	}
 }
 
-// watch reports the death of the connection, or closes it when the shard stops.
+// watch reports the death of the connection, or closes it when the shard stops; either way it
+// then tells the listener the connection is closed.
 func (s *serverShard) watch() {
+	defer close(s.cfg.Closed)
 	conn := s.cfg.Conn
 	select {
 	case <-conn.Context().Done():
-		s.engine.Send(s.self, connLost{err: context.Cause(conn.Context())})
+		s.lost(context.Cause(conn.Context()))
 	case <-s.ctx.Done():
-		_ = conn.CloseWithError(ConnCodeClosed, "quicpool: pool closed")
+		_ = conn.CloseWithError(ConnCodeClosed, "quicpool: connection closed by the server pool")
 	}
 }
 
@@ -101,7 +90,7 @@ func (s *serverShard) accept() {
 		if err != nil {
 			return // the connection died (watch reports it) or the shard stopped
 		}
-		s.cfg.Go(s.cfg.Guard(func() { s.handshake(stream) }, func(err error) { s.reject(stream, err) }))
+		s.Go(s.Guard(func() { s.handshake(stream) }, func(err error) { s.reject(stream, err) }))
 	}
 }
 
@@ -122,11 +111,11 @@ func (s *serverShard) handshake(stream *quic.Stream) {
 	raw, _ := ParseID(id)
 	_ = stream.SetWriteDeadline(time.Now().Add(s.cfg.HandshakeTimeout))
 	if _, err := stream.Write(raw[:]); err != nil {
-		s.engine.Send(s.cfg.Coordinator, messages.ReleaseID{ID: id})
+		s.engine.Send(s.coordinator, messages.ReleaseID{ID: id})
 		s.reject(stream, err)
 		return
 	}
-	_ = stream.SetDeadline(time.Time{})
+	_ = stream.SetWriteDeadline(time.Time{})
 	s.engine.Send(s.self, streamAccepted{id: id, stream: stream})
 }
 
@@ -135,7 +124,7 @@ func (s *serverShard) handshake(stream *quic.Stream) {
 // no ID came.
 func (s *serverShard) reserve(stream *quic.Stream) string {
 	reply := make(chan string, 1)
-	s.engine.Send(s.cfg.Coordinator, messages.ReserveID{Shard: s.self, Reply: reply})
+	s.engine.Send(s.coordinator, messages.ReserveID{Shard: s.self, Reply: reply})
 	timer := time.NewTimer(s.cfg.HoldTimeout)
 	defer timer.Stop()
 	select {
@@ -150,31 +139,5 @@ func (s *serverShard) reserve(stream *quic.Stream) string {
 
 func (s *serverShard) reject(stream *quic.Stream, err error) {
 	Discard(stream)
-	s.engine.Send(s.cfg.Coordinator, messages.StreamDiscarded{Err: err})
-}
-
-func (s *serverShard) fail(c *actor.Context, err error) {
-	if s.failed {
-		return
-	}
-	s.failed = true
-	ids := s.idle.discard(nil)
-	s.cfg.Log.Info("client connection closed", "slot", s.cfg.Slot, "err", err, "discarded", len(ids))
-	c.Send(s.cfg.Coordinator, messages.ShardDown{Shard: s.self, IDs: ids, Err: err})
-	c.Send(s.parent, messages.ShardFailed{Shard: s.self, Slot: s.cfg.Slot, Err: err})
-}
-
-// lost reports a failure of one of the connection's goroutines.
-func (s *serverShard) lost(err error) { s.engine.Send(s.self, connLost{err: err}) }
-
-func (s *serverShard) onPanic(c *actor.Context, err error) { s.fail(c, err) }
-
-// stop closes the connection before the shard is gone, so that the listener's transport, which
-// is closed after every shard has stopped, never drops a connection without CONNECTION_CLOSE.
-func (s *serverShard) stop() {
-	s.cancel()
-	if ids := s.idle.discard(nil); !s.failed {
-		s.engine.Send(s.cfg.Coordinator, messages.ShardDown{Shard: s.self, IDs: ids})
-	}
-	_ = s.cfg.Conn.CloseWithError(ConnCodeClosed, "quicpool: connection closed by the server pool")
+	s.engine.Send(s.coordinator, messages.StreamDiscarded{Err: err})
 }

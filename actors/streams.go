@@ -24,8 +24,9 @@ type idleStreams struct {
 }
 
 type idleStream struct {
-	stream  *quic.Stream
-	unwatch func() bool
+	stream     *quic.Stream
+	unwatch    func() bool
+	peerClosed bool // the peer stopped reading it; reachable by ID only
 }
 
 // peerStopped reports that the peer stopped reading an idle stream.
@@ -50,27 +51,37 @@ func (is *idleStreams) store(id string, s *quic.Stream) bool {
 		Discard(s)
 		return false
 	}
-	engine, self := is.engine, is.self
-	unwatch := context.AfterFunc(s.Context(), func() { engine.Send(self, peerStopped{id: id, stream: s}) })
-	is.streams[id] = idleStream{stream: s, unwatch: unwatch}
+	is.streams[id] = idleStream{stream: s, unwatch: is.watch(id, s)}
 	is.engine.Send(is.coordinator, messages.StreamIdle{Shard: is.self, ID: id})
 	return true
 }
 
-// take hands stream id to the request. If the stream is not here any more the request goes back
-// to the coordinator; if its caller has stopped waiting the stream stays idle.
-func (is *idleStreams) take(m messages.Take) {
+// watch reports, once, that the peer stopped reading s.
+func (is *idleStreams) watch(id string, s *quic.Stream) func() bool {
+	engine, self := is.engine, is.self
+	return context.AfterFunc(s.Context(), func() { engine.Send(self, peerStopped{id: id, stream: s}) })
+}
+
+// take hands stream m.ID to the request and reports whether it did. If the stream is not here
+// any more the request goes back to the coordinator; if its caller has stopped waiting the
+// stream stays, and the coordinator is told it is back.
+func (is *idleStreams) take(m messages.Take) bool {
 	e, ok := is.streams[m.ID]
 	if !ok {
 		is.engine.Send(is.coordinator, messages.TakeMissed{ID: m.ID, Get: m.Get})
-		return
+		return false
 	}
+	watching := e.unwatch() // before the hand-out: the caller may close the stream at once
 	if m.Get.Deliver(messages.Stream{ID: m.ID, Stream: e.stream, Conn: is.conn}) {
-		e.unwatch()
 		delete(is.streams, m.ID)
-		return
+		return true
 	}
-	is.engine.Send(is.coordinator, messages.StreamIdle{Shard: is.self, ID: m.ID, Returned: true})
+	if watching {
+		e.unwatch = is.watch(m.ID, e.stream)
+		is.streams[m.ID] = e
+	}
+	is.engine.Send(is.coordinator, messages.StreamIdle{Shard: is.self, ID: m.ID, Returned: true, PeerClosed: e.peerClosed})
+	return false
 }
 
 // discard closes the idle streams with the given IDs (all of them for nil) and returns the IDs
@@ -105,14 +116,22 @@ func (is *idleStreams) discardAndReport(ids []string) {
 // it (StreamCodeDiscarded) it is dead and goes at once. Otherwise the peer's application closed a
 // stream this side has not taken yet: it may still carry data for the caller who will ask for its
 // ID, so the coordinator stops counting it as idle but keeps it reachable by ID for a while.
+// A connection that dies cancels every stream's context too: that is the connection watcher's
+// business, not this.
 func (is *idleStreams) peerStopped(m peerStopped) {
-	if e, ok := is.streams[m.id]; !ok || e.stream != m.stream {
-		return // handed out or discarded meanwhile
+	e, ok := is.streams[m.id]
+	if !ok || e.stream != m.stream || is.conn == nil || is.conn.Context().Err() != nil {
+		return // handed out or discarded meanwhile, or the connection is dying
 	}
 	var se *quic.StreamError
-	if errors.As(context.Cause(m.stream.Context()), &se) && se.Remote && se.ErrorCode == StreamCodeDiscarded {
+	if !errors.As(context.Cause(m.stream.Context()), &se) || !se.Remote {
+		return
+	}
+	if se.ErrorCode == StreamCodeDiscarded {
 		is.discardAndReport([]string{m.id})
 		return
 	}
+	e.peerClosed = true
+	is.streams[m.id] = e
 	is.engine.Send(is.coordinator, messages.StreamClosedByPeer{Shard: is.self, ID: m.id})
 }

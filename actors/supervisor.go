@@ -2,6 +2,7 @@ package actors
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -20,19 +21,23 @@ type SupervisorConfig struct {
 	Shards int
 	// Policy decides the backoff between restarts and when restarts come too often.
 	Policy Policy
-	// Stopped, if set, is closed when the supervisor stops, after all its shards have.
+	// Stopped, if set, is closed when the supervisor stops.
 	Stopped chan struct{}
 
 	// Client side: set Client and leave Listen nil. Client.Slot is set per shard.
 	Client *ClientShardConfig
 
 	// Server side. Listen opens the pool's one UDP socket and QUIC listener; closeTransport
-	// closes the socket once every connection on it is closed.
+	// closes the socket, after every connection on it is closed.
 	Listen func() (ln *quic.Listener, closeTransport func(), err error)
 	// Allow vets the address of an accepted connection; nil allows every address.
 	Allow            func(net.Addr) error
 	HandshakeTimeout time.Duration
 	HoldTimeout      time.Duration
+	// StaleAfter is how long a server connection must have been quiet (no stream accepted or
+	// handed out) before a new connection from the same address may replace it, and how often one
+	// address may replace a connection at most.
+	StaleAfter time.Duration
 }
 
 // Policy is the restart policy the supervisor applies; quicpool.RestartPolicy implements it.
@@ -47,26 +52,42 @@ type Policy interface {
 	Healthy(up time.Duration) bool
 }
 
-// maxRestartLog bounds the restart times the supervisor remembers for the intensity limit.
-const maxRestartLog = 1024
+const (
+	// maxRestartLog bounds the restart times the supervisor remembers for the intensity limit.
+	maxRestartLog = 1024
+	// closeWait bounds how long shutdown waits for shards to stop and connections to close.
+	closeWait = 5 * time.Second
+)
 
-// NewSupervisor returns the producer of a pool's supervisor: the parent of every shard. On Start
-// it dials one client shard per slot, or listens and gives each accepted connection a free slot.
-// A client shard that fails is stopped and replaced by a fresh incarnation (a new actor ID)
-// after the policy's backoff; a server shard that fails frees its slot for the client's next
-// connection. Restarts that come too often escalate: the coordinator is told (Get calls then fail
-// fast while no connection is up) and retries continue at the policy's ceiling.
+// errReplaced is the failure of a server shard whose stale connection a reconnecting client
+// replaced.
+var errReplaced = errors.New("quicpool: connection replaced by a newer one from the same client")
+
+// NewSupervisor returns the producer of a pool's supervisor, which owns the shards. On Start it
+// spawns one client shard per slot, or listens and gives each accepted connection a free slot.
+//
+// A shard that fails first reports to the coordinator (ShardDown), which forgets it and answers
+// Retired; only then does the shard report ShardFailed here, so no Take is ever sent to a shard
+// that has stopped. A client shard is then replaced by a fresh incarnation (a new actor ID) after
+// the policy's backoff; a server shard's slot is free for the next connection. Restarts that
+// come too often escalate: the coordinator is told (Get calls fail fast while no connection is
+// up) and retries continue at the policy's ceiling.
+//
+// Shards are top-level actors that the supervisor stops itself, exactly once: hollywood v1.0.5
+// stops a parent by poisoning every child again, with no deadline, which never completes for a
+// child already stopping.
 func NewSupervisor(cfg SupervisorConfig) actor.Producer {
 	return func() actor.Receiver {
 		return &supervisor{
-			cfg:        cfg,
-			slots:      make([]*actor.PID, cfg.Shards),
-			attempts:   make([]int, cfg.Shards),
-			upSince:    make([]time.Time, cfg.Shards),
-			peers:      make([]peer, cfg.Shards),
-			timers:     make([]*time.Timer, cfg.Shards),
-			dying:      make(map[string]context.Context),
-			shardsDone: make(chan struct{}),
+			cfg:         cfg,
+			slots:       make([]*actor.PID, cfg.Shards),
+			attempts:    make([]int, cfg.Shards),
+			upSince:     make([]time.Time, cfg.Shards),
+			peers:       make([]peer, cfg.Shards),
+			timers:      make([]*time.Timer, cfg.Shards),
+			live:        make(map[string]*actor.PID),
+			retiring:    make(map[string]bool),
+			lastReplace: make(map[netip.Addr]time.Time),
 		}
 	}
 }
@@ -85,22 +106,26 @@ type supervisor struct {
 
 	started    bool
 	shutting   bool
-	slots      []*actor.PID               // live shard of each slot, nil when free
-	attempts   []int                      // failed attempts in a row, per slot (client)
-	peers      []peer                     // server: who holds each slot
-	upSince    []time.Time                // when each slot's connection came up, zero while down
-	restarts   []time.Time                // recent restarts of any slot, for the intensity limit
-	refusals   uint64                     // connections refused since start
-	escalated  bool                       // restarts exceeded the policy's intensity
-	timers     []*time.Timer              // pending restarts, per slot (client)
-	dying      map[string]context.Context // shards poisoned once, by PID ID, until stopped
-	generation int                        // incarnation counter: every shard gets a fresh ID
+	generation int // incarnation counter: every shard gets a fresh ID
 
-	shardsDone       chan struct{} // closed once every shard has stopped; then the transport closes
-	shardsDoneClosed bool
+	slots    []*actor.PID          // the live shard of each slot, nil when free
+	live     map[string]*actor.PID // every shard not yet stopped, by PID ID
+	retiring map[string]bool       // replaced server shards finishing their retirement
+
+	// Client restarts.
+	attempts  []int         // failed attempts in a row, per slot
+	upSince   []time.Time   // when each slot's connection came up, zero while down
+	timers    []*time.Timer // pending restarts, per slot
+	restarts  []time.Time   // recent restarts of any slot, for the intensity limit
+	escalated bool          // restarts exceeded the policy's intensity
+
+	// Server connections.
+	peers       []peer                   // who holds each slot
+	lastReplace map[netip.Addr]time.Time // when each address last replaced a connection
+	refusals    uint64                   // connections refused since start
 }
 
-// peer is the client holding a server shard slot, and when that connection last showed life.
+// peer is the client holding a server shard slot, and when its connection last showed life.
 type peer struct {
 	ip     netip.Addr
 	active time.Time
@@ -109,11 +134,15 @@ type peer struct {
 // Reports from the supervisor's goroutines and timers.
 type (
 	restartShard  struct{ slot int }
-	shardStopped  struct{ id string }
 	shardsStopped struct{ reply chan struct{} }
 	listening     struct{ addr net.Addr }
 	listenFailed  struct{ err error }
-	connAccepted  struct{ conn *quic.Conn }
+	// connAccepted carries an accepted connection and the channel its closer closes once the
+	// connection is closed; the listener closes its transport only after that.
+	connAccepted struct {
+		conn   *quic.Conn
+		closed chan struct{}
+	}
 )
 
 func (s *supervisor) Receive(c *actor.Context) {
@@ -125,14 +154,16 @@ func (s *supervisor) Receive(c *actor.Context) {
 		s.shutting = true
 		s.cancel()
 		s.stopTimers()
-		s.closeShardsDone()
+		for _, pid := range s.live {
+			s.stopShard(pid)
+		}
 		if s.cfg.Stopped != nil && !isClosed(s.cfg.Stopped) {
 			close(s.cfg.Stopped)
 		}
 	case messages.Start:
-		s.start(c)
+		s.start()
 	case messages.Shutdown:
-		s.shutdown(c, m.Reply)
+		s.shutdown(m.Reply)
 	case messages.ShardHealthy:
 		s.shardHealthy(m)
 	case messages.ShardActive:
@@ -140,33 +171,30 @@ func (s *supervisor) Receive(c *actor.Context) {
 			s.peers[m.Slot].active = time.Now()
 		}
 	case messages.ShardFailed:
-		s.shardFailed(c, m)
+		s.shardFailed(m)
 	case restartShard:
 		if !s.shutting && s.slots[m.slot] == nil {
-			s.spawnClient(c, m.slot)
-			c.Send(s.cfg.Coordinator, messages.Restarted{})
+			s.spawnClient(m.slot)
+			s.engine.Send(s.cfg.Coordinator, messages.Restarted{})
 		}
-	case shardStopped:
-		delete(s.dying, m.id)
 	case shardsStopped:
-		s.closeShardsDone()
 		close(m.reply)
 	case listening:
 		s.cfg.Log.Info("server pool listening", "addr", m.addr.String())
 		s.emit(messages.Event{Kind: messages.EventListening, Slot: -1, Addr: m.addr.String()})
-		c.Send(s.cfg.Coordinator, messages.Listening{Addr: m.addr.String()})
+		s.engine.Send(s.cfg.Coordinator, messages.Listening{Addr: m.addr.String()})
 	case listenFailed:
 		s.cfg.Log.Error("server pool cannot listen", "err", m.err)
 		s.emit(messages.Event{Kind: messages.EventListenFailed, Slot: -1, Err: m.err})
-		c.Send(s.cfg.Coordinator, messages.PoolError{Err: m.err})
+		s.engine.Send(s.cfg.Coordinator, messages.PoolError{Err: m.err})
 	case connAccepted:
-		s.admit(c, m.conn)
+		s.admit(m.conn, m.closed)
 	case messages.Refused:
 		s.refused(m.Addr, m.Err)
 	}
 }
 
-func (s *supervisor) start(c *actor.Context) {
+func (s *supervisor) start() {
 	if s.started || s.shutting {
 		return
 	}
@@ -176,7 +204,7 @@ func (s *supervisor) start(c *actor.Context) {
 		return
 	}
 	for slot := range s.slots {
-		s.spawnClient(c, slot)
+		s.spawnClient(slot)
 	}
 }
 
@@ -186,15 +214,25 @@ func (s *supervisor) current(shard *actor.PID, slot int) bool {
 	return slot >= 0 && slot < len(s.slots) && s.slots[slot] != nil && s.slots[slot].ID == shard.ID
 }
 
-func (s *supervisor) nextID(kind string, slot int) string {
+// spawnShard spawns a shard as a top-level actor named after the supervisor, with a fresh ID.
+func (s *supervisor) spawnShard(p actor.Producer, kind string, slot int) *actor.PID {
 	s.generation++
-	return fmt.Sprintf("%s%d.%d", kind, slot, s.generation)
+	id := fmt.Sprintf("%s%d.%d", kind, slot, s.generation)
+	pid := s.engine.Spawn(p, s.self.ID+"/shard", spawnOpts(s.cfg.Log, id)...)
+	s.live[pid.ID] = pid
+	return pid
 }
 
-func (s *supervisor) spawnClient(c *actor.Context, slot int) {
+// stopShard stops a shard, once.
+func (s *supervisor) stopShard(pid *actor.PID) context.Context {
+	delete(s.live, pid.ID)
+	return s.engine.Poison(pid)
+}
+
+func (s *supervisor) spawnClient(slot int) {
 	cfg := *s.cfg.Client
-	cfg.Runtime, cfg.Slot, cfg.Coordinator = s.cfg.Runtime, slot, s.cfg.Coordinator
-	s.slots[slot] = c.SpawnChild(NewClientShard(cfg), "shard", spawnOpts(s.cfg.Log, s.nextID("c", slot))...)
+	cfg.Runtime, cfg.Slot, cfg.Coordinator, cfg.Supervisor = s.cfg.Runtime, slot, s.cfg.Coordinator, s.self
+	s.slots[slot] = s.spawnShard(NewClientShard(cfg), "c", slot)
 }
 
 func (s *supervisor) shardHealthy(m messages.ShardHealthy) {
@@ -211,12 +249,19 @@ func (s *supervisor) shardHealthy(m messages.ShardHealthy) {
 	}
 }
 
-func (s *supervisor) shardFailed(c *actor.Context, m messages.ShardFailed) {
+// shardFailed stops a shard the coordinator has already forgotten and, on a client, schedules
+// its replacement.
+func (s *supervisor) shardFailed(m messages.ShardFailed) {
+	if s.retiring[m.Shard.ID] {
+		delete(s.retiring, m.Shard.ID)
+		s.stopShard(m.Shard)
+		return
+	}
 	if !s.current(m.Shard, m.Slot) {
 		return
 	}
 	s.slots[m.Slot] = nil
-	s.poison(m.Shard)
+	s.stopShard(m.Shard)
 	reason, permanent := Permanent(m.Err)
 	s.emit(messages.Event{Kind: messages.EventShardFailed, Slot: m.Slot, Err: m.Err, Permanent: permanent})
 	if s.shutting || s.cfg.Client == nil {
@@ -267,37 +312,20 @@ func (s *supervisor) emit(ev messages.Event) {
 	s.engine.BroadcastEvent(ev)
 }
 
-// poison stops a shard exactly once (hollywood never completes a second poison of the same
-// actor) and remembers it until it has stopped.
-func (s *supervisor) poison(shard *actor.PID) {
-	if _, ok := s.dying[shard.ID]; ok {
-		return
-	}
-	done := s.engine.Poison(shard)
-	s.dying[shard.ID] = done
-	engine, self, id := s.engine, s.self, shard.ID
-	s.cfg.Go(func() {
-		<-done.Done()
-		engine.Send(self, shardStopped{id: id})
-	})
-}
-
-// shutdown stops every shard; reply is closed once they all have.
-func (s *supervisor) shutdown(c *actor.Context, reply chan struct{}) {
+// shutdown stops every shard; reply is closed once they all have, or after closeWait.
+func (s *supervisor) shutdown(reply chan struct{}) {
 	s.shutting = true
 	s.stopTimers()
-	for slot, pid := range s.slots {
-		if pid != nil {
-			s.poison(pid)
-			s.slots[slot] = nil
-		}
-	}
-	waits := make([]context.Context, 0, len(s.dying))
-	for _, done := range s.dying {
-		waits = append(waits, done)
+	clear(s.slots)
+	deadline, cancel := context.WithTimeout(context.Background(), closeWait)
+	waits := make([]context.Context, 0, len(s.live))
+	for _, pid := range s.live {
+		delete(s.live, pid.ID)
+		waits = append(waits, s.engine.PoisonCtx(deadline, pid))
 	}
 	engine, self := s.engine, s.self
 	s.cfg.Go(func() {
+		defer cancel()
 		for _, done := range waits {
 			<-done.Done()
 		}
@@ -313,16 +341,9 @@ func (s *supervisor) stopTimers() {
 	}
 }
 
-func (s *supervisor) closeShardsDone() {
-	if !s.shardsDoneClosed {
-		s.shardsDoneClosed = true
-		close(s.shardsDone)
-	}
-}
-
 // serve (server) listens, retrying with backoff until it can, then accepts connections until
-// the supervisor stops. It closes the transport only after every shard has stopped, so that
-// each connection was closed with a CONNECTION_CLOSE first.
+// the supervisor stops or the pool closes. It closes the transport only once every connection it
+// accepted has been closed (or after closeWait), so that each one got a CONNECTION_CLOSE.
 func (s *supervisor) serve() {
 	for attempt := 1; ; attempt++ {
 		ln, closeTransport, err := s.cfg.Listen()
@@ -337,21 +358,75 @@ func (s *supervisor) serve() {
 		}
 		attempt = 0
 		s.engine.Send(s.self, listening{addr: ln.Addr()})
+		var open []chan struct{}
 		for {
 			conn, err := ln.Accept(s.ctx)
 			if err != nil {
 				break
 			}
-			s.engine.Send(s.self, connAccepted{conn: conn})
+			closed := make(chan struct{})
+			open = append(stillOpen(open), closed)
+			s.engine.Send(s.self, connAccepted{conn: conn, closed: closed})
 		}
 		_ = ln.Close()
+		waitClosed(open, closeWait)
+		closeTransport()
 		if s.ctx.Err() != nil {
-			<-s.shardsDone
-			closeTransport()
 			return
 		}
-		closeTransport() // the socket failed under us: listen again
+		// The socket failed under us: listen again.
 	}
+}
+
+func stillOpen(chans []chan struct{}) []chan struct{} {
+	kept := chans[:0]
+	for _, ch := range chans {
+		if !isClosed(ch) {
+			kept = append(kept, ch)
+		}
+	}
+	return kept
+}
+
+func waitClosed(chans []chan struct{}, bound time.Duration) {
+	timeout := time.NewTimer(bound)
+	defer timeout.Stop()
+	for _, ch := range chans {
+		select {
+		case <-ch:
+		case <-timeout.C:
+			return
+		}
+	}
+}
+
+// admit gives an accepted connection a free shard slot, replaces a stale connection of the same
+// client, or refuses it.
+func (s *supervisor) admit(conn *quic.Conn, closed chan struct{}) {
+	addr := conn.RemoteAddr()
+	if s.shutting {
+		s.closeConn(conn, closed, ConnCodeClosed, "quicpool: pool closed")
+		return
+	}
+	if s.cfg.Allow != nil {
+		if err := s.cfg.Allow(addr); err != nil {
+			s.refuse(conn, closed, err)
+			return
+		}
+	}
+	slot := s.freeSlot()
+	if slot < 0 {
+		slot = s.replaceStale(addr)
+	}
+	if slot < 0 {
+		s.refuse(conn, closed, fmt.Errorf("%w: all %d shard slots are taken", messages.ErrPoolFull, len(s.slots)))
+		return
+	}
+	cfg := ServerShardConfig{Runtime: s.cfg.Runtime, Slot: slot, Coordinator: s.cfg.Coordinator, Supervisor: s.self,
+		Conn: conn, Closed: closed, HandshakeTimeout: s.cfg.HandshakeTimeout, HoldTimeout: s.cfg.HoldTimeout}
+	s.slots[slot] = s.spawnShard(NewServerShard(cfg), "s", slot)
+	s.peers[slot] = peer{ip: addrIP(addr), active: time.Now()}
+	s.cfg.Log.Info("client connected", "slot", slot, "remote", addr.String())
 }
 
 func (s *supervisor) freeSlot() int {
@@ -363,18 +438,34 @@ func (s *supervisor) freeSlot() int {
 	return -1
 }
 
-// quietestOf returns the slot of the connection from addr's IP that accepted a stream least
-// recently, or -1 if that IP holds no slot. A client that reconnects while the server still
-// holds its old connection (a NodePass client drops a connection without closing it; a
-// restarted client leaves one behind until its idle timeout) is let in at once, and no other
-// address can ever displace it.
-func (s *supervisor) quietestOf(addr net.Addr) int {
-	ip, victim := addrIP(addr), -1
+// replaceStale frees the slot of a connection from addr's IP that has been quiet for StaleAfter,
+// if there is one and the address has not replaced a connection within StaleAfter: a client that
+// reconnects while the server still holds its old connection (a NodePass client drops a
+// connection without closing it; a restarted client leaves one behind until its idle timeout)
+// gets back in, live connections of the same address are never displaced by each other, and no
+// other address can displace a client at all. It returns the freed slot or -1.
+func (s *supervisor) replaceStale(addr net.Addr) int {
+	ip, now, victim, stale := addrIP(addr), time.Now(), -1, s.cfg.StaleAfter
+	if last, ok := s.lastReplace[ip]; ok && now.Sub(last) < stale {
+		return -1
+	}
 	for slot, pid := range s.slots {
-		if pid != nil && s.peers[slot].ip == ip && (victim < 0 || s.peers[slot].active.Before(s.peers[victim].active)) {
+		if pid != nil && s.peers[slot].ip == ip && now.Sub(s.peers[slot].active) >= stale &&
+			(victim < 0 || s.peers[slot].active.Before(s.peers[victim].active)) {
 			victim = slot
 		}
 	}
+	if victim < 0 {
+		return -1
+	}
+	old := s.slots[victim]
+	s.cfg.Log.Info("client reconnected: replacing its stale connection", "slot", victim, "remote", addr.String(),
+		"quiet for", now.Sub(s.peers[victim].active).Round(time.Second))
+	s.emit(messages.Event{Kind: messages.EventReplaced, Slot: victim, Addr: addr.String()})
+	s.lastReplace[ip] = now
+	s.retiring[old.ID] = true
+	s.slots[victim] = nil
+	s.engine.Send(old, messages.Retire{Err: errReplaced})
 	return victim
 }
 
@@ -386,6 +477,21 @@ func addrIP(addr net.Addr) netip.Addr {
 	return netip.Addr{}
 }
 
+// refuse counts, reports and closes a connection the pool does not take.
+func (s *supervisor) refuse(conn *quic.Conn, closed chan struct{}, reason error) {
+	s.refused(conn.RemoteAddr().String(), reason)
+	s.closeConn(conn, closed, ConnCodeRefused, reason.Error())
+}
+
+// closeConn closes a connection in a goroutine (CloseWithError waits for the connection's run
+// loop) and then marks it closed for the listener.
+func (s *supervisor) closeConn(conn *quic.Conn, closed chan struct{}, code quic.ApplicationErrorCode, reason string) {
+	s.cfg.Go(func() {
+		defer close(closed)
+		_ = conn.CloseWithError(code, reason)
+	})
+}
+
 // refused counts, reports and logs a refused connection. Log lines thin out under a flood: the
 // 1st, 2nd, 4th, 8th... refusal is logged, with the count so far.
 func (s *supervisor) refused(addr string, reason error) {
@@ -395,40 +501,4 @@ func (s *supervisor) refused(addr string, reason error) {
 	if s.refusals&(s.refusals-1) == 0 {
 		s.cfg.Log.Warn("connection refused", "remote", addr, "reason", reason, "refused so far", s.refusals)
 	}
-}
-
-// admit gives an accepted connection a free shard slot, or refuses it.
-func (s *supervisor) admit(c *actor.Context, conn *quic.Conn) {
-	refuse := func(reason error) {
-		s.refused(conn.RemoteAddr().String(), reason)
-		_ = conn.CloseWithError(ConnCodeRefused, reason.Error())
-	}
-	if s.shutting {
-		_ = conn.CloseWithError(ConnCodeClosed, "quicpool: pool closed")
-		return
-	}
-	if s.cfg.Allow != nil {
-		if err := s.cfg.Allow(conn.RemoteAddr()); err != nil {
-			refuse(err)
-			return
-		}
-	}
-	slot := s.freeSlot()
-	if slot < 0 {
-		if slot = s.quietestOf(conn.RemoteAddr()); slot >= 0 {
-			s.cfg.Log.Info("client reconnected: replacing its quietest connection", "slot", slot, "remote", conn.RemoteAddr().String())
-			s.emit(messages.Event{Kind: messages.EventReplaced, Slot: slot, Addr: conn.RemoteAddr().String()})
-			s.poison(s.slots[slot])
-			s.slots[slot] = nil
-		}
-	}
-	if slot >= 0 {
-		cfg := ServerShardConfig{Runtime: s.cfg.Runtime, Slot: slot, Coordinator: s.cfg.Coordinator,
-			Conn: conn, HandshakeTimeout: s.cfg.HandshakeTimeout, HoldTimeout: s.cfg.HoldTimeout}
-		s.slots[slot] = c.SpawnChild(NewServerShard(cfg), "shard", spawnOpts(s.cfg.Log, s.nextID("s", slot))...)
-		s.peers[slot] = peer{ip: addrIP(conn.RemoteAddr()), active: time.Now()}
-		s.cfg.Log.Info("client connected", "slot", slot, "remote", conn.RemoteAddr().String())
-		return
-	}
-	refuse(fmt.Errorf("%w: all %d shard slots are taken", messages.ErrPoolFull, len(s.slots)))
 }

@@ -166,11 +166,13 @@ type ShardDown struct {
 }
 
 // StreamIdle reports a stream that is stored in Shard and ready to be handed out. Returned is set
-// when the stream was taken for a caller who had stopped waiting and so came back unused.
+// when the stream was taken for a caller who had stopped waiting and so came back unused;
+// PeerClosed when such a stream had been closed by the peer (see StreamClosedByPeer).
 type StreamIdle struct {
-	Shard    *actor.PID
-	ID       string
-	Returned bool
+	Shard      *actor.PID
+	ID         string
+	Returned   bool
+	PeerClosed bool
 }
 
 // StreamsPurged reports idle streams that Shard closed (after Discard).
@@ -252,7 +254,18 @@ type Shutdown struct {
 	Reply chan struct{}
 }
 
-// ShardFailed reports to the supervisor that a shard's connection failed or could not be made.
+// Retire tells a shard to give up its connection (the supervisor replaces it): it fails with Err.
+type Retire struct {
+	Err error
+}
+
+// Retired is the coordinator's answer to ShardDown: it has forgotten the shard and will send it
+// nothing more. Only then does the shard report ShardFailed to the supervisor, which stops it; so
+// a Take sent before the coordinator forgot the shard is still answered (TakeMissed).
+type Retired struct{}
+
+// ShardFailed reports to the supervisor that a shard's connection failed or could not be made,
+// once the coordinator has retired the shard.
 type ShardFailed struct {
 	Shard *actor.PID
 	Slot  int
