@@ -46,6 +46,7 @@ type OpError struct {
 	Err error  // the cause: one of the Err values above, a context error, or a network error
 }
 
+// Error reports the operation, the stream ID if any, and the cause.
 func (e *OpError) Error() string {
 	if e.ID != "" {
 		return e.Op + "(" + e.ID + "): " + e.Err.Error()

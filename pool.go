@@ -155,7 +155,7 @@ func (p *Pool) OutgoingGet(id string, timeout time.Duration) (net.Conn, error) {
 	defer cancel()
 	c, err := p.getByID(ctx, "OutgoingGet", id, timeout <= 0)
 	if err != nil {
-		return nil, err
+		return nil, plainTimeout(err)
 	}
 	return c, nil
 }
@@ -168,9 +168,19 @@ func (p *Pool) IncomingGet(timeout time.Duration) (string, net.Conn, error) {
 	defer cancel()
 	s, err := p.take(ctx, "", timeout <= 0)
 	if err != nil {
-		return "", nil, &OpError{Op: "IncomingGet", Err: err}
+		return "", nil, plainTimeout(&OpError{Op: "IncomingGet", Err: err})
 	}
 	return s.ID, NewStreamConn(s), nil
+}
+
+// plainTimeout reports a timed-out call of the NodePass-compatible API as ErrTimeout alone: its
+// callers gave a timeout, not a context.
+func plainTimeout(err error) error {
+	var op *OpError
+	if errors.As(err, &op) && op.Err == errDeadline {
+		op.Err = ErrTimeout
+	}
+	return err
 }
 
 func timeoutContext(timeout time.Duration) (context.Context, context.CancelFunc) {

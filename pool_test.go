@@ -129,6 +129,7 @@ func TestTimeouts(t *testing.T) {
 		require.ErrorAs(t, err, &ne)
 		require.True(t, ne.Timeout(), "a timeout is a net.Error with Timeout() true")
 		require.Less(t, elapsed, timeout+2*time.Second, "timeout %v returned after %v", timeout, elapsed)
+		require.Equal(t, "IncomingGet: "+quicpool.ErrTimeout.Error(), err.Error(), "the NodePass API speaks of timeouts, not contexts")
 
 		_, err = server.OutgoingGet("0badcafe", timeout)
 		require.ErrorIs(t, err, quicpool.ErrTimeout)
