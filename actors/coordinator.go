@@ -2,8 +2,8 @@ package actors
 
 import (
 	"crypto/rand"
-	"errors"
 	"encoding/hex"
+	"errors"
 	"time"
 
 	"github.com/anthdm/hollywood/actor"

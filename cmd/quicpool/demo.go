@@ -12,7 +12,6 @@ import (
 	"net"
 	"slices"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/quicpool/quicpool"
@@ -72,16 +71,12 @@ func (s summary) OpsPerSec() float64 {
 	return float64(s.Ops) / s.Elapsed.Seconds()
 }
 
-// demo is one run: the two pools and the counters the workers share.
+// demo is one run: the two pools the workers share.
 type demo struct {
 	cfg     demoConfig
 	server  *quicpool.Pool
 	client  *quicpool.Pool
 	certDER []byte // the server's certificate, checked on every stream (TLS code "1")
-
-	ops, errs atomic.Int64
-	errOnce   sync.Once
-	firstErr  error
 }
 
 // runDemo starts a server pool and a client pool on the loopback interface, runs cfg.Workers
@@ -144,7 +139,7 @@ func runDemo(ctx context.Context, cfg demoConfig, w io.Writer) (summary, error) 
 
 	res := d.run(ctx, w)
 
-	sum := summary{Ops: d.ops.Load(), Errors: d.errs.Load(), FirstErr: d.firstErr}
+	sum := summary{Ops: res.ops, Errors: res.errs, FirstErr: res.firstErr}
 	sum.Elapsed = res.elapsed
 	sum.P50 = percentile(res.sorted, 0.50)
 	sum.P99 = percentile(res.sorted, 0.99)
@@ -160,55 +155,51 @@ func runDemo(ctx context.Context, cfg demoConfig, w io.Writer) (summary, error) 
 
 // runResult is what the workers measured.
 type runResult struct {
-	elapsed time.Duration
-	sorted  []time.Duration // latencies of the successful round trips, ascending
+	elapsed   time.Duration
+	ops, errs int64
+	firstErr  error
+	sorted    []time.Duration // latencies of the successful round trips, ascending
 }
 
-// run runs the workers and the status line until cfg.Duration has passed or ctx is done, and
-// returns once every worker and the status goroutine have stopped.
+// outcome is one round trip: its latency, or why it failed.
+type outcome struct {
+	latency time.Duration
+	err     error
+}
+
+// run runs the workers until cfg.Duration has passed or ctx is done. One goroutine, tally, owns
+// the counters: the workers send it each outcome, and it draws the status line.
 func (d *demo) run(ctx context.Context, w io.Writer) runResult {
 	runCtx, cancel := context.WithTimeout(ctx, d.cfg.Duration)
 	defer cancel()
 
-	stop, stopped := make(chan struct{}), make(chan struct{})
-	go func() {
-		defer close(stopped)
-		d.report(w, stop)
-	}()
+	outcomes := make(chan outcome, 1024)
+	tallied := make(chan runResult, 1)
+	go func() { tallied <- d.tally(w, outcomes) }()
 
 	start := time.Now()
-	perWorker := make([][]time.Duration, d.cfg.Workers)
 	var wg sync.WaitGroup
-	for i := range perWorker {
-		wg.Go(func() { perWorker[i] = d.worker(runCtx) })
+	for range d.cfg.Workers {
+		wg.Go(func() { d.worker(runCtx, outcomes) })
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
-	close(stop)
-	<-stopped
-
-	all := slices.Concat(perWorker...)
-	slices.Sort(all)
-	return runResult{elapsed: elapsed, sorted: all}
+	close(outcomes)
+	res := <-tallied
+	res.elapsed = elapsed
+	return res
 }
 
-// worker does round trips until ctx is done and returns the latencies of the successful ones.
-func (d *demo) worker(ctx context.Context) []time.Duration {
-	var lat []time.Duration
+// worker does round trips until ctx is done and reports each outcome.
+func (d *demo) worker(ctx context.Context, outcomes chan<- outcome) {
 	req := make([]byte, d.cfg.Size)
 	resp := make([]byte, d.cfg.Size)
 	for ctx.Err() == nil {
 		_, _ = rand.Read(req) // a fresh payload, so that a stray reply cannot pass for this one
 		t0 := time.Now()
-		if err := d.roundTrip(req, resp); err != nil {
-			d.errs.Add(1)
-			d.errOnce.Do(func() { d.firstErr = err })
-			continue
-		}
-		lat = append(lat, time.Since(t0))
-		d.ops.Add(1)
+		err := d.roundTrip(req, resp)
+		outcomes <- outcome{latency: time.Since(t0), err: err}
 	}
-	return lat
 }
 
 // roundTrip is one tunnel: the server takes any idle stream, the client takes the same stream by
@@ -272,27 +263,39 @@ func (d *demo) checkPeer(c net.Conn) error {
 	return nil
 }
 
-// report writes a status line every second until stop is closed: one line redrawn in place when
-// cfg.Live is set, one line per second otherwise.
-func (d *demo) report(w io.Writer, stop <-chan struct{}) {
+// tally counts the outcomes until the channel is closed, and writes a status line every second:
+// one line redrawn in place when cfg.Live is set, one line per second otherwise.
+func (d *demo) tally(w io.Writer, outcomes <-chan outcome) runResult {
+	var res runResult
 	ticker := time.NewTicker(time.Second)
 	defer ticker.Stop()
 	start, last, lastOps := time.Now(), time.Now(), int64(0)
 	drawn := false // a live line is on screen and needs its newline
 	for {
 		select {
-		case <-stop:
-			if drawn {
-				fmt.Fprintln(w)
+		case o, ok := <-outcomes:
+			switch {
+			case !ok:
+				if drawn {
+					fmt.Fprintln(w)
+				}
+				slices.Sort(res.sorted)
+				return res
+			case o.err != nil:
+				res.errs++
+				if res.firstErr == nil {
+					res.firstErr = o.err
+				}
+			default:
+				res.ops++
+				res.sorted = append(res.sorted, o.latency)
 			}
-			return
 		case now := <-ticker.C:
-			ops := d.ops.Load()
-			rate := float64(ops-lastOps) / now.Sub(last).Seconds()
-			last, lastOps = now, ops
+			rate := float64(res.ops-lastOps) / now.Sub(last).Seconds()
+			last, lastOps = now, res.ops
 			line := fmt.Sprintf("%4.0fs  idle server %d client %d  capacity %d  interval %v  shards %d  %.0f ops/s  %d errors",
 				now.Sub(start).Seconds(), d.server.Active(), d.client.Active(), d.client.Capacity(),
-				d.client.Interval(), d.client.ShardCount(), rate, d.errs.Load())
+				d.client.Interval(), d.client.ShardCount(), rate, res.errs)
 			if d.cfg.Live {
 				fmt.Fprintf(w, "\r%s\033[K", line)
 				drawn = true
