@@ -1,10 +1,15 @@
 package quicpool_test
 
 import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"io"
+	"net"
 	"testing"
 	"time"
 
+	"github.com/quic-go/quic-go"
 	"github.com/quicpool/quicpool"
 )
 
@@ -76,3 +81,131 @@ func BenchmarkState(b *testing.B) {
 }
 
 var _ = quicpool.ControlID
+
+// BenchmarkWakeWaiter measures waking a caller blocked in OutgoingGet(id) for an ID that arrives
+// after the call. A plain quic-go server stands in for the server pool: it holds each stream the
+// client pool opens, and once the caller is waiting (Stats().Waiters == 1) the benchmark writes
+// the ID on one of them. The timed part runs from that write until OutgoingGet returns: one
+// loopback QUIC hop, the client shard reading the ID, the coordinator, and the waiter waking up
+// (NodePass polls every 50ms here).
+func BenchmarkWakeWaiter(b *testing.B) {
+	addr, pending := holdingServer(b)
+	client := quicpool.NewClientPool(4, 4, 100*time.Millisecond, time.Second, 10*time.Second,
+		"1", "localhost", quicpool.StaticAddr(addr))
+	go client.ClientManager()
+	b.Cleanup(client.Close)
+	type got struct {
+		conn net.Conn
+		err  error
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		b.StopTimer()
+		var st *quic.Stream
+		select {
+		case st = <-pending:
+		case <-time.After(10 * time.Second):
+			b.Fatal("the client opened no stream")
+		}
+		var raw [4]byte
+		for raw == [4]byte{} || hex.EncodeToString(raw[:]) == quicpool.ControlID {
+			_, _ = rand.Read(raw[:])
+		}
+		res := make(chan got, 1)
+		go func() {
+			c, err := client.OutgoingGet(hex.EncodeToString(raw[:]), 10*time.Second)
+			res <- got{c, err}
+		}()
+		for client.Stats().Waiters == 0 {
+			time.Sleep(20 * time.Microsecond)
+		}
+		b.StartTimer()
+		if _, err := st.Write(raw[:]); err != nil {
+			b.Fatal(err)
+		}
+		r := <-res
+		b.StopTimer()
+		if r.err != nil {
+			b.Fatal(r.err)
+		}
+		r.conn.Close()
+		st.CancelRead(0)
+		st.Close()
+		b.StartTimer()
+	}
+}
+
+// holdingServer is a plain quic-go server speaking ALPN np-quic that reads each new stream's
+// 0x00 and then holds the stream, unanswered, on the returned channel.
+func holdingServer(b *testing.B) (string, <-chan *quic.Stream) {
+	tlsConf := selfSigned(b)
+	tlsConf.NextProtos = []string{quicpool.ALPN}
+	ln, err := quic.ListenAddr("127.0.0.1:0", tlsConf, &quic.Config{MaxIdleTimeout: 30 * time.Second})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	b.Cleanup(func() { cancel(); ln.Close() })
+	pending := make(chan *quic.Stream, 64)
+	go func() {
+		for {
+			conn, err := ln.Accept(ctx)
+			if err != nil {
+				return
+			}
+			go func() {
+				defer conn.CloseWithError(0, "")
+				for {
+					st, err := conn.AcceptStream(ctx)
+					if err != nil {
+						return
+					}
+					go func() {
+						var first [1]byte
+						if _, err := io.ReadFull(st, first[:]); err != nil || first[0] != 0 {
+							st.CancelRead(1)
+							st.CancelWrite(1)
+							return
+						}
+						pending <- st
+					}()
+				}
+			}()
+		}
+	}()
+	return ln.Addr().String(), pending
+}
+
+// BenchmarkRefillCycle measures one refill cycle: from full pools, take a stream pair (server
+// IncomingGet, client OutgoingGet of its ID), close it, and wait (WaitReady) until both pools are
+// back at capacity. The replacement is opened at once, not at a refill tick, so an op is a take,
+// a stream open with its 0x00/ID exchange over loopback, and the actors' bookkeeping.
+func BenchmarkRefillCycle(b *testing.B) {
+	const capacity = 8
+	server := startServer(b, 2*capacity)
+	client := startClient(b, capacity, capacity, server.Addr())
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	if err := server.WaitReady(ctx, capacity); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		id, sc, err := server.IncomingGet(5 * time.Second)
+		if err != nil {
+			b.Fatal(err)
+		}
+		cc, err := client.OutgoingGet(id, 5*time.Second)
+		if err != nil {
+			b.Fatal(err)
+		}
+		sc.Close()
+		cc.Close()
+		if err := client.WaitReady(ctx, capacity); err != nil {
+			b.Fatal(err)
+		}
+		if err := server.WaitReady(ctx, capacity); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

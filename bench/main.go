@@ -1,0 +1,386 @@
+// Command bench runs the same workloads on quicpool, NodePass quic v1.1.1, vistone quic v1.0.0
+// and raw quic-go in one run on one machine, and writes the comparison as Markdown tables (to
+// stdout and to -out) and SVG bar charts (next to -out).
+//
+//	cd bench && go run .          # the full run, a few minutes; writes results/latest.md
+//	cd bench && go run . -quick   # under a minute, for CI; writes results/quick.md
+//
+// Workloads (-only): tunnel, wake, burst, fill, recovery, bulk, memory, accessors. Everything
+// runs on 127.0.0.1; every operation is bounded by a timeout and failures are counted, so a
+// peer that hangs cannot stop the run.
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"runtime/debug"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Config is what one run measures, from the flags.
+type Config struct {
+	Quick        bool
+	Shapes       []Shape // the first is the shape of every workload but tunnel and fill
+	Workers      []int
+	Warmup       time.Duration
+	Duration     time.Duration
+	TunnelReps   int
+	RefillWait   time.Duration
+	RecoveryDown time.Duration
+	RecoveryWait time.Duration
+	HealthCheck  bool
+	BulkBytes    int64
+	BulkReps     int
+	Idle         int
+	AccessorTime time.Duration
+	WakeOps      int
+	Only         []string
+	Impls        []Impl
+	Out          string
+	Machine      string
+}
+
+// workloads are the names -only accepts, in the order they run.
+var workloads = []string{"tunnel", "wake", "burst", "fill", "recovery", "bulk", "memory", "accessors"}
+
+func main() {
+	var (
+		quick        = flag.Bool("quick", false, "a short run (under a minute) for CI: 16 workers, the 32/64 shape, small sizes")
+		shapes       = flag.String("shapes", "32/64,64/1024", "pool shapes minCap/maxCap; the first is used by every workload, the others by tunnel and fill")
+		workers      = flag.String("workers", "1,16,64,256", "tunnel workload: concurrent workers, comma separated")
+		duration     = flag.Duration("duration", 3*time.Second, "tunnel workload: measured time per run")
+		warmup       = flag.Duration("warmup", 500*time.Millisecond, "tunnel workload: unmeasured time before each run")
+		tunnelReps   = flag.Int("tunnel-reps", 3, "tunnel workload: runs per configuration (the median by ops/s is reported)")
+		tries        = flag.Int("quiet-tries", 4, "tries per measurement while other processes use more than 5% of the CPUs (the quietest is kept)")
+		refillWait   = flag.Duration("refill-wait", 10*time.Second, "burst workload: how long to wait for the pool to refill")
+		down         = flag.Duration("recovery-down", time.Second, "recovery workload: how long the server stays away")
+		recWait      = flag.Duration("recovery-wait", 10*time.Second, "recovery workload: how long to wait for a served stream")
+		health       = flag.Bool("health-check", true, "recovery workload: also run each pool with NodePass's application health check")
+		bulkMiB      = flag.Int("bulk", 256, "bulk workload: MiB per transfer")
+		bulkReps     = flag.Int("bulk-reps", 5, "bulk workload: transfers per implementation and stream count (the median is reported)")
+		idle         = flag.Int("idle", 1024, "memory workload: idle streams per side")
+		accessorTime = flag.Duration("accessor-time", time.Second, "accessor workload: how long the 64 goroutines call")
+		wakeOps      = flag.Int("wake-ops", 200, "wake workload: waits measured per implementation")
+		only         = flag.String("only", "", "run only these workloads, comma separated: "+strings.Join(workloads, ","))
+		implFilter   = flag.String("impls", "", "run only these implementations, comma separated: quicpool,nodepass,vistone,raw")
+		out          = flag.String("out", "results/latest.md", "the results file (-quick: results/quick.md); the SVG charts go next to it")
+		memRole      = flag.String("memchild", "", "internal: run one side of the memory workload (server or client)")
+		memImpl      = flag.String("memimpl", "", "internal: the memory child's implementation")
+		memAddr      = flag.String("memaddr", "", "internal: the memory child's address")
+	)
+	flag.Parse()
+	if *memRole != "" {
+		memChild(*memRole, *memImpl, *memAddr, *idle)
+		return
+	}
+	set := map[string]bool{}
+	flag.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if *quick {
+		quickDefault := func(name string, apply func()) {
+			if !set[name] {
+				apply()
+			}
+		}
+		quickDefault("shapes", func() { *shapes = "32/64" })
+		quickDefault("workers", func() { *workers = "16" })
+		quickDefault("duration", func() { *duration = time.Second })
+		quickDefault("warmup", func() { *warmup = 300 * time.Millisecond })
+		quickDefault("tunnel-reps", func() { *tunnelReps = 1 })
+		quickDefault("quiet-tries", func() { *tries = 1 })
+		quickDefault("refill-wait", func() { *refillWait = 5 * time.Second })
+		quickDefault("recovery-down", func() { *down = 500 * time.Millisecond })
+		quickDefault("recovery-wait", func() { *recWait = 3 * time.Second })
+		quickDefault("health-check", func() { *health = false })
+		quickDefault("bulk", func() { *bulkMiB = 8 })
+		quickDefault("bulk-reps", func() { *bulkReps = 1 })
+		quickDefault("idle", func() { *idle = 128 })
+		quickDefault("accessor-time", func() { *accessorTime = 300 * time.Millisecond })
+		quickDefault("wake-ops", func() { *wakeOps = 30 })
+		quickDefault("out", func() { *out = "results/quick.md" })
+	}
+
+	cfg := Config{
+		Quick: *quick, Warmup: *warmup, Duration: *duration, TunnelReps: max(*tunnelReps, 1), RefillWait: *refillWait,
+		RecoveryDown: *down, RecoveryWait: *recWait, HealthCheck: *health,
+		BulkBytes: int64(*bulkMiB) << 20, BulkReps: max(*bulkReps, 1), Idle: *idle,
+		AccessorTime: *accessorTime, WakeOps: *wakeOps, Out: *out, Machine: machine(),
+	}
+	quietTries = max(*tries, 1)
+	var err error
+	if cfg.Shapes, err = parseShapes(*shapes); err != nil {
+		fatal(err)
+	}
+	if cfg.Workers, err = parseInts(*workers); err != nil {
+		fatal(fmt.Errorf("-workers: %w", err))
+	}
+	if cfg.Only, err = parseOnly(*only); err != nil {
+		fatal(err)
+	}
+	if cfg.Impls, err = parseImpls(*implFilter); err != nil {
+		fatal(err)
+	}
+
+	start := time.Now()
+	res := run(cfg)
+	env := Env{
+		Date:     start,
+		Machine:  cfg.Machine,
+		Command:  "cd bench && go run . " + strings.Join(os.Args[1:], " "),
+		Versions: versions(),
+		Elapsed:  time.Since(start),
+	}
+	env.Command = strings.TrimSpace(env.Command)
+
+	dir := filepath.Dir(cfg.Out)
+	prefix := ""
+	if base := strings.TrimSuffix(filepath.Base(cfg.Out), ".md"); base != "latest" {
+		prefix = base + "-"
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		fatal(err)
+	}
+	charts := headlineCharts(cfg, res)
+	var names []string
+	for name, svg := range charts {
+		names = append(names, prefix+name)
+		if err := os.WriteFile(filepath.Join(dir, prefix+name), []byte(svg), 0o644); err != nil {
+			fatal(err)
+		}
+	}
+	slices.Sort(names)
+	md := report(env, cfg, res, names)
+	fmt.Print(md)
+	if err := os.WriteFile(cfg.Out, []byte(md), 0o644); err != nil {
+		fatal(err)
+	}
+	fmt.Fprintf(os.Stderr, "wrote %s and %d charts in %s (%s)\n", cfg.Out, len(names), dir, time.Since(start).Round(time.Second))
+}
+
+// run runs the selected workloads on the selected implementations.
+func run(cfg Config) Results {
+	res := Results{Elsewhere: map[string]float64{}}
+	small := cfg.Shapes[0]
+	pooled := slices.DeleteFunc(slices.Clone(cfg.Impls), func(i Impl) bool { return !i.Pooled })
+	step := func(name string, f func()) {
+		if !slices.Contains(cfg.Only, name) {
+			return
+		}
+		t, cpu := time.Now(), readCPU()
+		f()
+		settle()
+		res.Elsewhere[name] = readCPU().elsewhere(cpu)
+		logf("%s done in %s (%d goroutines left, others used %.1f%% of the CPUs)", name, time.Since(t).Round(time.Millisecond),
+			runtime.NumGoroutine(), 100*res.Elsewhere[name])
+	}
+	step("tunnel", func() {
+		for _, s := range cfg.Shapes {
+			for _, w := range cfg.Workers {
+				runs := make([][]TunnelResult, len(cfg.Impls))
+				for rep := range cfg.TunnelReps { // the repetitions take turns across the implementations
+					for i, impl := range cfg.Impls {
+						r, elsewhere, tries := measureQuietly(func() TunnelResult { return runTunnel(impl, s, w, cfg.Warmup, cfg.Duration) })
+						r.Elsewhere, r.Tries = elsewhere, tries
+						logf("tunnel %s %s %d workers, run %d: %.0f ops/s p50 %s p99 %s errors %d, others' CPU %.1f%% (try %d) %s",
+							impl.Name, s, w, rep+1, r.OpsPerSec, dur(r.P50), dur(r.P99), r.Errors, 100*r.Elsewhere, r.Tries, r.Err)
+						runs[i] = append(runs[i], r)
+						settle()
+					}
+				}
+				for i := range cfg.Impls {
+					res.Tunnel = append(res.Tunnel, medianTunnel(runs[i]))
+				}
+			}
+		}
+	})
+	step("wake", func() {
+		s := Shape{MinCap: 4, MaxCap: 4, MinIvl: small.MinIvl, MaxIvl: small.MaxIvl, KeepAlive: small.KeepAlive}
+		for _, impl := range pooled {
+			r, _, _ := measureQuietly(func() WakeResult { return runWake(impl, s, cfg.WakeOps) })
+			logf("wake %s: p50 %s p99 %s errors %d %s", impl.Name, dur(r.P50), dur(r.P99), r.Errors, r.Err)
+			res.Wake = append(res.Wake, r)
+			settle()
+		}
+	})
+	step("burst", func() {
+		for _, impl := range cfg.Impls {
+			r, _, _ := measureQuietly(func() BurstResult { return runBurst(impl, small, cfg.RefillWait) })
+			logf("burst %s: served %s refilled %s (%v) errors %d %s", impl.Name, dur(r.Served), dur(r.Refilled), r.Refill, r.Errors, r.Err)
+			res.Burst = append(res.Burst, r)
+			settle()
+		}
+	})
+	step("fill", func() {
+		for _, s := range cfg.Shapes {
+			for _, impl := range pooled {
+				r, _, _ := measureQuietly(func() FillResult { return runFill(impl, s) })
+				logf("fill %s %s: %s %s", impl.Name, s, dur(r.Fill), r.Err)
+				res.Fill = append(res.Fill, r)
+				settle()
+			}
+		}
+	})
+	step("recovery", func() {
+		for _, health := range []bool{false, true} {
+			if health && !cfg.HealthCheck {
+				continue
+			}
+			for _, impl := range cfg.Impls {
+				if health && !impl.Pooled {
+					continue
+				}
+				r := runRecovery(impl, small, cfg.RecoveryDown, cfg.RecoveryWait, health)
+				logf("recovery %s health=%v: ok %v after %s, errors %d, next %d/%d failed %s", impl.Name, health, r.OK, dur(r.Served), r.Errors, r.AfterErrors, r.After, r.Err)
+				res.Recovery = append(res.Recovery, r)
+				settle()
+			}
+		}
+	})
+	step("bulk", func() {
+		for _, n := range []int{1, 8} {
+			for _, r := range runBulk(cfg.Impls, small, n, cfg.BulkBytes, cfg.BulkReps) {
+				logf("bulk %s %d streams: median %.0f MiB/s (%.0f..%.0f) errors %d %s", r.Impl, n, r.MiBps, r.MinMiB, r.MaxMiB, r.Errors, r.Err)
+				res.Bulk = append(res.Bulk, r)
+			}
+			settle()
+		}
+	})
+	step("memory", func() {
+		for _, impl := range cfg.Impls {
+			r := runMemory(impl, cfg.Idle)
+			logf("memory %s: server %+v client %+v %s", impl.Name, r.Server, r.Client, r.Err)
+			res.Memory = append(res.Memory, r)
+		}
+	})
+	step("accessors", func() {
+		for _, impl := range pooled {
+			r, _, _ := measureQuietly(func() AccessorResult { return runAccessors(impl, small, 64, cfg.AccessorTime) })
+			logf("accessors %s: %.0f calls/s %s", impl.Name, r.CallsPerSec, r.Err)
+			res.Accessors = append(res.Accessors, r)
+			settle()
+		}
+	})
+	return res
+}
+
+// settle gives closed pools a moment to wind down before the next measurement.
+func settle() {
+	time.Sleep(200 * time.Millisecond)
+	runtime.GC()
+}
+
+func logf(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, time.Now().Format("15:04:05 ")+format+"\n", args...)
+}
+
+func fatal(err error) {
+	fmt.Fprintln(os.Stderr, "bench:", err)
+	os.Exit(2)
+}
+
+func parseShapes(s string) ([]Shape, error) {
+	var shapes []Shape
+	for _, f := range strings.Split(s, ",") {
+		lo, hi, ok := strings.Cut(strings.TrimSpace(f), "/")
+		minCap, err1 := strconv.Atoi(lo)
+		maxCap, err2 := strconv.Atoi(hi)
+		if !ok || err1 != nil || err2 != nil || minCap <= 0 || maxCap < minCap {
+			return nil, fmt.Errorf("-shapes: %q is not minCap/maxCap", f)
+		}
+		shapes = append(shapes, Shape{MinCap: minCap, MaxCap: maxCap, MinIvl: 100 * time.Millisecond,
+			MaxIvl: time.Second, KeepAlive: 30 * time.Second})
+	}
+	return shapes, nil
+}
+
+func parseInts(s string) ([]int, error) {
+	var ns []int
+	for _, f := range strings.Split(s, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n <= 0 {
+			return nil, fmt.Errorf("%q is not a positive number", f)
+		}
+		ns = append(ns, n)
+	}
+	return ns, nil
+}
+
+func parseOnly(s string) ([]string, error) {
+	if s == "" {
+		return workloads, nil
+	}
+	var names []string
+	for _, f := range strings.Split(s, ",") {
+		f = strings.TrimSpace(f)
+		if !slices.Contains(workloads, f) {
+			return nil, fmt.Errorf("-only: unknown workload %q (want some of %s)", f, strings.Join(workloads, ","))
+		}
+		names = append(names, f)
+	}
+	return names, nil
+}
+
+func parseImpls(s string) ([]Impl, error) {
+	all := impls()
+	if s == "" {
+		return all, nil
+	}
+	var picked []Impl
+	for _, f := range strings.Split(s, ",") {
+		f = strings.ToLower(strings.TrimSpace(f))
+		n := len(picked)
+		for _, impl := range all {
+			if strings.HasPrefix(strings.ToLower(impl.Name), f) {
+				picked = append(picked, impl)
+			}
+		}
+		if len(picked) == n {
+			return nil, fmt.Errorf("-impls: unknown implementation %q (want some of quicpool,nodepass,vistone,raw)", f)
+		}
+	}
+	return picked, nil
+}
+
+// machine describes this machine: CPUs, OS/architecture, Go version, CPU model.
+func machine() string {
+	m := fmt.Sprintf("%d CPUs, %s/%s, %s", runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, runtime.Version())
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, l := range strings.Split(string(b), "\n") {
+			if k, v, ok := strings.Cut(l, ":"); ok && strings.TrimSpace(k) == "model name" {
+				return m + ", " + strings.TrimSpace(v)
+			}
+		}
+	}
+	return m
+}
+
+// versions lists the modules under test as built, and quicpool's commit when git knows it.
+func versions() string {
+	var vs []string
+	if out, err := exec.Command("git", "-C", "..", "rev-parse", "--short", "HEAD").Output(); err == nil {
+		state := "no uncommitted changes to the library"
+		// The library's code, that is: the bench and test files do not change what is measured.
+		dirty, err := exec.Command("git", "-C", "..", "status", "--porcelain", "--", ".", ":!bench", ":!*_test.go").Output()
+		if err != nil || len(strings.TrimSpace(string(dirty))) > 0 {
+			state = "WITH UNCOMMITTED CHANGES to the library"
+		}
+		vs = append(vs, "quicpool at commit "+strings.TrimSpace(string(out))+" ("+state+")")
+	} else {
+		vs = append(vs, "quicpool (this checkout)")
+	}
+	if info, ok := debug.ReadBuildInfo(); ok {
+		for _, d := range info.Deps {
+			switch d.Path {
+			case "github.com/NodePassProject/quic", "github.com/vistone/quic", "github.com/quic-go/quic-go", "github.com/anthdm/hollywood":
+				vs = append(vs, d.Path+" "+d.Version)
+			}
+		}
+	}
+	return strings.Join(vs, ", ") + " (one quic-go for all: Go's module selection picks the highest version any of them requires)"
+}

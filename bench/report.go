@@ -1,0 +1,637 @@
+package main
+
+import (
+	"fmt"
+	"math"
+	"strings"
+	"time"
+)
+
+// Results holds every measurement of one run.
+type Results struct {
+	Tunnel    []TunnelResult
+	Burst     []BurstResult
+	Fill      []FillResult
+	Recovery  []RecoveryResult
+	Bulk      []BulkResult
+	Memory    []MemoryResult
+	Accessors []AccessorResult
+	Wake      []WakeResult
+	// Elsewhere is, per workload run, the share of the machine's CPUs that other processes used
+	// meanwhile (the memory workload's own child processes count as others).
+	Elsewhere map[string]float64
+}
+
+// Env describes the run: when, where, how.
+type Env struct {
+	Date     time.Time
+	Machine  string
+	Command  string
+	Versions string
+	Elapsed  time.Duration
+}
+
+// report renders the results as Markdown: the header, the targets checklist, then a table per
+// workload with a ratio column against NodePass v1.1.1, then notes on method.
+func report(env Env, cfg Config, res Results, charts []string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "# quicpool side by side: NodePass v1.1.1, vistone v1.0.0, raw quic-go\n\n")
+	fmt.Fprintf(&b, "- Date: %s (the run took %s)\n", env.Date.UTC().Format("2006-01-02 15:04 MST"), env.Elapsed.Round(time.Second))
+	fmt.Fprintf(&b, "- Machine: %s\n", env.Machine)
+	fmt.Fprintf(&b, "- Command: `%s`\n", env.Command)
+	fmt.Fprintf(&b, "- Versions: %s\n", env.Versions)
+	fmt.Fprintf(&b, "- Shapes: %s; intervals %v..%v, keep-alive %v, Get timeout %v; all traffic on 127.0.0.1; "+
+		"both sides of every pair run in this one process (memory: one process per side)\n\n",
+		shapeList(cfg.Shapes), cfg.Shapes[0].MinIvl, cfg.Shapes[0].MaxIvl, cfg.Shapes[0].KeepAlive, opTimeout)
+
+	if len(res.Elsewhere) > 0 {
+		var parts []string
+		for _, w := range workloads {
+			if v, ok := res.Elsewhere[w]; ok {
+				parts = append(parts, fmt.Sprintf("%s %.1f%%", w, 100*v))
+			}
+		}
+		fmt.Fprintf(&b, "- CPU used by other processes during each workload, retries included (share of all CPUs; memory "+
+			"runs its own child processes): %s. %s\n\n", strings.Join(parts, ", "), retryNote())
+	}
+	b.WriteString(checklist(cfg, res))
+	for _, c := range charts {
+		fmt.Fprintf(&b, "![%s](%s)\n", strings.TrimSuffix(c, ".svg"), c)
+	}
+	if len(charts) > 0 {
+		b.WriteString("\n")
+	}
+	b.WriteString(tunnelTables(cfg, res.Tunnel))
+	b.WriteString(wakeTable(res.Wake))
+	b.WriteString(burstTable(cfg, res.Burst))
+	b.WriteString(fillTable(res.Fill))
+	b.WriteString(recoveryTable(cfg, res.Recovery))
+	b.WriteString(bulkTable(res.Bulk))
+	b.WriteString(memoryTable(res.Memory))
+	b.WriteString(accessorTable(res.Accessors))
+	b.WriteString(readingNotes)
+	return b.String()
+}
+
+// readingNotes says what the setup favours and disfavours; it holds for every run.
+const readingNotes = `## Reading these numbers
+
+- Both pools of a pair, and every QUIC packet between them, share this machine's CPUs in one process. A loopback
+  round trip costs tens of microseconds, so the latency a pool hides (opening a stream and exchanging its ID) is
+  small here, while the work a pool does per op (the take, and opening the replacement stream) is CPU that raw
+  quic-go spends too. Over a real network each raw op pays at least one more round trip; a pool does not.
+- Raw quic-go is a floor, not a practical tunnel: its server's IncomingGet asks the client to open a stream by a
+  function call in this process, where a real tunnel would send that request over its control channel.
+- NodePass's and vistone's OutgoingGet polls every 50ms for an ID that has not arrived yet, and their clients
+  refill only once per interval (100ms here): their ops/s is bound by the refill tick, not by QUIC. Their streams'
+  Close closes only the send side, so every op here reads the peer to EOF before closing, as a tunnel does;
+  callers that do not would stall those pools.
+- quicpool answers Get and the state accessors with messages between actors (the caller, the coordinator, the
+  shard), which costs tens of microseconds per call on this machine; NodePass's accessors are an atomic load.
+- All four use the same quic-go version (see Versions), the same TLS 1.3 certificate and ALPN, keep-alive 30s.
+`
+
+func shapeList(shapes []Shape) string {
+	var s []string
+	for _, sh := range shapes {
+		s = append(s, "minCap/maxCap "+sh.String())
+	}
+	return strings.Join(s, " and ")
+}
+
+// ---------------------------------------------------------------------------------------------
+// Targets
+
+type check struct {
+	target, measured string
+	pass, measuredOK bool
+}
+
+// checklist compares the measured numbers with the targets of issue 5. A target whose numbers
+// were not measured in this run says so.
+func checklist(cfg Config, res Results) string {
+	var checks []check
+	add := func(target string, ok bool, pass bool, measured string, args ...any) {
+		checks = append(checks, check{target: target, measured: fmt.Sprintf(measured, args...), pass: pass, measuredOK: ok})
+	}
+	small := cfg.Shapes[0]
+	qp, np, raw := findTunnel(res.Tunnel, nameQuicpool, small, 16), findTunnel(res.Tunnel, nameNodePass, small, 16), findTunnel(res.Tunnel, nameRaw, small, 16)
+	tun := qp != nil && np != nil && qp.Ops > 0 && np.Ops > 0
+	if tun {
+		add("Tunnel, 16 workers, "+small.String()+": ops/s >= 10x NodePass", true, qp.OpsPerSec >= 10*np.OpsPerSec,
+			"%.0f vs %.0f ops/s (%s)", qp.OpsPerSec, np.OpsPerSec, ratio(qp.OpsPerSec, np.OpsPerSec))
+		add("Tunnel, 16 workers: p99 <= 1/10 of NodePass's", true, qp.P99*10 <= np.P99,
+			"%s vs %s (%s)", dur(qp.P99), dur(np.P99), ratio(float64(qp.P99), float64(np.P99)))
+	} else {
+		add("Tunnel, 16 workers, "+small.String()+": ops/s >= 10x NodePass", false, false, "not measured")
+		add("Tunnel, 16 workers: p99 <= 1/10 of NodePass's", false, false, "not measured")
+	}
+	if qp != nil && raw != nil && qp.Ops > 0 && raw.Ops > 0 {
+		add("Tunnel, 16 workers: ops/s >= 0.8x raw quic-go", true, qp.OpsPerSec >= 0.8*raw.OpsPerSec,
+			"%.0f vs %.0f ops/s (%s)", qp.OpsPerSec, raw.OpsPerSec, ratio(qp.OpsPerSec, raw.OpsPerSec))
+		add("Tunnel, 16 workers: p50 below raw quic-go's", true, qp.P50 < raw.P50,
+			"%s vs %s", dur(qp.P50), dur(raw.P50))
+	} else {
+		add("Tunnel, 16 workers: ops/s >= 0.8x raw quic-go", false, false, "not measured")
+		add("Tunnel, 16 workers: p50 below raw quic-go's", false, false, "not measured")
+	}
+	if w := findWake(res.Wake, nameQuicpool); w != nil && w.Ops > 0 {
+		add("Waiting OutgoingGet wakes within 1 ms (p99)", true, w.P99 <= time.Millisecond,
+			"p50 %s, p99 %s, max %s over %d ops (one loopback QUIC hop included)", dur(w.P50), dur(w.P99), dur(w.Max), w.Ops)
+	} else {
+		add("Waiting OutgoingGet wakes within 1 ms (p99)", false, false, "not measured")
+	}
+	qb, rb := findBurst(res.Burst, nameQuicpool), findBurst(res.Burst, nameRaw)
+	if qb != nil && rb != nil && qb.Err == "" && rb.Err == "" && qb.Refill {
+		add(fmt.Sprintf("Burst of %d: back to capacity within 2x raw quic-go's time to open as many streams", qb.Takes), true,
+			qb.Refilled <= 2*rb.Served, "%s vs 2 x %s", dur(qb.Refilled), dur(rb.Served))
+	} else {
+		add("Burst: back to capacity within 2x raw quic-go's stream-open time", false, false, "not measured")
+	}
+	if r := findRecovery(res.Recovery, nameQuicpool, false); r != nil && r.Err == "" {
+		add("Recovery: a stream served within 1s of the server's return", true, r.OK && r.Served < time.Second,
+			"%s", recoveryText(cfg, *r))
+	} else {
+		add("Recovery: a stream served within 1s of the server's return", false, false, "not measured")
+	}
+	for _, n := range []int{1, 8} {
+		q, rw := findBulk(res.Bulk, nameQuicpool, n), findBulk(res.Bulk, nameRaw, n)
+		t := fmt.Sprintf("Bulk, %d stream(s): >= 95%% of raw quic-go MiB/s", n)
+		if q != nil && rw != nil && q.MiBps > 0 && rw.MiBps > 0 {
+			add(t, true, q.MiBps >= 0.95*rw.MiBps, "%.0f vs %.0f MiB/s (%.0f%%)", q.MiBps, rw.MiBps, 100*q.MiBps/rw.MiBps)
+		} else {
+			add(t, false, false, "not measured")
+		}
+	}
+	qm, nm := findMemory(res.Memory, nameQuicpool), findMemory(res.Memory, nameNodePass)
+	for _, side := range []string{"server", "client"} {
+		t := "Memory per idle stream, " + side + " side: no more than NodePass's"
+		if qm == nil || nm == nil {
+			add(t, false, false, "not measured")
+			continue
+		}
+		q, n := qm.Server, nm.Server
+		if side == "client" {
+			q, n = qm.Client, nm.Client
+		}
+		if q.Idle == 0 || n.Idle == 0 {
+			add(t, false, false, "not measured (%s)", firstNonEmpty(q.Err, n.Err, "no idle streams"))
+			continue
+		}
+		add(t, true, q.HeapPer() <= n.HeapPer(), "%s vs %s per stream; goroutines %.3f vs %.3f per stream (%d and %d idle)",
+			bytes(q.HeapPer()), bytes(n.HeapPer()), q.GoroutinesPer(), n.GoroutinesPer(), q.Idle, n.Idle)
+	}
+
+	var b strings.Builder
+	b.WriteString("## Targets (issue 5), against this run's numbers\n\n")
+	b.WriteString("| | Target | quicpool measured |\n|---|---|---|\n")
+	for _, c := range checks {
+		status := "MISS"
+		switch {
+		case !c.measuredOK:
+			status = "n/a"
+		case c.pass:
+			status = "PASS"
+		}
+		fmt.Fprintf(&b, "| **%s** | %s | %s |\n", status, c.target, c.measured)
+	}
+	b.WriteString("\n")
+	return b.String()
+}
+
+func firstNonEmpty(s ...string) string {
+	for _, v := range s {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tables
+
+func tunnelTables(cfg Config, rs []TunnelResult) string {
+	if len(rs) == 0 {
+		return ""
+	}
+	var b strings.Builder
+	b.WriteString("## 1. Tunnel round trip\n\n")
+	fmt.Fprintf(&b, "%d runs of %s (after %s unmeasured) per configuration, taking turns across the implementations; "+
+		"each row is the run with the median ops/s. ", cfg.TunnelReps, dur(cfg.Duration), dur(cfg.Warmup))
+	fmt.Fprintf(&b, "Each op: server `IncomingGet`, client `OutgoingGet(id)`, 1 KiB each way, each side half-closes, "+
+		"reads the peer to EOF, closes. Ratios are against NodePass v1.1.1 at the same shape and worker count "+
+		"(ops/s: higher is better; p99: lower is better). *Gets p99* is IncomingGet + OutgoingGet alone. *Others' CPU*: "+
+		"the share of the machine's CPUs that other processes used during the run (a busy machine lowers every number). %s\n\n",
+		retryNote())
+	var shapes []Shape
+	for _, r := range rs {
+		if !containsShape(shapes, r.Shape) {
+			shapes = append(shapes, r.Shape)
+		}
+	}
+	for _, s := range shapes {
+		fmt.Fprintf(&b, "### minCap/maxCap %s\n\n", s)
+		b.WriteString("| Workers | Implementation | ops/s | ops/s of all runs | vs NodePass | p50 | p99 | p99 vs NodePass | Gets p99 | Errors | Others' CPU |\n")
+		b.WriteString("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+		for _, r := range rs {
+			if r.Shape != s {
+				continue
+			}
+			if r.Err != "" {
+				fmt.Fprintf(&b, "| %d | %s | failed: %s | | | | | | | | |\n", r.Workers, r.Impl, cell(r.Err))
+				continue
+			}
+			np := findTunnel(rs, nameNodePass, s, r.Workers)
+			var npOps, npP99 float64
+			if np != nil {
+				npOps, npP99 = np.OpsPerSec, float64(np.P99)
+			}
+			spread := ""
+			if r.Runs > 1 {
+				spread = fmt.Sprintf("%.0f..%.0f", r.MinOps, r.MaxOps)
+			}
+			fmt.Fprintf(&b, "| %d | %s | %.0f | %s | %s | %s | %s | %s | %s | %d | %.1f%% |\n", r.Workers, r.Impl, r.OpsPerSec,
+				spread, ratio(r.OpsPerSec, npOps), dur(r.P50), dur(r.P99), ratio(float64(r.P99), npP99), dur(r.GetP99), r.Errors, 100*r.Elsewhere)
+		}
+		b.WriteString("\n")
+	}
+	return b.String()
+}
+
+func wakeTable(rs []WakeResult) string {
+	if len(rs) == 0 {
+		return ""
+	}
+	var b strings.Builder
+	b.WriteString("## 1b. Waking a waiting OutgoingGet\n\n")
+	b.WriteString("The client's `OutgoingGet(id)` is already waiting when the ID arrives: a plain quic-go server holds each " +
+		"stream the client pool opens and writes a fresh ID on it 2ms after the call started. Time from that write until " +
+		"OutgoingGet returns (one loopback QUIC hop included). Ratio: p50 against NodePass (lower is better).\n\n")
+	b.WriteString("| Implementation | Ops | p50 | vs NodePass | p99 | max | Errors |\n|---|---:|---:|---:|---:|---:|---:|\n")
+	np := findWake(rs, nameNodePass)
+	for _, r := range rs {
+		if r.Err != "" && r.Ops == 0 {
+			fmt.Fprintf(&b, "| %s | failed: %s | | | | | |\n", r.Impl, cell(r.Err))
+			continue
+		}
+		var npP50 float64
+		if np != nil {
+			npP50 = float64(np.P50)
+		}
+		fmt.Fprintf(&b, "| %s | %d | %s | %s | %s | %s | %d |\n", r.Impl, r.Ops, dur(r.P50), ratio(float64(r.P50), npP50), dur(r.P99), dur(r.Max), r.Errors)
+	}
+	b.WriteString("\n")
+	return b.String()
+}
+
+func burstTable(cfg Config, rs []BurstResult) string {
+	if len(rs) == 0 {
+		return ""
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "## 2. Burst\n\nA full %s pool, then 2 x maxCap takes at once (each: IncomingGet + OutgoingGet, released "+
+		"at once). *All served*: from the burst's start until the last take was served. *Back at capacity*: from the "+
+		"burst's start until both sides hold as many idle streams as before it (raw quic-go keeps none: its *all served* "+
+		"is the time to open that many fresh streams). Ratios against NodePass (lower is better).\n\n", cfg.Shapes[0])
+	b.WriteString("| Implementation | Takes | All served | vs NodePass | Back at capacity | vs NodePass | Errors |\n|---|---:|---:|---:|---:|---:|---:|\n")
+	np := findBurst(rs, nameNodePass)
+	for _, r := range rs {
+		if r.Err != "" {
+			fmt.Fprintf(&b, "| %s | failed: %s | | | | | |\n", r.Impl, cell(r.Err))
+			continue
+		}
+		var npServed, npRefill float64
+		if np != nil {
+			npServed = float64(np.Served)
+			if np.Refill {
+				npRefill = float64(np.Refilled)
+			}
+		}
+		refill, refillRatio := "n/a", ""
+		if r.Impl != nameRaw {
+			refill = "not within " + dur(cfg.RefillWait)
+			if r.Refill {
+				refill, refillRatio = dur(r.Refilled), ratio(float64(r.Refilled), npRefill)
+			}
+		}
+		fmt.Fprintf(&b, "| %s | %d | %s | %s | %s | %s | %d |\n", r.Impl, r.Takes, dur(r.Served), ratio(float64(r.Served), npServed),
+			refill, refillRatio, r.Errors)
+	}
+	b.WriteString("\n")
+	return b.String()
+}
+
+func fillTable(rs []FillResult) string {
+	if len(rs) == 0 {
+		return ""
+	}
+	var b strings.Builder
+	b.WriteString("## 3. Fill\n\nFrom the client pool's start (the server has been listening for 100ms) until both sides report " +
+		"minCap idle streams, as each library counts them (NodePass and vistone count the control stream, quicpool does " +
+		"not). Ratio against NodePass (lower is better).\n\n")
+	b.WriteString("| minCap/maxCap | Implementation | Time to minCap idle | vs NodePass |\n|---|---|---:|---:|\n")
+	for _, r := range rs {
+		if r.Err != "" {
+			fmt.Fprintf(&b, "| %s | %s | failed: %s | |\n", r.Shape, r.Impl, cell(r.Err))
+			continue
+		}
+		var npFill float64
+		for _, n := range rs {
+			if n.Impl == nameNodePass && n.Shape == r.Shape && n.Err == "" {
+				npFill = float64(n.Fill)
+			}
+		}
+		fmt.Fprintf(&b, "| %s | %s | %s | %s |\n", r.Shape, r.Impl, dur(r.Fill), ratio(float64(r.Fill), npFill))
+	}
+	b.WriteString("\n")
+	return b.String()
+}
+
+func recoveryText(cfg Config, r RecoveryResult) string {
+	if !r.OK {
+		return fmt.Sprintf("not served within %s of the server's return (%d failed ops)", dur(cfg.RecoveryWait), r.Errors)
+	}
+	return fmt.Sprintf("served %s after the server's return, %d failed ops before, %d of the next %d failed",
+		dur(r.Served), r.Errors, r.AfterErrors, r.After)
+}
+
+func recoveryTable(cfg Config, rs []RecoveryResult) string {
+	if len(rs) == 0 {
+		return ""
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "## 4. Recovery\n\nA full %s pair; the server pool is closed, stays down %s, and a new server pool "+
+		"starts on the same port. From that moment tunnel ops run back to back (Gets bounded by %s) until one succeeds, "+
+		"then 20 more. *On its own*: the library is left to heal by itself. *Health check*: every failed op calls the "+
+		"client's `AddError`, and the client is flushed when `ErrorCount() > Active()/2`, as NodePass's application does. "+
+		"Raw quic-go redials on demand. *Failed ops before*: failed ops from the server's return until the first success. "+
+		"Ratio against NodePass in the same mode (lower is better).\n\n",
+		cfg.Shapes[0], dur(cfg.RecoveryDown), dur(recoveryGet))
+	b.WriteString("| Implementation | Mode | Served after | vs NodePass | Failed ops before | Failed of the next 20 |\n|---|---|---:|---:|---:|---:|\n")
+	for _, r := range rs {
+		np := findRecovery(rs, nameNodePass, r.HealthCheck)
+		mode := "on its own"
+		if r.HealthCheck {
+			mode = "health check"
+		}
+		if r.Err != "" {
+			fmt.Fprintf(&b, "| %s | %s | failed: %s | | | |\n", r.Impl, mode, cell(r.Err))
+			continue
+		}
+		var npServed float64
+		if np != nil && np.OK {
+			npServed = float64(np.Served)
+		}
+		if !r.OK {
+			fmt.Fprintf(&b, "| %s | %s | not within %s | | %d | |\n", r.Impl, mode, dur(cfg.RecoveryWait), r.Errors)
+			continue
+		}
+		rt := ratio(float64(r.Served), npServed)
+		if np != nil && np.Err == "" && !np.OK {
+			rt = "NodePass: not within " + dur(cfg.RecoveryWait)
+		}
+		fmt.Fprintf(&b, "| %s | %s | %s | %s | %d | %d |\n", r.Impl, mode, dur(r.Served), rt, r.Errors, r.AfterErrors)
+	}
+	b.WriteString("\n")
+	return b.String()
+}
+
+func bulkTable(rs []BulkResult) string {
+	if len(rs) == 0 {
+		return ""
+	}
+	var b strings.Builder
+	b.WriteString("## 5. Bulk\n\nThe client writes the total to the server over 1 or 8 streams taken from the pool (raw quic-go: " +
+		"fresh streams on its own connection, same connection settings); the time runs until the server has read every " +
+		"stream to EOF. One pair per implementation, one untimed warm-up transfer each, then the timed transfers take " +
+		"turns across the implementations; the median is reported. Every implementation moves the bytes on a plain " +
+		"quic-go stream, so differences here are mostly the machine's noise: see the spread. Ratios against NodePass " +
+		"and against raw quic-go (higher is better).\n\n")
+	b.WriteString("| Streams | Implementation | Total | MiB/s | MiB/s of all runs | vs NodePass | vs raw quic-go | Errors |\n|---:|---|---:|---:|---:|---:|---:|---:|\n")
+	for _, r := range rs {
+		if r.MiBps == 0 {
+			fmt.Fprintf(&b, "| %d | %s | %s | failed: %s | | | | %d |\n", r.Streams, r.Impl, bytes(float64(r.Bytes)), cell(r.Err), r.Errors)
+			continue
+		}
+		var npRate, rawRate float64
+		if np := findBulk(rs, nameNodePass, r.Streams); np != nil {
+			npRate = np.MiBps
+		}
+		if rw := findBulk(rs, nameRaw, r.Streams); rw != nil {
+			rawRate = rw.MiBps
+		}
+		fmt.Fprintf(&b, "| %d | %s | %s | %.0f | %.0f..%.0f | %s | %s | %d |\n", r.Streams, r.Impl, bytes(float64(r.Bytes)), r.MiBps,
+			r.MinMiB, r.MaxMiB, ratio(r.MiBps, npRate), ratio(r.MiBps, rawRate), r.Errors)
+	}
+	b.WriteString("\n")
+	return b.String()
+}
+
+func memoryTable(rs []MemoryResult) string {
+	if len(rs) == 0 {
+		return ""
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "## 6. Memory per idle stream\n\nEach side in a process of its own, pool shape n/n with n = %d: live heap "+
+		"(runtime.MemStats.HeapAlloc after two GCs) and goroutines over the process's baseline before the pool was created, "+
+		"divided by the idle streams the pool reports (a side that stops short of n is measured where it stopped: vistone's "+
+		"server files every stream in its first shard, whose ID channel holds 128; raw quic-go: n streams opened and "+
+		"held, quic-go's own cost). quicpool and vistone use ceil(n/128) QUIC connections (at most 64), NodePass one. Ratio of heap per stream against NodePass (lower is better).\n\n", rs[0].N)
+	b.WriteString("| Implementation | Side | Idle streams | Heap | Heap per stream | vs NodePass | Goroutines | Goroutines per stream |\n")
+	b.WriteString("|---|---|---:|---:|---:|---:|---:|---:|\n")
+	np := findMemory(rs, nameNodePass)
+	for _, r := range rs {
+		for _, side := range []string{"server", "client"} {
+			m, n := r.Server, MemSide{}
+			if np != nil {
+				n = np.Server
+			}
+			if side == "client" {
+				m = r.Client
+				if np != nil {
+					n = np.Client
+				}
+			}
+			if r.Err != "" || m.Err != "" {
+				fmt.Fprintf(&b, "| %s | %s | failed: %s | | | | | |\n", r.Impl, side, cell(firstNonEmpty(r.Err, m.Err)))
+				continue
+			}
+			fmt.Fprintf(&b, "| %s | %s | %d | %s | %s | %s | %d | %.3f |\n", r.Impl, side, m.Idle, bytes(float64(m.Heap)),
+				bytes(m.HeapPer()), ratio(m.HeapPer(), n.HeapPer()), m.Goroutines, m.GoroutinesPer())
+		}
+	}
+	b.WriteString("\n")
+	return b.String()
+}
+
+func accessorTable(rs []AccessorResult) string {
+	if len(rs) == 0 {
+		return ""
+	}
+	var b strings.Builder
+	b.WriteString("## 7. State accessors\n\n`Active()` and `Capacity()` called alternately on the client pool from 64 goroutines. " +
+		"NodePass and vistone answer with an atomic load or a channel length; quicpool sends a message to its coordinator " +
+		"actor and waits for the reply, which costs far more per call. Ratio against NodePass (higher is better).\n\n")
+	b.WriteString("| Implementation | Goroutines | Calls/s | vs NodePass |\n|---|---:|---:|---:|\n")
+	var np float64
+	for _, r := range rs {
+		if r.Impl == nameNodePass {
+			np = r.CallsPerSec
+		}
+	}
+	for _, r := range rs {
+		if r.Err != "" {
+			fmt.Fprintf(&b, "| %s | %d | failed: %s | |\n", r.Impl, r.Goroutines, cell(r.Err))
+			continue
+		}
+		fmt.Fprintf(&b, "| %s | %d | %s | %s |\n", r.Impl, r.Goroutines, count(r.CallsPerSec), ratio(r.CallsPerSec, np))
+	}
+	b.WriteString("\n")
+	return b.String()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Lookups and formatting
+
+func containsShape(shapes []Shape, s Shape) bool {
+	for _, x := range shapes {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+func findTunnel(rs []TunnelResult, impl string, s Shape, workers int) *TunnelResult {
+	for i := range rs {
+		if rs[i].Impl == impl && rs[i].Shape == s && rs[i].Workers == workers && rs[i].Err == "" {
+			return &rs[i]
+		}
+	}
+	return nil
+}
+
+func findWake(rs []WakeResult, impl string) *WakeResult {
+	for i := range rs {
+		if rs[i].Impl == impl {
+			return &rs[i]
+		}
+	}
+	return nil
+}
+
+func findBurst(rs []BurstResult, impl string) *BurstResult {
+	for i := range rs {
+		if rs[i].Impl == impl && rs[i].Err == "" {
+			return &rs[i]
+		}
+	}
+	return nil
+}
+
+func findRecovery(rs []RecoveryResult, impl string, health bool) *RecoveryResult {
+	for i := range rs {
+		if rs[i].Impl == impl && rs[i].HealthCheck == health {
+			return &rs[i]
+		}
+	}
+	return nil
+}
+
+func findBulk(rs []BulkResult, impl string, streams int) *BulkResult {
+	for i := range rs {
+		if rs[i].Impl == impl && rs[i].Streams == streams && rs[i].MiBps > 0 {
+			return &rs[i]
+		}
+	}
+	return nil
+}
+
+func findMemory(rs []MemoryResult, impl string) *MemoryResult {
+	for i := range rs {
+		if rs[i].Impl == impl && rs[i].Err == "" {
+			return &rs[i]
+		}
+	}
+	return nil
+}
+
+// ratio formats v/base as "12.3x", or "" when there is no base.
+func ratio(v, base float64) string {
+	if base == 0 || math.IsInf(base, 0) || math.IsNaN(base) {
+		return ""
+	}
+	r := v / base
+	switch {
+	case r >= 100:
+		return fmt.Sprintf("%.0fx", r)
+	case r >= 10:
+		return fmt.Sprintf("%.1fx", r)
+	default:
+		return fmt.Sprintf("%.2fx", r)
+	}
+}
+
+// dur formats a duration with three significant digits.
+func dur(d time.Duration) string {
+	switch {
+	case d == 0:
+		return "0"
+	case d < time.Millisecond:
+		return fmt.Sprintf("%.0fµs", float64(d)/float64(time.Microsecond))
+	case d < 10*time.Millisecond:
+		return fmt.Sprintf("%.2fms", float64(d)/float64(time.Millisecond))
+	case d < time.Second:
+		return fmt.Sprintf("%.1fms", float64(d)/float64(time.Millisecond))
+	case d < 10*time.Second:
+		return fmt.Sprintf("%.2fs", d.Seconds())
+	default:
+		return fmt.Sprintf("%.1fs", d.Seconds())
+	}
+}
+
+// bytes formats a byte count.
+func bytes(v float64) string {
+	switch {
+	case v >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", v/(1<<20))
+	case v >= 10<<10:
+		return fmt.Sprintf("%.0f KiB", v/(1<<10))
+	case v >= 1<<10:
+		return fmt.Sprintf("%.1f KiB", v/(1<<10))
+	default:
+		return fmt.Sprintf("%.0f B", v)
+	}
+}
+
+// count formats a large rate.
+func count(v float64) string {
+	switch {
+	case v >= 1e6:
+		return fmt.Sprintf("%.2fM", v/1e6)
+	case v >= 1e3:
+		return fmt.Sprintf("%.0fk", v/1e3)
+	default:
+		return fmt.Sprintf("%.0f", v)
+	}
+}
+
+// cell makes an error message fit in a table cell.
+func cell(s string) string {
+	s = strings.ReplaceAll(s, "|", "/")
+	s = strings.ReplaceAll(s, "\n", " ")
+	if len(s) > 120 {
+		s = s[:117] + "..."
+	}
+	return s
+}
+
+// retryNote says how measurements disturbed by other processes were handled.
+func retryNote() string {
+	if quietTries <= 1 {
+		return "Measurements were not repeated when other processes were busy."
+	}
+	return fmt.Sprintf("A measurement of tunnel, wake, burst, fill, bulk or accessors during which other processes used "+
+		"more than %.0f%% of the CPUs was repeated, up to %d tries in all, keeping the quietest.", 100*maxElsewhere, quietTries)
+}
