@@ -175,3 +175,16 @@ func TestPoolAsChildActor(t *testing.T) {
 }
 
 const closeBound = 3 * time.Second
+
+// The control stream takes no slot: when it arrives, the client opens the stream it counted for
+// it at once, not on the next refill tick.
+func TestFillDoesNotWaitForTick(t *testing.T) {
+	server, err := quicpool.NewServer("127.0.0.1:0", selfSigned(t))
+	require.NoError(t, err)
+	defer server.Close()
+	client, err := quicpool.NewClient(server.Addr(), quicpool.WithCapacity(32, 64),
+		quicpool.WithInterval(time.Hour, time.Hour), quicpool.WithTLSConfig(&tls.Config{InsecureSkipVerify: true}))
+	require.NoError(t, err)
+	defer client.Close()
+	require.NoError(t, client.WaitReady(waitCtx(t), 32), "full without a tick")
+}

@@ -291,6 +291,8 @@ func (c *coordinator) streamIdle(m messages.StreamIdle) {
 	if m.ID != ControlID {
 		st.idle++
 		c.queue = append(c.queue, m.ID)
+	} else {
+		c.refill() // it was opened as one of the capacity's streams but takes no slot
 	}
 	c.checkReady()
 }
