@@ -87,13 +87,13 @@ func (s *shard) touch() {
 	}
 }
 
-// stop ends the shard's goroutines (which close its connection) and discards its idle streams,
-// reporting them if the coordinator does not know yet.
+// stop ends the shard's goroutines, which close its connection and with it the idle streams,
+// and reports those if the coordinator does not know yet.
 func (s *shard) stop() {
 	if s.cancel != nil {
 		s.cancel()
 	}
-	if ids := s.idle.discard(nil); s.failed == nil {
+	if ids := s.idle.forget(); s.failed == nil {
 		s.engine.Send(s.coordinator, messages.ShardDown{Shard: s.self, IDs: ids})
 	}
 }

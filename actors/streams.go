@@ -105,6 +105,19 @@ func (is *idleStreams) discard(ids []string) []string {
 	return closed
 }
 
+// forget drops every idle stream without resetting it, for a shard whose connection is being
+// closed: the CONNECTION_CLOSE ends them all at once, whereas resetting each first would make
+// the peer purge and refill into a connection about to die. It returns their IDs.
+func (is *idleStreams) forget() []string {
+	ids := make([]string, 0, len(is.streams))
+	for id, e := range is.streams {
+		e.unwatch()
+		ids = append(ids, id)
+	}
+	clear(is.streams)
+	return ids
+}
+
 // discardAndReport discards streams and tells the coordinator which ones are gone.
 func (is *idleStreams) discardAndReport(ids []string) {
 	if closed := is.discard(ids); len(closed) > 0 {
