@@ -127,7 +127,7 @@ func NewServerPool(maxCap int, clientIP string, tlsConfig *tls.Config, listenAdd
 }
 
 func newClient(s settings) *Pool {
-	p := newPool(true, s)
+	p := newPool(s)
 	shards := shardCount(s.maxCap)
 	sup := actors.SupervisorConfig{Shards: shards}
 	if p.err == nil {
@@ -150,7 +150,7 @@ func newServer(s settings, addr string, tlsConfig *tls.Config, clientIP string) 
 	if err != nil {
 		s.fail(err)
 	}
-	p := newPool(false, s)
+	p := newPool(s)
 	shards := shardCount(s.maxCap)
 	sup := actors.SupervisorConfig{Shards: shards, Allow: allow, HandshakeTimeout: s.handshakeTimeout,
 		HoldTimeout: holdTimeout, StaleAfter: staleAfter}
@@ -166,9 +166,8 @@ func newServer(s settings, addr string, tlsConfig *tls.Config, clientIP string) 
 	return p
 }
 
-func newPool(client bool, s settings) *Pool {
+func newPool(s settings) *Pool {
 	p := &Pool{
-		client:         client,
 		err:            s.err,
 		log:            s.log,
 		engine:         s.engine,

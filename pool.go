@@ -34,7 +34,6 @@ const (
 // to the pool's coordinator and waits for the answer, bounded by the caller's timeout. All methods
 // are safe for concurrent use.
 type Pool struct {
-	client      bool
 	err         error // the configuration error, if any: every call fails with it
 	log         *slog.Logger
 	engine      *actor.Engine
