@@ -136,9 +136,7 @@ func TestReserveID(t *testing.T) {
 func TestReserveIDAbandoned(t *testing.T) {
 	engine, coord, shard, _ := newTestCoordinator(t, false)
 	engine.Send(coord, messages.ShardUp{Shard: shard})
-	for range 5 {
-		engine.Send(coord, messages.StreamIdle{Shard: shard, ID: <-reserve(engine, coord, shard)})
-	}
+	fill(engine, coord, shard)
 	held := reserve(engine, coord, shard)
 	require.Equal(t, 1, snapshot(engine, coord).Opening)
 	require.Empty(t, messages.AbandonID(held))
@@ -166,6 +164,13 @@ func snapshot(engine *actor.Engine, coord *actor.PID) messages.Snapshot {
 	reply := make(chan messages.Snapshot, 1)
 	engine.Send(coord, messages.State{Reply: reply})
 	return <-reply
+}
+
+// fill files idle streams on shard up to MaxCap 4 (five: the control stream takes no slot).
+func fill(engine *actor.Engine, coord, shard *actor.PID) {
+	for range 5 {
+		engine.Send(coord, messages.StreamIdle{Shard: shard, ID: <-reserve(engine, coord, shard)})
+	}
 }
 
 func reserve(engine *actor.Engine, coord, shard *actor.PID) chan string {
@@ -225,7 +230,9 @@ func TestPeerClosedStreamReturnsLingering(t *testing.T) {
 	s := snapshot(engine, coord)
 	require.Zero(t, s.Idle)
 	require.Equal(t, 1, s.PeerClosed)
-	engine.Send(coord, messages.Get{NoWait: true, Reply: make(chan messages.Stream, 1)})
+	anyStream := make(chan messages.Stream, 1)
+	engine.Send(coord, messages.Get{NoWait: true, Reply: anyStream})
+	require.ErrorIs(t, (<-anyStream).Err, messages.ErrTimeout, "IncomingGet does not get the peer-closed stream")
 	again := make(chan messages.Stream, 1)
 	engine.Send(coord, messages.Get{ID: "0a0b0c0d", Reply: again})
 	require.Equal(t, "0a0b0c0d", next(t, got).(messages.Take).ID, "still reachable by ID, and only so")
@@ -235,9 +242,7 @@ func TestPeerClosedStreamReturnsLingering(t *testing.T) {
 func TestFlushGrantsHeld(t *testing.T) {
 	engine, coord, shard, _ := newTestCoordinator(t, false)
 	engine.Send(coord, messages.ShardUp{Shard: shard})
-	for range 5 {
-		engine.Send(coord, messages.StreamIdle{Shard: shard, ID: <-reserve(engine, coord, shard)})
-	}
+	fill(engine, coord, shard)
 	held := reserve(engine, coord, shard)
 	require.Equal(t, 1, snapshot(engine, coord).Opening)
 	done := make(chan struct{})
@@ -265,9 +270,7 @@ func TestControlIDReissuedAfterFailedHandshake(t *testing.T) {
 func TestAbandonedHeldRequestsArePruned(t *testing.T) {
 	engine, coord, shard, _ := newTestCoordinator(t, false)
 	engine.Send(coord, messages.ShardUp{Shard: shard})
-	for range 5 {
-		engine.Send(coord, messages.StreamIdle{Shard: shard, ID: <-reserve(engine, coord, shard)})
-	}
+	fill(engine, coord, shard)
 	for range 3 {
 		messages.AbandonID(reserve(engine, coord, shard))
 	}
