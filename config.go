@@ -1,7 +1,6 @@
 package quicpool
 
 import (
-	"context"
 	"crypto/tls"
 	"fmt"
 	"net"
@@ -9,20 +8,23 @@ import (
 	"time"
 
 	"github.com/quic-go/quic-go"
-	"github.com/quicpool/quicpool/actors"
+	"github.com/quicpool/quicpool/internal/wire"
 )
 
-// The numbers of the protocol and of the pools quicpool replaces (DESIGN.md section 3).
+// The numbers of the protocol and of the NodePass pools quicpool replaces.
 const (
 	// ALPN is the TLS application protocol every pool speaks; a server forces it on its config.
 	ALPN = "np-quic"
 	// ControlID is the ID of the first stream a server pool issues, exactly once. NodePass uses
 	// it as its control channel. Only OutgoingGet(ControlID) hands it out; IncomingGet never does.
-	ControlID = actors.ControlID
+	ControlID = wire.ControlID
 	// StreamsPerShard is the most streams one shard (one QUIC connection) keeps idle.
 	StreamsPerShard = 128
 	// MaxShards is the most QUIC connections one pool keeps.
 	MaxShards = 64
+	// MaxCapacity is the largest capacity a pool accepts: MaxShards connections of
+	// StreamsPerShard streams.
+	MaxCapacity = MaxShards * StreamsPerShard
 
 	// Defaults of the NodePass-compatible constructors for arguments <= 0.
 	compatMinCap   = 1
@@ -37,6 +39,9 @@ const (
 
 	defaultKeepAlive        = 10 * time.Second
 	defaultHandshakeTimeout = 10 * time.Second
+	// maxConnHandshake bounds a connection's QUIC handshake (quic-go's default): a dial to a
+	// server that does not answer fails within it, whatever the stream handshake timeout.
+	maxConnHandshake = 5 * time.Second
 	// holdTimeout is how long a full server holds a handshaken stream before refusing it. A
 	// NodePass client waits a minute for a stream's ID and treats a refused stream as a dead
 	// connection, so holding keeps it connected while the pool drains.
@@ -46,8 +51,6 @@ const (
 // staleAfter is how long a server connection must have been quiet before a reconnecting client
 // from the same address may replace it (a variable so that tests can shorten it).
 var staleAfter = 15 * time.Second
-
-const ()
 
 // shardCount is how many QUIC connections a pool of maxCap streams uses:
 // min(max(ceil(maxCap/128), 1), 64).
@@ -88,82 +91,31 @@ func forceProtocol(conf *tls.Config) *tls.Config {
 	return conf
 }
 
-// quicConfig is the QUIC config of both sides: keep-alive, and an idle timeout of three missed
-// keep-alives.
-func quicConfig(keepAlive time.Duration) *quic.Config {
+// quicConfig is the QUIC config of both sides: keep-alive, an idle timeout of three missed
+// keep-alives, and a connection handshake bounded by the handshake timeout (at most 5s).
+func quicConfig(keepAlive, handshake time.Duration) *quic.Config {
 	return &quic.Config{
-		KeepAlivePeriod: keepAlive,
-		MaxIdleTimeout:  3 * keepAlive,
+		KeepAlivePeriod:      keepAlive,
+		MaxIdleTimeout:       3 * keepAlive,
+		HandshakeIdleTimeout: min(handshake, maxConnHandshake),
 	}
 }
 
-// dialer returns the client shards' Dial: resolve the address anew, then dial from a UDP socket
-// of the connection's own, released when the connection ends.
-func dialer(resolve func() (string, error), tlsConf *tls.Config, keepAlive time.Duration, local *net.UDPAddr) func(context.Context) (*quic.Conn, func(), error) {
-	conf := quicConfig(keepAlive)
-	conf.MaxIncomingStreams = -1 // the server never opens streams
+// clientQUIC is the client's QUIC config: the server never opens streams.
+func clientQUIC(keepAlive, handshake time.Duration) *quic.Config {
+	conf := quicConfig(keepAlive, handshake)
+	conf.MaxIncomingStreams = -1
 	conf.MaxIncomingUniStreams = -1
-	return func(ctx context.Context) (*quic.Conn, func(), error) {
-		addr, err := resolve()
-		if err != nil {
-			return nil, nil, fmt.Errorf("resolving server address: %w", err)
-		}
-		udpAddr, err := net.ResolveUDPAddr("udp", addr)
-		if err != nil {
-			return nil, nil, fmt.Errorf("resolving server address %q: %w", addr, err)
-		}
-		udp, err := net.ListenUDP("udp", local)
-		if err != nil {
-			return nil, nil, err
-		}
-		tr := &quic.Transport{Conn: udp}
-		release := func() { _ = tr.Close(); _ = udp.Close() }
-		conn, err := tr.Dial(ctx, udpAddr, tlsConf.Clone(), conf)
-		if err != nil {
-			release()
-			return nil, nil, fmt.Errorf("dialing %s: %w", addr, err)
-		}
-		return conn, release, nil
-	}
+	return conf
 }
 
-// listener returns the server's Listen: one UDP socket and one QUIC listener for every shard.
-// Connections from an address allow refuses are refused before the TLS handshake, with
-// CONNECTION_REFUSED, and reported to refused.
-func listener(listenAddr string, tlsConf *tls.Config, keepAlive time.Duration, maxCap int, allow func(net.Addr) error, refused func(net.Addr, error)) func() (*quic.Listener, func(), error) {
-	conf := quicConfig(keepAlive)
-	// Room for every idle stream of the pool on one connection (a NodePass client uses one)
-	// plus as many in use.
+// serverQUIC is the server's QUIC config: room on one connection for every idle stream of the
+// pool (a NodePass client uses one connection) plus as many in use.
+func serverQUIC(keepAlive, handshake time.Duration, maxCap int) *quic.Config {
+	conf := quicConfig(keepAlive, handshake)
 	conf.MaxIncomingStreams = int64(max(2*maxCap, 2*StreamsPerShard))
 	conf.MaxIncomingUniStreams = -1
-	if allow != nil {
-		accepted := conf.Clone()
-		conf.GetConfigForClient = func(info *quic.ClientInfo) (*quic.Config, error) {
-			if err := allow(info.RemoteAddr); err != nil {
-				refused(info.RemoteAddr, err)
-				return nil, err
-			}
-			return accepted, nil
-		}
-	}
-	return func() (*quic.Listener, func(), error) {
-		udpAddr, err := net.ResolveUDPAddr("udp", listenAddr)
-		if err != nil {
-			return nil, nil, fmt.Errorf("resolving listen address %q: %w", listenAddr, err)
-		}
-		udp, err := net.ListenUDP("udp", udpAddr)
-		if err != nil {
-			return nil, nil, fmt.Errorf("listening on %s: %w", listenAddr, err)
-		}
-		tr := &quic.Transport{Conn: udp}
-		ln, err := tr.Listen(tlsConf, conf)
-		if err != nil {
-			_ = tr.Close()
-			_ = udp.Close()
-			return nil, nil, fmt.Errorf("listening on %s: %w", listenAddr, err)
-		}
-		return ln, func() { _ = tr.Close(); _ = udp.Close() }, nil
-	}
+	return conf
 }
 
 // allowClients returns the check for a server restricted to the given client addresses, each

@@ -51,7 +51,7 @@ func TestEmbeddedInCallersEngine(t *testing.T) {
 	cc.Close()
 
 	// State through the same protocol.
-	state := make(chan messages.Snapshot, 1)
+	state := make(chan messages.Stats, 1)
 	engine.Send(client.Coordinator(), messages.State{Reply: state})
 	snap := <-state
 	require.Equal(t, 1, snap.ShardsUp)

@@ -3,45 +3,57 @@ package quicpool
 import (
 	"errors"
 
-	"github.com/quicpool/quicpool/messages"
+	"github.com/quicpool/quicpool/internal/core"
 )
 
-// The errors a pool reports, in one place. Every error a Pool method returns is an *OpError that
-// wraps one of these (or the cause of a failure: a dial, listen or TLS error); test with
-// errors.Is. They are the same values as in package messages, for embedders that talk to the
-// pool's actors directly.
+// The errors a pool reports. Every error a Pool method returns is an *OpError wrapping one of
+// them, and often the cause of a failure too (a dial, listen or TLS error): test with errors.Is
+// for these and errors.As for the cause. The same values reach an embedder in messages.Stream.Err
+// and in the WaitReady reply.
 var (
 	// ErrClosed: the pool has been closed, or was closed while the call waited.
-	ErrClosed = messages.ErrClosed
-	// ErrTimeout: no stream arrived within the caller's timeout. Satisfies net.Error with
-	// Timeout() == true.
-	ErrTimeout = messages.ErrTimeout
-	// ErrStreamGone: OutgoingGet asked for an ID whose stream was idle in the pool but has been
-	// discarded since (its connection died, or the pool was flushed).
-	ErrStreamGone = messages.ErrStreamGone
-	// ErrUnavailable: no connection is up and the pool's connections failed more often than the
-	// restart policy allows; wraps the last failure. The pool keeps retrying at MaxBackoff.
-	ErrUnavailable = messages.ErrUnavailable
-	// ErrInvalidID: OutgoingGet was given an ID that no pool can issue (IDs are exactly 8
-	// lowercase hex characters).
-	ErrInvalidID = messages.ErrInvalidID
-	// ErrInvalidConfig: the pool was built with arguments it cannot run with (unknown TLS code,
-	// no certificate, nil resolver, empty listen address). Every call fails with it.
-	ErrInvalidConfig = messages.ErrInvalidConfig
+	ErrClosed = core.ErrClosed
+	// ErrTimeout: no stream arrived (or the pool did not become ready) within the caller's
+	// timeout or context deadline. It satisfies net.Error with Timeout() == true; a context
+	// deadline also matches context.DeadlineExceeded. While the pool has no connection it also
+	// wraps ErrUnavailable and the reason.
+	ErrTimeout = core.ErrTimeout
+	// ErrUnavailable: no connection is up; it wraps the last connection failure. Calls wait for a
+	// connection within their timeout while the pool retries, and fail at once with ErrUnavailable
+	// when the failure is permanent (a certificate that does not verify, an ALPN the server does
+	// not speak, an unusable address) or restarts come faster than the RestartPolicy allows.
+	// Err() returns it until a connection is up.
+	ErrUnavailable = core.ErrUnavailable
+	// ErrStreamGone: the stream with that ID was idle in the pool but has been discarded since
+	// (its connection died, the pool was flushed, or the peer closed it and its grace ended).
+	ErrStreamGone = core.ErrStreamGone
+	// ErrInvalidID: an ID that no pool can issue (IDs are exactly 8 lowercase hex characters).
+	ErrInvalidID = core.ErrInvalidID
+	// ErrInvalidArgument: a request the pool can never satisfy, such as WaitReady for more idle
+	// streams than its maximum capacity.
+	ErrInvalidArgument = core.ErrInvalidArgument
+	// ErrInvalidConfig: the pool was built with arguments it cannot run with (an unknown TLS code,
+	// a capacity beyond MaxShards x StreamsPerShard, an option that does not apply to the pool's
+	// side, ...). NewClient and NewServer return it; the pools of NewClientPool and NewServerPool
+	// fail every call with it.
+	ErrInvalidConfig = core.ErrInvalidConfig
 	// ErrUnauthorized: a server pool refused a connection from an address it does not allow.
-	ErrUnauthorized = messages.ErrUnauthorized
+	ErrUnauthorized = core.ErrUnauthorized
 	// ErrPoolFull: a server pool refused a stream or a connection because it is at its maximum.
-	ErrPoolFull = messages.ErrPoolFull
-	// ErrBadHandshake: a peer did not follow the stream handshake (wrong first byte, short or
+	ErrPoolFull = core.ErrPoolFull
+	// ErrBadHandshake: a peer did not follow the stream handshake (a wrong first byte, a short or
 	// late ID); the stream was discarded.
-	ErrBadHandshake = messages.ErrBadHandshake
+	ErrBadHandshake = core.ErrBadHandshake
+	// ErrPanic: a panic was recovered in one of the pool's actors or goroutines; the part of the
+	// pool that panicked was restarted.
+	ErrPanic = core.ErrPanic
 )
 
 // OpError is the error every Pool method returns. It names the operation and the stream ID
 // asked for, and wraps the cause. Like *net.OpError it satisfies net.Error: Timeout reports
 // whether the cause is a timeout.
 type OpError struct {
-	Op  string // "OutgoingGet", "IncomingGet", ...
+	Op  string // "Get", "Accept", "OutgoingGet", "IncomingGet", "WaitReady"
 	ID  string // the stream ID asked for, if any
 	Err error  // the cause: one of the Err values above, a context error, or a network error
 }
@@ -57,11 +69,10 @@ func (e *OpError) Error() string {
 // Unwrap returns the cause.
 func (e *OpError) Unwrap() error { return e.Err }
 
-// Timeout reports whether the operation failed because it ran out of time.
-func (e *OpError) Timeout() bool {
-	var t interface{ Timeout() bool }
-	return errors.As(e.Err, &t) && t.Timeout()
-}
+// Timeout reports whether the operation failed because it ran out of time (its cause is
+// ErrTimeout). A call that failed at once because the pool is unavailable did not time out, even
+// when the connection failure behind it was a timeout.
+func (e *OpError) Timeout() bool { return errors.Is(e.Err, ErrTimeout) }
 
 // Temporary reports the same as Timeout: a timed-out call may succeed when retried.
 func (e *OpError) Temporary() bool { return e.Timeout() }

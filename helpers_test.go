@@ -128,14 +128,14 @@ func port(t testing.TB, addr net.Addr) int {
 }
 
 // snapshot asks a pool's coordinator for its state through the message protocol.
-func snapshot(p *quicpool.Pool) messages.Snapshot {
-	reply := make(chan messages.Snapshot, 1)
+func snapshot(p *quicpool.Pool) messages.Stats {
+	reply := make(chan messages.Stats, 1)
 	p.Engine().Send(p.Coordinator(), messages.State{Reply: reply})
 	return <-reply
 }
 
 // waitFor polls a pool's state until cond holds, failing after the test's wait bound.
-func waitFor(t testing.TB, p *quicpool.Pool, what string, cond func(messages.Snapshot) bool) messages.Snapshot {
+func waitFor(t testing.TB, p *quicpool.Pool, what string, cond func(messages.Stats) bool) messages.Stats {
 	t.Helper()
 	ctx := waitCtx(t)
 	for {

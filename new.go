@@ -7,23 +7,21 @@ import (
 	"net"
 	"time"
 
-	"github.com/anthdm/hollywood/actor"
-	"github.com/quic-go/quic-go"
-	"github.com/quicpool/quicpool/actors"
-	"github.com/quicpool/quicpool/messages"
+	"github.com/quicpool/quicpool/internal/core"
 )
 
 // NewClient starts a client pool that keeps streams to the server at addr ("host:port") ready,
 // and returns at once; use WaitReady to wait for the first streams. By default it keeps 8..64
 // idle streams, refills every 100ms..1s, and verifies the server's certificate against the host
 // in addr; see the With options to change that. It fails only on invalid arguments
-// (ErrInvalidConfig); connection failures are retried (see RestartPolicy).
+// (ErrInvalidConfig); connection failures are retried (see RestartPolicy) and reported by Err.
 func NewClient(addr string, opts ...Option) (*Pool, error) {
 	host, _, err := net.SplitHostPort(addr)
 	if err != nil {
 		return nil, invalid("server address %q: %w", addr, err)
 	}
 	s := settings{
+		side:   clientSide,
 		minCap: defaultMinCap, maxCap: defaultMaxCap, minIvl: defaultMinIvl, maxIvl: defaultMaxIvl,
 		keepAlive: defaultKeepAlive, handshakeTimeout: defaultHandshakeTimeout,
 		resolver: StaticAddr(addr), clientTLS: forceProtocol(&tls.Config{}),
@@ -48,6 +46,7 @@ func NewClient(addr string, opts ...Option) (*Pool, error) {
 // for the listener (use WaitReady or Err).
 func NewServer(addr string, tlsConfig *tls.Config, opts ...Option) (*Pool, error) {
 	s := settings{
+		side:   serverSide,
 		minCap: defaultMaxCap, maxCap: defaultMaxCap,
 		keepAlive: defaultKeepAlive, handshakeTimeout: defaultHandshakeTimeout,
 	}
@@ -56,9 +55,9 @@ func NewServer(addr string, tlsConfig *tls.Config, opts ...Option) (*Pool, error
 	}
 	s.apply(opts)
 	p := newServer(s, addr, tlsConfig, "")
-	if p.err != nil {
+	if p.cfg.Err != nil {
 		p.Close()
-		return nil, p.err
+		return nil, p.cfg.Err
 	}
 	p.start()
 	if s.parent != nil {
@@ -86,14 +85,18 @@ func NewServer(addr string, tlsConfig *tls.Config, opts ...Option) (*Pool, error
 // chain against hostname).
 //
 // Arguments <= 0 take NodePass's defaults: 1 stream, 1s interval (and 10s keep-alive); min > max
-// swaps. An invalid argument does not panic: the pool's calls fail with an error wrapping
-// ErrInvalidConfig. Nothing runs until ClientManager is called.
+// swaps. An invalid argument (maxCap above MaxCapacity, an unknown TLS code, a nil resolver, an
+// invalid option) does not panic: the pool's calls fail with an error wrapping ErrInvalidConfig.
+// Nothing runs until ClientManager is called.
 func NewClientPool(minCap, maxCap int, minIvl, maxIvl, keepAlive time.Duration, tlsCode, hostname string,
 	addrResolver func() (string, error), opts ...Option) *Pool {
-	s := settings{keepAlive: orDefault(keepAlive, defaultKeepAlive), handshakeTimeout: defaultHandshakeTimeout,
-		resolver: addrResolver}
+	s := settings{side: clientSide, keepAlive: orDefault(keepAlive, defaultKeepAlive),
+		handshakeTimeout: defaultHandshakeTimeout, resolver: addrResolver}
 	s.minCap, s.maxCap = normalize(minCap, maxCap, compatMinCap, compatMaxCap)
 	s.minIvl, s.maxIvl = normalize(minIvl, maxIvl, compatInterval, compatInterval)
+	if err := checkCapacity(s.minCap, s.maxCap); err != nil {
+		s.fail(err)
+	}
 	tlsConf, tlsErr := clientTLS(tlsCode, hostname)
 	s.clientTLS = tlsConf
 	s.apply(opts)
@@ -112,13 +115,18 @@ func NewClientPool(minCap, maxCap int, minIvl, maxIvl, keepAlive time.Duration, 
 // idle streams. tlsConfig must carry a certificate; the pool uses a copy with TLS 1.3 and ALPN
 // "np-quic" forced.
 //
-// maxCap <= 0 takes 1, keepAlive <= 0 takes 10s. An invalid argument does not panic: the pool's
-// calls fail with an error wrapping ErrInvalidConfig. Nothing runs until ServerManager is called.
+// maxCap <= 0 takes 1, keepAlive <= 0 takes 10s. An invalid argument (maxCap above MaxCapacity,
+// no certificate, an empty listen address, a clientIP that is not an IP, an invalid option) does
+// not panic: the pool's calls fail with an error wrapping ErrInvalidConfig. Nothing runs until
+// ServerManager is called.
 func NewServerPool(maxCap int, clientIP string, tlsConfig *tls.Config, listenAddr string, keepAlive time.Duration,
 	opts ...Option) *Pool {
 	maxCap = orDefault(maxCap, compatMaxCap)
-	s := settings{minCap: maxCap, maxCap: maxCap, keepAlive: orDefault(keepAlive, defaultKeepAlive),
+	s := settings{side: serverSide, minCap: maxCap, maxCap: maxCap, keepAlive: orDefault(keepAlive, defaultKeepAlive),
 		handshakeTimeout: defaultHandshakeTimeout}
+	if err := checkCapacity(1, maxCap); err != nil {
+		s.fail(err)
+	}
 	if listenAddr == "" {
 		s.fail(invalid("empty listen address"))
 	}
@@ -127,18 +135,11 @@ func NewServerPool(maxCap int, clientIP string, tlsConfig *tls.Config, listenAdd
 }
 
 func newClient(s settings) *Pool {
-	p := newPool(s)
-	shards := shardCount(s.maxCap)
-	sup := actors.SupervisorConfig{Shards: shards}
-	if p.err == nil {
-		sup.Client = &actors.ClientShardConfig{
-			Dial:      dialer(s.resolver, s.clientTLS, s.keepAlive, s.localAddr),
-			IDTimeout: s.handshakeTimeout,
-		}
-	}
-	p.spawn(s, actors.CoordinatorConfig{Client: true, MinCap: s.minCap, MaxCap: s.maxCap, MinIvl: s.minIvl,
-		MaxIvl: s.maxIvl, Shards: shards, PerShard: StreamsPerShard, Err: p.err}, sup)
-	return p
+	cfg := s.config(true)
+	cfg.TLS = s.clientTLS
+	cfg.QUIC = clientQUIC(s.keepAlive, s.handshakeTimeout)
+	cfg.Resolve, cfg.LocalAddr = s.resolver, s.localAddr
+	return newPool(s, cfg)
 }
 
 func newServer(s settings, addr string, tlsConfig *tls.Config, clientIP string) *Pool {
@@ -150,57 +151,19 @@ func newServer(s settings, addr string, tlsConfig *tls.Config, clientIP string) 
 	if err != nil {
 		s.fail(err)
 	}
-	p := newPool(s)
-	shards := shardCount(s.maxCap)
-	sup := actors.SupervisorConfig{Shards: shards, Allow: allow, HandshakeTimeout: s.handshakeTimeout,
-		HoldTimeout: holdTimeout, StaleAfter: staleAfter}
-	if p.err == nil {
-		sup.Listen = listener(addr, tlsConf, s.keepAlive, s.maxCap, allow, func(addr net.Addr, err error) {
-			p.engine.Send(p.supervisor, messages.Refused{Addr: addr.String(), Err: err})
-		})
-	} else {
-		sup.Listen = func() (*quic.Listener, func(), error) { return nil, nil, p.err }
-	}
-	p.spawn(s, actors.CoordinatorConfig{MinCap: s.maxCap, MaxCap: s.maxCap, Shards: shards,
-		PerShard: StreamsPerShard, Err: p.err}, sup)
-	return p
+	cfg := s.config(false)
+	cfg.TLS = tlsConf
+	cfg.QUIC = serverQUIC(s.keepAlive, s.handshakeTimeout, s.maxCap)
+	cfg.ListenAddr, cfg.Allow = addr, allow
+	return newPool(s, cfg)
 }
 
-func newPool(s settings) *Pool {
-	p := &Pool{
-		err:            s.err,
-		log:            s.log,
-		engine:         s.engine,
-		started:        make(chan struct{}, 1),
-		admission:      make(chan struct{}, maxQueuedGets),
-		closing:        make(chan struct{}, 1),
-		done:           make(chan struct{}),
-		gone:           make(chan struct{}),
-		supervisorGone: make(chan struct{}),
-		closed:         make(chan struct{}),
+// config is the part of the actors' configuration both sides share.
+func (s settings) config(client bool) *core.Config {
+	return &core.Config{
+		Client: client, Err: s.err,
+		MinCap: s.minCap, MaxCap: s.maxCap, MinIvl: s.minIvl, MaxIvl: s.maxIvl,
+		Shards: shardCount(s.maxCap), PerShard: StreamsPerShard,
+		Policy: s.restart, HandshakeTimeout: s.handshakeTimeout, HoldTimeout: holdTimeout, StaleAfter: staleAfter,
 	}
-	if p.log == nil {
-		p.log = discardLogger
-	}
-	p.ctx, p.cancel = context.WithCancel(context.Background())
-	if p.engine == nil {
-		// NewEngine fails only when a remote is configured, and this config has none.
-		p.engine, _ = actor.NewEngine(actor.NewEngineConfig())
-	}
-	return p
-}
-
-// spawn starts the pool's coordinator and supervisor, as top-level actors of the engine or as
-// children of the WithParent actor. They are idle (no goroutine) until the pool starts.
-func (p *Pool) spawn(s settings, coord actors.CoordinatorConfig, sup actors.SupervisorConfig) {
-	spawner := actors.Spawner(p.engine.Spawn)
-	if s.parent != nil {
-		spawner = s.parent.SpawnChild
-	}
-	rt := actors.Runtime{Ctx: p.ctx, Log: p.log, Go: p.goroutine}
-	name := poolName()
-	coord.Runtime, coord.Admission, coord.Stopped = rt, p.admission, p.gone
-	p.coordinator = actors.SpawnCoordinator(spawner, coord, "coordinator."+name)
-	sup.Runtime, sup.Coordinator, sup.Policy, sup.Stopped = rt, p.coordinator, s.restart, p.supervisorGone
-	p.supervisor = actors.SpawnSupervisor(spawner, sup, "supervisor."+name)
 }

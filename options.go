@@ -11,15 +11,27 @@ import (
 )
 
 // Option configures a pool. Every constructor takes options after its other arguments, so a call
-// written for NodePass compiles unchanged. With NewClient and NewServer an invalid option value is
-// the constructor's error; with NewClientPool and NewServerPool (which return no error) it makes
-// the pool's calls fail with ErrInvalidConfig. Options override the positional arguments of the
-// NodePass-compatible constructors.
+// written for NodePass compiles unchanged. One rule holds for every constructor: an invalid
+// value, a nil Option, or an option that does not apply to the pool's side (a client-only option
+// given to a server, or the reverse) is an error wrapping ErrInvalidConfig. NewClient and
+// NewServer return it; NewClientPool and NewServerPool (which return no error) make every call of
+// the pool fail with it. Options override the positional arguments of the NodePass-compatible
+// constructors.
 type Option func(*settings)
+
+// side is the kind of pool an option applies to.
+type side uint8
+
+const (
+	clientSide side = 1 << iota
+	serverSide
+	bothSides = clientSide | serverSide
+)
 
 // settings is everything a pool is built from.
 type settings struct {
-	err error // the first invalid value
+	side side  // the pool being built
+	err  error // the first invalid value
 
 	minCap, maxCap   int
 	minIvl, maxIvl   time.Duration
@@ -44,22 +56,51 @@ func (s *settings) fail(err error) {
 }
 
 func (s *settings) apply(opts []Option) {
-	for _, opt := range opts {
+	for i, opt := range opts {
+		if opt == nil {
+			s.fail(invalid("option %d is nil", i+1))
+			continue
+		}
 		opt(s)
 	}
+}
+
+// only checks that an option applies to the pool's side; it reports whether it does.
+func (s *settings) only(applies side, name string) bool {
+	if s.side&applies != 0 {
+		return true
+	}
+	kind := "client"
+	if applies == serverSide {
+		kind = "server"
+	}
+	s.fail(invalid("%s applies to %s pools only", name, kind))
+	return false
 }
 
 func invalid(format string, args ...any) error {
 	return fmt.Errorf("%w: "+format, append([]any{ErrInvalidConfig}, args...)...)
 }
 
+// checkCapacity checks capacity bounds against what a pool can hold.
+func checkCapacity(min, max int) error {
+	switch {
+	case min < 1 || max < min:
+		return invalid("capacity %d..%d (want 1 <= min <= max)", min, max)
+	case max > MaxCapacity:
+		return invalid("capacity %d..%d: a pool holds at most %d streams (%d connections of %d)",
+			min, max, MaxCapacity, MaxShards, StreamsPerShard)
+	}
+	return nil
+}
+
 // WithCapacity sets the number of idle streams a client pool keeps: tuned between min and max by
 // use, starting at min. For a server pool, max is the most idle streams it holds. Needs
-// 1 <= min <= max. NewClient default: 8..64; NewServer default: 64.
+// 1 <= min <= max <= MaxCapacity. Both sides. NewClient default: 8..64; NewServer default: 64.
 func WithCapacity(min, max int) Option {
 	return func(s *settings) {
-		if min < 1 || max < min {
-			s.fail(invalid("capacity %d..%d (want 1 <= min <= max)", min, max))
+		if err := checkCapacity(min, max); err != nil {
+			s.fail(err)
 			return
 		}
 		s.minCap, s.maxCap = min, max
@@ -68,9 +109,12 @@ func WithCapacity(min, max int) Option {
 
 // WithInterval sets a client pool's refill interval: tuned between min and max by how many
 // streams are idle, starting at min. Streams taken are replaced at once regardless. Needs
-// 0 < min <= max. NewClient default: 100ms..1s.
+// 0 < min <= max. Client only. NewClient default: 100ms..1s.
 func WithInterval(min, max time.Duration) Option {
 	return func(s *settings) {
+		if !s.only(clientSide, "WithInterval") {
+			return
+		}
 		if min <= 0 || max < min {
 			s.fail(invalid("interval %v..%v (want 0 < min <= max)", min, max))
 			return
@@ -80,7 +124,7 @@ func WithInterval(min, max time.Duration) Option {
 }
 
 // WithKeepAlive sets the QUIC keep-alive period; a connection silent for three periods is dead.
-// Must be positive. Default: 10s.
+// Must be positive. Both sides. Default: 10s.
 func WithKeepAlive(d time.Duration) Option {
 	return func(s *settings) {
 		if d <= 0 {
@@ -93,9 +137,13 @@ func WithKeepAlive(d time.Duration) Option {
 
 // WithTLSConfig sets a client pool's TLS configuration (root CAs, server name, client
 // certificates, or InsecureSkipVerify). The pool uses a copy with TLS 1.3 and ALPN "np-quic"
-// forced. NewClient default: verify the server's certificate against the host in its address.
+// forced. Client only (a server's TLS config is a constructor argument). NewClient default:
+// verify the server's certificate against the host in its address.
 func WithTLSConfig(conf *tls.Config) Option {
 	return func(s *settings) {
+		if !s.only(clientSide, "WithTLSConfig") {
+			return
+		}
 		if conf == nil {
 			s.fail(invalid("nil TLS config"))
 			return
@@ -105,9 +153,12 @@ func WithTLSConfig(conf *tls.Config) Option {
 }
 
 // WithResolver makes a client pool ask resolve for the server's address before every dial,
-// instead of using the address it was created with (for DNS changes or failover).
+// instead of using the address it was created with (for DNS changes or failover). Client only.
 func WithResolver(resolve func() (string, error)) Option {
 	return func(s *settings) {
+		if !s.only(clientSide, "WithResolver") {
+			return
+		}
 		if resolve == nil {
 			s.fail(invalid("nil address resolver"))
 			return
@@ -119,15 +170,28 @@ func WithResolver(resolve func() (string, error)) Option {
 // WithAllowedClients restricts a server pool to clients whose address is one of the given IPs or
 // within one of the given CIDR prefixes ("10.0.0.0/8", "2001:db8::/32"), in addition to the
 // clientIP argument of NewServerPool when that is set. Other connections are refused before the
-// TLS handshake, counted and logged.
+// TLS handshake, counted and logged. An entry that is neither an IP nor a prefix is an error.
+// Server only.
 func WithAllowedClients(addrs ...string) Option {
-	return func(s *settings) { s.allowed = append(s.allowed, addrs...) }
+	return func(s *settings) {
+		if !s.only(serverSide, "WithAllowedClients") {
+			return
+		}
+		if _, err := allowClients(addrs...); err != nil {
+			s.fail(err)
+			return
+		}
+		s.allowed = append(s.allowed, addrs...)
+	}
 }
 
 // WithLocalAddr makes a client pool dial from the given local address ("127.0.0.2:0", or an
-// interface's IP with port 0).
+// interface's IP with port 0). Client only.
 func WithLocalAddr(addr string) Option {
 	return func(s *settings) {
+		if !s.only(clientSide, "WithLocalAddr") {
+			return
+		}
 		udp, err := net.ResolveUDPAddr("udp", addr)
 		if err != nil {
 			s.fail(invalid("local address %q: %w", addr, err))
@@ -137,16 +201,24 @@ func WithLocalAddr(addr string) Option {
 	}
 }
 
-// WithRestartPolicy sets how the pool retries a failed connection or listen. Default:
-// DefaultRestartPolicy.
+// WithRestartPolicy sets how the pool retries a failed connection (client) or listen (server).
+// Zero fields take their defaults; invalid ones (see RestartPolicy) are an error. Both sides.
+// Default: DefaultRestartPolicy.
 func WithRestartPolicy(p RestartPolicy) Option {
-	return func(s *settings) { s.restart = p }
+	return func(s *settings) {
+		if err := p.validate(); err != nil {
+			s.fail(err)
+			return
+		}
+		s.restart = p
+	}
 }
 
-// WithHandshakeTimeout bounds the stream handshake: how long a server waits for a new stream's
-// first byte, and how long a client waits for the stream's ID (a full server may hold a stream
-// for up to 30s before giving it one; the client then resets it and opens another later). Must
-// be positive. Default: 10s.
+// WithHandshakeTimeout bounds the handshakes: a connection's QUIC handshake (at most 5s, the
+// QUIC default, whatever d is), and a stream's, that is how long a server waits for a new
+// stream's first byte and how long a client waits for the stream's ID (a full server may hold a
+// stream for up to 30s before giving it one; the client then resets it and opens another later).
+// Must be positive. Both sides. Default: 10s.
 func WithHandshakeTimeout(d time.Duration) Option {
 	return func(s *settings) {
 		if d <= 0 {
@@ -158,34 +230,40 @@ func WithHandshakeTimeout(d time.Duration) Option {
 }
 
 // WithLogger sends the pool's events (connections, failures, restarts, refused peers) to l.
-// Default: the pool logs nothing.
+// Both sides. Default: the pool logs nothing.
 func WithLogger(l *slog.Logger) Option {
 	return func(s *settings) {
-		if l != nil {
-			s.log = l
+		if l == nil {
+			s.fail(invalid("nil logger"))
+			return
 		}
+		s.log = l
 	}
 }
 
 // WithEngine runs the pool's actors on an existing hollywood engine instead of one of its own, so
 // that actors of the embedding system can send the pool messages (see Pool.Coordinator and
-// package messages).
+// package messages). Both sides.
 func WithEngine(e *actor.Engine) Option {
 	return func(s *settings) {
-		if e != nil {
-			s.engine = e
+		if e == nil {
+			s.fail(invalid("nil engine"))
+			return
 		}
+		s.engine = e
 	}
 }
 
 // WithParent makes the pool's actors children of the actor whose Receive is running: the pool
 // lives on that actor's engine and stops when that actor stops (calls then fail with ErrClosed;
 // Close still waits for the pool's goroutines). Call the constructor from inside Receive, where c
-// is valid; the constructor does not block.
+// is valid; the constructor does not block. Both sides.
 func WithParent(c *actor.Context) Option {
 	return func(s *settings) {
-		if c != nil {
-			s.parent, s.engine = c, c.Engine()
+		if c == nil {
+			s.fail(invalid("nil parent context"))
+			return
 		}
+		s.parent, s.engine = c, c.Engine()
 	}
 }

@@ -32,7 +32,7 @@ func TestDataSurvivesEarlyPeerClose(t *testing.T) {
 	_, err = sc.Write([]byte("bye"))
 	require.NoError(t, err)
 	require.NoError(t, sc.Close())
-	waitFor(t, client, "the client to see the peer's close", func(s messages.Snapshot) bool { return s.PeerClosed == 1 })
+	waitFor(t, client, "the client to see the peer's close", func(s messages.Stats) bool { return s.PeerClosed == 1 })
 
 	cc, err := client.OutgoingGet(id, 5*time.Second)
 	require.NoError(t, err)
@@ -50,7 +50,7 @@ func TestFlushReachesThePeer(t *testing.T) {
 	before := snapshot(client).Discarded
 
 	server.Flush()
-	waitFor(t, client, "the client to discard the flushed streams", func(s messages.Snapshot) bool {
+	waitFor(t, client, "the client to discard the flushed streams", func(s messages.Stats) bool {
 		return s.Discarded >= before+8
 	})
 	// And the pools refill.

@@ -14,6 +14,8 @@ import (
 
 	"github.com/anthdm/hollywood/actor"
 	"github.com/quicpool/quicpool/actors"
+	"github.com/quicpool/quicpool/internal/core"
+	"github.com/quicpool/quicpool/internal/wire"
 	"github.com/quicpool/quicpool/messages"
 )
 
@@ -34,26 +36,57 @@ const (
 // to the pool's coordinator and waits for the answer, bounded by the caller's timeout. All methods
 // are safe for concurrent use.
 type Pool struct {
-	err         error // the configuration error, if any: every call fails with it
-	log         *slog.Logger
+	cfg         *core.Config
 	engine      *actor.Engine
 	coordinator *actor.PID
 	supervisor  *actor.PID
 
-	ctx    context.Context // the pool's lifetime: cancelled when Close begins
-	cancel context.CancelFunc
-	wg     sync.WaitGroup // every goroutine the pool starts
+	cancel context.CancelFunc // ends the pool's lifetime, cfg.Ctx: Close calls it first
+	wg     sync.WaitGroup     // every goroutine the pool starts
 
-	admission      chan struct{} // tokens of Get requests not yet handled by the coordinator
-	started        chan struct{} // one-slot token: the first manager call takes it
-	closing        chan struct{} // one-slot token: the first Close call takes it
-	done           chan struct{} // closed when Close begins
-	gone           chan struct{} // closed when the coordinator stops (Close, or a WithParent parent stopping)
-	supervisorGone chan struct{} // closed when the supervisor stops
-	closed         chan struct{} // closed when Close has finished
+	final   messages.Stats // the coordinator's last Stats, written before cfg.Stopped is closed
+	started chan struct{}  // one-slot token: the first manager call takes it
+	closing chan struct{}  // one-slot token: the first Close call takes it
+	done    chan struct{}  // closed when Close begins
+	closed  chan struct{}  // closed when Close has finished
 }
 
+// Stats is a consistent snapshot of a pool's state and counters; see messages.Stats for each
+// field. It is the same type an embedding actor receives for a messages.State request.
+type Stats = messages.Stats
+
 var discardLogger = slog.New(slog.DiscardHandler)
+
+// newPool spawns the pool's coordinator and supervisor, as top-level actors of the engine or as
+// children of the WithParent actor. They are idle (no goroutine) until the pool starts.
+func newPool(s settings, cfg *core.Config) *Pool {
+	p := &Pool{
+		cfg:     cfg,
+		engine:  s.engine,
+		started: make(chan struct{}, 1),
+		closing: make(chan struct{}, 1),
+		done:    make(chan struct{}),
+		closed:  make(chan struct{}),
+	}
+	cfg.Log = s.log
+	if cfg.Log == nil {
+		cfg.Log = discardLogger
+	}
+	cfg.Ctx, p.cancel = context.WithCancel(context.Background())
+	cfg.Go, cfg.Name = p.goroutine, poolName()
+	cfg.Admission = make(chan struct{}, maxQueuedGets)
+	cfg.Final, cfg.Stopped, cfg.SupervisorStopped = &p.final, make(chan struct{}), make(chan struct{})
+	if p.engine == nil {
+		// NewEngine fails only when a remote is configured, and this config has none.
+		p.engine, _ = actor.NewEngine(actor.NewEngineConfig())
+	}
+	spawn := core.Spawner(p.engine.Spawn)
+	if s.parent != nil {
+		spawn = s.parent.SpawnChild
+	}
+	p.coordinator, p.supervisor = actors.Spawn(spawn, cfg)
+	return p
+}
 
 // goroutine runs f in a goroutine that Close waits for. A panic in f is logged, not fatal.
 func (p *Pool) goroutine(f func()) {
@@ -62,7 +95,7 @@ func (p *Pool) goroutine(f func()) {
 		defer p.wg.Done()
 		defer func() {
 			if v := recover(); v != nil {
-				p.log.Error("goroutine panic recovered", "err", fmt.Errorf("%w: %v", actors.ErrPanic, v), "stack", string(debug.Stack()))
+				p.cfg.Log.Error("goroutine panic recovered", "err", fmt.Errorf("%w: %v", ErrPanic, v), "stack", string(debug.Stack()))
 			}
 		}()
 		f()
@@ -74,21 +107,20 @@ func (p *Pool) goroutine(f func()) {
 func (p *Pool) ClientManager() { p.run() }
 
 // ServerManager runs the pool until Close; start it with go. If the pool cannot listen, the
-// error is logged, returned by the next IncomingGet/OutgoingGet, and listening is retried with
-// the restart policy's backoff.
+// error is logged, returned by Err and by every call, and listening is retried with the restart
+// policy's backoff.
 func (p *Pool) ServerManager() { p.run() }
 
 func (p *Pool) run() {
 	p.start()
 	select {
 	case <-p.done:
-	case <-p.gone:
+	case <-p.cfg.Stopped:
 	}
 }
 
 // start starts the pool once: the coordinator's refill cycle and the supervisor's dials or
-// listener. A pool with an invalid configuration only starts its coordinator, which fails every
-// call with the configuration error.
+// listener. A pool with an invalid configuration starts nothing but fails every call.
 func (p *Pool) start() {
 	select {
 	case p.started <- struct{}{}:
@@ -98,10 +130,8 @@ func (p *Pool) start() {
 	if p.stopping() {
 		return
 	}
-	p.engine.Send(p.coordinator, messages.Start{})
-	if p.err == nil {
-		p.engine.Send(p.supervisor, messages.Start{})
-	}
+	p.engine.Send(p.coordinator, core.Start{})
+	p.engine.Send(p.supervisor, core.Start{})
 }
 
 // stopping reports whether the pool is closing or its actors have stopped.
@@ -109,7 +139,7 @@ func (p *Pool) stopping() bool {
 	select {
 	case <-p.done:
 		return true
-	case <-p.gone:
+	case <-p.cfg.Stopped:
 		return true
 	default:
 		return false
@@ -117,28 +147,31 @@ func (p *Pool) stopping() bool {
 }
 
 // Get returns the idle stream with the given ID, waiting for it to arrive until ctx is done. It
-// fails at once with ErrInvalidID for an ID no pool can issue and with ErrStreamGone for an ID
-// whose stream was discarded. When ctx's deadline passes the error satisfies both
-// errors.Is(err, ErrTimeout) and errors.Is(err, context.DeadlineExceeded).
+// fails at once with ErrInvalidID for an ID no pool can issue, with ErrStreamGone for an ID whose
+// stream was discarded, and with ErrUnavailable while the pool cannot connect for a reason
+// retrying will not fix. When ctx's deadline passes the error satisfies both
+// errors.Is(err, ErrTimeout) and errors.Is(err, context.DeadlineExceeded), and wraps the reason
+// the pool has no connection, if it has none.
 func (p *Pool) Get(ctx context.Context, id string) (*StreamConn, error) {
-	return p.getByID(ctx, "Get", id, false)
+	return p.getByID(ctx, "Get", id, false, false)
 }
 
 // Accept returns any idle stream (its ID is StreamConn.ID), oldest first, waiting for one until
-// ctx is done. The control stream (ControlID) is only ever returned by Get.
+// ctx is done. The control stream (ControlID) is only ever returned by Get. Errors are those of
+// Get.
 func (p *Pool) Accept(ctx context.Context) (*StreamConn, error) {
-	s, err := p.take(ctx, "", false)
+	s, err := p.take(ctx, "", false, false)
 	if err != nil {
 		return nil, &OpError{Op: "Accept", Err: err}
 	}
 	return NewStreamConn(s), nil
 }
 
-func (p *Pool) getByID(ctx context.Context, op, id string, noWait bool) (*StreamConn, error) {
-	if _, err := actors.ParseID(id); err != nil {
+func (p *Pool) getByID(ctx context.Context, op, id string, noWait, plain bool) (*StreamConn, error) {
+	if _, err := wire.ParseID(id); err != nil {
 		return nil, &OpError{Op: op, ID: id, Err: err}
 	}
-	s, err := p.take(ctx, id, noWait)
+	s, err := p.take(ctx, id, noWait, plain)
 	if err != nil {
 		return nil, &OpError{Op: op, ID: id, Err: err}
 	}
@@ -147,39 +180,31 @@ func (p *Pool) getByID(ctx context.Context, op, id string, noWait bool) (*Stream
 
 // OutgoingGet returns the idle stream with the given ID, waiting up to timeout for it to arrive.
 // The wait ends the moment the stream arrives. It fails at once with ErrInvalidID for an ID no
-// pool can issue and with ErrStreamGone for an ID whose stream was discarded; after timeout it
-// fails with ErrTimeout. A timeout <= 0 takes the stream only if it is idle now.
+// pool can issue, with ErrStreamGone for an ID whose stream was discarded, and with
+// ErrUnavailable while the pool cannot connect for a reason retrying will not fix; after timeout
+// it fails with ErrTimeout (wrapping why the pool has no connection, if it has none). A timeout
+// <= 0 takes the stream only if it is idle now.
 func (p *Pool) OutgoingGet(id string, timeout time.Duration) (net.Conn, error) {
 	ctx, cancel := timeoutContext(timeout)
 	defer cancel()
-	c, err := p.getByID(ctx, "OutgoingGet", id, timeout <= 0)
+	c, err := p.getByID(ctx, "OutgoingGet", id, timeout <= 0, true)
 	if err != nil {
-		return nil, plainTimeout(err)
+		return nil, err
 	}
 	return c, nil
 }
 
 // IncomingGet returns any idle stream and its ID, waiting up to timeout for one. Streams are
-// handed out oldest first; the control stream (ControlID) is never handed out here. After
-// timeout it fails with ErrTimeout; a timeout <= 0 takes a stream only if one is idle now.
+// handed out oldest first; the control stream (ControlID) is never handed out here. Errors are
+// those of OutgoingGet. A timeout <= 0 takes a stream only if one is idle now.
 func (p *Pool) IncomingGet(timeout time.Duration) (string, net.Conn, error) {
 	ctx, cancel := timeoutContext(timeout)
 	defer cancel()
-	s, err := p.take(ctx, "", timeout <= 0)
+	s, err := p.take(ctx, "", timeout <= 0, true)
 	if err != nil {
-		return "", nil, plainTimeout(&OpError{Op: "IncomingGet", Err: err})
+		return "", nil, &OpError{Op: "IncomingGet", Err: err}
 	}
 	return s.ID, NewStreamConn(s), nil
-}
-
-// plainTimeout reports a timed-out call of the NodePass-compatible API as ErrTimeout alone: its
-// callers gave a timeout, not a context.
-func plainTimeout(err error) error {
-	var op *OpError
-	if errors.As(err, &op) && op.Err == errDeadline {
-		op.Err = ErrTimeout
-	}
-	return err
 }
 
 func timeoutContext(timeout time.Duration) (context.Context, context.CancelFunc) {
@@ -189,70 +214,87 @@ func timeoutContext(timeout time.Duration) (context.Context, context.CancelFunc)
 	return context.WithTimeout(context.Background(), timeout)
 }
 
-// errDeadline is the error of a call whose context's deadline passed.
-var errDeadline = fmt.Errorf("%w (%w)", ErrTimeout, context.DeadlineExceeded)
-
 // take asks the coordinator for a stream and waits for it, ctx, or the pool's end. With noWait
-// the coordinator answers at once, with a stream or ErrTimeout.
-func (p *Pool) take(ctx context.Context, id string, noWait bool) (messages.Stream, error) {
+// the coordinator answers at once, with a stream or ErrTimeout. plain reports a deadline as
+// ErrTimeout alone, for the NodePass-compatible calls, whose callers gave a timeout and no
+// context.
+func (p *Pool) take(ctx context.Context, id string, noWait, plain bool) (messages.Stream, error) {
 	if p.stopping() {
 		return messages.Stream{}, ErrClosed
 	}
 	reply := make(chan messages.Stream, 1)
-	get := messages.Get{ID: id, Reply: reply, Admitted: true, NoWait: noWait}
+	get := messages.Get{ID: id, Reply: reply, NoWait: noWait}
 	get.Deadline, _ = ctx.Deadline()
 	select {
-	case p.admission <- struct{}{}:
+	case p.cfg.Admission <- struct{}{}:
 	default: // the coordinator is behind: wait for room, within the caller's time
 		select {
-		case p.admission <- struct{}{}:
+		case p.cfg.Admission <- struct{}{}:
 		case <-ctx.Done():
-			return messages.Stream{}, ctxErr(ctx)
+			return messages.Stream{}, p.ctxErr(ctx, plain)
 		case <-p.done:
 			return messages.Stream{}, ErrClosed
-		case <-p.gone:
+		case <-p.cfg.Stopped:
 			return messages.Stream{}, ErrClosed
 		}
 	}
-	p.engine.Send(p.coordinator, get)
-	var err error
+	p.engine.Send(p.coordinator, core.AdmittedGet{Get: get})
 	select {
 	case s := <-reply:
 		return s, s.Err
 	case <-ctx.Done():
-		err = ctxErr(ctx)
 	case <-p.done:
-		err = ErrClosed
-	case <-p.gone:
-		err = ErrClosed
+	case <-p.cfg.Stopped:
 	}
 	if s, ok := messages.Abandon(reply); ok {
 		return s, s.Err // the stream arrived as we gave up: it is the caller's
 	}
-	return messages.Stream{}, err
-}
-
-func ctxErr(ctx context.Context) error {
-	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-		return errDeadline
+	if p.stopping() {
+		return messages.Stream{}, ErrClosed
 	}
-	return ctx.Err()
+	return messages.Stream{}, p.ctxErr(ctx, plain)
 }
 
-// WaitReady blocks until the pool is running (see Ready) with at least n idle streams, the pool
-// fails (its error is returned), ctx is done, or the pool is closed. Use it instead of sleeping
-// after starting a pool.
+// ctxErr is the error of a call whose ctx is done: for a deadline, ErrTimeout (with
+// context.DeadlineExceeded unless plain) and why the pool has no connection, if it has none.
+func (p *Pool) ctxErr(ctx context.Context, plain bool) error {
+	if !errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return ctx.Err()
+	}
+	cause := p.Err()
+	if errors.Is(cause, ErrClosed) {
+		cause = nil
+	}
+	switch {
+	case !plain:
+		return core.Deadline(cause)
+	case cause != nil:
+		return fmt.Errorf("%w: %w", ErrTimeout, cause)
+	default:
+		return ErrTimeout
+	}
+}
+
+// WaitReady blocks until the pool is running (see Ready) with at least n idle streams. It fails
+// at once with ErrInvalidArgument if the pool can never hold n idle streams, with the pool's
+// error if it cannot serve (see Err and ErrUnavailable), with ErrClosed if the pool closes, and
+// when ctx is done with ctx's error: after its deadline that is ErrTimeout (and
+// context.DeadlineExceeded), wrapping why the pool has no connection, if it has none. Use it
+// instead of sleeping after starting a pool.
 func (p *Pool) WaitReady(ctx context.Context, n int) error {
+	if p.stopping() {
+		return &OpError{Op: "WaitReady", Err: ErrClosed}
+	}
 	reply := make(chan error, 1)
 	p.engine.Send(p.coordinator, messages.WaitReady{N: n, Done: ctx.Done(), Reply: reply})
 	var err error
 	select {
 	case err = <-reply:
 	case <-ctx.Done():
-		err = ctx.Err()
+		err = p.ctxErr(ctx, false)
 	case <-p.done:
 		err = ErrClosed
-	case <-p.gone:
+	case <-p.cfg.Stopped:
 		err = ErrClosed
 	}
 	if err != nil {
@@ -261,14 +303,15 @@ func (p *Pool) WaitReady(ctx context.Context, n int) error {
 	return nil
 }
 
-// Flush closes every idle stream (both directions). The pool refills at once.
+// Flush closes every idle stream (both directions); the peer's pool discards its side of each.
+// The pool refills at once.
 func (p *Pool) Flush() {
-	reply := make(chan struct{})
+	reply := make(chan struct{}, 1)
 	p.engine.Send(p.coordinator, messages.Flush{Reply: reply})
 	select {
 	case <-reply:
 	case <-p.done:
-	case <-p.gone:
+	case <-p.cfg.Stopped:
 	}
 }
 
@@ -288,12 +331,12 @@ func (p *Pool) Close() {
 	deadline, cancel := context.WithTimeout(context.Background(), closeDeadline)
 	defer cancel()
 	stopped := make(chan struct{})
-	p.engine.Send(p.supervisor, messages.Shutdown{Reply: stopped})
+	p.engine.Send(p.supervisor, core.Shutdown{Reply: stopped})
 	select {
 	case <-stopped:
-	case <-p.supervisorGone: // stopped already, with its shards (a WithParent parent stopped)
+	case <-p.cfg.SupervisorStopped: // stopped already, with its shards (a WithParent parent stopped)
 	case <-deadline.Done():
-		p.log.Error("close: shards did not stop in time")
+		p.cfg.Log.Error("close: shards did not stop in time")
 	}
 	<-p.engine.PoisonCtx(deadline, p.supervisor).Done()
 	<-p.engine.PoisonCtx(deadline, p.coordinator).Done()
@@ -301,99 +344,66 @@ func (p *Pool) Close() {
 	close(p.closed)
 }
 
+// Stats returns a snapshot of the pool, taken in one step by its coordinator. After Close it is
+// the pool's last state, with Closed set and Err == ErrClosed.
+func (p *Pool) Stats() Stats {
+	reply := make(chan Stats, 1)
+	p.engine.Send(p.coordinator, messages.State{Reply: reply})
+	select {
+	case s := <-reply:
+		return s
+	case <-p.cfg.Stopped:
+		return p.final // written by the coordinator before it closed Stopped
+	case <-p.closed: // the coordinator did not stop within Close's deadline
+		return Stats{Closed: true, Err: ErrClosed, FailFast: true}
+	}
+}
+
+// Err returns why the pool cannot serve now, or nil while it can: the configuration error, a
+// server's listen error, on a client with no connection up ErrUnavailable wrapping the last
+// connection failure, and ErrClosed after Close. It clears when a connection comes up. Whether
+// calls fail at once with it or wait for a connection is Stats().FailFast.
+func (p *Pool) Err() error { return p.Stats().Err }
+
 // Ready reports whether the pool is running and can serve: a client pool has at least one
 // connection up, a server pool is listening. It is false before the manager starts and after
 // Close.
-func (p *Pool) Ready() bool {
-	s, ok := p.snapshot()
-	return ok && s.Running
-}
+func (p *Pool) Ready() bool { return p.Stats().Running }
 
 // Active returns the number of idle streams ready to be handed out.
-func (p *Pool) Active() int {
-	s, _ := p.snapshot()
-	return s.Idle
-}
+func (p *Pool) Active() int { return p.Stats().Idle }
 
 // Capacity returns the number of idle streams the pool keeps ready: tuned between minCap and
 // maxCap for a client pool, maxCap for a server pool.
-func (p *Pool) Capacity() int {
-	s, _ := p.snapshot()
-	return s.Capacity
-}
+func (p *Pool) Capacity() int { return p.Stats().Capacity }
 
 // Interval returns the client pool's current refill interval (0 for a server pool).
-func (p *Pool) Interval() time.Duration {
-	s, _ := p.snapshot()
-	return s.Interval
-}
+func (p *Pool) Interval() time.Duration { return p.Stats().Interval }
 
 // ShardCount returns the number of QUIC connections the pool dials (client) or accepts
 // (server): min(max(ceil(maxCap/128),1),64).
-func (p *Pool) ShardCount() int {
-	s, _ := p.snapshot()
-	return s.Shards
-}
+func (p *Pool) ShardCount() int { return p.cfg.Shards }
 
 // AddError increments the pool's error counter. The counter is the application's: NodePass
 // uses it to decide when to flush the pool.
 func (p *Pool) AddError() { p.engine.Send(p.coordinator, messages.AddError{}) }
 
 // ErrorCount returns the pool's error counter.
-func (p *Pool) ErrorCount() int {
-	s, _ := p.snapshot()
-	return s.Errors
-}
+func (p *Pool) ErrorCount() int { return p.Stats().Errors }
 
 // ResetError sets the pool's error counter to zero.
 func (p *Pool) ResetError() { p.engine.Send(p.coordinator, messages.ResetError{}) }
 
 // Addr returns the address a server pool listens on ("" until it listens, and for a client
 // pool). Useful with a listen address of port 0.
-func (p *Pool) Addr() string {
-	s, _ := p.snapshot()
-	return s.ListenAddr
-}
-
-// Stats is a consistent snapshot of a pool's state and counters; package messages documents
-// every field.
-type Stats = messages.Snapshot
-
-// Stats returns a snapshot of the pool, taken in one step by its coordinator. After Close it
-// returns the zero Stats.
-func (p *Pool) Stats() Stats {
-	s, _ := p.snapshot()
-	return s
-}
-
-// Err returns the error that currently fails the pool's calls while no connection is up (an
-// invalid argument, a listen failure, connections that keep failing), or nil. The most recent
-// failure of any kind, even one the pool is recovering from, is in Stats().LastErr.
-func (p *Pool) Err() error {
-	s, _ := p.snapshot()
-	return s.Err
-}
+func (p *Pool) Addr() string { return p.Stats().ListenAddr }
 
 // Engine returns the hollywood engine the pool's actors run on.
 func (p *Pool) Engine() *actor.Engine { return p.engine }
 
 // Coordinator returns the PID of the pool's coordinator, the actor an embedding system sends the
-// request messages of package messages to (Get, State, Flush, AddError, ResetError).
+// requests of package messages to.
 func (p *Pool) Coordinator() *actor.PID { return p.coordinator }
-
-// snapshot asks the coordinator for its state; ok is false once the pool is closing.
-func (p *Pool) snapshot() (messages.Snapshot, bool) {
-	reply := make(chan messages.Snapshot, 1)
-	p.engine.Send(p.coordinator, messages.State{Reply: reply})
-	select {
-	case s := <-reply:
-		return s, true
-	case <-p.done:
-		return messages.Snapshot{}, false
-	case <-p.gone:
-		return messages.Snapshot{}, false
-	}
-}
 
 func normalize[T int | time.Duration](lo, hi, defLo, defHi T) (T, T) {
 	lo, hi = orDefault(lo, defLo), orDefault(hi, defHi)
@@ -410,7 +420,7 @@ func orDefault[T int | time.Duration](v, def T) T {
 	return v
 }
 
-// poolName makes the actor names of one pool unique within a shared engine.
+// poolName makes the actor IDs of one pool unique within a shared engine.
 func poolName() string {
 	var b [6]byte
 	_, _ = rand.Read(b[:])

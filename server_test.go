@@ -21,7 +21,7 @@ func TestServerCapsIdleStreams(t *testing.T) {
 		"1", "localhost", quicpool.StaticAddr(server.Addr()))
 	go client.ClientManager()
 	defer client.Close()
-	s := waitFor(t, server, "the extra streams to be held", func(s messages.Snapshot) bool { return s.Idle == 4 && s.Opening >= 8 })
+	s := waitFor(t, server, "the extra streams to be held", func(s messages.Stats) bool { return s.Idle == 4 && s.Opening >= 8 })
 	require.Zero(t, s.Failed, "held, not refused")
 	for range 4 {
 		_, c, err := server.IncomingGet(5 * time.Second)
@@ -29,7 +29,7 @@ func TestServerCapsIdleStreams(t *testing.T) {
 		c.Close()
 		require.LessOrEqual(t, server.Stats().Idle, 4)
 	}
-	s = waitFor(t, server, "held streams to take the freed room", func(s messages.Snapshot) bool { return s.Idle == 4 })
+	s = waitFor(t, server, "held streams to take the freed room", func(s messages.Stats) bool { return s.Idle == 4 })
 	require.LessOrEqual(t, s.Idle, 4)
 	require.GreaterOrEqual(t, s.Opened, uint64(8), "the held streams were admitted")
 	require.LessOrEqual(t, client.Stats().Idle, 8, "the client holds only streams the server admitted")
@@ -44,8 +44,8 @@ func TestServerRefusesConnectionBeyondShards(t *testing.T) {
 		"1", "localhost", quicpool.StaticAddr(server.Addr()), quicpool.WithLocalAddr("127.0.0.2:0"))
 	go second.ClientManager()
 	defer second.Close()
-	s := waitFor(t, second, "the second connection to be refused", func(s messages.Snapshot) bool { return s.LastErr != nil })
-	require.Contains(t, s.LastErr.Error(), "shard slots are taken")
+	s := waitFor(t, second, "the second connection to be refused", func(s messages.Stats) bool { return s.Err != nil })
+	require.Contains(t, s.Err.Error(), "shard slots are taken")
 	require.Zero(t, s.Idle)
 
 	sc, cc := tunnel(t, server, first, kib)
@@ -63,8 +63,8 @@ func TestServerRefusesOtherClientIP(t *testing.T) {
 		"1", "localhost", quicpool.StaticAddr(server.Addr()))
 	go client.ClientManager()
 	defer client.Close()
-	s := waitFor(t, client, "the dial to be refused", func(s messages.Snapshot) bool { return s.LastErr != nil })
-	require.Contains(t, s.LastErr.Error(), "CONNECTION_REFUSED")
+	s := waitFor(t, client, "the dial to be refused", func(s messages.Stats) bool { return s.Err != nil })
+	require.Contains(t, s.Err.Error(), "CONNECTION_REFUSED")
 	require.Zero(t, snapshot(server).ShardsUp)
 }
 
@@ -117,7 +117,7 @@ func TestReconnectReplacesZombieConnection(t *testing.T) {
 	require.NoError(t, err)
 	_, err = s.Write([]byte{0})
 	require.NoError(t, err)
-	waitFor(t, server, "the zombie to hold the slot", func(s messages.Snapshot) bool { return s.ShardsUp == 1 && s.Control })
+	waitFor(t, server, "the zombie to hold the slot", func(s messages.Stats) bool { return s.ShardsUp == 1 && s.Control })
 
 	client := startClient(t, 2, 2, server.Addr())
 	sc, cc := tunnel(t, server, client, kib)
@@ -142,8 +142,8 @@ func TestLiveConnectionsAreNotReplaced(t *testing.T) {
 		quicpool.WithRestartPolicy(fastRetry))
 	go second.ClientManager()
 	defer second.Close()
-	waitFor(t, second, "the second client to be refused a few times", func(s messages.Snapshot) bool { return s.Restarts >= 3 })
-	require.ErrorContains(t, second.Stats().LastErr, "shard slots are taken", "the server's reason, across the wire")
+	waitFor(t, second, "the second client to be refused a few times", func(s messages.Stats) bool { return s.Restarts >= 3 })
+	require.ErrorContains(t, second.Stats().Err, "shard slots are taken", "the server's reason, across the wire")
 
 	roundTrip(t, sc, cc, kib) // the stream in use survived
 	sc.Close()

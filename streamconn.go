@@ -6,7 +6,7 @@ import (
 	"time"
 
 	"github.com/quic-go/quic-go"
-	"github.com/quicpool/quicpool/actors"
+	"github.com/quicpool/quicpool/internal/wire"
 	"github.com/quicpool/quicpool/messages"
 )
 
@@ -37,7 +37,7 @@ func (s *StreamConn) ID() string { return s.id }
 // peer had already stopped reading, quic-go reports the write side as cancelled; there is
 // nothing left to close then). Safe to call more than once.
 func (s *StreamConn) Close() error {
-	s.Stream.CancelRead(actors.StreamCodeClosed)
+	s.Stream.CancelRead(wire.StreamCodeClosed)
 	_ = s.Stream.SetWriteDeadline(time.Now()) // quic-go's Close does not wake a blocked Write
 	_ = s.Stream.Close()
 	return nil

@@ -7,76 +7,99 @@ import (
 
 // RestartPolicy is how a pool retries what failed: a client shard whose connection died or could
 // not be dialed, a server pool that could not listen. It follows OTP: a backoff between retries,
-// and an intensity limit that escalates when retries come too often.
+// and an intensity limit for retries that come too often.
 //
-// The delay before retry n (1, 2, ...) is InitialBackoff * Multiplier^(n-1), capped at
-// MaxBackoff, then spread by Jitter. A shard whose connection stayed up for HealthyAfter starts
-// again at retry 1. More than MaxRestarts restarts within Window escalate: the pool reports the
-// failure (Get calls fail at once with ErrUnavailable while no connection is up, the log says
-// why) and keeps retrying at MaxBackoff, so that a server that comes back hours later is still
-// picked up. A failure that retrying cannot fix (a certificate that does not verify, an ALPN the
-// server does not speak) is retried at MaxBackoff from the start.
+// The delay before retry n (1, 2, ...) of one connection is InitialBackoff * Multiplier^(n-1),
+// capped at MaxBackoff, then spread by Jitter. A connection that stayed up for HealthyAfter
+// starts again at retry 1. A connection restarted more than MaxRestarts times within Window, or
+// whose failure retrying cannot fix (a certificate that does not verify, an ALPN the server does
+// not speak), is retried at MaxBackoff, and while no connection is up calls fail at once with
+// ErrUnavailable wrapping the failure instead of waiting out their timeouts; retries go on, so
+// that a server that comes back hours later is still picked up. The limit counts each
+// connection's restarts on their own, so a pool of many connections escalates no sooner than a
+// pool of one.
 //
-// The zero value is ready to use: every zero field takes the default in brackets.
+// The zero value is ready to use: every zero field takes the default in brackets. A negative
+// duration, a Multiplier below 1, a Jitter above 1, or a MaxBackoff below InitialBackoff is
+// invalid: WithRestartPolicy reports it as ErrInvalidConfig.
 type RestartPolicy struct {
 	// InitialBackoff is the delay before the first retry [100ms].
 	InitialBackoff time.Duration
 	// MaxBackoff caps the delay [5s].
 	MaxBackoff time.Duration
-	// Multiplier grows the delay from one retry to the next [2]. Values below 1 count as 1.
+	// Multiplier grows the delay from one retry to the next [2]; at least 1.
 	Multiplier float64
 	// Jitter is the fraction of each delay that is randomised, so that many pools restarted at
-	// once do not retry in step [0.2]. A negative value disables it; values above 1 count as 1.
+	// once do not retry in step [0.2]; at most 1. A negative value disables it.
 	Jitter float64
-	// MaxRestarts is the number of restarts allowed within Window before the pool escalates
-	// [10]. A negative value disables the limit.
+	// MaxRestarts is the number of restarts of one connection allowed within Window before it
+	// escalates [10]. A negative value disables the limit.
 	MaxRestarts int
 	// Window is the period MaxRestarts is counted over [1m].
 	Window time.Duration
-	// HealthyAfter is how long a connection must stay up for its shard's backoff to start over
-	// [10s].
+	// HealthyAfter is how long a connection must stay up for its backoff to start over [10s].
 	HealthyAfter time.Duration
 }
 
 // DefaultRestartPolicy is the policy a pool uses unless WithRestartPolicy says otherwise: first
-// retry after 100ms, doubling to 5s, 20% jitter, escalation after 10 restarts in a minute. Suits
-// a tunnel: fast to heal after a blip, gentle on a server that is down.
+// retry after 100ms, doubling to 5s, 20% jitter, escalation after 10 restarts of a connection in
+// a minute. Suits a tunnel: fast to heal after a blip, gentle on a server that is down.
 var DefaultRestartPolicy = RestartPolicy{}.withDefaults()
 
 func (p RestartPolicy) withDefaults() RestartPolicy {
-	if p.InitialBackoff <= 0 {
+	if p.InitialBackoff == 0 {
 		p.InitialBackoff = 100 * time.Millisecond
 	}
-	if p.MaxBackoff <= 0 {
-		p.MaxBackoff = 5 * time.Second
+	if p.MaxBackoff == 0 {
+		p.MaxBackoff = max(5*time.Second, p.InitialBackoff)
 	}
-	p.MaxBackoff = max(p.MaxBackoff, p.InitialBackoff)
 	if p.Multiplier == 0 {
 		p.Multiplier = 2
 	}
-	p.Multiplier = max(p.Multiplier, 1)
 	if p.Jitter == 0 {
 		p.Jitter = 0.2
 	}
-	p.Jitter = min(max(p.Jitter, 0), 1)
+	p.Jitter = max(p.Jitter, 0)
 	if p.MaxRestarts == 0 {
 		p.MaxRestarts = 10
 	}
-	if p.Window <= 0 {
+	if p.Window == 0 {
 		p.Window = time.Minute
 	}
-	if p.HealthyAfter <= 0 {
+	if p.HealthyAfter == 0 {
 		p.HealthyAfter = 10 * time.Second
 	}
 	return p
+}
+
+// validate reports a field no policy can work with.
+func (p RestartPolicy) validate() error {
+	for _, f := range []struct {
+		name string
+		d    time.Duration
+	}{{"InitialBackoff", p.InitialBackoff}, {"MaxBackoff", p.MaxBackoff}, {"Window", p.Window}, {"HealthyAfter", p.HealthyAfter}} {
+		if f.d < 0 {
+			return invalid("RestartPolicy.%s %v is negative", f.name, f.d)
+		}
+	}
+	d := p.withDefaults()
+	switch {
+	case d.Multiplier < 1:
+		return invalid("RestartPolicy.Multiplier %v (want >= 1, or 0 for the default)", p.Multiplier)
+	case d.Jitter > 1:
+		return invalid("RestartPolicy.Jitter %v (want <= 1)", p.Jitter)
+	case d.MaxBackoff < d.InitialBackoff:
+		return invalid("RestartPolicy.MaxBackoff %v is below InitialBackoff %v", d.MaxBackoff, d.InitialBackoff)
+	}
+	return nil
 }
 
 // Backoff returns the delay before retry number attempt (1 for the first retry), jitter included.
 func (p RestartPolicy) Backoff(attempt int) time.Duration {
 	p = p.withDefaults()
 	d := p.delay(attempt)
-	if p.Jitter > 0 {
-		d *= 1 - p.Jitter + 2*p.Jitter*rand.Float64()
+	if j := min(p.Jitter, 1); j > 0 {
+		d *= 1 - j + 2*j*rand.Float64()
 	}
 	return time.Duration(d)
 }
@@ -85,7 +108,7 @@ func (p RestartPolicy) Backoff(attempt int) time.Duration {
 func (p RestartPolicy) delay(attempt int) float64 {
 	d := float64(p.InitialBackoff)
 	for i := 1; i < attempt && d < float64(p.MaxBackoff); i++ {
-		d *= p.Multiplier
+		d *= max(p.Multiplier, 1)
 	}
 	return min(d, float64(p.MaxBackoff))
 }

@@ -22,8 +22,7 @@ func TestBackoffArithmetic(t *testing.T) {
 		{"stays capped", noJitter, 1000, 5 * time.Second},
 		{"attempt 0 counts as 1", noJitter, 0, 100 * time.Millisecond},
 		{"custom", RestartPolicy{InitialBackoff: time.Second, MaxBackoff: 10 * time.Second, Multiplier: 3, Jitter: -1}, 3, 9 * time.Second},
-		{"multiplier below 1 is 1", RestartPolicy{Multiplier: 0.5, Jitter: -1}, 5, 100 * time.Millisecond},
-		{"max below initial", RestartPolicy{InitialBackoff: time.Second, MaxBackoff: time.Millisecond, Jitter: -1}, 3, time.Second},
+		{"max defaults to at least initial", RestartPolicy{InitialBackoff: 8 * time.Second, Jitter: -1}, 3, 8 * time.Second},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -13,11 +13,11 @@ import (
 // client's ALPN protocols.
 const tlsAlertNoApplicationProtocol = 120
 
-// Permanent reports whether a connection failure cannot be fixed by retrying with the same
+// permanent reports whether a connection failure cannot be fixed by retrying with the same
 // configuration, and says why in words for the log. Every TLS handshake failure is permanent: a
 // certificate that does not verify, a hostname that does not match, an ALPN the server does not
 // speak, an address that does not parse. A refused or timed-out dial, a lost connection or a full server are temporary.
-func Permanent(err error) (reason string, permanent bool) {
+func permanent(err error) (reason string, permanent bool) {
 	var verify *tls.CertificateVerificationError
 	if errors.As(err, &verify) {
 		return fmt.Sprintf("the server's certificate does not verify (%v); fix the TLS code, hostname or certificate", verify.Err), true

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/quic-go/quic-go"
+	"github.com/quicpool/quicpool/internal/wire"
 	"github.com/stretchr/testify/assert"
 )
 
@@ -26,7 +27,7 @@ func TestPermanent(t *testing.T) {
 		{"refused", &quic.TransportError{ErrorCode: quic.ConnectionRefused, Remote: true}, false},
 		{"idle timeout", &quic.IdleTimeoutError{}, false},
 		{"handshake timeout", &quic.HandshakeTimeoutError{}, false},
-		{"pool full", &quic.ApplicationError{ErrorCode: ConnCodeRefused, Remote: true}, false},
+		{"pool full", &quic.ApplicationError{ErrorCode: wire.ConnCodeRefused, Remote: true}, false},
 		{"canceled", context.Canceled, false},
 		{"other", errors.New("boom"), false},
 		{"bad address", fmt.Errorf("resolving: %w", &net.AddrError{Err: "missing port in address", Addr: "x"}), true},
@@ -34,7 +35,7 @@ func TestPermanent(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			reason, got := Permanent(c.err)
+			reason, got := permanent(c.err)
 			assert.Equal(t, c.want, got)
 			assert.Equal(t, c.want, reason != "")
 		})

@@ -2,91 +2,55 @@ package actors
 
 import (
 	"context"
-	"errors"
 	"time"
 
 	"github.com/anthdm/hollywood/actor"
 	"github.com/quic-go/quic-go"
+	"github.com/quicpool/quicpool/internal/wire"
 	"github.com/quicpool/quicpool/messages"
 )
 
-// errShardDown answers an Open sent to a shard that has no connection (yet, or any more).
-var errShardDown = errors.New("quicpool: shard has no connection")
-
-// ClientShardConfig configures one client shard.
-type ClientShardConfig struct {
-	Runtime
-	Slot        int
-	Coordinator *actor.PID
-	Supervisor  *actor.PID
-	// Dial resolves the server's address anew and dials one QUIC connection. release frees what
-	// the connection used (its UDP socket) and is called once the connection is closed.
-	Dial func(ctx context.Context) (conn *quic.Conn, release func(), err error)
-	// IDTimeout bounds the wait for the server's 4-byte ID on a new stream.
-	IDTimeout time.Duration
-}
-
-// NewClientShard returns the producer of a client shard: the actor that dials one QUIC
-// connection, opens streams on it when the coordinator asks, keeps them idle until they are
-// taken, and fails (to be replaced by the supervisor) when the connection dies.
-func NewClientShard(cfg ClientShardConfig) actor.Producer {
-	return func() actor.Receiver {
-		return &clientShard{cfg: cfg, shard: shard{Runtime: cfg.Runtime, slot: cfg.Slot,
-			coordinator: cfg.Coordinator, supervisor: cfg.Supervisor, idle: newIdleStreams(nil)}}
-	}
-}
-
+// clientShard owns one client connection: it dials it, opens streams on it when the coordinator
+// asks (each opened and handshaken in a goroutine, which hands the stream straight to the
+// coordinator), and reports the connection's death to the supervisor, which replaces the shard.
 type clientShard struct {
-	shard
-	cfg ClientShardConfig
+	rt     *runtime
+	slot   int
+	engine *actor.Engine
+	self   *actor.PID
+	ctx    context.Context // cancelled when the shard stops: ends its goroutines, closes the connection
+	cancel context.CancelFunc
+	conn   *quic.Conn
+	upAt   time.Time
+	failed bool
 }
 
-// Reports from the shard's own goroutines.
-type (
-	dialed       struct{ conn *quic.Conn }
-	streamOpened struct {
-		id     string
-		stream *quic.Stream
-	}
-	streamFailed struct{ err error }
-)
+func newClientShard(rt *runtime, slot int) actor.Producer {
+	return func() actor.Receiver { return &clientShard{rt: rt, slot: slot} }
+}
 
 func (s *clientShard) Receive(c *actor.Context) {
 	switch m := c.Message().(type) {
 	case actor.Started:
-		s.started(c)
-		s.Go(s.Guard(s.dial, s.lost))
+		s.engine, s.self = c.Engine(), c.PID()
+		s.ctx, s.cancel = context.WithCancel(s.rt.Ctx)
+		s.rt.Go(s.rt.guard(s.dial, s.lost))
 	case actor.Stopped:
-		s.stop()
+		s.cancel()
 	case dialed:
-		if s.failed != nil {
-			return // the dial goroutine closes the connection when the shard stops
-		}
-		s.idle.conn = m.conn
-		s.Log.Info("connected", "slot", s.slot, "remote", m.conn.RemoteAddr().String())
-		s.engine.Send(s.coordinator, messages.ShardUp{Shard: s.self, Slot: s.slot})
-		s.engine.Send(s.supervisor, messages.ShardHealthy{Shard: s.self, Slot: s.slot})
-	case messages.Open:
-		s.open(m.N)
-	case streamOpened:
-		switch {
-		case s.failed != nil || s.idle.conn == nil:
-			Discard(m.stream)
-		case !s.idle.store(m.id, m.stream):
-			s.engine.Send(s.coordinator, messages.OpenFailed{Shard: s.self, N: 1, Err: errDuplicateID(m.id)})
-		}
-	case streamFailed:
-		s.engine.Send(s.coordinator, messages.OpenFailed{Shard: s.self, N: 1, Err: m.err})
-	default:
-		s.receive(m)
+		s.up(m.conn)
+	case openStreams:
+		s.open(m.n)
+	case connLost:
+		s.fail(m.err)
 	}
 }
 
 // dial runs in its own goroutine for the life of the connection: it dials, reports, then waits
 // for the connection to die (reported as connLost) or for the shard to stop (it closes the
-// connection then, so a connection is never leaked even if the shard stopped mid-dial).
+// connection then, so a connection is never leaked, even if the shard stopped mid-dial).
 func (s *clientShard) dial() {
-	conn, release, err := s.cfg.Dial(s.ctx)
+	conn, release, err := s.rt.dial(s.ctx)
 	if err != nil {
 		s.lost(err)
 		return
@@ -97,42 +61,72 @@ func (s *clientShard) dial() {
 	case <-conn.Context().Done():
 		s.lost(context.Cause(conn.Context()))
 	case <-s.ctx.Done():
-		_ = conn.CloseWithError(ConnCodeClosed, "quicpool: pool closed")
+		_ = conn.CloseWithError(wire.ConnCodeClosed, "quicpool: pool closed")
 	}
+}
+
+func (s *clientShard) up(conn *quic.Conn) {
+	if s.failed {
+		return // the dial goroutine closes the connection when the shard stops
+	}
+	s.conn, s.upAt = conn, time.Now()
+	s.rt.Log.Info("connected", "slot", s.slot, "remote", conn.RemoteAddr().String())
+	s.rt.emit(s.engine, messages.Event{Kind: messages.EventShardUp, Slot: s.slot, Addr: conn.RemoteAddr().String()})
+	s.engine.Send(s.rt.coordinator, shardUp{shard: s.self, slot: s.slot, conn: conn})
 }
 
 // open starts n stream opens, each in its own goroutine.
 func (s *clientShard) open(n int) {
-	conn := s.idle.conn
-	if conn == nil || s.failed != nil {
-		s.engine.Send(s.coordinator, messages.OpenFailed{Shard: s.self, N: n, Err: errShardDown})
-		return
+	if s.failed || s.conn == nil {
+		return // the coordinator forgets what it asked of this shard when the shard goes down
 	}
+	conn := s.conn
 	for range n {
-		s.Go(s.Guard(func() { s.openStream(conn) }, func(err error) {
-			s.engine.Send(s.self, streamFailed{err: err})
+		s.rt.Go(s.rt.guard(func() { s.openStream(conn) }, func(err error) {
+			s.engine.Send(s.rt.coordinator, openFailed{shard: s.self, err: err})
 		}))
 	}
 }
 
-// openStream opens one stream and runs the client side of the handshake: write 0x00, read the
-// 4-byte ID. It blocks while the server's stream limit is reached.
+// openStream opens one stream and runs the client side of the handshake: write the handshake
+// byte, read the 4-byte ID. Then the stream is the coordinator's. It blocks while the server's
+// stream limit is reached.
 func (s *clientShard) openStream(conn *quic.Conn) {
 	stream, err := conn.OpenStreamSync(s.ctx)
 	if err != nil {
-		s.engine.Send(s.self, streamFailed{err: err})
+		s.engine.Send(s.rt.coordinator, openFailed{shard: s.self, err: err})
 		return
 	}
-	_ = stream.SetDeadline(time.Now().Add(s.cfg.IDTimeout))
+	_ = stream.SetDeadline(time.Now().Add(s.rt.HandshakeTimeout))
 	id, err := "", error(nil)
-	if _, err = stream.Write([]byte{HandshakeByte}); err == nil {
-		id, err = ReadID(stream)
+	if _, err = stream.Write([]byte{wire.HandshakeByte}); err == nil {
+		id, err = wire.ReadID(stream)
 	}
 	if err != nil {
-		Discard(stream)
-		s.engine.Send(s.self, streamFailed{err: err})
+		wire.Discard(stream)
+		s.engine.Send(s.rt.coordinator, openFailed{shard: s.self, err: err})
 		return
 	}
 	_ = stream.SetDeadline(time.Time{})
-	s.engine.Send(s.self, streamOpened{id: id, stream: stream})
+	s.engine.Send(s.rt.coordinator, streamReady{shard: s.self, id: id, stream: stream})
+}
+
+// lost reports a failure of one of the shard's goroutines to the shard.
+func (s *clientShard) lost(err error) { s.engine.Send(s.self, connLost{err: err}) }
+
+// onPanic turns a panic in Receive into the shard's failure.
+func (s *clientShard) onPanic(err error) { s.fail(err) }
+
+// fail reports the shard's failure to the supervisor, once.
+func (s *clientShard) fail(err error) {
+	if s.failed {
+		return
+	}
+	s.failed = true
+	var upFor time.Duration
+	if !s.upAt.IsZero() {
+		upFor = time.Since(s.upAt)
+	}
+	s.rt.Log.Warn("connection lost", "slot", s.slot, "err", err)
+	s.engine.Send(s.rt.supervisor, shardFailed{shard: s.self, slot: s.slot, err: err, upFor: upFor})
 }

@@ -1,42 +1,31 @@
-// Package actors holds the quicpool actors: one coordinator per pool, one supervisor that owns
-// the shards, and one shard per QUIC connection (client_shard.go, server_shard.go).
-//
-// Actors own their state and never block in Receive: dialing, accepting, opening and handshaking
-// streams run in goroutines (Runtime.Go) that report back by message. A panic in Receive is
-// recovered by the middleware in this file and reported as a failure; it never reaches
-// hollywood's restart logic.
 package actors
 
 import (
-	"context"
-	"errors"
 	"fmt"
-	"log/slog"
 	"runtime/debug"
+	"strings"
+	"time"
 
 	"github.com/anthdm/hollywood/actor"
+	"github.com/quicpool/quicpool/internal/core"
+	"github.com/quicpool/quicpool/messages"
 )
 
-// ErrPanic wraps the value of a panic recovered in an actor or a pool goroutine.
-var ErrPanic = errors.New("quicpool: panic")
-
-// Runtime is what all actors of one pool share.
-type Runtime struct {
-	// Ctx is cancelled when the pool closes; every goroutine of the pool watches it.
-	Ctx context.Context
-	// Log receives the pool's events. Never nil.
-	Log *slog.Logger
-	// Go runs f in a goroutine that Pool.Close waits for.
-	Go func(f func())
+// runtime is what every actor of one pool shares: the pool's configuration and the PIDs of its
+// two long-lived actors. It is written once, while the pool is spawned, and only read after.
+type runtime struct {
+	*core.Config
+	coordinator *actor.PID
+	supervisor  *actor.PID
 }
 
-// Guard wraps a goroutine body so that a panic in it is recovered, logged with its stack, and
-// reported with fail, so that the goroutine's owner treats it as a failure of its own.
-func (rt Runtime) Guard(f func(), fail func(error)) func() {
+// guard wraps a goroutine body so that a panic in it is recovered, logged with its stack, and
+// reported with fail: the goroutine's owner treats it as a failure of its own.
+func (rt *runtime) guard(f func(), fail func(error)) func() {
 	return func() {
 		defer func() {
 			if v := recover(); v != nil {
-				err := fmt.Errorf("%w in goroutine: %v", ErrPanic, v)
+				err := fmt.Errorf("%w in goroutine: %v", core.ErrPanic, v)
 				rt.Log.Error("goroutine panic recovered", "err", err, "stack", string(debug.Stack()))
 				fail(err)
 			}
@@ -45,16 +34,32 @@ func (rt Runtime) Guard(f func(), fail func(error)) func() {
 	}
 }
 
+// emit broadcasts ev on the engine's event stream, on behalf of the pool.
+func (rt *runtime) emit(e *actor.Engine, ev messages.Event) {
+	ev.Pool, ev.Time = rt.coordinator, time.Now()
+	e.BroadcastEvent(ev)
+}
+
+// spawn spawns one of the pool's actors with the options every one of them gets.
+func (rt *runtime) spawn(spawn core.Spawner, p actor.Producer, id string) *actor.PID {
+	return spawn(p, "quicpool", actor.WithID(id+"."+rt.Name),
+		actor.WithMiddleware(recoverPanics(rt), sealLifecycle()),
+		// recoverPanics handles every panic, so hollywood's own restarts never happen; a positive
+		// limit keeps v1.0.5 away from its nil-cancel crash should one slip through.
+		actor.WithMaxRestarts(1<<30),
+		actor.WithRestartDelay(0))
+}
+
 // panicHandler is implemented by actors that turn a recovered panic into a failure of their own
 // (a shard reports it to its supervisor, which replaces the shard).
 type panicHandler interface {
-	onPanic(c *actor.Context, err error)
+	onPanic(err error)
 }
 
-// Recover returns the middleware every pool actor is spawned with. It recovers a panic in Receive,
-// logs it with its stack, and hands it to the actor's onPanic if it has one; otherwise the actor
-// carries on with the next message.
-func Recover(log *slog.Logger) actor.MiddlewareFunc {
+// recoverPanics is the middleware that recovers a panic in Receive, logs it with its stack, and
+// hands it to the actor's onPanic if it has one; otherwise the actor carries on with the next
+// message.
+func recoverPanics(rt *runtime) actor.MiddlewareFunc {
 	return func(next actor.ReceiveFunc) actor.ReceiveFunc {
 		return func(c *actor.Context) {
 			defer func() {
@@ -62,10 +67,10 @@ func Recover(log *slog.Logger) actor.MiddlewareFunc {
 				if v == nil {
 					return
 				}
-				err := fmt.Errorf("%w in %s handling %T: %v", ErrPanic, c.PID().GetID(), c.Message(), v)
-				log.Error("actor panic recovered", "pid", c.PID().GetID(), "err", err, "stack", string(debug.Stack()))
+				err := fmt.Errorf("%w in %s handling %T: %v", core.ErrPanic, c.PID().GetID(), c.Message(), v)
+				rt.Log.Error("actor panic recovered", "err", err, "stack", string(debug.Stack()))
 				if h, ok := c.Receiver().(panicHandler); ok {
-					h.onPanic(c, err)
+					h.onPanic(err)
 				}
 			}()
 			next(c)
@@ -73,14 +78,45 @@ func Recover(log *slog.Logger) actor.MiddlewareFunc {
 	}
 }
 
-// spawnOpts are the options every pool actor is spawned with.
-func spawnOpts(log *slog.Logger, id string) []actor.OptFunc {
-	return []actor.OptFunc{
-		actor.WithID(id),
-		actor.WithMiddleware(Recover(log)),
-		// Recover handles every panic, so hollywood's own restarts never happen; a positive
-		// limit keeps v1.0.5 away from its nil-cancel crash should one slip through.
-		actor.WithMaxRestarts(1 << 30),
-		actor.WithRestartDelay(0),
+// sealLifecycle is the middleware that lets only hollywood itself start and stop a pool actor.
+// actor.Started and actor.Stopped are types anyone can send: a Started after the first, or a
+// Stopped while the actor is still registered (hollywood unregisters an actor before it delivers
+// the real Stopped), is dropped.
+func sealLifecycle() actor.MiddlewareFunc {
+	started := false
+	return func(next actor.ReceiveFunc) actor.ReceiveFunc {
+		return func(c *actor.Context) {
+			switch c.Message().(type) {
+			case actor.Initialized:
+				if started {
+					return
+				}
+			case actor.Started:
+				if started {
+					return
+				}
+				started = true
+			case actor.Stopped:
+				if registered(c.Engine(), c.PID()) {
+					return
+				}
+			}
+			next(c)
+		}
+	}
+}
+
+func registered(e *actor.Engine, pid *actor.PID) bool {
+	i := strings.LastIndex(pid.ID, "/")
+	return i >= 0 && e.Registry.GetPID(pid.ID[:i], pid.ID[i+1:]) != nil
+}
+
+// isClosed reports whether ch is closed.
+func isClosed(ch <-chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
 	}
 }

@@ -6,117 +6,104 @@ import (
 
 	"github.com/anthdm/hollywood/actor"
 	"github.com/quic-go/quic-go"
+	"github.com/quicpool/quicpool/internal/core"
+	"github.com/quicpool/quicpool/internal/wire"
 	"github.com/quicpool/quicpool/messages"
 )
 
-// ServerShardConfig configures one server shard.
-type ServerShardConfig struct {
-	Runtime
-	Slot        int
-	Coordinator *actor.PID
-	Supervisor  *actor.PID
-	// Conn is the accepted client connection the shard owns from now on.
-	Conn *quic.Conn
-	// Closed is closed once the shard has closed Conn; the listener waits for it before it
-	// closes its transport.
-	Closed chan struct{}
-	// HandshakeTimeout bounds the wait for a new stream's handshake byte and the write of its ID.
-	HandshakeTimeout time.Duration
-	// HoldTimeout bounds how long a handshaken stream waits for room in a full pool before it is
-	// refused.
-	HoldTimeout time.Duration
-}
-
-// NewServerShard returns the producer of a server shard: the actor that owns one accepted client
-// connection, accepts its streams, labels each with an ID from the coordinator, keeps them idle
-// until they are taken, and fails (freeing its slot) when the connection dies.
-func NewServerShard(cfg ServerShardConfig) actor.Producer {
-	return func() actor.Receiver {
-		return &serverShard{cfg: cfg, shard: shard{Runtime: cfg.Runtime, slot: cfg.Slot,
-			coordinator: cfg.Coordinator, supervisor: cfg.Supervisor, idle: newIdleStreams(cfg.Conn)}}
-	}
-}
-
+// serverShard owns one accepted client connection: it accepts the client's streams, handshakes
+// each in a goroutine (the ID comes from the coordinator, which owns the stream once the ID is
+// written), and reports the connection's death to the supervisor, which frees its slot.
 type serverShard struct {
-	shard
-	cfg ServerShardConfig
+	rt     *runtime
+	slot   int
+	conn   *quic.Conn
+	closed chan struct{} // closed once the shard has closed conn; the listener waits for it
+	engine *actor.Engine
+	self   *actor.PID
+	ctx    context.Context // cancelled when the shard stops: ends its goroutines, closes the connection
+	cancel context.CancelFunc
+	upAt   time.Time
+	failed bool
 }
 
-// streamAccepted reports a stream whose handshake finished with the reserved ID.
-type streamAccepted struct {
-	id     string
-	stream *quic.Stream
+func newServerShard(rt *runtime, slot int, conn *quic.Conn, closed chan struct{}) actor.Producer {
+	return func() actor.Receiver { return &serverShard{rt: rt, slot: slot, conn: conn, closed: closed} }
 }
 
 func (s *serverShard) Receive(c *actor.Context) {
 	switch m := c.Message().(type) {
 	case actor.Started:
-		s.started(c)
-		s.engine.Send(s.coordinator, messages.ShardUp{Shard: s.self, Slot: s.slot})
-		s.engine.Send(s.supervisor, messages.ShardHealthy{Shard: s.self, Slot: s.slot})
-		s.Go(s.Guard(s.watch, s.lost))
-		s.Go(s.Guard(s.accept, s.lost))
+		s.start(c)
 	case actor.Stopped:
-		s.stop()
-	case streamAccepted:
-		if s.failed != nil || !s.idle.store(m.id, m.stream) {
-			Discard(m.stream)
-			s.engine.Send(s.coordinator, messages.ReleaseID{ID: m.id})
-			return
-		}
-		s.touch()
-	default:
-		s.receive(m)
+		s.cancel()
+	case connLost:
+		s.fail(m.err)
 	}
+}
+
+func (s *serverShard) start(c *actor.Context) {
+	s.engine, s.self, s.upAt = c.Engine(), c.PID(), time.Now()
+	s.ctx, s.cancel = context.WithCancel(s.rt.Ctx)
+	s.rt.emit(s.engine, messages.Event{Kind: messages.EventShardUp, Slot: s.slot, Addr: s.conn.RemoteAddr().String()})
+	s.engine.Send(s.rt.coordinator, shardUp{shard: s.self, slot: s.slot, conn: s.conn})
+	s.rt.Go(s.rt.guard(s.watch, s.lost))
+	s.rt.Go(s.rt.guard(s.accept, s.lost))
 }
 
 // watch reports the death of the connection, or closes it when the shard stops; either way it
 // then tells the listener the connection is closed.
 func (s *serverShard) watch() {
-	defer close(s.cfg.Closed)
-	conn := s.cfg.Conn
+	defer close(s.closed)
 	select {
-	case <-conn.Context().Done():
-		s.lost(context.Cause(conn.Context()))
+	case <-s.conn.Context().Done():
+		s.lost(context.Cause(s.conn.Context()))
 	case <-s.ctx.Done():
-		_ = conn.CloseWithError(ConnCodeClosed, "quicpool: connection closed by the server pool")
+		_ = s.conn.CloseWithError(wire.ConnCodeClosed, "quicpool: connection closed by the server pool")
 	}
 }
 
-// accept takes the client's new streams and handshakes each in its own goroutine.
+// accept takes the client's new streams and handshakes each in its own goroutine. It tells the
+// supervisor, at most once a second, that the connection is in use.
 func (s *serverShard) accept() {
+	var active time.Time
 	for {
-		stream, err := s.cfg.Conn.AcceptStream(s.ctx)
+		stream, err := s.conn.AcceptStream(s.ctx)
 		if err != nil {
 			return // the connection died (watch reports it) or the shard stopped
 		}
-		s.Go(s.Guard(func() { s.handshake(stream) }, func(err error) { s.reject(stream, err) }))
+		if now := time.Now(); now.Sub(active) >= time.Second {
+			active = now
+			s.engine.Send(s.rt.supervisor, shardActive{shard: s.self, slot: s.slot})
+		}
+		s.rt.Go(s.rt.guard(func() { s.handshake(stream) }, func(err error) { s.reject(stream, err) }))
 	}
 }
 
-// handshake runs the server side of the stream handshake: read 0x00, reserve an ID with the
-// coordinator, write the ID. A stream that fails any step is reset both ways and counted.
+// handshake runs the server side of the stream handshake: read the handshake byte, reserve an ID
+// with the coordinator, write the ID, and hand the stream to the coordinator. A stream that fails
+// any step is reset both ways and counted.
 func (s *serverShard) handshake(stream *quic.Stream) {
-	_ = stream.SetDeadline(time.Now().Add(s.cfg.HandshakeTimeout))
-	if err := ReadHandshake(stream); err != nil {
+	_ = stream.SetDeadline(time.Now().Add(s.rt.HandshakeTimeout))
+	if err := wire.ReadHandshake(stream); err != nil {
 		s.reject(stream, err)
 		return
 	}
 	_ = stream.SetDeadline(time.Time{})
 	id := s.reserve(stream)
 	if id == "" {
-		s.reject(stream, messages.ErrPoolFull)
+		s.reject(stream, core.ErrPoolFull)
 		return
 	}
-	raw, _ := ParseID(id)
-	_ = stream.SetWriteDeadline(time.Now().Add(s.cfg.HandshakeTimeout))
+	raw, _ := wire.ParseID(id)
+	_ = stream.SetWriteDeadline(time.Now().Add(s.rt.HandshakeTimeout))
 	if _, err := stream.Write(raw[:]); err != nil {
-		s.engine.Send(s.coordinator, messages.ReleaseID{ID: id})
+		s.engine.Send(s.rt.coordinator, releaseID{shard: s.self, id: id})
 		s.reject(stream, err)
 		return
 	}
 	_ = stream.SetWriteDeadline(time.Time{})
-	s.engine.Send(s.self, streamAccepted{id: id, stream: stream})
+	s.engine.Send(s.rt.coordinator, streamReady{shard: s.self, id: id, stream: stream})
 }
 
 // reserve asks the coordinator for the stream's ID and waits while the pool is full, up to
@@ -124,8 +111,8 @@ func (s *serverShard) handshake(stream *quic.Stream) {
 // no ID came.
 func (s *serverShard) reserve(stream *quic.Stream) string {
 	reply := make(chan string, 1)
-	s.engine.Send(s.coordinator, messages.ReserveID{Shard: s.self, Reply: reply})
-	timer := time.NewTimer(s.cfg.HoldTimeout)
+	s.engine.Send(s.rt.coordinator, reserveID{shard: s.self, reply: reply})
+	timer := time.NewTimer(s.rt.HoldTimeout)
 	defer timer.Stop()
 	select {
 	case id := <-reply:
@@ -134,10 +121,26 @@ func (s *serverShard) reserve(stream *quic.Stream) string {
 	case <-stream.Context().Done():
 	case <-s.ctx.Done():
 	}
-	return messages.AbandonID(reply)
+	return abandonID(reply)
 }
 
 func (s *serverShard) reject(stream *quic.Stream, err error) {
-	Discard(stream)
-	s.engine.Send(s.coordinator, messages.StreamDiscarded{Err: err})
+	wire.Discard(stream)
+	s.engine.Send(s.rt.coordinator, handshakeFailed{err: err})
+}
+
+// lost reports a failure of one of the shard's goroutines to the shard.
+func (s *serverShard) lost(err error) { s.engine.Send(s.self, connLost{err: err}) }
+
+// onPanic turns a panic in Receive into the shard's failure.
+func (s *serverShard) onPanic(err error) { s.fail(err) }
+
+// fail reports the shard's failure to the supervisor, once.
+func (s *serverShard) fail(err error) {
+	if s.failed {
+		return
+	}
+	s.failed = true
+	s.rt.Log.Info("client connection ended", "slot", s.slot, "err", err)
+	s.engine.Send(s.rt.supervisor, shardFailed{shard: s.self, slot: s.slot, err: err, upFor: time.Since(s.upAt)})
 }

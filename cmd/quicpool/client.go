@@ -85,9 +85,6 @@ func runClient(ctx context.Context, cfg clientConfig, w io.Writer) error {
 		if ctx.Err() != nil {
 			return nil
 		}
-		if last := c.pool.Stats().LastErr; last != nil {
-			return fmt.Errorf("no control stream from %s: %w (last failure: %v)", cfg.Server, err, last)
-		}
 		return fmt.Errorf("no control stream from %s: %w", cfg.Server, err)
 	}
 	// ctl is never closed on its own: closing the pool closes its connection, and closing the

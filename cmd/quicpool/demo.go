@@ -60,7 +60,7 @@ type summary struct {
 	Elapsed  time.Duration // from the first round trip to the end of the last
 	P50, P99 time.Duration // latency of the successful round trips
 	// Server and Client are the pools' state just before they were closed.
-	Server, Client messages.Snapshot
+	Server, Client messages.Stats
 }
 
 // OpsPerSec is the rate of successful round trips.
@@ -308,8 +308,8 @@ func (d *demo) tally(w io.Writer, outcomes <-chan outcome) runResult {
 
 // snapshot asks a pool's coordinator for its state. ok is false if no answer came within a
 // second (the pool is closed).
-func snapshot(p *quicpool.Pool) (s messages.Snapshot, ok bool) {
-	reply := make(chan messages.Snapshot, 1) // the coordinator needs a one-slot reply channel
+func snapshot(p *quicpool.Pool) (s messages.Stats, ok bool) {
+	reply := make(chan messages.Stats, 1) // the coordinator needs a one-slot reply channel
 	p.Engine().Send(p.Coordinator(), messages.State{Reply: reply})
 	select {
 	case s = <-reply:
@@ -339,7 +339,7 @@ func printSummary(w io.Writer, s summary) {
 	}
 	for _, p := range []struct {
 		name string
-		s    messages.Snapshot
+		s    messages.Stats
 	}{{"server", s.Server}, {"client", s.Client}} {
 		fmt.Fprintf(w, "%-9s streams opened %d  handed out %d  discarded %d  failed %d  idle at end %d\n",
 			p.name, p.s.Opened, p.s.HandedOut, p.s.Discarded, p.s.Failed, p.s.Idle)

@@ -1,4 +1,7 @@
-package actors
+// Package wire is the NodePass stream protocol: the handshake a client writes on every new
+// stream, the ID a server answers with, and the error codes the pool puts on the wire. Every
+// byte a peer sends the pool is parsed here; each parser has a fuzz target.
+package wire
 
 import (
 	"encoding/hex"
@@ -7,7 +10,7 @@ import (
 
 	"github.com/quic-go/quic-go"
 
-	"github.com/quicpool/quicpool/messages"
+	"github.com/quicpool/quicpool/internal/core"
 )
 
 // The NodePass stream handshake: the client writes HandshakeByte on a new bidirectional stream,
@@ -24,12 +27,12 @@ const (
 func ParseID(id string) ([IDLen]byte, error) {
 	var raw [IDLen]byte
 	if len(id) != 2*IDLen {
-		return raw, fmt.Errorf("%w: %q is not %d hex characters", messages.ErrInvalidID, id, 2*IDLen)
+		return raw, fmt.Errorf("%w: %q is not %d hex characters", core.ErrInvalidID, id, 2*IDLen)
 	}
 	for i := 0; i < len(id); i++ {
 		c := id[i]
 		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
-			return raw, fmt.Errorf("%w: %q is not lowercase hex", messages.ErrInvalidID, id)
+			return raw, fmt.Errorf("%w: %q is not lowercase hex", core.ErrInvalidID, id)
 		}
 	}
 	_, err := hex.Decode(raw[:], []byte(id))
@@ -40,7 +43,7 @@ func ParseID(id string) ([IDLen]byte, error) {
 func ReadID(r io.Reader) (string, error) {
 	var raw [IDLen]byte
 	if _, err := io.ReadFull(r, raw[:]); err != nil {
-		return "", fmt.Errorf("%w: reading stream ID: %w", messages.ErrBadHandshake, err)
+		return "", fmt.Errorf("%w: reading stream ID: %w", core.ErrBadHandshake, err)
 	}
 	return hex.EncodeToString(raw[:]), nil
 }
@@ -49,10 +52,10 @@ func ReadID(r io.Reader) (string, error) {
 func ReadHandshake(r io.Reader) error {
 	var b [1]byte
 	if _, err := io.ReadFull(r, b[:]); err != nil {
-		return fmt.Errorf("%w: reading handshake byte: %w", messages.ErrBadHandshake, err)
+		return fmt.Errorf("%w: reading handshake byte: %w", core.ErrBadHandshake, err)
 	}
 	if b[0] != HandshakeByte {
-		return fmt.Errorf("%w: handshake byte 0x%02x, want 0x%02x", messages.ErrBadHandshake, b[0], HandshakeByte)
+		return fmt.Errorf("%w: handshake byte 0x%02x, want 0x%02x", core.ErrBadHandshake, b[0], HandshakeByte)
 	}
 	return nil
 }
@@ -76,8 +79,4 @@ const (
 func Discard(s *quic.Stream) {
 	s.CancelRead(StreamCodeDiscarded)
 	s.CancelWrite(StreamCodeDiscarded)
-}
-
-func errDuplicateID(id string) error {
-	return fmt.Errorf("%w: stream ID %s is already idle in this connection", messages.ErrBadHandshake, id)
 }

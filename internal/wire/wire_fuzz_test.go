@@ -1,4 +1,4 @@
-package actors
+package wire
 
 import (
 	"bytes"
@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/quicpool/quicpool/messages"
+	"github.com/quicpool/quicpool/internal/core"
 )
 
 // FuzzParseID: any string a caller passes to OutgoingGet either is exactly the lowercase hex of
@@ -21,7 +21,7 @@ func FuzzParseID(f *testing.F) {
 		raw, err := ParseID(id)
 		valid := len(id) == 2*IDLen && strings.ToLower(id) == id && isHex(id)
 		if !valid {
-			if !errors.Is(err, messages.ErrInvalidID) {
+			if !errors.Is(err, core.ErrInvalidID) {
 				t.Fatalf("ParseID(%q) = %v, want ErrInvalidID", id, err)
 			}
 			return
@@ -49,7 +49,7 @@ func FuzzReadID(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		id, err := ReadID(bytes.NewReader(data))
 		if len(data) < IDLen {
-			if !errors.Is(err, messages.ErrBadHandshake) {
+			if !errors.Is(err, core.ErrBadHandshake) {
 				t.Fatalf("ReadID(%x) = %q, %v; want ErrBadHandshake", data, id, err)
 			}
 			return
@@ -74,7 +74,7 @@ func FuzzReadHandshake(f *testing.F) {
 		if want != (err == nil) {
 			t.Fatalf("ReadHandshake(%x) = %v", data, err)
 		}
-		if err != nil && !errors.Is(err, messages.ErrBadHandshake) {
+		if err != nil && !errors.Is(err, core.ErrBadHandshake) {
 			t.Fatalf("ReadHandshake(%x) = %v, want ErrBadHandshake", data, err)
 		}
 	})

@@ -1,0 +1,24 @@
+// Package actors holds the actors of a quicpool pool. It exports nothing an embedder needs:
+// build a pool with quicpool.NewClient or quicpool.NewServer (WithEngine or WithParent puts its
+// actors in your actor system) and talk to it with the requests of package messages, sent to
+// Pool.Coordinator.
+//
+// One pool is a coordinator, a supervisor and one shard per QUIC connection. Each fact has one
+// owner; the others learn it by message:
+//
+//	coordinator   the idle streams themselves, their IDs and order; the callers waiting for them;
+//	              the load of each connection that is up; the pool's condition (why it cannot
+//	              serve) and counters; (client) capacity and interval tuning; (server) ID issuance
+//	supervisor    the shard slots: which actor holds each; (client) each slot's restart history
+//	              and backoff; (server) the listener and which client holds each slot
+//	shard         its QUIC connection, and the goroutines that dial or accept it and open or
+//	              handshake its streams
+//
+// A handshaken stream goes from the goroutine that made it straight to the coordinator, which
+// hands it to a caller in the same step: one message from a waiting Get to its stream.
+//
+// Actors never block in Receive: dialing, accepting, opening and handshaking run in goroutines
+// that report back by message. A panic in Receive is recovered by middleware and reported as a
+// failure; it never reaches hollywood's restart logic. The protocol between the actors is made of
+// unexported types (protocol.go), so no code outside this package can inject a message of it.
+package actors

@@ -1,0 +1,233 @@
+package actors
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/quic-go/quic-go"
+	"github.com/quicpool/quicpool/internal/core"
+	"github.com/quicpool/quicpool/internal/wire"
+)
+
+const (
+	// peerClosedGrace is how long a stream the peer closed before this side took it stays
+	// reachable by ID: the peer may have written data for the caller who will ask for it.
+	peerClosedGrace = 10 * time.Second
+	// goneMemory is how many discarded IDs are remembered, so that asking for one fails with
+	// ErrStreamGone at once instead of waiting.
+	goneMemory = 4096
+)
+
+// idleStream is one stream in the pool's hands.
+type idleStream struct {
+	stream *quic.Stream
+	shard  *shardLoad
+	// unwatch stops the watch for the peer closing the stream; it reports whether the watch was
+	// still armed.
+	unwatch func() bool
+	// closedAt is when the peer stopped reading the stream, zero while it has not. Such a stream
+	// no longer counts as idle and is handed out by ID only, until its grace period ends.
+	closedAt time.Time
+}
+
+// idleStreams is the coordinator's store of idle streams: by ID, and in arrival order for the
+// callers that take any stream.
+type idleStreams struct {
+	byID       map[string]idleStream
+	queue      []string // usable IDs in arrival order; may hold IDs taken since (skipped)
+	usable     int      // streams Accept may hand out: neither peer-closed nor the control stream
+	peerClosed int
+}
+
+func newIdleStreams() idleStreams { return idleStreams{byID: make(map[string]idleStream)} }
+
+func usable(id string, e idleStream) bool { return id != wire.ControlID && e.closedAt.IsZero() }
+
+func (is *idleStreams) has(id string) bool { _, ok := is.byID[id]; return ok }
+
+func (is *idleStreams) hasControl() bool {
+	e, ok := is.byID[wire.ControlID]
+	return ok && e.closedAt.IsZero()
+}
+
+// add stores e under id, which is not stored yet.
+func (is *idleStreams) add(id string, e idleStream) {
+	is.byID[id] = e
+	switch {
+	case !e.closedAt.IsZero():
+		is.peerClosed++
+	case id != wire.ControlID:
+		is.usable++
+		e.shard.idle++
+		is.queue = append(is.queue, id)
+	}
+}
+
+// take removes and returns the stream id, in whatever state.
+func (is *idleStreams) take(id string) (idleStream, bool) {
+	e, ok := is.byID[id]
+	if !ok {
+		return e, false
+	}
+	delete(is.byID, id)
+	if usable(id, e) {
+		is.usable--
+		e.shard.idle--
+	} else if !e.closedAt.IsZero() {
+		is.peerClosed--
+	}
+	if len(is.queue) > 64 && len(is.queue) > 2*is.usable {
+		is.compact()
+	}
+	return e, true
+}
+
+// oldest removes and returns the usable stream that arrived first.
+func (is *idleStreams) oldest() (string, idleStream, bool) {
+	for len(is.queue) > 0 {
+		id := is.queue[0]
+		is.queue = is.queue[1:]
+		if e, ok := is.byID[id]; ok && usable(id, e) {
+			e, _ = is.take(id)
+			return id, e, true
+		}
+	}
+	return "", idleStream{}, false
+}
+
+func (is *idleStreams) compact() {
+	fresh := make([]string, 0, is.usable)
+	for _, id := range is.queue {
+		if e, ok := is.byID[id]; ok && usable(id, e) {
+			fresh = append(fresh, id)
+		}
+	}
+	is.queue = fresh
+}
+
+// markPeerClosed turns the idle stream id into a peer-closed one.
+func (is *idleStreams) markPeerClosed(id string, now time.Time) {
+	if e, ok := is.take(id); ok {
+		e.closedAt = now
+		is.add(id, e)
+	}
+}
+
+// expirePeerClosed discards the peer-closed streams whose grace period is over and returns
+// their IDs.
+func (is *idleStreams) expirePeerClosed(now time.Time) []string {
+	var expired []string
+	for id, e := range is.byID {
+		if !e.closedAt.IsZero() && now.Sub(e.closedAt) >= peerClosedGrace {
+			expired = append(expired, id)
+		}
+	}
+	for _, id := range expired {
+		e, _ := is.take(id)
+		e.unwatch()
+		wire.Discard(e.stream)
+	}
+	return expired
+}
+
+// drain discards every stream, resetting each both ways, and returns their IDs.
+func (is *idleStreams) drain() []string {
+	ids := make([]string, 0, len(is.byID))
+	for id, e := range is.byID {
+		e.unwatch()
+		wire.Discard(e.stream)
+		e.shard.idle = 0
+		ids = append(ids, id)
+	}
+	clear(is.byID)
+	is.queue, is.usable, is.peerClosed = nil, 0, 0
+	return ids
+}
+
+// dropShard forgets the streams of a connection that is closing, without resetting them: its
+// CONNECTION_CLOSE ends them all at once. It returns their IDs.
+func (is *idleStreams) dropShard(st *shardLoad) []string {
+	var ids []string
+	for id, e := range is.byID {
+		if e.shard == st {
+			ids = append(ids, id)
+		}
+	}
+	for _, id := range ids {
+		e, _ := is.take(id)
+		e.unwatch()
+	}
+	return ids
+}
+
+// forget drops every stream without resetting it, for a pool whose connections are closing.
+func (is *idleStreams) forget() {
+	for _, e := range is.byID {
+		e.unwatch()
+	}
+	clear(is.byID)
+	is.queue, is.usable, is.peerClosed = nil, 0, 0
+}
+
+// watch arms the watch for the peer closing stream id (it sends STOP_SENDING, which cancels the
+// stream's context): no goroutine per idle stream.
+func (c *coordinator) watch(id string, s *quic.Stream) func() bool {
+	engine, self := c.engine, c.self
+	return context.AfterFunc(s.Context(), func() { engine.Send(self, peerStopped{id: id, stream: s}) })
+}
+
+// peerStopped handles a peer that stopped reading an idle stream. If the peer's pool discarded it
+// (wire.StreamCodeDiscarded) it goes at once. Otherwise the peer's application closed a stream
+// this side has not taken yet: it may still carry data for the caller who will ask for its ID, so
+// it stops counting as idle (the pool refills) but stays reachable by ID for peerClosedGrace.
+// A dying connection cancels every stream's context too; shardDown deals with that.
+func (c *coordinator) peerStopped(m peerStopped) {
+	e, ok := c.idle.byID[m.id]
+	if !ok || e.stream != m.stream || !e.closedAt.IsZero() || e.shard.conn.Context().Err() != nil {
+		return
+	}
+	var se *quic.StreamError
+	if !errors.As(context.Cause(m.stream.Context()), &se) || !se.Remote {
+		return
+	}
+	if se.ErrorCode == wire.StreamCodeDiscarded {
+		c.idle.take(m.id)
+		wire.Discard(m.stream)
+		c.stats.discarded++
+		c.streamGone(m.id)
+	} else {
+		c.idle.markPeerClosed(m.id, time.Now())
+	}
+	c.refillNow()
+}
+
+// streamGone remembers a discarded ID and fails the callers waiting for it.
+func (c *coordinator) streamGone(id string) {
+	c.gone.add(id)
+	c.waiters.failID(id, core.ErrStreamGone)
+}
+
+// goneIDs remembers the last goneMemory discarded IDs.
+type goneIDs struct {
+	set   map[string]bool
+	order []string
+}
+
+func newGoneIDs() goneIDs { return goneIDs{set: make(map[string]bool)} }
+
+func (g *goneIDs) has(id string) bool { return g.set[id] }
+
+func (g *goneIDs) forget(id string) { delete(g.set, id) }
+
+func (g *goneIDs) add(id string) {
+	if g.set[id] {
+		return
+	}
+	g.set[id] = true
+	g.order = append(g.order, id)
+	if len(g.order) > goneMemory {
+		delete(g.set, g.order[0])
+		g.order = g.order[1:]
+	}
+}

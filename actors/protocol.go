@@ -1,0 +1,151 @@
+package actors
+
+import (
+	"net"
+	"time"
+
+	"github.com/anthdm/hollywood/actor"
+	"github.com/quic-go/quic-go"
+)
+
+// The pool's own protocol between its actors and the goroutines that work for them. The types
+// are unexported: no code outside this package can send them, so the coordinator's inbox takes
+// from outside only the requests of package messages.
+//
+// A stream's life, client side: the coordinator sends a shard openStreams; the shard's goroutine
+// opens a stream, reads its ID and hands the stream straight to the coordinator (streamReady),
+// which owns it from then on, hands it to a caller (one step, no hop through the shard), or
+// discards it. Server side: the shard's goroutine accepts a stream, reads the handshake byte,
+// asks the coordinator for an ID (reserveID), writes it, and hands the stream over the same way.
+//
+// A connection's life: the shard reports shardUp to the coordinator when its connection is up,
+// and shardFailed to the supervisor when it dies. The supervisor stops the shard, decides on the
+// restart, and tells the coordinator shardDown, which forgets the shard's idle streams.
+type (
+	// Shards and their goroutines to the coordinator.
+
+	// shardUp: the shard's connection is up and may carry streams.
+	shardUp struct {
+		shard *actor.PID
+		slot  int
+		conn  *quic.Conn
+	}
+	// streamReady hands a handshaken stream with its ID to the coordinator.
+	streamReady struct {
+		shard  *actor.PID
+		id     string
+		stream *quic.Stream
+	}
+	// openFailed: one stream open of the shard failed.
+	openFailed struct {
+		shard *actor.PID
+		err   error
+	}
+	// handshakeFailed: a server stream failed its handshake and was discarded.
+	handshakeFailed struct{ err error }
+	// reserveID asks (server) for a fresh ID for a handshaken stream of shard; reply receives it,
+	// or "" if none will come. A requester that stops waiting takes the slot with abandonID.
+	reserveID struct {
+		shard *actor.PID
+		reply chan string
+	}
+	// releaseID returns an ID reserved for shard whose stream never became idle.
+	releaseID struct {
+		shard *actor.PID
+		id    string
+	}
+	// peerStopped reports that the peer stopped reading the idle stream id (its watch fired).
+	peerStopped struct {
+		id     string
+		stream *quic.Stream
+	}
+	// tick drives the coordinator's refill and tuning cycle.
+	tick struct{}
+
+	// Coordinator to a client shard.
+
+	// openStreams asks for n more streams.
+	openStreams struct{ n int }
+
+	// Shards to the supervisor.
+
+	// shardFailed: the shard's connection died or could not be made. upFor is how long it was up
+	// (zero if it never came up).
+	shardFailed struct {
+		shard *actor.PID
+		slot  int
+		err   error
+		upFor time.Duration
+	}
+	// shardActive (server): the shard accepted a stream; sent at most once a second.
+	shardActive struct {
+		shard *actor.PID
+		slot  int
+	}
+
+	// Supervisor to the coordinator.
+
+	// shardDown: forget the shard and its idle streams. err is why it failed (nil when it was
+	// replaced or stopped); failFast says calls should fail at once while no connection is up.
+	shardDown struct {
+		shard    *actor.PID
+		err      error
+		failFast bool
+	}
+	// listening: the server pool listens on addr.
+	listening struct{ addr string }
+	// listenFailed: the server pool cannot listen.
+	listenFailed struct{ err error }
+	// connRefused: the server refused a connection.
+	connRefused struct{}
+
+	// The supervisor's own goroutines and timers.
+
+	restartSlot   struct{ slot int }
+	shardsStopped struct{ reply chan struct{} }
+	listenResult  struct {
+		addr net.Addr
+		err  error
+	}
+	connAccepted struct {
+		conn   *quic.Conn
+		closed chan struct{} // closed once the connection is closed; the listener waits for it
+	}
+	refusal struct {
+		addr string
+		err  error
+	}
+
+	// A shard's own goroutines.
+
+	dialed   struct{ conn *quic.Conn }
+	connLost struct{ err error }
+)
+
+// deliver puts v in a reply channel without blocking; false means nobody takes it (the caller
+// abandoned the request, or its channel cannot take it: nil, unbuffered with no reader, full, or
+// closed): what v carries is still the pool's.
+func deliver[T any](reply chan T, v T) (ok bool) {
+	defer func() {
+		if recover() != nil { // a closed channel: an embedder's mistake must not cost a stream
+			ok = false
+		}
+	}()
+	select {
+	case reply <- v:
+		return true
+	default:
+		return false
+	}
+}
+
+// abandonID is called by a reserveID requester that stops waiting. It returns an ID granted
+// meanwhile (the requester must use or release it), or "" if none will come.
+func abandonID(reply chan string) string {
+	select {
+	case reply <- "":
+		return ""
+	default:
+		return <-reply
+	}
+}

@@ -1,0 +1,95 @@
+package actors
+
+// The client's refill and tuning. NodePass's rules, once per interval: fewer than lowRatio of
+// the capacity idle shortens the interval by intervalStep, more than highRatio lengthens it;
+// streams created in the cycle below lowRatio of the capacity lower it by one, above highRatio
+// raise it by one. A taken stream is replaced at once, not at the next tick.
+
+import "time"
+
+const (
+	intervalStep = 100 * time.Millisecond
+	lowRatio     = 0.2
+	highRatio    = 0.8
+)
+
+// refiller is the client's tuning state.
+type refiller struct {
+	capacity int
+	interval time.Duration
+	created  int // streams that became idle since the last tick
+}
+
+// refillNow (client) asks the shards to open the streams the pool lacks, each live shard up to
+// its fair share of the capacity (capacity / shard slots), so that every connection carries
+// traffic.
+func (c *coordinator) refillNow() {
+	c.refillUpTo(min((c.refill.capacity+c.rt.Shards-1)/c.rt.Shards, c.rt.PerShard))
+}
+
+// refillUpTo asks for the missing streams, one at a time to the least loaded shard below limit,
+// then one openStreams per shard.
+func (c *coordinator) refillUpTo(limit int) {
+	if !c.rt.Client || !c.started || len(c.shards) == 0 {
+		return
+	}
+	need := c.refill.capacity - c.idle.usable
+	for _, st := range c.shards {
+		need -= st.opening
+	}
+	if need == 1 { // the replacement of one taken stream: the common case, without allocating
+		if best := c.leastLoaded(limit); best != nil {
+			best.opening++
+			c.engine.Send(best.pid, openStreams{n: 1})
+		}
+		return
+	}
+	before := make(map[*shardLoad]int, len(c.shards))
+	for ; need > 0; need-- {
+		best := c.leastLoaded(limit)
+		if best == nil {
+			break // every live shard holds its limit
+		}
+		if _, ok := before[best]; !ok {
+			before[best] = best.opening
+		}
+		best.opening++
+	}
+	for st, n := range before {
+		c.engine.Send(st.pid, openStreams{n: st.opening - n})
+	}
+}
+
+// leastLoaded returns the live shard with the fewest idle and opening streams, if it has fewer
+// than limit.
+func (c *coordinator) leastLoaded(limit int) *shardLoad {
+	var best *shardLoad
+	for _, st := range c.shards {
+		load := st.idle + st.opening
+		if load < limit && (best == nil || load < best.idle+best.opening) {
+			best = st
+		}
+	}
+	return best
+}
+
+// tune runs once per tick: the interval follows how many streams are idle, the capacity how many
+// were created.
+func (c *coordinator) tune() {
+	r := &c.refill
+	idle, capacity := float64(c.idle.usable), float64(r.capacity)
+	switch {
+	case idle < capacity*lowRatio && r.interval > c.rt.MinIvl:
+		r.interval = max(r.interval-intervalStep, c.rt.MinIvl)
+	case idle > capacity*highRatio && r.interval < c.rt.MaxIvl:
+		r.interval = min(r.interval+intervalStep, c.rt.MaxIvl)
+	}
+	ratio := float64(r.created) / capacity
+	r.created = 0
+	switch {
+	case ratio < lowRatio && r.capacity > c.rt.MinCap:
+		r.capacity--
+	case ratio > highRatio && r.capacity < c.rt.MaxCap:
+		r.capacity++
+	}
+}

@@ -1,0 +1,69 @@
+package actors
+
+import (
+	"context"
+	"fmt"
+	"net"
+
+	"github.com/anthdm/hollywood/actor"
+	"github.com/quic-go/quic-go"
+)
+
+// dial resolves the server's address anew and dials one connection from a UDP socket of its own.
+// release closes the socket; call it once the connection is closed.
+func (rt *runtime) dial(ctx context.Context) (conn *quic.Conn, release func(), err error) {
+	addr, err := rt.Resolve()
+	if err != nil {
+		return nil, nil, fmt.Errorf("resolving server address: %w", err)
+	}
+	udpAddr, err := net.ResolveUDPAddr("udp", addr)
+	if err != nil {
+		return nil, nil, fmt.Errorf("resolving server address %q: %w", addr, err)
+	}
+	udp, err := net.ListenUDP("udp", rt.LocalAddr)
+	if err != nil {
+		return nil, nil, err
+	}
+	tr := &quic.Transport{Conn: udp}
+	release = func() { _ = tr.Close(); _ = udp.Close() }
+	conn, err = tr.Dial(ctx, udpAddr, rt.TLS, rt.QUIC)
+	if err != nil {
+		release()
+		return nil, nil, fmt.Errorf("dialing %s: %w", addr, err)
+	}
+	return conn, release, nil
+}
+
+// listen opens the server's one UDP socket and QUIC listener. A connection from an address Allow
+// refuses is refused before its TLS handshake, with CONNECTION_REFUSED, and reported to the
+// supervisor. closeTransport closes the socket; call it once every connection is closed.
+func (rt *runtime) listen(engine *actor.Engine) (ln *quic.Listener, closeTransport func(), err error) {
+	conf := rt.QUIC
+	if rt.Allow != nil {
+		accepted := conf.Clone()
+		conf = conf.Clone()
+		conf.GetConfigForClient = func(info *quic.ClientInfo) (*quic.Config, error) {
+			if err := rt.Allow(info.RemoteAddr); err != nil {
+				engine.Send(rt.supervisor, refusal{addr: info.RemoteAddr.String(), err: err})
+				return nil, err
+			}
+			return accepted, nil
+		}
+	}
+	udpAddr, err := net.ResolveUDPAddr("udp", rt.ListenAddr)
+	if err != nil {
+		return nil, nil, fmt.Errorf("resolving listen address %q: %w", rt.ListenAddr, err)
+	}
+	udp, err := net.ListenUDP("udp", udpAddr)
+	if err != nil {
+		return nil, nil, fmt.Errorf("listening on %s: %w", rt.ListenAddr, err)
+	}
+	tr := &quic.Transport{Conn: udp}
+	ln, err = tr.Listen(rt.TLS, conf)
+	if err != nil {
+		_ = tr.Close()
+		_ = udp.Close()
+		return nil, nil, fmt.Errorf("listening on %s: %w", rt.ListenAddr, err)
+	}
+	return ln, func() { _ = tr.Close(); _ = udp.Close() }, nil
+}

@@ -1,0 +1,97 @@
+package core
+
+import (
+	"context"
+	"crypto/tls"
+	"log/slog"
+	"net"
+	"time"
+
+	"github.com/anthdm/hollywood/actor"
+	"github.com/quic-go/quic-go"
+	"github.com/quicpool/quicpool/messages"
+)
+
+// Config is everything a pool's actors are built from, checked by package quicpool. It is made
+// once and passed down by pointer; no actor changes it.
+type Config struct {
+	// Client selects the client pool: dial Shards connections and open streams on them. A server
+	// pool listens and accepts up to Shards connections instead.
+	Client bool
+	// Err, when set, is an invalid configuration: the pool starts nothing and fails every call
+	// with it.
+	Err error
+
+	MinCap, MaxCap int           // idle streams: the client tunes its capacity between them; a server holds MaxCap
+	MinIvl, MaxIvl time.Duration // the client's refill interval, tuned between them
+	Shards         int           // connections: min(max(ceil(MaxCap/PerShard), 1), 64)
+	PerShard       int           // the most idle streams one connection holds
+
+	Policy Policy
+	// HandshakeTimeout bounds a stream's handshake: the server's wait for the handshake byte and
+	// for the write of the ID, the client's wait for the ID.
+	HandshakeTimeout time.Duration
+	// HoldTimeout bounds how long a full server holds a handshaken stream before refusing it.
+	HoldTimeout time.Duration
+	// StaleAfter is how long a server connection must have been quiet before a reconnecting
+	// client from the same address may replace it, and how often one address may replace one.
+	StaleAfter time.Duration
+
+	// TLS and QUIC are the configurations of every connection, protocol and limits already set.
+	TLS  *tls.Config
+	QUIC *quic.Config
+	// Resolve (client) returns the server's address; it is asked anew before every dial.
+	Resolve func() (string, error)
+	// LocalAddr (client), if set, is the address to dial from.
+	LocalAddr *net.UDPAddr
+	// ListenAddr (server) is the address to listen on.
+	ListenAddr string
+	// Allow (server) vets the address of a connection before its handshake; nil allows every
+	// address.
+	Allow func(net.Addr) error
+
+	// Ctx is cancelled when the pool closes; every goroutine of the pool watches it.
+	Ctx context.Context
+	// Log receives the pool's events. Never nil.
+	Log *slog.Logger
+	// Go runs f in a goroutine that Pool.Close waits for.
+	Go func(f func())
+	// Name makes the actor IDs of one pool unique within a shared engine.
+	Name string
+
+	// Admission holds one token per AdmittedGet sent and not yet handled by the coordinator.
+	Admission chan struct{}
+	// Final receives the coordinator's last Stats as it stops; Stopped is closed right after.
+	Final   *messages.Stats
+	Stopped chan struct{}
+	// SupervisorStopped is closed when the supervisor has stopped.
+	SupervisorStopped chan struct{}
+}
+
+// Policy is the restart policy the supervisor applies; quicpool.RestartPolicy implements it.
+type Policy interface {
+	// Backoff is the delay before retry number attempt (1 for the first).
+	Backoff(attempt int) time.Duration
+	// Ceiling is the delay used after an escalation or a permanent failure.
+	Ceiling() time.Duration
+	// Exceeded reports whether the restart times hold more restarts than allowed at now.
+	Exceeded(restarts []time.Time, now time.Time) bool
+	// Healthy reports whether a connection up for that long resets its slot's backoff.
+	Healthy(up time.Duration) bool
+}
+
+// Spawner spawns an actor: actor.Engine.Spawn for a top-level actor, actor.Context.SpawnChild
+// for a child of the calling actor.
+type Spawner func(p actor.Producer, name string, opts ...actor.OptFunc) *actor.PID
+
+// The messages only the Pool facade sends.
+type (
+	// Start starts the pool: the coordinator's refill cycle, the supervisor's dials or listener.
+	Start struct{}
+	// Shutdown tells the supervisor to stop every shard and the listener; Reply is closed when
+	// they have all stopped.
+	Shutdown struct{ Reply chan struct{} }
+	// AdmittedGet is a Get for which the facade holds a token in Admission; the coordinator takes
+	// it out when it handles the request.
+	AdmittedGet struct{ Get messages.Get }
+)

@@ -1,0 +1,43 @@
+// Package core holds what package quicpool and package actors share and no one outside the
+// module may touch: the sentinel errors (package quicpool exports and documents them), the one
+// configuration value a pool is built from, and the messages only the Pool facade sends.
+package core
+
+import (
+	"context"
+	"errors"
+	"fmt"
+)
+
+// The sentinel errors. Package quicpool exports each under the name Err<Name> and documents it.
+var (
+	ErrClosed                = errors.New("quicpool: pool closed")
+	ErrTimeout         error = timeoutError{}
+	ErrStreamGone            = errors.New("quicpool: stream gone (its connection died or the pool was flushed)")
+	ErrUnavailable           = errors.New("quicpool: no connection to the server")
+	ErrInvalidID             = errors.New("quicpool: invalid stream ID")
+	ErrInvalidConfig         = errors.New("quicpool: invalid configuration")
+	ErrInvalidArgument       = errors.New("quicpool: invalid argument")
+	ErrUnauthorized          = errors.New("quicpool: client address not allowed")
+	ErrPoolFull              = errors.New("quicpool: pool full")
+	ErrBadHandshake          = errors.New("quicpool: bad stream handshake")
+	ErrPanic                 = errors.New("quicpool: panic")
+)
+
+type timeoutError struct{}
+
+func (timeoutError) Error() string   { return "quicpool: timed out waiting for a stream" }
+func (timeoutError) Timeout() bool   { return true }
+func (timeoutError) Temporary() bool { return true }
+
+// Deadline is the error of a call whose context's deadline passed: ErrTimeout and
+// context.DeadlineExceeded at once, and, when the pool has no connection, why (cause, which may
+// be nil).
+func Deadline(cause error) error {
+	if cause == nil {
+		return deadline
+	}
+	return fmt.Errorf("%w: %w", deadline, cause)
+}
+
+var deadline = fmt.Errorf("%w (%w)", ErrTimeout, context.DeadlineExceeded)
