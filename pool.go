@@ -353,8 +353,12 @@ func (p *Pool) Stats() Stats {
 	case s := <-reply:
 		return s
 	case <-p.cfg.Stopped:
+	case <-p.closed:
+	}
+	select {
+	case <-p.cfg.Stopped:
 		return p.final // written by the coordinator before it closed Stopped
-	case <-p.closed: // the coordinator did not stop within Close's deadline
+	default: // the coordinator did not stop within Close's deadline
 		return Stats{Closed: true, Err: ErrClosed, FailFast: true}
 	}
 }

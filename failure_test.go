@@ -1,0 +1,229 @@
+package quicpool_test
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/quic-go/quic-go"
+	"github.com/quicpool/quicpool"
+	"github.com/quicpool/quicpool/messages"
+	"github.com/stretchr/testify/require"
+)
+
+// deadAddr returns a loopback UDP address where nothing listens.
+func deadAddr(t *testing.T) string {
+	t.Helper()
+	udp, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	require.NoError(t, err)
+	addr := udp.LocalAddr().String()
+	require.NoError(t, udp.Close())
+	return addr
+}
+
+func within(t *testing.T, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// requireTimeoutBecause checks that err is a timeout that says why the pool had no connection.
+func requireTimeoutBecause(t *testing.T, err error, cause any) {
+	t.Helper()
+	require.ErrorIs(t, err, quicpool.ErrTimeout)
+	require.ErrorIs(t, err, quicpool.ErrUnavailable, "the timeout says the pool has no connection")
+	require.ErrorAs(t, err, cause, "and why")
+	var ne net.Error
+	require.ErrorAs(t, err, &ne)
+	require.True(t, ne.Timeout())
+}
+
+// A client whose server does not answer: every call that runs out of time says why, and Err says
+// it while the pool keeps retrying.
+func TestDeadServerSaysWhy(t *testing.T) {
+	client, err := quicpool.NewClient(deadAddr(t), quicpool.WithTLSConfig(&tls.Config{InsecureSkipVerify: true}),
+		quicpool.WithHandshakeTimeout(200*time.Millisecond))
+	require.NoError(t, err)
+	defer client.Close()
+	waitFor(t, client, "the first dial to fail", func(s messages.Stats) bool { return s.Err != nil })
+
+	var idle *quic.IdleTimeoutError
+	err = client.WaitReady(within(t, time.Second), 1)
+	requireTimeoutBecause(t, err, &idle)
+	require.ErrorIs(t, err, context.DeadlineExceeded)
+
+	_, err = client.Get(within(t, 300*time.Millisecond), quicpool.ControlID)
+	requireTimeoutBecause(t, err, &idle)
+	require.ErrorIs(t, err, context.DeadlineExceeded)
+
+	_, err = client.OutgoingGet(quicpool.ControlID, 300*time.Millisecond)
+	requireTimeoutBecause(t, err, &idle)
+
+	_, _, err = client.IncomingGet(0) // nothing idle now: a timeout at once, with the reason
+	requireTimeoutBecause(t, err, &idle)
+
+	require.ErrorIs(t, client.Err(), quicpool.ErrUnavailable)
+	require.ErrorAs(t, client.Err(), &idle)
+	require.False(t, client.Stats().FailFast, "a timeout may be temporary: calls wait for the server")
+}
+
+// A server whose certificate does not verify is reported on the first failure, whatever the
+// number of connections: Err says so and every call fails at once with ErrUnavailable wrapping
+// the verification error.
+func TestCertificateFailureFailsFast(t *testing.T) {
+	server := startServer(t, 8)
+	for _, c := range []struct {
+		name   string
+		shards int
+		opts   []quicpool.Option
+	}{
+		{"one connection", 1, nil},
+		{"eight connections", 8, []quicpool.Option{quicpool.WithCapacity(64, 1024)}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			client, err := quicpool.NewClient(server.Addr(), c.opts...) // verifies by default; the server is self-signed
+			require.NoError(t, err)
+			defer client.Close()
+			require.Equal(t, c.shards, client.ShardCount())
+
+			var verify *tls.CertificateVerificationError
+			err = client.WaitReady(within(t, 30*time.Second), 1)
+			require.ErrorIs(t, err, quicpool.ErrUnavailable)
+			require.ErrorAs(t, err, &verify)
+			require.NotErrorIs(t, err, quicpool.ErrTimeout, "it failed at once, not when the context ran out")
+
+			_, err = client.Get(within(t, 30*time.Second), quicpool.ControlID)
+			require.ErrorIs(t, err, quicpool.ErrUnavailable)
+			require.ErrorAs(t, err, &verify)
+			require.NotErrorIs(t, err, quicpool.ErrTimeout)
+
+			require.ErrorAs(t, client.Err(), &verify)
+			require.True(t, client.Stats().FailFast)
+		})
+	}
+	t.Run("TLS code 2", func(t *testing.T) {
+		client := quicpool.NewClientPool(1, 1, 0, 0, 0, "2", "localhost", quicpool.StaticAddr(server.Addr()))
+		go client.ClientManager()
+		defer client.Close()
+		waitFor(t, client, "the first dial to fail", func(s messages.Stats) bool { return s.Err != nil })
+		_, err := client.OutgoingGet(quicpool.ControlID, 30*time.Second)
+		var verify *tls.CertificateVerificationError
+		require.ErrorAs(t, err, &verify)
+		require.NotErrorIs(t, err, quicpool.ErrTimeout, "it failed at once, not after 30s")
+	})
+}
+
+// Requests no pool can satisfy are errors at once.
+func TestImpossibleRequests(t *testing.T) {
+	server := startServer(t, 4)
+
+	err := server.WaitReady(within(t, 30*time.Second), 100000)
+	require.ErrorIs(t, err, quicpool.ErrInvalidArgument)
+	require.NotErrorIs(t, err, quicpool.ErrTimeout, "at once, not when the context ran out")
+	require.ErrorIs(t, server.WaitReady(within(t, 30*time.Second), -1), quicpool.ErrInvalidArgument)
+
+	// A possible request that runs out of time is a timeout like every other, with no cause: the
+	// server listens, no client came.
+	err = server.WaitReady(within(t, 100*time.Millisecond), 4)
+	require.ErrorIs(t, err, quicpool.ErrTimeout)
+	require.ErrorIs(t, err, context.DeadlineExceeded)
+	require.NotErrorIs(t, err, quicpool.ErrUnavailable)
+
+	_, err = quicpool.NewClient("127.0.0.1:1", quicpool.WithCapacity(100000, 100000))
+	require.ErrorIs(t, err, quicpool.ErrInvalidConfig)
+	require.ErrorContains(t, err, "8192")
+	_, err = quicpool.NewServer("127.0.0.1:0", selfSigned(t), quicpool.WithCapacity(1, quicpool.MaxCapacity+1))
+	require.ErrorIs(t, err, quicpool.ErrInvalidConfig)
+	pool := quicpool.NewClientPool(1, 100000, 0, 0, 0, "0", "", quicpool.StaticAddr("127.0.0.1:1"))
+	defer pool.Close()
+	require.ErrorIs(t, pool.Err(), quicpool.ErrInvalidConfig)
+	_, err = pool.OutgoingGet(quicpool.ControlID, time.Minute)
+	require.ErrorIs(t, err, quicpool.ErrInvalidConfig)
+	big := quicpool.NewServerPool(quicpool.MaxCapacity+1, "", selfSigned(t), "127.0.0.1:0", 0)
+	defer big.Close()
+	require.ErrorIs(t, big.Err(), quicpool.ErrInvalidConfig)
+}
+
+// One rule for options on every constructor: nil, invalid, or for the other side is an error.
+func TestOptionRules(t *testing.T) {
+	tlsConf := selfSigned(t)
+	invalid := map[string]error{}
+	_, invalid["nil option, client"] = quicpool.NewClient("127.0.0.1:1", nil)
+	_, invalid["nil option, server"] = quicpool.NewServer("127.0.0.1:0", tlsConf, quicpool.WithKeepAlive(time.Second), nil)
+	_, invalid["negative backoff"] = quicpool.NewClient("127.0.0.1:1",
+		quicpool.WithRestartPolicy(quicpool.RestartPolicy{InitialBackoff: -1, MaxBackoff: -5}))
+	_, invalid["max below initial"] = quicpool.NewClient("127.0.0.1:1",
+		quicpool.WithRestartPolicy(quicpool.RestartPolicy{InitialBackoff: 2 * time.Second, MaxBackoff: time.Second}))
+	_, invalid["shrinking multiplier"] = quicpool.NewServer("127.0.0.1:0", tlsConf,
+		quicpool.WithRestartPolicy(quicpool.RestartPolicy{Multiplier: 0.5}))
+	_, invalid["jitter above 1"] = quicpool.NewClient("127.0.0.1:1", quicpool.WithRestartPolicy(quicpool.RestartPolicy{Jitter: 2}))
+	_, invalid["server option on a client"] = quicpool.NewClient("127.0.0.1:1", quicpool.WithAllowedClients("10.0.0.1"))
+	_, invalid["client option on a server"] = quicpool.NewServer("127.0.0.1:0", tlsConf, quicpool.WithInterval(time.Second, time.Second))
+	_, invalid["unparsable client address"] = quicpool.NewServer("127.0.0.1:0", tlsConf, quicpool.WithAllowedClients("not-an-ip"))
+	_, invalid["nil logger"] = quicpool.NewClient("127.0.0.1:1", quicpool.WithLogger(nil))
+	for _, pool := range map[string]*quicpool.Pool{
+		"client option on a NodePass server": quicpool.NewServerPool(4, "", tlsConf, "127.0.0.1:0", 0,
+			quicpool.WithResolver(quicpool.StaticAddr("x:1"))),
+		"server option on a NodePass client": quicpool.NewClientPool(1, 1, 0, 0, 0, "0", "", quicpool.StaticAddr("127.0.0.1:1"),
+			quicpool.WithAllowedClients("not-an-ip")),
+		"nil option on a NodePass client": quicpool.NewClientPool(1, 1, 0, 0, 0, "0", "", quicpool.StaticAddr("127.0.0.1:1"), nil),
+	} {
+		defer pool.Close()
+		_, err := pool.OutgoingGet(quicpool.ControlID, time.Minute)
+		invalid[pool.Err().Error()] = err
+	}
+	for name, err := range invalid {
+		require.ErrorIs(t, err, quicpool.ErrInvalidConfig, name)
+	}
+	require.ErrorContains(t, invalid["server option on a client"], "WithAllowedClients applies to server pools only")
+
+	// The documented "none" values stay valid.
+	p, err := quicpool.NewClient("127.0.0.1:1", quicpool.WithRestartPolicy(quicpool.RestartPolicy{Jitter: -1, MaxRestarts: -1}))
+	require.NoError(t, err)
+	p.Close()
+}
+
+// Stats are consistent: capacity bounds as configured, no caller that gave up counted as
+// waiting, and after Close the pool's last state with Err == ErrClosed.
+func TestStatsAreConsistent(t *testing.T) {
+	server, err := quicpool.NewServer("127.0.0.1:0", selfSigned(t), quicpool.WithCapacity(1, 1024))
+	require.NoError(t, err)
+	defer server.Close()
+	s := server.Stats()
+	require.Equal(t, 1, s.MinCap)
+	require.Equal(t, 1024, s.MaxCap)
+	require.Equal(t, 1024, s.Capacity)
+	require.NoError(t, s.Err)
+
+	_, err = server.Accept(within(t, 50*time.Millisecond))
+	require.ErrorIs(t, err, quicpool.ErrTimeout)
+	require.Zero(t, server.Stats().Waiters, "the caller gave up")
+
+	client := startClient(t, 2, 2, server.Addr())
+	sc, cc := tunnel(t, server, client, kib)
+	sc.Close()
+	cc.Close()
+	client.Close()
+	s = client.Stats()
+	require.True(t, s.Closed)
+	require.ErrorIs(t, s.Err, quicpool.ErrClosed)
+	require.ErrorIs(t, client.Err(), quicpool.ErrClosed)
+	require.Equal(t, uint64(1), s.HandedOut, "the counters survive Close")
+	require.False(t, s.Running)
+	require.False(t, client.Ready())
+}
+
+// errors.Is/As see through every layer of a call's error.
+func TestErrorsUnwrap(t *testing.T) {
+	var op *quicpool.OpError
+	pool := quicpool.NewClientPool(1, 1, 0, 0, 0, "9", "", quicpool.StaticAddr("x:1"))
+	defer pool.Close()
+	_, err := pool.OutgoingGet("00000001", 0)
+	require.ErrorAs(t, err, &op)
+	require.Equal(t, "OutgoingGet", op.Op)
+	require.False(t, op.Timeout(), "a configuration error is no timeout")
+	require.True(t, errors.Is(err, quicpool.ErrInvalidConfig))
+}
