@@ -1,7 +1,10 @@
 package quicpool
 
 import (
+	"crypto/hkdf"
+	"crypto/sha256"
 	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"net"
 	"net/netip"
@@ -81,6 +84,34 @@ func serverTLS(conf *tls.Config) (*tls.Config, error) {
 		return nil, fmt.Errorf("%w: a server pool needs a TLS config with a certificate", ErrInvalidConfig)
 	}
 	return forceProtocol(conf), nil
+}
+
+// resetKeyInfo is the HKDF info label of a server's derived stateless reset key.
+const resetKeyInfo = "quicpool stateless reset key v1"
+
+// deriveResetKey derives a server's QUIC stateless reset key from the private key of the first
+// certificate in conf: HKDF-SHA256 (RFC 5869) with the key's PKCS #8 encoding as input keying
+// material, no salt, and resetKeyInfo as info. The same certificate gives the same key in every
+// process, so a server restarted after a crash answers the first packet of a connection its
+// previous process held with a stateless reset, and the client redials at once instead of waiting
+// out its idle timeout. HKDF is one-way: the derived key reveals nothing of the private key.
+// It returns nil when conf has no static certificate (GetCertificate only): set a key with
+// WithStatelessResetKey then.
+func deriveResetKey(conf *tls.Config) *quic.StatelessResetKey {
+	if len(conf.Certificates) == 0 || conf.Certificates[0].PrivateKey == nil {
+		return nil
+	}
+	der, err := x509.MarshalPKCS8PrivateKey(conf.Certificates[0].PrivateKey)
+	if err != nil {
+		return nil
+	}
+	var key quic.StatelessResetKey
+	raw, err := hkdf.Key(sha256.New, der, nil, resetKeyInfo, len(key))
+	if err != nil {
+		return nil
+	}
+	copy(key[:], raw)
+	return &key
 }
 
 // forceProtocol returns a copy of conf that speaks TLS 1.3 and ALPN "np-quic" only.

@@ -163,6 +163,7 @@ func TestOptionRules(t *testing.T) {
 	_, invalid["server option on a client"] = quicpool.NewClient("127.0.0.1:1", quicpool.WithAllowedClients("10.0.0.1"))
 	_, invalid["client option on a server"] = quicpool.NewServer("127.0.0.1:0", tlsConf, quicpool.WithInterval(time.Second, time.Second))
 	_, invalid["unparsable client address"] = quicpool.NewServer("127.0.0.1:0", tlsConf, quicpool.WithAllowedClients("not-an-ip"))
+	_, invalid["reset key on a client"] = quicpool.NewClient("127.0.0.1:1", quicpool.WithStatelessResetKey(quic.StatelessResetKey{}))
 	_, invalid["nil logger"] = quicpool.NewClient("127.0.0.1:1", quicpool.WithLogger(nil))
 	for _, pool := range map[string]*quicpool.Pool{
 		"client option on a NodePass server": quicpool.NewServerPool(4, "", tlsConf, "127.0.0.1:0", 0,

@@ -154,7 +154,10 @@ func newServer(s settings, addr string, tlsConfig *tls.Config, clientIP string) 
 	cfg := s.config(false)
 	cfg.TLS = tlsConf
 	cfg.QUIC = serverQUIC(s.keepAlive, s.handshakeTimeout, s.maxCap)
-	cfg.ListenAddr, cfg.Allow = addr, allow
+	cfg.ListenAddr, cfg.Allow, cfg.ResetKey = addr, allow, s.resetKey
+	if cfg.ResetKey == nil && tlsConf != nil {
+		cfg.ResetKey = deriveResetKey(tlsConf)
+	}
 	return newPool(s, cfg)
 }
 

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/anthdm/hollywood/actor"
+	"github.com/quic-go/quic-go"
 )
 
 // Option configures a pool. Every constructor takes options after its other arguments, so a call
@@ -39,10 +40,11 @@ type settings struct {
 	handshakeTimeout time.Duration
 	restart          RestartPolicy
 
-	resolver  func() (string, error) // client
-	clientTLS *tls.Config            // client
-	localAddr *net.UDPAddr           // client
-	allowed   []string               // server
+	resolver  func() (string, error)  // client
+	clientTLS *tls.Config             // client
+	localAddr *net.UDPAddr            // client
+	allowed   []string                // server
+	resetKey  *quic.StatelessResetKey // server
 
 	engine *actor.Engine
 	parent *actor.Context
@@ -182,6 +184,20 @@ func WithAllowedClients(addrs ...string) Option {
 			return
 		}
 		s.allowed = append(s.allowed, addrs...)
+	}
+}
+
+// WithStatelessResetKey sets the key a server pool derives its QUIC stateless reset tokens from.
+// Keep it secret and the same across restarts: a restarted server then resets the connections its
+// previous process held on their first packet, and their clients redial at once. Server only.
+// Default: derived from the private key of the server's certificate (HKDF-SHA256), which is stable
+// as long as the certificate is; a TLS config with only GetCertificate gets no key unless this
+// option sets one.
+func WithStatelessResetKey(key quic.StatelessResetKey) Option {
+	return func(s *settings) {
+		if s.only(serverSide, "WithStatelessResetKey") {
+			s.resetKey = &key
+		}
 	}
 }
 

@@ -58,7 +58,7 @@ func (rt *runtime) listen(engine *actor.Engine) (ln *quic.Listener, closeTranspo
 	if err != nil {
 		return nil, nil, fmt.Errorf("listening on %s: %w", rt.ListenAddr, err)
 	}
-	tr := &quic.Transport{Conn: udp}
+	tr := &quic.Transport{Conn: udp, StatelessResetKey: rt.ResetKey}
 	ln, err = tr.Listen(rt.TLS, conf)
 	if err != nil {
 		_ = tr.Close()

@@ -46,6 +46,9 @@ type Config struct {
 	LocalAddr *net.UDPAddr
 	// ListenAddr (server) is the address to listen on.
 	ListenAddr string
+	// ResetKey (server), if set, makes the listener answer packets of connections it does not
+	// know (those of a previous process) with a stateless reset.
+	ResetKey *quic.StatelessResetKey
 	// Allow (server) vets the address of a connection before its handshake; nil allows every
 	// address.
 	Allow func(net.Addr) error
