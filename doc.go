@@ -29,20 +29,37 @@
 //
 // # Self-healing
 //
-// The pool is a small hollywood actor system (package actors): a coordinator owns the idle
-// stream IDs and the waiting callers; one shard actor per QUIC connection owns the connection
-// and its streams; a supervisor replaces a shard whose connection died, with the backoff and
-// intensity limit of a RestartPolicy. Streams of a dead connection are purged the moment it dies.
-// Close waits for every actor and goroutine of the pool.
+// The pool is a small hollywood actor system (package actors), in which each fact has one owner.
+// A coordinator owns the idle streams themselves, the callers waiting for them and the pool's
+// condition; a handshaken stream goes straight to it from the goroutine that made it, and to a
+// waiting caller in the same step. One shard actor per QUIC connection owns that connection and
+// the goroutines that dial or accept it and open or handshake its streams. A supervisor owns the
+// shard slots: it replaces a shard whose connection died with the backoff and intensity limit of
+// a RestartPolicy, and tells the coordinator, which forgets that connection's idle streams at
+// once. Close waits for every actor and goroutine of the pool.
+//
+// While a client pool has no connection up, calls wait within their timeout as it retries; they
+// fail at once with ErrUnavailable when the failure is permanent (a certificate that does not
+// verify, an ALPN the server does not speak, an unusable address) or when one connection restarts
+// more often than the RestartPolicy allows. Err says why the pool cannot serve, and clears when a
+// connection comes up.
 //
 // # Errors
 //
 // Every error a Pool method returns is an *OpError (a net.Error) wrapping one of the Err values
-// of this package, or the cause of a failure; test them with errors.Is and errors.As.
+// of this package, and often the cause of a failure too; test with errors.Is and errors.As. Every
+// timeout satisfies errors.Is(err, ErrTimeout). While connections fail and none is up, a call's
+// error (a timeout, or a failure at once) wraps ErrUnavailable and the connection failure, which
+// errors.As finds: a *tls.CertificateVerificationError, a *quic.IdleTimeoutError, ... An invalid
+// constructor argument or option is ErrInvalidConfig.
 //
 // # Embedding
 //
-// With WithEngine or WithParent the pool's actors live in the caller's actor system, and its
-// actors can talk to the pool directly with the messages of package messages, sent to
-// Pool.Coordinator.
+// With WithEngine or WithParent the pool's actors live in the caller's actor system. An actor
+// of that system can talk to the pool directly: it sends the requests of package messages (Get,
+// State, WaitReady, Flush, AddError, ResetError) to Pool.Coordinator, those that expect an
+// answer with a reply channel of capacity one; it waits for the reply in a goroutine with a
+// bound of its own (never in Receive), and wraps a stream it receives with NewStreamConn. The
+// pool never blocks on a reply channel: an answer that does not fit is dropped and counted in
+// Stats.Dropped. Anything else sent to the coordinator is ignored.
 package quicpool

@@ -132,41 +132,77 @@ func Example_migration() {
 	// Output: control
 }
 
-// Embedding: an actor of your system owns the pool (WithParent) and takes streams by message,
-// never blocking in Receive.
+// Embedding: an actor of your system owns the pool (WithParent) and takes streams by message.
+// It never blocks in Receive: a goroutine waits for the reply, with a bound of its own, and
+// sends it back to the actor as a message.
 func Example_embedding() {
 	server, _ := quicpool.NewServer("127.0.0.1:0", exampleCert())
 	defer server.Close()
 	engine, _ := actor.NewEngine(actor.NewEngineConfig())
 
+	pools := make(chan *quicpool.Pool, 1) // hands the pool to main, to close it at the end
 	got := make(chan string, 1)
-	var pool *quicpool.Pool
+	var pool *quicpool.Pool // touched only by the actor
 	tunnel := engine.SpawnFunc(func(c *actor.Context) {
 		switch m := c.Message().(type) {
 		case actor.Started:
 			// The pool's actors become this actor's children and stop with it.
-			pool, _ = quicpool.NewClient(server.Addr(), quicpool.WithParent(c),
-				quicpool.WithTLSConfig(&tls.Config{InsecureSkipVerify: true}))
+			var err error
+			pool, err = quicpool.NewClient(server.Addr(), quicpool.WithParent(c),
+				quicpool.WithTLSConfig(&tls.Config{InsecureSkipVerify: true})) // example only
+			if err != nil {
+				got <- err.Error()
+				return
+			}
+			pools <- pool
 		case string: // "open": ask the pool for any idle stream
-			reply := make(chan messages.Stream, 1)
-			c.Send(pool.Coordinator(), messages.Get{Deadline: time.Now().Add(5 * time.Second), Reply: reply})
+			if pool == nil {
+				return
+			}
+			deadline := time.Now().Add(5 * time.Second)
+			reply := make(chan messages.Stream, 1) // capacity one, one request
+			c.Send(pool.Coordinator(), messages.Get{Deadline: deadline, Reply: reply})
 			self, e := c.PID(), c.Engine()
-			go func() { e.Send(self, <-reply) }() // wait outside Receive
+			go func() { // wait outside Receive, bounded: the pool drops the request at its deadline
+				timer := time.NewTimer(time.Until(deadline))
+				defer timer.Stop()
+				select {
+				case s := <-reply:
+					e.Send(self, s)
+				case <-timer.C:
+					if s, ok := messages.Abandon(reply); ok { // it arrived as we gave up: ours
+						e.Send(self, s)
+						return
+					}
+					e.Send(self, messages.Stream{Err: quicpool.ErrTimeout})
+				}
+			}()
 		case messages.Stream:
 			if m.Err != nil {
 				got <- m.Err.Error()
 				return
 			}
 			conn := quicpool.NewStreamConn(m)
-			got <- "stream " + fmt.Sprint(len(conn.ID()) == 8)
+			got <- fmt.Sprint("stream ", len(conn.ID()) == 8)
 			conn.Close()
 		}
 	}, "tunnel")
 
 	engine.Send(tunnel, "open")
-	fmt.Println(<-got)
-	<-engine.Poison(tunnel).Done() // stops the pool with it
-	pool.Close()                   // returns at once, nothing left running
+	select {
+	case s := <-got:
+		fmt.Println(s)
+	case <-time.After(10 * time.Second):
+		fmt.Println("no answer")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	<-engine.PoisonCtx(ctx, tunnel).Done() // stops the pool's actors with it
+	select {
+	case p := <-pools:
+		p.Close() // the actors are stopped; Close waits for the pool's last goroutines
+	default:
+	}
 	// Output: stream true
 }
 
