@@ -1,11 +1,11 @@
 // Package interop checks that quicpool and NodePass's github.com/NodePassProject/quic v1.1.1 speak
-// the same protocol (DESIGN.md section 2): each library's client pool against the other's server
+// the same protocol: each library's client pool against the other's server
 // pool, over real loopback QUIC.
 //
 // Working with NodePass under the race detector. NodePass's Pool writes its ctx and cancel fields
 // in ClientManager/ServerManager and reads them, unsynchronised, in every other method, and its
 // Close (through Flush) overwrites its streams map and ID channel while its own goroutines may
-// still use them (DESIGN.md section 4). Closing a NodePass client pool while its manager runs
+// still use them. Closing a NodePass client pool while its manager runs
 // was reported as a data race (quic.go:475/482 against quic.go:218/323/336) on every try. These
 // tests therefore give NodePass's goroutines a happens-before edge to the test goroutine before
 // they touch a NodePass pool (the server-side measures are defensive: no race was seen there):
@@ -397,7 +397,7 @@ func validID(t testing.TB, id string) {
 // Our StreamConn.Close sends FIN and stops reading (STOP_SENDING), so the stream is finished on
 // our side at once. NodePass's StreamConn.Close only sends FIN: its receive side is finished, and
 // the stream's credit returned to the client, only once it has read the peer's FIN. A NodePass
-// end that is closed without reading to EOF keeps its stream open for ever (DESIGN.md section 4),
+// end that is closed without reading to EOF keeps its stream open for ever,
 // so NodePass's end is drained first. Its Close may then report that its send side was already
 // cancelled by our STOP_SENDING; that is expected and ignored.
 func closeBoth(t testing.TB, ours, theirs net.Conn) {
@@ -533,9 +533,10 @@ func TestTheirClientOurServer(t *testing.T) {
 //
 // NodePass's own StreamConn.Close only closes the send side. Where NodePass is the server, the
 // stream credit is NodePass's to return, and it does so only once its end has read our FIN; a
-// NodePass end closed without reading to EOF stalls the pool after maxCap cycles (its defect, see
-// DESIGN.md section 4), so there NodePass's end is drained before it is closed. Where we are the
-// server, the credit is ours, and NodePass's end is closed without reading to EOF as well.
+// NodePass end closed without reading to EOF stalls the pool after maxCap cycles (its defect;
+// see the README's migration table), so there NodePass's end is drained before it is closed. Where
+// we are the server, the credit is ours, and NodePass's end is closed without reading to EOF as
+// well.
 func TestTakeCloseCycles(t *testing.T) {
 	const maxCap = 16
 
