@@ -14,26 +14,18 @@ import (
 // asks (each opened and handshaken in a goroutine, which hands the stream straight to the
 // coordinator), and reports the connection's death to the supervisor, which replaces the shard.
 type clientShard struct {
-	rt     *runtime
-	slot   int
-	engine *actor.Engine
-	self   *actor.PID
-	ctx    context.Context // cancelled when the shard stops: ends its goroutines, closes the connection
-	cancel context.CancelFunc
-	conn   *quic.Conn
-	upAt   time.Time
-	failed bool
+	shard
+	conn *quic.Conn
 }
 
 func newClientShard(rt *runtime, slot int) actor.Producer {
-	return func() actor.Receiver { return &clientShard{rt: rt, slot: slot} }
+	return func() actor.Receiver { return &clientShard{shard: shard{rt: rt, slot: slot}} }
 }
 
 func (s *clientShard) Receive(c *actor.Context) {
 	switch m := c.Message().(type) {
 	case actor.Started:
-		s.engine, s.self = c.Engine(), c.PID()
-		s.ctx, s.cancel = context.WithCancel(s.rt.Ctx)
+		s.started(c)
 		s.rt.Go(s.rt.guard(s.dial, s.lost))
 	case actor.Stopped:
 		s.cancel()
@@ -109,24 +101,4 @@ func (s *clientShard) openStream(conn *quic.Conn) {
 	}
 	_ = stream.SetDeadline(time.Time{})
 	s.engine.Send(s.rt.coordinator, streamReady{shard: s.self, id: id, stream: stream})
-}
-
-// lost reports a failure of one of the shard's goroutines to the shard.
-func (s *clientShard) lost(err error) { s.engine.Send(s.self, connLost{err: err}) }
-
-// onPanic turns a panic in Receive into the shard's failure.
-func (s *clientShard) onPanic(err error) { s.fail(err) }
-
-// fail reports the shard's failure to the supervisor, once.
-func (s *clientShard) fail(err error) {
-	if s.failed {
-		return
-	}
-	s.failed = true
-	var upFor time.Duration
-	if !s.upAt.IsZero() {
-		upFor = time.Since(s.upAt)
-	}
-	s.rt.Log.Warn("connection lost", "slot", s.slot, "err", err)
-	s.engine.Send(s.rt.supervisor, shardFailed{shard: s.self, slot: s.slot, err: err, upFor: upFor})
 }

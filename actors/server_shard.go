@@ -15,20 +15,15 @@ import (
 // each in a goroutine (the ID comes from the coordinator, which owns the stream once the ID is
 // written), and reports the connection's death to the supervisor, which frees its slot.
 type serverShard struct {
-	rt     *runtime
-	slot   int
+	shard
 	conn   *quic.Conn
 	closed chan struct{} // closed once the shard has closed conn; the listener waits for it
-	engine *actor.Engine
-	self   *actor.PID
-	ctx    context.Context // cancelled when the shard stops: ends its goroutines, closes the connection
-	cancel context.CancelFunc
-	upAt   time.Time
-	failed bool
 }
 
 func newServerShard(rt *runtime, slot int, conn *quic.Conn, closed chan struct{}) actor.Producer {
-	return func() actor.Receiver { return &serverShard{rt: rt, slot: slot, conn: conn, closed: closed} }
+	return func() actor.Receiver {
+		return &serverShard{shard: shard{rt: rt, slot: slot}, conn: conn, closed: closed}
+	}
 }
 
 func (s *serverShard) Receive(c *actor.Context) {
@@ -43,8 +38,8 @@ func (s *serverShard) Receive(c *actor.Context) {
 }
 
 func (s *serverShard) start(c *actor.Context) {
-	s.engine, s.self, s.upAt = c.Engine(), c.PID(), time.Now()
-	s.ctx, s.cancel = context.WithCancel(s.rt.Ctx)
+	s.started(c)
+	s.upAt = time.Now()
 	s.rt.emit(s.engine, messages.Event{Kind: messages.EventShardUp, Slot: s.slot, Addr: s.conn.RemoteAddr().String()})
 	s.engine.Send(s.rt.coordinator, shardUp{shard: s.self, slot: s.slot, conn: s.conn})
 	s.rt.Go(s.rt.guard(s.watch, s.lost))
@@ -127,20 +122,4 @@ func (s *serverShard) reserve(stream *quic.Stream) string {
 func (s *serverShard) reject(stream *quic.Stream, err error) {
 	wire.Discard(stream)
 	s.engine.Send(s.rt.coordinator, handshakeFailed{err: err})
-}
-
-// lost reports a failure of one of the shard's goroutines to the shard.
-func (s *serverShard) lost(err error) { s.engine.Send(s.self, connLost{err: err}) }
-
-// onPanic turns a panic in Receive into the shard's failure.
-func (s *serverShard) onPanic(err error) { s.fail(err) }
-
-// fail reports the shard's failure to the supervisor, once.
-func (s *serverShard) fail(err error) {
-	if s.failed {
-		return
-	}
-	s.failed = true
-	s.rt.Log.Info("client connection ended", "slot", s.slot, "err", err)
-	s.engine.Send(s.rt.supervisor, shardFailed{shard: s.self, slot: s.slot, err: err, upFor: time.Since(s.upAt)})
 }

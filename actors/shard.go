@@ -1,0 +1,53 @@
+package actors
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/anthdm/hollywood/actor"
+)
+
+// shard is what both kinds of shard actor share: their identity, their lifetime (ctx is
+// cancelled when the actor stops, which ends its goroutines and closes its connection), and the
+// report of their failure to the supervisor.
+type shard struct {
+	rt     *runtime
+	slot   int
+	engine *actor.Engine
+	self   *actor.PID
+	ctx    context.Context
+	cancel context.CancelFunc
+	upAt   time.Time // when the connection came up; zero until then
+	failed bool
+}
+
+// started binds the shard to its actor; called on actor.Started.
+func (s *shard) started(c *actor.Context) {
+	s.engine, s.self = c.Engine(), c.PID()
+	s.ctx, s.cancel = context.WithCancel(s.rt.Ctx)
+}
+
+// lost reports a failure of one of the shard's goroutines to the shard.
+func (s *shard) lost(err error) { s.engine.Send(s.self, connLost{err: err}) }
+
+// onPanic turns a panic in Receive into the shard's failure.
+func (s *shard) onPanic(err error) { s.fail(err) }
+
+// fail reports the shard's failure to the supervisor, once.
+func (s *shard) fail(err error) {
+	if s.failed {
+		return
+	}
+	s.failed = true
+	var upFor time.Duration
+	if !s.upAt.IsZero() {
+		upFor = time.Since(s.upAt)
+	}
+	level := slog.LevelWarn
+	if !s.rt.Client {
+		level = slog.LevelInfo // a client going away is routine for a server
+	}
+	s.rt.Log.Log(context.Background(), level, "connection ended", "slot", s.slot, "err", err, "up for", upFor.Round(time.Millisecond))
+	s.engine.Send(s.rt.supervisor, shardFailed{shard: s.self, slot: s.slot, err: err, upFor: upFor})
+}
