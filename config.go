@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/quic-go/quic-go"
+	"github.com/quicpool/quicpool/internal/core"
 	"github.com/quicpool/quicpool/internal/wire"
 )
 
@@ -50,10 +51,6 @@ const (
 	// connection, so holding keeps it connected while the pool drains.
 	holdTimeout = 30 * time.Second
 )
-
-// staleAfter is how long a server connection must have been quiet before a reconnecting client
-// from the same address may replace it (a variable so that tests can shorten it).
-var staleAfter = 15 * time.Second
 
 // shardCount is how many QUIC connections a pool of maxCap streams uses:
 // min(max(ceil(maxCap/128), 1), 64).
@@ -122,11 +119,13 @@ func forceProtocol(conf *tls.Config) *tls.Config {
 	return conf
 }
 
-// quicConfig is the QUIC config of both sides: keep-alive, an idle timeout of three missed
-// keep-alives, and a connection handshake bounded by the handshake timeout (at most 5s).
+// quicConfig is the QUIC config of both sides: an idle timeout of three keep-alive periods, a
+// keep-alive PING every core.ProbeInterval (or keep-alive period, if shorter) so that a silent
+// peer is noticed within a second, and a connection handshake bounded by the handshake timeout
+// (at most 5s).
 func quicConfig(keepAlive, handshake time.Duration) *quic.Config {
 	return &quic.Config{
-		KeepAlivePeriod:      keepAlive,
+		KeepAlivePeriod:      min(keepAlive, core.ProbeInterval),
 		MaxIdleTimeout:       3 * keepAlive,
 		HandshakeIdleTimeout: min(handshake, maxConnHandshake),
 	}

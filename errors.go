@@ -49,6 +49,11 @@ var (
 	ErrPanic = core.ErrPanic
 )
 
+// SilentError is why a client pool cannot serve while its connections are up but none answers
+// (a network outage, a server that crashed without closing them): Since is when the server was
+// last heard. It comes wrapped in ErrUnavailable.
+type SilentError = core.SilentError
+
 // OpError is the error every Pool method returns. It names the operation and the stream ID
 // asked for, and wraps the cause. Like *net.OpError it satisfies net.Error: Timeout reports
 // whether the cause is a timeout.

@@ -167,6 +167,6 @@ func (s settings) config(client bool) *core.Config {
 		Client: client, Err: s.err,
 		MinCap: s.minCap, MaxCap: s.maxCap, MinIvl: s.minIvl, MaxIvl: s.maxIvl,
 		Shards: shardCount(s.maxCap), PerShard: StreamsPerShard,
-		Policy: s.restart, HandshakeTimeout: s.handshakeTimeout, HoldTimeout: holdTimeout, StaleAfter: staleAfter,
+		Policy: s.restart, HandshakeTimeout: s.handshakeTimeout, HoldTimeout: holdTimeout,
 	}
 }

@@ -146,9 +146,9 @@ func TestRandomRequestsLeaveThePoolServing(t *testing.T) {
 // the events, and the one function package quicpool spawns a pool with.
 func TestEmbedderAPIIsAllThatIsExported(t *testing.T) {
 	want := map[string][]string{
-		"messages": {"Abandon", "AddError", "Event", "EventKind", "EventListenFailed", "EventListening",
+		"messages": {"Abandon", "AddError", "ConnStats", "Event", "EventAlive", "EventKind", "EventListenFailed", "EventListening",
 			"EventRecovered", "EventRefused", "EventReplaced", "EventRestartScheduled", "EventShardFailed",
-			"EventShardUp", "EventUnavailable", "Flush", "Get", "ResetError", "State", "Stats", "Stream", "WaitReady"},
+			"EventShardUp", "EventStandby", "EventStatelessReset", "EventSuspect", "EventSwitchOver", "EventUnavailable", "Flush", "Get", "ResetError", "State", "Stats", "Stream", "WaitReady"},
 		"actors": {"Spawn"},
 	}
 	for dir, names := range want {

@@ -2,10 +2,12 @@ package actors
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/anthdm/hollywood/actor"
 	"github.com/quic-go/quic-go"
+	"github.com/quicpool/quicpool/internal/core"
 	"github.com/quicpool/quicpool/internal/wire"
 	"github.com/quicpool/quicpool/messages"
 )
@@ -15,11 +17,12 @@ import (
 // coordinator), and reports the connection's death to the supervisor, which replaces the shard.
 type clientShard struct {
 	shard
-	conn *quic.Conn
+	conn      *quic.Conn
+	fastUntil time.Time // dial every core.RedialInterval until then (see connect)
 }
 
-func newClientShard(rt *runtime, slot int) actor.Producer {
-	return func() actor.Receiver { return &clientShard{shard: shard{rt: rt, slot: slot}} }
+func newClientShard(rt *runtime, slot int, fastUntil time.Time) actor.Producer {
+	return func() actor.Receiver { return &clientShard{shard: shard{rt: rt, slot: slot}, fastUntil: fastUntil} }
 }
 
 func (s *clientShard) Receive(c *actor.Context) {
@@ -38,23 +41,99 @@ func (s *clientShard) Receive(c *actor.Context) {
 	}
 }
 
-// dial runs in its own goroutine for the life of the connection: it dials, reports, then waits
-// for the connection to die (reported as connLost) or for the shard to stop (it closes the
-// connection then, so a connection is never leaked, even if the shard stopped mid-dial).
+// dial runs in its own goroutine for the life of the connection: it connects, reports, watches
+// the peer's liveness, then waits for the connection to die (reported as connLost) or for the
+// shard to stop (it closes the connection then, so a connection is never leaked, even if the
+// shard stopped mid-dial).
 func (s *clientShard) dial() {
-	conn, release, err := s.rt.dial(s.ctx)
+	conn, release, err := s.connect()
 	if err != nil {
 		s.lost(err)
 		return
 	}
 	defer release()
 	s.engine.Send(s.self, dialed{conn: conn})
+	s.rt.Go(s.rt.guard(func() { s.watchLiveness(conn) }, s.lost))
 	select {
 	case <-conn.Context().Done():
 		s.lost(context.Cause(conn.Context()))
 	case <-s.ctx.Done():
 		_ = conn.CloseWithError(wire.ConnCodeClosed, "quicpool: pool closed")
 	}
+}
+
+// attempt is the outcome of one dial.
+type attempt struct {
+	conn    *quic.Conn
+	release func()
+	err     error
+}
+
+// connect dials until a connection is up. Until fastUntil it starts a fresh attempt every
+// core.RedialInterval, alongside those still waiting for an answer: after an outage, the first
+// Initial packet sent once the path is back gets through, instead of waiting for a backed-off
+// retransmission. An attempt that fails for a reason other than silence (refused, TLS, resolver)
+// ends the loop with its error, and so does silence after fastUntil; the supervisor then restarts
+// the shard after its backoff. The other attempts are cancelled, and a second winner is closed.
+func (s *clientShard) connect() (*quic.Conn, func(), error) {
+	ctx, cancel := context.WithCancel(s.ctx)
+	defer cancel()
+	results := make(chan attempt)
+	inflight := 0
+	start := func() {
+		inflight++
+		s.rt.Go(func() {
+			conn, release, err := s.rt.dial(ctx)
+			results <- attempt{conn: conn, release: release, err: err}
+		})
+	}
+	ticker := time.NewTicker(core.RedialInterval)
+	defer ticker.Stop()
+	start()
+	var won *attempt
+	var failure error
+	for inflight > 0 {
+		select {
+		case a := <-results:
+			inflight--
+			switch {
+			case a.err == nil && won == nil && failure == nil:
+				won = &a
+				cancel()
+			case a.err == nil:
+				_ = a.conn.CloseWithError(wire.ConnCodeClosed, "quicpool: another attempt connected first")
+				a.release()
+			case won != nil || failure != nil || ctx.Err() != nil: // cancelled: the outcome is known
+			case silence(a.err) && time.Now().Before(s.fastUntil):
+				s.engine.Send(s.rt.coordinator, dialFailed{err: a.err})
+				if inflight == 0 {
+					start()
+				}
+			default:
+				failure = a.err
+				cancel()
+			}
+		case <-ticker.C:
+			if won == nil && failure == nil && ctx.Err() == nil && time.Now().Before(s.fastUntil) {
+				start()
+			}
+		}
+	}
+	switch {
+	case won != nil:
+		return won.conn, won.release, nil
+	case failure != nil:
+		return nil, nil, failure
+	default:
+		return nil, nil, s.ctx.Err()
+	}
+}
+
+// silence reports whether a dial failed because no answer came.
+func silence(err error) bool {
+	var idle *quic.IdleTimeoutError
+	var handshake *quic.HandshakeTimeoutError
+	return errors.As(err, &idle) || errors.As(err, &handshake) || errors.Is(err, context.DeadlineExceeded)
 }
 
 func (s *clientShard) up(conn *quic.Conn) {
@@ -65,6 +144,7 @@ func (s *clientShard) up(conn *quic.Conn) {
 	s.rt.Log.Info("connected", "slot", s.slot, "remote", conn.RemoteAddr().String())
 	s.rt.emit(s.engine, messages.Event{Kind: messages.EventShardUp, Slot: s.slot, Addr: conn.RemoteAddr().String()})
 	s.engine.Send(s.rt.coordinator, shardUp{shard: s.self, slot: s.slot, conn: conn})
+	s.engine.Send(s.rt.supervisor, connected{shard: s.self, slot: s.slot})
 }
 
 // open starts n stream opens, each in its own goroutine.

@@ -2,6 +2,7 @@ package actors
 
 import (
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/anthdm/hollywood/actor"
@@ -45,9 +46,12 @@ type shardLoad struct {
 	pid      *actor.PID
 	slot     int
 	conn     *quic.Conn
-	idle     int // idle streams of this connection in the pool, peer-closed and control apart
-	opening  int // client: opens asked of the shard and not answered yet
-	reserved int // server: IDs issued to its streams that are finishing their handshake
+	idle     int       // idle streams of this connection in the pool, peer-closed and control apart
+	opening  int       // client: opens asked of the shard and not answered yet
+	reserved int       // server: IDs issued to its streams that are finishing their handshake
+	suspect  bool      // the peer has been silent for longer than the path's normal silence
+	heard    time.Time // when the peer was last heard
+	upAt     time.Time
 }
 
 // condition is why the pool cannot serve. err is nil while it can; failFast makes calls fail at
@@ -112,6 +116,10 @@ func (c *coordinator) Receive(ctx *actor.Context) {
 		c.openFailed(m)
 	case handshakeFailed:
 		c.noteFailure()
+	case dialFailed:
+		c.dialFailed(m.err)
+	case liveness:
+		c.liveness(m)
 	case reserveID:
 		c.reserve(m)
 	case releaseID:
@@ -155,8 +163,12 @@ func (c *coordinator) get(g messages.Get) {
 			c.answer(deliver(g.Reply, messages.Stream{ID: g.ID, Err: err}))
 			return
 		}
-		if e, ok := c.idle.take(g.ID); ok {
+		if e, ok := c.idle.byID[g.ID]; ok && !e.shard.suspect {
+			c.idle.take(g.ID)
 			c.handOut(g.ID, e, g)
+			return
+		} else if ok && !g.NoWait { // its connection is silent: wait until it answers or dies
+			c.waiters.add(g)
 			return
 		}
 		if c.gone.has(g.ID) {
@@ -244,7 +256,8 @@ func (c *coordinator) noteFailure() { c.stats.failed++ }
 
 // shardUp records a connection that came up; the pool serves again if it could not.
 func (c *coordinator) shardUp(m shardUp) {
-	c.shards[m.shard.ID] = &shardLoad{pid: m.shard, slot: m.slot, conn: m.conn}
+	now := time.Now()
+	c.shards[m.shard.ID] = &shardLoad{pid: m.shard, slot: m.slot, conn: m.conn, heard: now, upAt: now}
 	if c.rt.Client {
 		c.setCondition(condition{})
 	}
@@ -302,10 +315,67 @@ func (c *coordinator) setCondition(next condition) {
 
 // errNow is why the pool cannot serve now, or nil (see messages.Stats.Err).
 func (c *coordinator) errNow() error {
-	if c.rt.Client && len(c.shards) > 0 {
-		return nil
+	if !c.rt.Client || len(c.shards) == 0 {
+		return c.cond.err
 	}
-	return c.cond.err
+	var silent *shardLoad
+	for _, st := range c.shards {
+		if !st.suspect {
+			return nil
+		}
+		if silent == nil || st.heard.After(silent.heard) {
+			silent = st
+		}
+	}
+	return fmt.Errorf("%w: %w", core.ErrUnavailable, &core.SilentError{Since: silent.heard})
+}
+
+// dialFailed records why a client has no connection while its shards keep dialing.
+func (c *coordinator) dialFailed(err error) {
+	if len(c.shards) == 0 && !c.cond.failFast {
+		c.cond.err = fmt.Errorf("%w: %w", core.ErrUnavailable, err)
+	}
+}
+
+// liveness records when a connection's peer was last heard, and withholds its streams while it
+// is silent: callers get another connection's streams, or wait.
+func (c *coordinator) liveness(m liveness) {
+	st := c.shards[m.shard.ID]
+	if st == nil {
+		return
+	}
+	st.heard = m.heard
+	if st.suspect == m.suspect {
+		return
+	}
+	c.idle.setSuspect(st, m.suspect)
+	if m.suspect {
+		c.refillNow() // the live connections make up for the silent one's streams
+		return
+	}
+	c.serveWaiting()
+}
+
+// serveWaiting hands streams that became usable to the callers waiting for them.
+func (c *coordinator) serveWaiting() {
+	now := time.Now()
+	for id := range c.waiters.byID {
+		if e, ok := c.idle.byID[id]; ok && !e.shard.suspect {
+			if g, ok := c.waiters.next(id, now); ok {
+				c.idle.take(id)
+				c.handOut(id, e, g)
+			}
+		}
+	}
+	for len(c.waiters.any) > 0 && c.idle.usable > 0 {
+		g, ok := c.waiters.next("", now)
+		if !ok {
+			break
+		}
+		id, e, _ := c.idle.oldest()
+		c.handOut(id, e, g)
+	}
+	c.checkReady()
 }
 
 // failFast is the error that fails a call at once instead of letting it wait, or nil.
@@ -460,6 +530,14 @@ func (c *coordinator) snapshot() messages.Stats {
 		Err:        c.errNow(),
 		FailFast:   c.failFast() != nil,
 	}
+	now := time.Now()
+	for _, st := range c.shards {
+		stats := st.conn.ConnectionStats()
+		s.Conns = append(s.Conns, messages.ConnStats{Slot: st.slot, Remote: st.conn.RemoteAddr().String(),
+			Idle: st.idle, Suspect: st.suspect, Up: now.Sub(st.upAt), LastHeard: now.Sub(st.heard),
+			SmoothedRTT: stats.SmoothedRTT})
+	}
+	slices.SortFunc(s.Conns, func(a, b messages.ConnStats) int { return a.Slot - b.Slot })
 	if c.rt.Client {
 		s.Capacity, s.Interval = c.refill.capacity, c.refill.interval
 		for _, st := range c.shards {

@@ -42,7 +42,11 @@ type idleStreams struct {
 
 func newIdleStreams() idleStreams { return idleStreams{byID: make(map[string]idleStream)} }
 
-func usable(id string, e idleStream) bool { return id != wire.ControlID && e.closedAt.IsZero() }
+// usable reports whether Accept may hand out e: not the control stream, not closed by the peer,
+// and not on a connection that has gone silent (suspect).
+func usable(id string, e idleStream) bool {
+	return id != wire.ControlID && e.closedAt.IsZero() && !e.shard.suspect
+}
 
 func (is *idleStreams) has(id string) bool { _, ok := is.byID[id]; return ok }
 
@@ -57,7 +61,7 @@ func (is *idleStreams) add(id string, e idleStream) {
 	switch {
 	case !e.closedAt.IsZero():
 		is.peerClosed++
-	case id != wire.ControlID:
+	case usable(id, e):
 		is.usable++
 		e.shard.idle++
 		is.queue = append(is.queue, id)
@@ -104,6 +108,25 @@ func (is *idleStreams) compact() {
 		}
 	}
 	is.queue = fresh
+}
+
+// setSuspect marks st's connection silent (its streams stop being usable) or alive again (they
+// are usable again, queued after those already idle).
+func (is *idleStreams) setSuspect(st *shardLoad, suspect bool) {
+	var ids []string
+	for id, e := range is.byID {
+		if e.shard == st {
+			ids = append(ids, id)
+		}
+	}
+	taken := make([]idleStream, len(ids))
+	for i, id := range ids {
+		taken[i], _ = is.take(id)
+	}
+	st.suspect = suspect
+	for i, id := range ids {
+		is.add(id, taken[i])
+	}
 }
 
 // markPeerClosed turns the idle stream id into a peer-closed one.

@@ -61,6 +61,20 @@ type (
 	}
 	// tick drives the coordinator's refill and tuning cycle.
 	tick struct{}
+	// dialFailed: one dial attempt of a client shard failed; the shard goes on trying.
+	dialFailed struct{ err error }
+
+	// A shard's liveness watch to the coordinator (on every change, and once a second) and to the
+	// supervisor (on every change).
+
+	// liveness: the shard's peer was last heard at heard; suspect means it has been silent for
+	// longer than its path's normal silence.
+	liveness struct {
+		shard   *actor.PID
+		slot    int
+		suspect bool
+		heard   time.Time
+	}
 
 	// Coordinator to a client shard.
 
@@ -77,8 +91,8 @@ type (
 		err   error
 		upFor time.Duration
 	}
-	// shardActive (server): the shard accepted a stream; sent at most once a second.
-	shardActive struct {
+	// connected (client): the shard's connection is up.
+	connected struct {
 		shard *actor.PID
 		slot  int
 	}

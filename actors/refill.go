@@ -66,7 +66,7 @@ func (c *coordinator) leastLoaded(limit int) *shardLoad {
 	var best *shardLoad
 	for _, st := range c.shards {
 		load := st.idle + st.opening
-		if load < limit && (best == nil || load < best.idle+best.opening) {
+		if !st.suspect && load < limit && (best == nil || load < best.idle+best.opening) {
 			best = st
 		}
 	}

@@ -44,6 +44,7 @@ func (s *serverShard) start(c *actor.Context) {
 	s.engine.Send(s.rt.coordinator, shardUp{shard: s.self, slot: s.slot, conn: s.conn})
 	s.rt.Go(s.rt.guard(s.watch, s.lost))
 	s.rt.Go(s.rt.guard(s.accept, s.lost))
+	s.rt.Go(s.rt.guard(func() { s.watchLiveness(s.conn) }, s.lost))
 }
 
 // watch reports the death of the connection, or closes it when the shard stops; either way it
@@ -58,18 +59,12 @@ func (s *serverShard) watch() {
 	}
 }
 
-// accept takes the client's new streams and handshakes each in its own goroutine. It tells the
-// supervisor, at most once a second, that the connection is in use.
+// accept takes the client's new streams and handshakes each in its own goroutine.
 func (s *serverShard) accept() {
-	var active time.Time
 	for {
 		stream, err := s.conn.AcceptStream(s.ctx)
 		if err != nil {
 			return // the connection died (watch reports it) or the shard stopped
-		}
-		if now := time.Now(); now.Sub(active) >= time.Second {
-			active = now
-			s.engine.Send(s.rt.supervisor, shardActive{shard: s.self, slot: s.slot})
 		}
 		s.rt.Go(s.rt.guard(func() { s.handshake(stream) }, func(err error) { s.reject(stream, err) }))
 	}

@@ -22,9 +22,13 @@ const (
 	closeWait = 5 * time.Second
 )
 
-// errReplaced is why a server shard stops when a reconnecting client replaces its stale
-// connection.
-var errReplaced = errors.New("quicpool: connection replaced by a newer one from the same client")
+var (
+	// errReplaced is why a server shard stops when a reconnecting client replaces its silent
+	// connection.
+	errReplaced = errors.New("quicpool: connection replaced by a newer one from the same client")
+	// errSwitchedOver is why a client shard stops when a standby connection took over from it.
+	errSwitchedOver = errors.New("quicpool: connection silent; a new connection took over")
+)
 
 // supervisor owns the shard slots: which shard actor holds each, and (client) each slot's restart
 // history; (server) the listener and which client holds each slot. On Start a client supervisor
@@ -50,28 +54,29 @@ type supervisor struct {
 	shutting   bool
 	generation int // incarnation counter: every shard gets a fresh ID
 
-	slots       []slot
-	lastReplace map[netip.Addr]time.Time // server: when each address last replaced a connection
-	refusals    uint64                   // server: connections refused since start
+	slots    []slot
+	refusals uint64 // server: connections refused since start
 }
 
 // slot is the supervisor's record of one shard slot.
 type slot struct {
-	shard *actor.PID // the live incarnation; nil while the slot is free or waits for its restart
+	shard   *actor.PID // the incarnation whose connection serves; nil while there is none
+	suspect bool       // shard's peer has gone silent
 
-	// Client restarts.
-	attempts int         // failures in a row
-	restarts []time.Time // recent restarts, for the intensity limit
-	timer    *time.Timer // the pending restart
+	// Client.
+	next      *actor.PID  // the incarnation dialing to take over: a first dial, a restart, or a standby for a silent shard
+	downSince time.Time   // when the slot lost a connection that answers; zero while it has one
+	attempts  int         // failures in a row
+	restarts  []time.Time // recent restarts, for the intensity limit
+	timer     *time.Timer // the pending restart
 
-	// Server connections.
-	peer   netip.Addr // the client holding the slot
-	active time.Time  // when its connection last accepted a stream
+	// Server.
+	peer netip.Addr // the client holding the slot
 }
 
 func newSupervisor(rt *runtime) actor.Producer {
 	return func() actor.Receiver {
-		return &supervisor{rt: rt, slots: make([]slot, rt.Shards), lastReplace: make(map[netip.Addr]time.Time)}
+		return &supervisor{rt: rt, slots: make([]slot, rt.Shards)}
 	}
 }
 
@@ -88,8 +93,10 @@ func (s *supervisor) Receive(c *actor.Context) {
 		s.shutdown(m.Reply)
 	case shardFailed:
 		s.shardFailed(m)
-	case shardActive:
-		s.touch(m)
+	case connected:
+		s.connected(m)
+	case liveness:
+		s.liveness(m)
 	case restartSlot:
 		s.restart(m.slot)
 	case shardsStopped:
@@ -112,16 +119,20 @@ func (s *supervisor) start() {
 		s.rt.Go(s.rt.guard(s.serve, func(err error) { s.engine.Send(s.self, listenResult{err: err}) }))
 		return
 	}
+	now := time.Now()
 	for i := range s.slots {
-		s.spawnClient(i)
+		s.slots[i].downSince = now
+		s.spawnNext(i)
 	}
 }
 
-// current reports whether shard is the live incarnation of slot i (reports from replaced
-// incarnations are stale).
+// current reports whether shard is the serving or the next incarnation of slot i (reports from
+// replaced incarnations are stale).
 func (s *supervisor) current(shard *actor.PID, i int) bool {
-	return i >= 0 && i < len(s.slots) && s.slots[i].shard != nil && s.slots[i].shard.ID == shard.ID
+	return i >= 0 && i < len(s.slots) && (same(s.slots[i].shard, shard) || same(s.slots[i].next, shard))
 }
+
+func same(a, b *actor.PID) bool { return a != nil && b != nil && a.ID == b.ID }
 
 // spawnShard spawns a shard as a top-level actor with a fresh ID.
 func (s *supervisor) spawnShard(p actor.Producer, kind string, i int) *actor.PID {
@@ -129,29 +140,97 @@ func (s *supervisor) spawnShard(p actor.Producer, kind string, i int) *actor.PID
 	return s.rt.spawn(s.engine.Spawn, p, fmt.Sprintf("%s%d.%d", kind, i, s.generation))
 }
 
-func (s *supervisor) spawnClient(i int) {
-	s.slots[i].shard = s.spawnShard(newClientShard(s.rt, i), "client", i)
+// spawnNext starts a client incarnation that dials for slot i. It redials every
+// core.RedialInterval until core.FastRedialWindow after the slot's outage began.
+func (s *supervisor) spawnNext(i int) {
+	sl := &s.slots[i]
+	sl.next = s.spawnShard(newClientShard(s.rt, i, sl.downSince.Add(core.FastRedialWindow)), "client", i)
 }
 
 func (s *supervisor) restart(i int) {
-	if !s.shutting && s.slots[i].shard == nil {
-		s.spawnClient(i)
+	sl := &s.slots[i]
+	sl.timer = nil
+	if !s.shutting && sl.next == nil && (sl.shard == nil || sl.suspect) {
+		s.spawnNext(i)
 	}
 }
 
-// shardFailed stops a failed shard, tells the coordinator, and on a client schedules the slot's
-// restart.
+// connected makes a client incarnation whose connection came up the slot's serving one; the
+// silent connection it replaces, if any, is closed.
+func (s *supervisor) connected(m connected) {
+	sl := &s.slots[m.slot]
+	if !same(sl.next, m.shard) {
+		return
+	}
+	old, outage := sl.shard, time.Since(sl.downSince)
+	sl.shard, sl.next, sl.suspect, sl.downSince = m.shard, nil, false, time.Time{}
+	if old != nil {
+		s.rt.Log.Warn("switched over to a new connection", "slot", m.slot, "silent for", outage.Round(time.Millisecond))
+		s.rt.emit(s.engine, messages.Event{Kind: messages.EventSwitchOver, Slot: m.slot})
+		s.retire(old, errSwitchedOver)
+	}
+}
+
+// liveness acts on a serving connection that went silent or is heard again. A client dials a
+// standby at once for a silent connection and drops the standby if the old one answers first.
+func (s *supervisor) liveness(m liveness) {
+	sl := &s.slots[m.slot]
+	if !same(sl.shard, m.shard) || sl.suspect == m.suspect {
+		return
+	}
+	sl.suspect = m.suspect
+	if !m.suspect {
+		s.rt.Log.Info("peer answers again", "slot", m.slot, "silent for", time.Since(m.heard).Round(time.Millisecond))
+		s.rt.emit(s.engine, messages.Event{Kind: messages.EventAlive, Slot: m.slot})
+		if s.rt.Client && sl.next != nil {
+			s.retire(sl.next, nil)
+			sl.next, sl.downSince = nil, time.Time{}
+		}
+		return
+	}
+	s.rt.Log.Warn("peer silent", "slot", m.slot, "since", time.Since(m.heard).Round(time.Millisecond))
+	s.rt.emit(s.engine, messages.Event{Kind: messages.EventSuspect, Slot: m.slot})
+	if s.rt.Client && sl.next == nil && sl.timer == nil && !s.shutting {
+		sl.downSince = m.heard
+		s.rt.emit(s.engine, messages.Event{Kind: messages.EventStandby, Slot: m.slot})
+		s.spawnNext(m.slot)
+	}
+}
+
+// retire stops a shard that is no longer wanted and tells the coordinator to forget it.
+func (s *supervisor) retire(shard *actor.PID, why error) {
+	s.engine.Poison(shard)
+	s.engine.Send(s.rt.coordinator, shardDown{shard: shard, err: why})
+}
+
+// shardFailed stops a failed shard, tells the coordinator, and on a client makes sure the slot
+// gets a connection again: a standby already dialing takes over, or a restart is scheduled.
 func (s *supervisor) shardFailed(m shardFailed) {
 	if !s.current(m.shard, m.slot) {
 		return
 	}
-	s.slots[m.slot].shard = nil
+	sl := &s.slots[m.slot]
+	if same(sl.next, m.shard) {
+		sl.next = nil
+	} else {
+		sl.shard, sl.suspect = nil, false
+	}
 	s.engine.Poison(m.shard)
 	reason, permanent := permanent(m.err)
+	var reset *quic.StatelessResetError
+	if errors.As(m.err, &reset) {
+		s.rt.Log.Warn("the server restarted: its stateless reset ended the connection", "slot", m.slot)
+		s.rt.emit(s.engine, messages.Event{Kind: messages.EventStatelessReset, Slot: m.slot, Err: m.err})
+	}
 	s.rt.emit(s.engine, messages.Event{Kind: messages.EventShardFailed, Slot: m.slot, Err: m.err, Permanent: permanent})
 	failFast := false
 	if s.rt.Client && !s.shutting {
-		failFast = s.scheduleRestart(m, permanent, reason)
+		if sl.downSince.IsZero() {
+			sl.downSince = time.Now()
+		}
+		if sl.next == nil && sl.timer == nil && (sl.shard == nil || sl.suspect) {
+			failFast = s.scheduleRestart(m, permanent, reason)
+		}
 	}
 	s.engine.Send(s.rt.coordinator, shardDown{shard: m.shard, err: m.err, failFast: failFast})
 }
@@ -195,10 +274,13 @@ func (s *supervisor) shutdown(reply chan struct{}) {
 	deadline, cancel := context.WithTimeout(context.Background(), closeWait)
 	var waits []context.Context
 	for i := range s.slots {
-		if sl := &s.slots[i]; sl.shard != nil {
-			waits = append(waits, s.engine.PoisonCtx(deadline, sl.shard))
-			sl.shard = nil
+		sl := &s.slots[i]
+		for _, pid := range []*actor.PID{sl.shard, sl.next} {
+			if pid != nil {
+				waits = append(waits, s.engine.PoisonCtx(deadline, pid))
+			}
 		}
+		sl.shard, sl.next = nil, nil
 	}
 	s.stopTimers()
 	engine, self := s.engine, s.self
@@ -219,10 +301,13 @@ func (s *supervisor) stopAll() {
 	}
 	s.stopTimers()
 	for i := range s.slots {
-		if sl := &s.slots[i]; sl.shard != nil {
-			s.engine.Poison(sl.shard)
-			sl.shard = nil
+		sl := &s.slots[i]
+		for _, pid := range []*actor.PID{sl.shard, sl.next} {
+			if pid != nil {
+				s.engine.Poison(pid)
+			}
 		}
+		sl.shard, sl.next = nil, nil
 	}
 	if s.rt.SupervisorStopped != nil && !isClosed(s.rt.SupervisorStopped) {
 		close(s.rt.SupervisorStopped)
@@ -325,21 +410,15 @@ func (s *supervisor) admit(conn *quic.Conn, closed chan struct{}) {
 	}
 	i := s.freeSlot()
 	if i < 0 {
-		i = s.replaceStale(addr)
+		i = s.replaceSilent(addr)
 	}
 	if i < 0 {
 		s.refuse(conn, closed, fmt.Errorf("%w: all %d shard slots are taken", core.ErrPoolFull, len(s.slots)))
 		return
 	}
 	s.slots[i].shard = s.spawnShard(newServerShard(s.rt, i, conn, closed), "server", i)
-	s.slots[i].peer, s.slots[i].active = addrIP(addr), time.Now()
+	s.slots[i].peer, s.slots[i].suspect = addrIP(addr), false
 	s.rt.Log.Info("client connected", "slot", i, "remote", addr.String())
-}
-
-func (s *supervisor) touch(m shardActive) {
-	if s.current(m.shard, m.slot) {
-		s.slots[m.slot].active = time.Now()
-	}
 }
 
 func (s *supervisor) freeSlot() int {
@@ -351,35 +430,26 @@ func (s *supervisor) freeSlot() int {
 	return -1
 }
 
-// replaceStale frees the slot of a connection from addr's IP that has been quiet for StaleAfter,
-// if there is one and the address has not replaced a connection within StaleAfter: a client that
-// reconnects while the server still holds its old connection gets back in, live connections of
-// one address never displace each other, and no other address can displace a client at all. It
-// returns the freed slot or -1.
-func (s *supervisor) replaceStale(addr net.Addr) int {
-	ip, now, victim, stale := addrIP(addr), time.Now(), -1, s.rt.StaleAfter
-	if last, ok := s.lastReplace[ip]; ok && now.Sub(last) < stale {
-		return -1
-	}
+// replaceSilent frees the slot of a connection from addr's IP whose peer has stopped answering,
+// if there is one: a client that reconnects while the server still holds its old, dead
+// connection (a NodePass client drops a connection without closing it; a restarted client leaves
+// one behind until its idle timeout) gets back in, while a connection that still answers is never
+// displaced, however idle, and no other address can displace a client at all. It returns the
+// freed slot or -1.
+func (s *supervisor) replaceSilent(addr net.Addr) int {
+	ip := addrIP(addr)
 	for i := range s.slots {
 		sl := &s.slots[i]
-		if sl.shard != nil && sl.peer == ip && now.Sub(sl.active) >= stale &&
-			(victim < 0 || sl.active.Before(s.slots[victim].active)) {
-			victim = i
+		if sl.shard == nil || sl.peer != ip || !sl.suspect {
+			continue
 		}
+		s.rt.Log.Info("client reconnected: replacing its silent connection", "slot", i, "remote", addr.String())
+		s.rt.emit(s.engine, messages.Event{Kind: messages.EventReplaced, Slot: i, Addr: addr.String()})
+		s.retire(sl.shard, errReplaced)
+		sl.shard, sl.suspect = nil, false
+		return i
 	}
-	if victim < 0 {
-		return -1
-	}
-	old := s.slots[victim].shard
-	s.rt.Log.Info("client reconnected: replacing its stale connection", "slot", victim, "remote", addr.String(),
-		"quiet for", now.Sub(s.slots[victim].active).Round(time.Second))
-	s.rt.emit(s.engine, messages.Event{Kind: messages.EventReplaced, Slot: victim, Addr: addr.String()})
-	s.lastReplace[ip] = now
-	s.slots[victim].shard = nil
-	s.engine.Poison(old)
-	s.engine.Send(s.rt.coordinator, shardDown{shard: old, err: errReplaced})
-	return victim
+	return -1
 }
 
 func addrIP(addr net.Addr) netip.Addr {

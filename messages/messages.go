@@ -96,7 +96,12 @@ const (
 	EventListening        EventKind = "listening"         // a server pool listens on Addr
 	EventListenFailed     EventKind = "listen failed"     // a server pool cannot listen
 	EventRefused          EventKind = "refused"           // a server pool refused a connection
-	EventReplaced         EventKind = "replaced"          // a reconnecting client replaced its stale connection
+	EventReplaced         EventKind = "replaced"          // a reconnecting client replaced its silent connection
+	EventSuspect          EventKind = "suspect"           // a connection's peer went silent: its streams are not handed out
+	EventAlive            EventKind = "alive"             // a silent connection's peer answers again
+	EventStandby          EventKind = "standby"           // a client dials a standby for a silent connection
+	EventSwitchOver       EventKind = "switch-over"       // a standby connection took over from a silent one, which is closed
+	EventStatelessReset   EventKind = "stateless reset"   // the server reset a connection: it restarted and lost it
 )
 
 // Event is what a pool broadcasts on its engine's event stream (actor.Engine.Subscribe) as it

@@ -59,6 +59,9 @@ type Stats struct {
 	// (nil, unbuffered, full or shared): the answer was dropped or the request refused.
 	Dropped uint64
 
+	// Conns is the health of each connection that is up, by slot.
+	Conns []ConnStats
+
 	// Err is why the pool cannot serve now, or nil while it can. It is the error Pool.Err
 	// returns: the configuration error; a server's listen error; on a client with no connection
 	// up, ErrUnavailable wrapping the last connection failure (the pool keeps retrying); ErrClosed
@@ -68,4 +71,25 @@ type Stats struct {
 	// (TLS verification, ALPN, an unusable address), restarts beyond the restart policy, a listen
 	// or configuration error, or Close.
 	FailFast bool
+}
+
+// ConnStats is the health of one of a pool's connections.
+type ConnStats struct {
+	// Slot is the connection's shard slot (0 <= Slot < Stats.Shards).
+	Slot int
+	// Remote is the peer's address.
+	Remote string
+	// Idle is the number of this connection's streams Accept may hand out now.
+	Idle int
+	// Suspect reports that the peer has been silent for longer than the path's normal silence
+	// (four probe intervals of 250ms and four round trips): its streams are not handed out, and a
+	// client dials a standby connection.
+	Suspect bool
+	// Up is how long the connection has been up.
+	Up time.Duration
+	// LastHeard is how long ago the last packet from the peer arrived (updated every second
+	// while the peer answers).
+	LastHeard time.Duration
+	// SmoothedRTT is the connection's smoothed round-trip time (RFC 9002).
+	SmoothedRTT time.Duration
 }

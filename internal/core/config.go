@@ -33,9 +33,6 @@ type Config struct {
 	HandshakeTimeout time.Duration
 	// HoldTimeout bounds how long a full server holds a handshaken stream before refusing it.
 	HoldTimeout time.Duration
-	// StaleAfter is how long a server connection must have been quiet before a reconnecting
-	// client from the same address may replace it, and how often one address may replace one.
-	StaleAfter time.Duration
 
 	// TLS and QUIC are the configurations of every connection, protocol and limits already set.
 	TLS  *tls.Config
@@ -70,6 +67,21 @@ type Config struct {
 	// SupervisorStopped is closed when the supervisor has stopped.
 	SupervisorStopped chan struct{}
 }
+
+// Liveness: how a pool notices that a peer stopped answering, and how fast a client dials again.
+const (
+	// ProbeInterval is how often a pool makes sure it hears from each peer: an idle connection
+	// sends a keep-alive PING this often (the peer acknowledges it), and each shard samples its
+	// connection's received-packet counter this often.
+	ProbeInterval = 250 * time.Millisecond
+	// RedialInterval is how often a client starts a fresh dial attempt while a slot has no
+	// connection that answers, during the first FastRedialWindow of the outage. An attempt that
+	// finds no server costs a few Initial packets.
+	RedialInterval = 500 * time.Millisecond
+	// FastRedialWindow is how long after an outage begins a client keeps dialing every
+	// RedialInterval; after it, attempts follow the restart policy's backoff.
+	FastRedialWindow = 20 * time.Second
+)
 
 // Policy is the restart policy the supervisor applies; quicpool.RestartPolicy implements it.
 type Policy interface {

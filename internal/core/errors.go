@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 )
 
 // The sentinel errors. Package quicpool exports each under the name Err<Name> and documents it.
@@ -23,6 +24,14 @@ var (
 	ErrBadHandshake          = errors.New("quicpool: bad stream handshake")
 	ErrPanic                 = errors.New("quicpool: panic")
 )
+
+// SilentError is why a client cannot serve while its connections are up but none answers: the
+// peer was last heard at Since. quicpool exports it as SilentError.
+type SilentError struct{ Since time.Time }
+
+func (e *SilentError) Error() string {
+	return fmt.Sprintf("quicpool: no answer from the server for %v", time.Since(e.Since).Round(time.Millisecond))
+}
 
 type timeoutError struct{}
 

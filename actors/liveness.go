@@ -1,0 +1,53 @@
+package actors
+
+import (
+	"time"
+
+	"github.com/quic-go/quic-go"
+	"github.com/quicpool/quicpool/internal/core"
+)
+
+// silenceLimit is how long a connection may go without a packet from its peer before it is
+// suspect. An idle connection pings every core.ProbeInterval and the peer acknowledges each
+// ping, so a live peer is heard at least that often plus a round trip; four intervals and four
+// round trips leave room for a lost ping and a busy host.
+func silenceLimit(smoothedRTT time.Duration) time.Duration {
+	return 4*core.ProbeInterval + 4*smoothedRTT
+}
+
+// watchLiveness runs in its own goroutine for the life of a shard's connection. Every
+// core.ProbeInterval it reads the connection's received-packet counter. A connection not heard
+// from for silenceLimit is suspect: the shard tells the coordinator (which stops handing out its
+// streams) and the supervisor (which, on a client, dials a standby connection); when the peer is
+// heard again it tells them it is alive. Once a second the coordinator also learns when the peer
+// was last heard, for Stats.
+func (s *shard) watchLiveness(conn *quic.Conn) {
+	ticker := time.NewTicker(core.ProbeInterval)
+	defer ticker.Stop()
+	received, heard := conn.ConnectionStats().PacketsReceived, time.Now()
+	var suspect bool
+	var reported time.Time
+	for {
+		select {
+		case <-s.ctx.Done():
+			return
+		case <-conn.Context().Done():
+			return
+		case now := <-ticker.C:
+			stats := conn.ConnectionStats()
+			if stats.PacketsReceived != received {
+				received, heard = stats.PacketsReceived, now
+			}
+			silent := now.Sub(heard) > silenceLimit(stats.SmoothedRTT)
+			if silent == suspect && now.Sub(reported) < time.Second {
+				continue
+			}
+			m := liveness{shard: s.self, slot: s.slot, suspect: silent, heard: heard}
+			s.engine.Send(s.rt.coordinator, m)
+			if silent != suspect {
+				s.engine.Send(s.rt.supervisor, m)
+			}
+			suspect, reported = silent, now
+		}
+	}
+}
