@@ -95,13 +95,14 @@ func (p RestartPolicy) validate() error {
 }
 
 // Backoff returns the delay before retry number attempt (1 for the first retry), jitter included.
+// It is never above MaxBackoff: at the ceiling, jitter only shortens the delay.
 func (p RestartPolicy) Backoff(attempt int) time.Duration {
 	p = p.withDefaults()
 	d := p.delay(attempt)
 	if j := min(p.Jitter, 1); j > 0 {
 		d *= 1 - j + 2*j*rand.Float64()
 	}
-	return time.Duration(d)
+	return min(time.Duration(d), p.MaxBackoff)
 }
 
 // delay is the backoff before retry attempt without jitter.

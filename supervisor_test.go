@@ -43,6 +43,11 @@ func TestBackoffJitter(t *testing.T) {
 	assert.Greater(t, len(seen), 100, "jitter spreads the delays")
 	d := RestartPolicy{}.Backoff(1) // default 20%
 	assert.InDelta(t, float64(100*time.Millisecond), float64(d), float64(20*time.Millisecond))
+	for range 200 { // at the ceiling jitter only shortens: a dead server is tried at least every MaxBackoff
+		d := RestartPolicy{}.Backoff(100)
+		assert.LessOrEqual(t, d, 5*time.Second)
+		assert.GreaterOrEqual(t, d, 4*time.Second)
+	}
 }
 
 func TestIntensityArithmetic(t *testing.T) {
