@@ -2,10 +2,10 @@ package quicpool_test
 
 import (
 	"bufio"
+	"bytes"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/pem"
-	"bytes"
 	"errors"
 	"fmt"
 	"io"

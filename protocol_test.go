@@ -90,6 +90,7 @@ func TestRandomRequestsLeaveThePoolServing(t *testing.T) {
 	close(closed)
 	sharedStreams, sharedStats, sharedErrs := make(chan messages.Stream, 1), make(chan messages.Stats, 1), make(chan error, 1)
 	pick := func(n int) int { return r.IntN(n) }
+	var pending []chan messages.Stream // the well-formed Gets, abandoned at the end
 	for round := range 400 {
 		target := []*quicpool.Pool{client, server}[pick(2)]
 		var m any
@@ -103,6 +104,7 @@ func TestRandomRequestsLeaveThePoolServing(t *testing.T) {
 			switch pick(5) {
 			case 0:
 				g.Reply = make(chan messages.Stream, 1)
+				pending = append(pending, g.Reply)
 			case 1:
 				g.Reply = sharedStreams
 			case 2:
@@ -136,8 +138,18 @@ func TestRandomRequestsLeaveThePoolServing(t *testing.T) {
 		}
 		target.Engine().Send(target.Coordinator(), m)
 	}
-	require.NoError(t, client.WaitReady(waitCtx(t), 1))
-	require.NoError(t, server.WaitReady(waitCtx(t), 1))
+	// The random callers give up; streams handed to them are closed, and both pools drop what
+	// they hold so that each side's idle streams pair up again.
+	pending = append(pending, sharedStreams)
+	for _, reply := range pending {
+		if s, ok := messages.Abandon(reply); ok && s.Stream != nil {
+			quicpool.NewStreamConn(s).Close()
+		}
+	}
+	server.Flush()
+	client.Flush()
+	require.NoError(t, client.WaitReady(waitCtx(t), 4))
+	require.NoError(t, server.WaitReady(waitCtx(t), 4))
 	requireServes(t, server, client)
 	closeQuickly(t, baseline, client, server)
 }

@@ -31,7 +31,7 @@ func (s *clientShard) Receive(c *actor.Context) {
 		s.started(c)
 		s.rt.Go(s.rt.guard(s.dial, s.lost))
 	case actor.Stopped:
-		s.cancel()
+		s.stopped()
 	case dialed:
 		s.up(m.conn)
 	case openStreams:
@@ -58,7 +58,7 @@ func (s *clientShard) dial() {
 	case <-conn.Context().Done():
 		s.lost(context.Cause(conn.Context()))
 	case <-s.ctx.Done():
-		_ = conn.CloseWithError(wire.ConnCodeClosed, "quicpool: pool closed")
+		_ = conn.CloseWithError(wire.ConnCodeClosed, "quicpool: connection closed by the client pool")
 	}
 }
 

@@ -31,7 +31,7 @@ func (s *serverShard) Receive(c *actor.Context) {
 	case actor.Started:
 		s.start(c)
 	case actor.Stopped:
-		s.cancel()
+		s.stopped()
 	case connLost:
 		s.fail(m.err)
 	}

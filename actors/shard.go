@@ -18,7 +18,7 @@ type shard struct {
 	self   *actor.PID
 	ctx    context.Context
 	cancel context.CancelFunc
-	upAt   time.Time // when the connection came up; zero until then
+	upAt   time.Time // when the connection came up (and was announced to the coordinator); zero until then
 	failed bool
 }
 
@@ -26,6 +26,17 @@ type shard struct {
 func (s *shard) started(c *actor.Context) {
 	s.engine, s.self = c.Engine(), c.PID()
 	s.ctx, s.cancel = context.WithCancel(s.rt.Ctx)
+}
+
+// stopped ends the shard's goroutines and, if it announced its connection to the coordinator,
+// tells the coordinator it is gone. The supervisor tells the coordinator too when it stops a
+// shard, but a shard it stopped while it was connecting may have announced itself after that:
+// its own report, sent after its announcement, settles it.
+func (s *shard) stopped() {
+	s.cancel()
+	if !s.upAt.IsZero() {
+		s.engine.Send(s.rt.coordinator, shardDown{shard: s.self})
+	}
 }
 
 // lost reports a failure of one of the shard's goroutines to the shard.
