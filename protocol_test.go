@@ -68,8 +68,8 @@ func TestMalformedRequestsAreHarmless(t *testing.T) {
 	} {
 		engine.Send(coordinator, m)
 	}
-	s := waitFor(t, client, "the bad requests to be counted", func(s messages.Stats) bool { return s.Dropped >= 6 })
-	require.Equal(t, uint64(6), s.Dropped)
+	s := waitFor(t, client, "the bad requests to be counted", func(s messages.Stats) bool { return s.Dropped >= 7 })
+	require.Equal(t, uint64(7), s.Dropped)
 	require.False(t, s.Closed, "a forged Stopped does not stop the pool")
 	require.Len(t, shared, 1)
 	require.NoError(t, client.WaitReady(waitCtx(t), 4))

@@ -193,15 +193,28 @@ func (c *coordinator) get(g messages.Get) {
 // gone, the stream goes back to the store.
 func (c *coordinator) handOut(id string, e idleStream, g messages.Get) {
 	watching := e.unwatch() // before the hand-out: the caller may close the stream at once
-	if deliver(g.Reply, messages.Stream{ID: id, Stream: e.stream, Conn: e.shard.conn}) {
-		c.stats.handedOut++
-		c.refillNow()
+	if c.deliverStream(g, messages.Stream{ID: id, Stream: e.stream, Conn: e.shard.conn}) {
 		return
 	}
 	if watching {
 		e.unwatch = c.watch(id, e.stream)
 	}
 	c.idle.add(id, e)
+}
+
+// deliverStream hands s to g's caller and replenishes the pool, or reports that the caller has
+// gone. A reply channel that could not take the stream although nobody abandoned it (a closed
+// channel) is counted as dropped.
+func (c *coordinator) deliverStream(g messages.Get, s messages.Stream) bool {
+	if deliver(g.Reply, s) {
+		c.stats.handedOut++
+		c.replenish()
+		return true
+	}
+	if len(g.Reply) == 0 {
+		c.stats.dropped++
+	}
+	return false
 }
 
 // streamReady files a handshaken stream, or hands it straight to a caller waiting for it.
@@ -221,7 +234,7 @@ func (c *coordinator) streamReady(m streamReady) {
 	if c.idle.has(m.id) { // a peer that reuses a live ID: keep the first
 		wire.Discard(m.stream)
 		c.noteFailure()
-		c.refillNow()
+		c.replenish()
 		return
 	}
 	c.stats.opened++
@@ -232,15 +245,13 @@ func (c *coordinator) streamReady(m streamReady) {
 		if !ok {
 			break
 		}
-		if deliver(g.Reply, messages.Stream{ID: m.id, Stream: m.stream, Conn: st.conn}) {
-			c.stats.handedOut++
-			c.refillNow()
+		if c.deliverStream(g, messages.Stream{ID: m.id, Stream: m.stream, Conn: st.conn}) {
 			return
 		}
 	}
 	c.idle.add(m.id, idleStream{stream: m.stream, shard: st, unwatch: c.watch(m.id, m.stream)})
 	if m.id == wire.ControlID {
-		c.refillNow() // it was opened as one of the capacity's streams but takes no slot
+		c.replenish() // it was opened as one of the capacity's streams but takes no slot
 	}
 	c.checkReady()
 }
@@ -261,7 +272,7 @@ func (c *coordinator) shardUp(m shardUp) {
 	if c.rt.Client {
 		c.setCondition(condition{})
 	}
-	c.refillNow()
+	c.replenish()
 	c.checkReady()
 }
 
@@ -282,8 +293,7 @@ func (c *coordinator) shardDown(m shardDown) {
 			c.setCondition(condition{err: fmt.Errorf("%w: %w", core.ErrUnavailable, m.err), failFast: m.failFast})
 		}
 	}
-	c.grantHeld()
-	c.refillNow()
+	c.replenish()
 }
 
 func (c *coordinator) listening(addr string) {
@@ -350,7 +360,7 @@ func (c *coordinator) liveness(m liveness) {
 	}
 	c.idle.setSuspect(st, m.suspect)
 	if m.suspect {
-		c.refillNow() // the live connections make up for the silent one's streams
+		c.replenish() // the live connections make up for the silent one's streams
 		return
 	}
 	c.serveWaiting()
@@ -453,8 +463,7 @@ func (c *coordinator) flush(reply chan struct{}) {
 		c.gone.add(id)
 		c.stats.discarded++
 	}
-	c.grantHeld()
-	c.refillNow()
+	c.replenish()
 	if reply != nil {
 		c.answer(deliver(reply, struct{}{}))
 	}
@@ -473,7 +482,7 @@ func (c *coordinator) tick() {
 	next := serverTick
 	if c.rt.Client {
 		c.tune()
-		c.refillNow()
+		c.replenish()
 		if len(c.shards) < c.rt.Shards {
 			c.refillUpTo(c.rt.PerShard) // the live shards take up the share of those down
 		}

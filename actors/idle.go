@@ -222,7 +222,7 @@ func (c *coordinator) peerStopped(m peerStopped) {
 	} else {
 		c.idle.markPeerClosed(m.id, time.Now())
 	}
-	c.refillNow()
+	c.replenish()
 }
 
 // streamGone remembers a discarded ID and fails the callers waiting for it.

@@ -20,10 +20,12 @@ type refiller struct {
 	created  int // streams that became idle since the last tick
 }
 
-// refillNow (client) asks the shards to open the streams the pool lacks, each live shard up to
-// its fair share of the capacity (capacity / shard slots), so that every connection carries
-// traffic.
-func (c *coordinator) refillNow() {
+// replenish makes up for streams that left the idle set, in the step they left: a server gives
+// the room to streams held for lack of it (grantHeld); a client asks the shards to open the
+// streams the pool lacks, each live shard up to its fair share of the capacity (capacity / shard
+// slots), so that every connection carries traffic.
+func (c *coordinator) replenish() {
+	c.grantHeld()
 	c.refillUpTo(min((c.refill.capacity+c.rt.Shards-1)/c.rt.Shards, c.rt.PerShard))
 }
 

@@ -12,6 +12,9 @@ import (
 // dial resolves the server's address anew and dials one connection from a UDP socket of its own.
 // release closes the socket; call it once the connection is closed.
 func (rt *runtime) dial(ctx context.Context) (conn *quic.Conn, release func(), err error) {
+	if err := ctx.Err(); err != nil { // the shard stopped: do not bother the resolver
+		return nil, nil, err
+	}
 	addr, err := rt.Resolve()
 	if err != nil {
 		return nil, nil, fmt.Errorf("resolving server address: %w", err)

@@ -1,0 +1,227 @@
+package actors
+
+import (
+	"errors"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/anthdm/hollywood/actor"
+	"github.com/quicpool/quicpool/internal/core"
+	"github.com/stretchr/testify/require"
+)
+
+var errNoHost = errors.New("no such host")
+
+// supTest drives a real client supervisor whose coordinator is a recorder.
+type supTest struct {
+	t        *testing.T
+	engine   *actor.Engine
+	cfg      *core.Config
+	pid      *actor.PID
+	coord    chan any      // what the supervisor (and its shards) sent the coordinator
+	resolves chan struct{} // one value per Resolve call
+	resolved atomic.Int64  // Resolve calls
+}
+
+// startSupervisor spawns a client supervisor with shards slots whose dials call resolve, under
+// policy. It is stopped when the test ends, and must then close SupervisorStopped.
+func startSupervisor(t *testing.T, shards int, policy testPolicy, resolve func() (string, error)) *supTest {
+	t.Helper()
+	engine := newEngine(t)
+	cfg := testConfig(t, true)
+	cfg.Shards, cfg.Policy = shards, policy
+	s := &supTest{t: t, engine: engine, cfg: cfg, resolves: make(chan struct{}, 4096)}
+	cfg.Resolve = func() (string, error) {
+		s.resolved.Add(1)
+		select {
+		case s.resolves <- struct{}{}:
+		default:
+		}
+		return resolve()
+	}
+	rt := &runtime{Config: cfg}
+	rt.coordinator, s.coord = spawnRecorder(t, engine, "coordinator."+cfg.Name)
+	rt.supervisor = rt.spawn(engine.Spawn, newSupervisor(rt), "supervisor")
+	s.pid = rt.supervisor
+	t.Cleanup(func() {
+		waitDone(t, engine.Poison(rt.supervisor), "the supervisor to stop")
+		require.True(t, isClosed(cfg.SupervisorStopped), "a stopped supervisor closes SupervisorStopped")
+	})
+	return s
+}
+
+// failing is a Resolve that fails at once.
+func failing() (string, error) { return "", errNoHost }
+
+// nextShardDown returns the next message the coordinator got, which must be a shardDown.
+func (s *supTest) nextShardDown() shardDown {
+	s.t.Helper()
+	m := recv(s.t, s.coord, "a shardDown")
+	sd, ok := m.(shardDown)
+	require.True(s.t, ok, "the coordinator got %T, want shardDown", m)
+	return sd
+}
+
+// shardPID is the PID of the shard incarnation generation of slot, or nil if it is not running.
+func (s *supTest) shardPID(slot, generation int) *actor.PID {
+	return s.engine.Registry.GetPID("quicpool", "client"+strconv.Itoa(slot)+"."+strconv.Itoa(generation)+"."+s.cfg.Name)
+}
+
+// slotOf reads the slot from a client shard's PID: quicpool/client<slot>.<generation>.<pool>.
+func slotOf(t *testing.T, pid *actor.PID) int {
+	t.Helper()
+	rest, ok := strings.CutPrefix(pid.ID, "quicpool/client")
+	require.True(t, ok, "not a client shard: %s", pid.ID)
+	slot, err := strconv.Atoi(rest[:strings.IndexByte(rest, '.')])
+	require.NoError(t, err, pid.ID)
+	return slot
+}
+
+// Every failed dial makes the supervisor tell the coordinator shardDown with the error, and
+// restart the slot with a fresh shard incarnation that dials again; every slot restarts.
+func TestSupervisorRestartsEverySlotAfterFailedDials(t *testing.T) {
+	s := startSupervisor(t, 3, testPolicy{backoff: 5 * time.Millisecond, ceiling: 5 * time.Millisecond}, failing)
+	s.engine.Send(s.pid, core.Start{})
+	failures := map[int]int{}
+	seen := map[string]bool{}
+	deadline := time.Now().Add(bound)
+	for failures[0] < 2 || failures[1] < 2 || failures[2] < 2 {
+		require.True(t, time.Now().Before(deadline), "not every slot restarted within %v: failures by slot %v", bound, failures)
+		sd := s.nextShardDown()
+		require.ErrorIs(t, sd.err, errNoHost)
+		require.False(t, sd.failFast, "a temporary failure within the policy does not fail calls")
+		require.False(t, seen[sd.shard.ID], "one incarnation reported down twice: %s", sd.shard.ID)
+		seen[sd.shard.ID] = true
+		failures[slotOf(t, sd.shard)]++
+	}
+	require.GreaterOrEqual(t, s.resolved.Load(), int64(6), "every failure was a dial")
+}
+
+// The restart intensity limit counts each slot on its own: failFast turns true exactly when one
+// slot has failed more often than the limit, never after failures spread over slots.
+func TestSupervisorIntensityIsPerSlot(t *testing.T) {
+	const limit = 3
+	s := startSupervisor(t, 4, testPolicy{backoff: 5 * time.Millisecond, ceiling: 5 * time.Millisecond, limit: limit}, failing)
+	s.engine.Send(s.pid, core.Start{})
+	failures := map[int]int{}
+	total := 0
+	deadline := time.Now().Add(bound)
+	for done := 0; done < 4; {
+		require.True(t, time.Now().Before(deadline), "not every slot exceeded its limit within %v: failures by slot %v", bound, failures)
+		sd := s.nextShardDown()
+		slot := slotOf(t, sd.shard)
+		failures[slot]++
+		total++
+		require.Equal(t, failures[slot] > limit, sd.failFast,
+			"slot %d at its failure %d (%d failures in all)", slot, failures[slot], total)
+		if failures[slot] == limit+1 {
+			done++
+		}
+	}
+}
+
+// A permanent failure (an address that does not parse: *net.AddrError) fails calls at once, from
+// the first shardDown.
+func TestSupervisorPermanentFailureFailsFast(t *testing.T) {
+	s := startSupervisor(t, 1, testPolicy{backoff: 5 * time.Millisecond, ceiling: 5 * time.Millisecond},
+		func() (string, error) { return "localhost", nil }) // no port
+	s.engine.Send(s.pid, core.Start{})
+	sd := s.nextShardDown()
+	var addrErr *net.AddrError
+	require.ErrorAs(t, sd.err, &addrErr)
+	require.True(t, sd.failFast, "a permanent failure fails calls at once")
+}
+
+// A panic in a shard's Receive becomes the shard's failure: the supervisor reports it to the
+// coordinator and restarts the slot with a fresh incarnation.
+func TestSupervisorHealsPanickingShard(t *testing.T) {
+	release := make(chan struct{})
+	s := startSupervisor(t, 1, testPolicy{backoff: 5 * time.Millisecond, ceiling: 5 * time.Millisecond},
+		func() (string, error) { <-release; return "", errNoHost }) // the shard stays in its dial
+	t.Cleanup(func() { close(release) })
+	s.engine.Send(s.pid, core.Start{})
+	recv(t, s.resolves, "the first dial")
+	first := s.shardPID(0, 1)
+	require.NotNil(t, first, "the first incarnation runs")
+
+	s.engine.Send(first, dialed{conn: nil}) // up() dereferences the connection: a panic in Receive
+	// The supervisor reports the failure; the shard, which marked itself up before it panicked,
+	// may also report its own stop (no error) first.
+	var sd shardDown
+	for sd.err == nil {
+		sd = s.nextShardDown()
+		require.Equal(t, first.ID, sd.shard.ID, "only the panicking shard went down")
+	}
+	require.ErrorIs(t, sd.err, core.ErrPanic)
+
+	for s.shardPID(0, 2) == nil { // the restarted incarnation is registered before it dials
+		recv(t, s.resolves, "the restarted shard's dial")
+	}
+}
+
+// Shutdown closes its reply once every shard has stopped, and no slot restarts afterwards, not
+// even one whose restart was pending.
+func TestSupervisorShutdownStopsShardsAndRestarts(t *testing.T) {
+	var calls atomic.Int64
+	release := make(chan struct{})
+	var releaseOnce sync.Once
+	unblock := func() { releaseOnce.Do(func() { close(release) }) }
+	t.Cleanup(unblock)
+	// The first dial fails (its slot's restart is then pending); later ones wait for release, and
+	// fail once it is closed.
+	s := startSupervisor(t, 2, testPolicy{backoff: 100 * time.Millisecond, ceiling: 100 * time.Millisecond},
+		func() (string, error) {
+			if calls.Add(1) > 1 {
+				<-release
+			}
+			return "", errNoHost
+		})
+	s.engine.Send(s.pid, core.Start{})
+	first := s.nextShardDown()
+	require.ErrorIs(t, first.err, errNoHost)
+	live := 1 - slotOf(t, first.shard)
+	for s.shardPID(live, live+1) == nil || s.resolved.Load() < 2 {
+		recv(t, s.resolves, "the live shard's dial")
+	}
+
+	reply := make(chan struct{})
+	s.engine.Send(s.pid, core.Shutdown{Reply: reply})
+	recv(t, reply, "the Shutdown reply")
+	requireNoShards := func(when string) {
+		t.Helper()
+		for slot := range 2 {
+			for generation := 1; generation <= 20; generation++ {
+				require.Nil(t, s.shardPID(slot, generation), "shard %d.%d runs %s", slot, generation, when)
+			}
+		}
+	}
+	requireNoShards("when Shutdown is answered")
+
+	// From now on every dial fails at once: a shard spawned after Shutdown would fail and be
+	// reported to the coordinator. Those stopped by Shutdown end quietly.
+	unblock()
+	window := time.NewTimer(300 * time.Millisecond) // three times the restart delay
+	defer window.Stop()
+	select {
+	case m := <-s.coord:
+		t.Fatalf("the coordinator got %#v after Shutdown: a slot was restarted", m)
+	case <-window.C:
+	}
+	requireNoShards("after Shutdown")
+}
+
+// A forged actor.Stopped is dropped by the sealLifecycle middleware: the supervisor does not stop
+// its slots or close SupervisorStopped, and still starts dialing on Start.
+func TestSupervisorIgnoresForgedStopped(t *testing.T) {
+	s := startSupervisor(t, 1, testPolicy{backoff: 5 * time.Millisecond, ceiling: 5 * time.Millisecond}, failing)
+	s.engine.Send(s.pid, actor.Stopped{})
+	s.engine.Send(s.pid, core.Start{})
+	recv(t, s.resolves, "a dial after the forged Stopped")
+	require.ErrorIs(t, s.nextShardDown().err, errNoHost)
+	require.False(t, isClosed(s.cfg.SupervisorStopped), "a forged Stopped does not stop the supervisor")
+}
