@@ -4,14 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/netip"
 	"time"
 
 	"github.com/anthdm/hollywood/actor"
 	"github.com/quic-go/quic-go"
 	"github.com/quicpool/quicpool/internal/core"
-	"github.com/quicpool/quicpool/internal/wire"
 	"github.com/quicpool/quicpool/messages"
 )
 
@@ -319,169 +317,5 @@ func (s *supervisor) stopTimers() {
 		if t := s.slots[i].timer; t != nil {
 			t.Stop()
 		}
-	}
-}
-
-// serve (server) listens, retrying with backoff until it can, then accepts connections until the
-// supervisor stops or the pool closes. It closes the transport only once every connection it
-// accepted has been closed (or after closeWait), so that each one got a CONNECTION_CLOSE.
-func (s *supervisor) serve() {
-	for attempt := 1; ; attempt++ {
-		ln, closeTransport, err := s.rt.listen(s.engine)
-		if err != nil {
-			s.engine.Send(s.self, listenResult{err: err})
-			select {
-			case <-time.After(s.rt.Policy.Backoff(attempt)):
-				continue
-			case <-s.ctx.Done():
-				return
-			}
-		}
-		attempt = 0
-		s.engine.Send(s.self, listenResult{addr: ln.Addr()})
-		var open []chan struct{}
-		for {
-			conn, err := ln.Accept(s.ctx)
-			if err != nil {
-				break
-			}
-			closed := make(chan struct{})
-			open = append(stillOpen(open), closed)
-			s.engine.Send(s.self, connAccepted{conn: conn, closed: closed})
-		}
-		_ = ln.Close()
-		waitClosed(open, closeWait)
-		closeTransport()
-		if s.ctx.Err() != nil {
-			return
-		}
-		// The socket failed under us: listen again.
-	}
-}
-
-func stillOpen(chans []chan struct{}) []chan struct{} {
-	kept := chans[:0]
-	for _, ch := range chans {
-		if !isClosed(ch) {
-			kept = append(kept, ch)
-		}
-	}
-	return kept
-}
-
-func waitClosed(chans []chan struct{}, bound time.Duration) {
-	timeout := time.NewTimer(bound)
-	defer timeout.Stop()
-	for _, ch := range chans {
-		select {
-		case <-ch:
-		case <-timeout.C:
-			return
-		}
-	}
-}
-
-// listened reports the outcome of a listen.
-func (s *supervisor) listened(m listenResult) {
-	if m.err != nil {
-		s.rt.Log.Error("server pool cannot listen", "err", m.err)
-		s.rt.emit(s.engine, messages.Event{Kind: messages.EventListenFailed, Slot: -1, Err: m.err})
-		s.engine.Send(s.rt.coordinator, listenFailed{err: m.err})
-		return
-	}
-	s.rt.Log.Info("server pool listening", "addr", m.addr.String())
-	s.rt.emit(s.engine, messages.Event{Kind: messages.EventListening, Slot: -1, Addr: m.addr.String()})
-	s.engine.Send(s.rt.coordinator, listening{addr: m.addr.String()})
-}
-
-// admit gives an accepted connection a free shard slot, replaces a stale connection of the same
-// client, or refuses it.
-func (s *supervisor) admit(conn *quic.Conn, closed chan struct{}) {
-	addr := conn.RemoteAddr()
-	if s.shutting {
-		s.closeConn(conn, closed, wire.ConnCodeClosed, "quicpool: pool closed")
-		return
-	}
-	if s.rt.Allow != nil { // normally refused before the handshake; a migrated address is caught here
-		if err := s.rt.Allow(addr); err != nil {
-			s.refuse(conn, closed, err)
-			return
-		}
-	}
-	i := s.freeSlot()
-	if i < 0 {
-		i = s.replaceSilent(addr)
-	}
-	if i < 0 {
-		s.refuse(conn, closed, fmt.Errorf("%w: all %d shard slots are taken", core.ErrPoolFull, len(s.slots)))
-		return
-	}
-	s.slots[i].shard = s.spawnShard(newServerShard(s.rt, i, conn, closed), "server", i)
-	s.slots[i].peer, s.slots[i].suspect = addrIP(addr), false
-	s.rt.Log.Info("client connected", "slot", i, "remote", addr.String())
-}
-
-func (s *supervisor) freeSlot() int {
-	for i := range s.slots {
-		if s.slots[i].shard == nil {
-			return i
-		}
-	}
-	return -1
-}
-
-// replaceSilent frees the slot of a connection from addr's IP whose peer has stopped answering,
-// if there is one: a client that reconnects while the server still holds its old, dead
-// connection (a NodePass client drops a connection without closing it; a restarted client leaves
-// one behind until its idle timeout) gets back in, while a connection that still answers is never
-// displaced, however idle, and no other address can displace a client at all. It returns the
-// freed slot or -1.
-func (s *supervisor) replaceSilent(addr net.Addr) int {
-	ip := addrIP(addr)
-	for i := range s.slots {
-		sl := &s.slots[i]
-		if sl.shard == nil || sl.peer != ip || !sl.suspect {
-			continue
-		}
-		s.rt.Log.Info("client reconnected: replacing its silent connection", "slot", i, "remote", addr.String())
-		s.rt.emit(s.engine, messages.Event{Kind: messages.EventReplaced, Slot: i, Addr: addr.String()})
-		s.retire(sl.shard, errReplaced)
-		sl.shard, sl.suspect = nil, false
-		return i
-	}
-	return -1
-}
-
-func addrIP(addr net.Addr) netip.Addr {
-	if udp, ok := addr.(*net.UDPAddr); ok {
-		ip, _ := netip.AddrFromSlice(udp.IP)
-		return ip.Unmap()
-	}
-	return netip.Addr{}
-}
-
-// refuse counts, reports and closes a connection the pool does not take.
-func (s *supervisor) refuse(conn *quic.Conn, closed chan struct{}, reason error) {
-	s.refused(conn.RemoteAddr().String(), reason)
-	s.closeConn(conn, closed, wire.ConnCodeRefused, reason.Error())
-}
-
-// closeConn closes a connection in a goroutine (CloseWithError waits for the connection's run
-// loop) and then marks it closed for the listener.
-func (s *supervisor) closeConn(conn *quic.Conn, closed chan struct{}, code quic.ApplicationErrorCode, reason string) {
-	s.rt.Go(func() {
-		defer close(closed)
-		_ = conn.CloseWithError(code, reason)
-	})
-}
-
-// refused counts, reports and logs a refused connection. Log lines thin out under a flood: the
-// 1st, 2nd, 4th, 8th... refusal is logged, with the count so far.
-func (s *supervisor) refused(addr string, reason error) {
-	s.refusals++
-	s.rt.emit(s.engine, messages.Event{Kind: messages.EventRefused, Slot: -1, Addr: addr, Err: reason})
-	s.engine.Send(s.rt.coordinator, connRefused{})
-	if s.refusals&(s.refusals-1) == 0 {
-		s.rt.Log.Warn("connection refused", "remote", addr, "reason", reason, "refused so far", s.refusals)
 	}
 }

@@ -1,0 +1,122 @@
+package actors
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/quicpool/quicpool/internal/core"
+	"github.com/quicpool/quicpool/messages"
+)
+
+// The coordinator's view of the pool's health: why it cannot serve (its condition), which
+// connections answer, and what callers get meanwhile.
+
+// listening records that a server pool listens on addr: it serves again if it could not.
+func (c *coordinator) listening(addr string) {
+	c.listenAddr = addr
+	c.setCondition(condition{})
+}
+
+// setCondition records the pool's condition and acts on a change: calls that must fail now are
+// failed, and the change is broadcast.
+func (c *coordinator) setCondition(next condition) {
+	if c.rt.Err != nil {
+		return // an invalid configuration stays the condition for good
+	}
+	was := c.cond
+	c.cond = next
+	switch {
+	case next.failFast && !was.failFast:
+		c.rt.Log.Error("pool unavailable: calls fail at once until a connection is up", "err", next.err)
+		c.rt.emit(c.engine, messages.Event{Kind: messages.EventUnavailable, Slot: -1, Err: next.err})
+	case was.failFast && next.err == nil:
+		c.rt.Log.Info("pool recovered")
+		c.rt.emit(c.engine, messages.Event{Kind: messages.EventRecovered, Slot: -1})
+	}
+	if err := c.failFast(); err != nil {
+		c.waiters.failAll(err)
+	}
+	c.checkReady()
+}
+
+// errNow is why the pool cannot serve now, or nil (see messages.Stats.Err).
+func (c *coordinator) errNow() error {
+	if !c.rt.Client || len(c.shards) == 0 {
+		return c.cond.err
+	}
+	var silent *shardLoad
+	for _, st := range c.shards {
+		if !st.suspect {
+			return nil
+		}
+		if silent == nil || st.heard.After(silent.heard) {
+			silent = st
+		}
+	}
+	return fmt.Errorf("%w: %w", core.ErrUnavailable, &core.SilentError{Since: silent.heard})
+}
+
+// dialFailed records why a client has no connection while its shards keep dialing.
+func (c *coordinator) dialFailed(err error) {
+	if len(c.shards) == 0 && !c.cond.failFast {
+		c.cond.err = fmt.Errorf("%w: %w", core.ErrUnavailable, err)
+	}
+}
+
+// liveness records when a connection's peer was last heard, and withholds its streams while it
+// is silent: callers get another connection's streams, or wait.
+func (c *coordinator) liveness(m liveness) {
+	st := c.shards[m.shard.ID]
+	if st == nil {
+		return
+	}
+	st.heard = m.heard
+	if st.suspect == m.suspect {
+		return
+	}
+	c.idle.setSuspect(st, m.suspect)
+	if m.suspect {
+		c.replenish() // the live connections make up for the silent one's streams
+		return
+	}
+	c.serveWaiting()
+}
+
+// serveWaiting hands streams that became usable to the callers waiting for them.
+func (c *coordinator) serveWaiting() {
+	now := time.Now()
+	for id := range c.waiters.byID {
+		if e, ok := c.idle.byID[id]; ok && !e.shard.suspect {
+			if g, ok := c.waiters.next(id, now); ok {
+				c.idle.take(id)
+				c.handOut(id, e, g)
+			}
+		}
+	}
+	for len(c.waiters.any) > 0 && c.idle.usable > 0 {
+		g, ok := c.waiters.next("", now)
+		if !ok {
+			break
+		}
+		id, e, _ := c.idle.oldest()
+		c.handOut(id, e, g)
+	}
+	c.checkReady()
+}
+
+// failFast is the error that fails a call at once instead of letting it wait, or nil.
+func (c *coordinator) failFast() error {
+	if c.cond.failFast {
+		return c.errNow()
+	}
+	return nil
+}
+
+// timeout is the answer to a NoWait request that finds no stream: ErrTimeout, and why the pool
+// cannot serve if it cannot.
+func (c *coordinator) timeout() error {
+	if err := c.errNow(); err != nil {
+		return fmt.Errorf("%w: %w", core.ErrTimeout, err)
+	}
+	return core.ErrTimeout
+}
