@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/xml"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -36,5 +37,77 @@ func TestQuickTunnel(t *testing.T) {
 		if !strings.Contains(md, want) {
 			t.Errorf("report lacks %q:\n%s", want, md)
 		}
+	}
+}
+
+// TestRelay checks the outage workload's relay: it forwards both ways with an upstream socket per
+// client, drops everything while blackholed, forwards again after, and Close ends it.
+func TestRelay(t *testing.T) {
+	target, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer target.Close()
+	sources := make(chan string, 16)
+	go func() { // echo, noting each datagram's source
+		buf := make([]byte, 1500)
+		for {
+			n, from, err := target.ReadFromUDP(buf)
+			if err != nil {
+				return
+			}
+			sources <- from.String()
+			_, _ = target.WriteToUDP(buf[:n], from)
+		}
+	}()
+	r, err := newRelay(target.LocalAddr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	dial := func() *net.UDPConn {
+		c, err := net.Dial("udp", r.Addr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = c.Close() })
+		return c.(*net.UDPConn)
+	}
+	// roundTrip sends msg and returns what came back within wait ("" for nothing).
+	roundTrip := func(c *net.UDPConn, msg string, wait time.Duration) string {
+		if _, err := c.Write([]byte(msg)); err != nil {
+			t.Fatal(err)
+		}
+		_ = c.SetReadDeadline(time.Now().Add(wait))
+		buf := make([]byte, 1500)
+		n, err := c.Read(buf)
+		if err != nil {
+			return ""
+		}
+		return string(buf[:n])
+	}
+	a, b := dial(), dial()
+	if got := roundTrip(a, "a1", 5*time.Second); got != "a1" {
+		t.Fatalf("client a got %q, want a1", got)
+	}
+	if got := roundTrip(b, "b1", 5*time.Second); got != "b1" {
+		t.Fatalf("client b got %q, want b1", got)
+	}
+	if sa, sb := <-sources, <-sources; sa == sb {
+		t.Fatalf("both clients reached the target from %s", sa)
+	}
+	r.Blackhole(true)
+	if got := roundTrip(a, "a2", 300*time.Millisecond); got != "" {
+		t.Fatalf("blackholed, client a got %q", got)
+	}
+	r.Blackhole(false)
+	if got := roundTrip(a, "a3", 5*time.Second); got != "a3" {
+		t.Fatalf("restored, client a got %q, want a3", got)
+	}
+	done := make(chan struct{})
+	go func() { r.Close(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Close did not return within 5s")
 	}
 }

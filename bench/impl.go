@@ -73,6 +73,16 @@ func impls() []Impl {
 	return []Impl{quicpoolImpl(), nodePassImpl(), vistoneImpl(), rawImpl()}
 }
 
+// implByName returns the implementation with the given name.
+func implByName(name string) (Impl, bool) {
+	for _, i := range impls() {
+		if i.Name == name {
+			return i, true
+		}
+	}
+	return Impl{}, false
+}
+
 // serverTLS is the certificate every server presents (clients use TLS code "1": encrypted,
 // fingerprint not checked here). It is made once per process.
 var serverTLS = mustSelfSigned()
@@ -156,13 +166,23 @@ func startPair(impl Impl, s Shape, wait time.Duration) (*Pair, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &Pair{Impl: impl, Shape: s, Addr: addr}
-	if p.Server, err = impl.NewServer(s, addr); err != nil {
+	return startPairOn(impl, s, wait, addr, addr)
+}
+
+// startPairOn is startPair with the server listening on listen and the client dialing dial (a
+// relay in front of the server, or listen itself).
+func startPairOn(impl Impl, s Shape, wait time.Duration, listen, dial string) (*Pair, error) {
+	var err error
+	p := &Pair{Impl: impl, Shape: s, Addr: listen}
+	if p.Server, err = impl.NewServer(s, listen); err != nil {
 		return nil, err
 	}
-	if p.Client, err = impl.NewClient(s, addr); err != nil {
+	if p.Client, err = impl.NewClient(s, dial); err != nil {
 		p.Server.Close()
 		return nil, err
+	}
+	if rc, ok := p.Client.(*rawClient); ok && dial != listen {
+		rc.alsoFor(listen) // the raw server finds its client by its own address
 	}
 	if err := p.takeControl(wait); err != nil {
 		p.Close()

@@ -170,10 +170,11 @@ func (srv *rawServer) Close() {
 	_ = srv.ln.Close()
 }
 
-// rawClient dials the server on demand (again after the connection died) and opens a stream per
-// request.
+// rawClient dials the server on demand (again after the connection died, or after a stream open
+// on it failed: a dead server or path) and opens a stream per request.
 type rawClient struct {
 	addr  string
+	alias []string // other addresses it is filed under in rawClients (alsoFor)
 	conf  *quic.Config
 	tls   *tls.Config
 	dial  sync.Mutex // one dial at a time
@@ -222,32 +223,60 @@ func (c *rawClient) connection(timeout time.Duration) (*quic.Conn, error) {
 	return conn, nil
 }
 
-// open opens a fresh stream, writes 0x00, reads the 4-byte ID and makes the stream available
-// to OutgoingGet under that ID.
-func (c *rawClient) open(timeout time.Duration) error {
+// alsoFor files the client under a server's listen address too, for a client that dials that
+// server through a relay: the server's IncomingGet finds its client by its own address.
+func (c *rawClient) alsoFor(serverAddr string) {
+	c.mu.Lock()
+	c.alias = append(c.alias, serverAddr)
+	c.mu.Unlock()
+	rawClients.Store(serverAddr, c)
+}
+
+// openStream opens a fresh stream, writes 0x00 and reads the 4-byte ID, within timeout. When the
+// stream open or its handshake fails, the connection is closed, so that the next call dials
+// again: a naive application's way to get over a server or path that died without telling.
+func (c *rawClient) openStream(timeout time.Duration) (*rawConn, string, error) {
+	deadline := time.Now().Add(timeout)
 	conn, err := c.connection(timeout)
 	if err != nil {
-		return err
+		return nil, "", err
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	fail := func(err error) (*rawConn, string, error) {
+		c.mu.Lock()
+		if c.conn == conn {
+			c.conn = nil
+		}
+		c.mu.Unlock()
+		_ = conn.CloseWithError(0, "stream open failed")
+		return nil, "", err
+	}
+	ctx, cancel := context.WithDeadline(context.Background(), deadline)
 	defer cancel()
 	s, err := conn.OpenStreamSync(ctx)
 	if err != nil {
-		return err
+		return fail(err)
 	}
 	rc := &rawConn{Stream: s, conn: conn}
-	_ = s.SetDeadline(time.Now().Add(timeout))
+	_ = s.SetDeadline(deadline)
 	var b [4]byte
 	if _, err := s.Write([]byte{0}); err != nil {
 		abort(rc)
-		return err
+		return fail(err)
 	}
 	if _, err := io.ReadFull(s, b[:]); err != nil {
 		abort(rc)
-		return err
+		return fail(err)
 	}
 	_ = s.SetDeadline(time.Time{})
-	id := hex.EncodeToString(b[:])
+	return rc, hex.EncodeToString(b[:]), nil
+}
+
+// open opens a fresh stream and makes it available to OutgoingGet under its ID.
+func (c *rawClient) open(timeout time.Duration) error {
+	rc, id, err := c.openStream(timeout)
+	if err != nil {
+		return err
+	}
 	c.mu.Lock()
 	if w, ok := c.wait[id]; ok {
 		delete(c.wait, id)
@@ -280,9 +309,14 @@ func (c *rawClient) Prefill(n int) error {
 	return <-errs
 }
 
-// IncomingGet on a raw client is not part of any workload.
-func (c *rawClient) IncomingGet(time.Duration) (string, net.Conn, error) {
-	return "", nil, errors.New("raw quic-go: a client takes streams with OutgoingGet only")
+// IncomingGet on a raw client opens a fresh stream and returns it with its ID: the crash
+// workload's op, whose server takes every stream it accepts.
+func (c *rawClient) IncomingGet(timeout time.Duration) (string, net.Conn, error) {
+	rc, id, err := c.openStream(timeout)
+	if err != nil {
+		return "", nil, err
+	}
+	return id, rc, nil
 }
 
 // OutgoingGet returns the stream with the given ID once the client has read that ID.
@@ -325,11 +359,14 @@ func (c *rawClient) Active() int {
 func (c *rawClient) Capacity() int { return 0 }
 
 func (c *rawClient) Close() {
-	rawClients.CompareAndDelete(c.addr, c)
 	c.mu.Lock()
 	conn := c.conn
 	c.close = true
+	addrs := append([]string{c.addr}, c.alias...)
 	c.mu.Unlock()
+	for _, a := range addrs {
+		rawClients.CompareAndDelete(a, c)
+	}
 	if conn != nil {
 		_ = conn.CloseWithError(0, "client closed")
 	}

@@ -4,10 +4,11 @@
 //
 //	cd bench && go run .          # the full run, a few minutes; writes results/latest.md
 //	cd bench && go run . -quick   # under a minute, for CI; writes results/quick.md
+//	cd bench && go run . -only crash,outage   # only the given workloads
 //
-// Workloads (-only): tunnel, wake, burst, fill, recovery, bulk, memory, accessors. Everything
-// runs on 127.0.0.1; every operation is bounded by a timeout and failures are counted, so a
-// peer that hangs cannot stop the run.
+// Workloads (-only): tunnel, wake, burst, fill, recovery, crash, outage, bulk, memory,
+// accessors. Everything runs on 127.0.0.1; every operation is bounded by a timeout and failures
+// are counted, so a peer that hangs cannot stop the run.
 package main
 
 import (
@@ -36,6 +37,11 @@ type Config struct {
 	RecoveryDown time.Duration
 	RecoveryWait time.Duration
 	HealthCheck  bool
+	CrashDown    time.Duration
+	CrashWait    time.Duration
+	OutageCuts   []time.Duration
+	OutageWait   time.Duration
+	Disrupted    []Impl // the implementations crash and outage run on
 	BulkBytes    int64
 	BulkReps     int
 	Idle         int
@@ -48,7 +54,7 @@ type Config struct {
 }
 
 // workloads are the names -only accepts, in the order they run.
-var workloads = []string{"tunnel", "wake", "burst", "fill", "recovery", "bulk", "memory", "accessors"}
+var workloads = []string{"tunnel", "wake", "burst", "fill", "recovery", "crash", "outage", "bulk", "memory", "accessors"}
 
 func main() {
 	var (
@@ -63,6 +69,11 @@ func main() {
 		down         = flag.Duration("recovery-down", time.Second, "recovery workload: how long the server stays away")
 		recWait      = flag.Duration("recovery-wait", 10*time.Second, "recovery workload: how long to wait for a served stream")
 		health       = flag.Bool("health-check", true, "recovery workload: also run each pool with NodePass's application health check")
+		crashDown    = flag.Duration("crash-down", time.Second, "crash workload: how long the killed server stays dead")
+		crashWait    = flag.Duration("crash-wait", 2*time.Minute, "crash workload: how long to wait for a served op after the restart")
+		outageCuts   = flag.String("outage-cuts", "5s,20s,45s", "outage workload: how long the path drops everything, comma separated")
+		outageWait   = flag.Duration("outage-wait", 65*time.Second, "outage workload: how long to wait for a served op after the restore")
+		disrupted    = flag.String("disrupt-impls", "", "crash and outage workloads: only these implementations (default: those of -impls; -quick: quicpool,raw)")
 		bulkMiB      = flag.Int("bulk", 256, "bulk workload: MiB per transfer")
 		bulkReps     = flag.Int("bulk-reps", 5, "bulk workload: transfers per implementation and stream count (the median is reported)")
 		idle         = flag.Int("idle", 1024, "memory workload: idle streams per side")
@@ -74,10 +85,22 @@ func main() {
 		memRole      = flag.String("memchild", "", "internal: run one side of the memory workload (server or client)")
 		memImpl      = flag.String("memimpl", "", "internal: the memory child's implementation")
 		memAddr      = flag.String("memaddr", "", "internal: the memory child's address")
+		crashImpl    = flag.String("crashchild", "", "internal: run the crash workload's server of this implementation")
+		crashAddr    = flag.String("crashaddr", "", "internal: the crash child's address")
+		crashCert    = flag.String("crashcert", "", "internal: the crash child's certificate (PEM file)")
+		crashKey     = flag.String("crashkey", "", "internal: the crash child's key (PEM file)")
 	)
 	flag.Parse()
 	if *memRole != "" {
 		memChild(*memRole, *memImpl, *memAddr, *idle)
+		return
+	}
+	if *crashImpl != "" {
+		s, err := parseShapes(*shapes)
+		if err != nil {
+			fatal(err)
+		}
+		crashChild(*crashImpl, *crashAddr, *crashCert, *crashKey, s[0])
 		return
 	}
 	set := map[string]bool{}
@@ -98,6 +121,15 @@ func main() {
 		quickDefault("recovery-down", func() { *down = 500 * time.Millisecond })
 		quickDefault("recovery-wait", func() { *recWait = 3 * time.Second })
 		quickDefault("health-check", func() { *health = false })
+		quickDefault("crash-down", func() { *crashDown = 500 * time.Millisecond })
+		quickDefault("crash-wait", func() { *crashWait = 10 * time.Second })
+		quickDefault("outage-cuts", func() { *outageCuts = "2s" })
+		quickDefault("outage-wait", func() { *outageWait = 10 * time.Second })
+		quickDefault("disrupt-impls", func() {
+			if !set["impls"] {
+				*disrupted = "quicpool,raw"
+			}
+		})
 		quickDefault("bulk", func() { *bulkMiB = 8 })
 		quickDefault("bulk-reps", func() { *bulkReps = 1 })
 		quickDefault("idle", func() { *idle = 128 })
@@ -109,6 +141,7 @@ func main() {
 	cfg := Config{
 		Quick: *quick, Warmup: *warmup, Duration: *duration, TunnelReps: max(*tunnelReps, 1), RefillWait: *refillWait,
 		RecoveryDown: *down, RecoveryWait: *recWait, HealthCheck: *health,
+		CrashDown: *crashDown, CrashWait: *crashWait, OutageWait: *outageWait,
 		BulkBytes: int64(*bulkMiB) << 20, BulkReps: max(*bulkReps, 1), Idle: *idle,
 		AccessorTime: *accessorTime, WakeOps: *wakeOps, Out: *out, Machine: machine(),
 	}
@@ -125,6 +158,15 @@ func main() {
 	}
 	if cfg.Impls, err = parseImpls(*implFilter); err != nil {
 		fatal(err)
+	}
+	cfg.Disrupted = cfg.Impls
+	if *disrupted != "" {
+		if cfg.Disrupted, err = parseImpls(*disrupted); err != nil {
+			fatal(fmt.Errorf("-disrupt-impls: %w", err))
+		}
+	}
+	if cfg.OutageCuts, err = parseDurations(*outageCuts); err != nil {
+		fatal(fmt.Errorf("-outage-cuts: %w", err))
 	}
 
 	start := time.Now()
@@ -242,6 +284,25 @@ func run(cfg Config) Results {
 			}
 		}
 	})
+	step("crash", func() {
+		for _, impl := range cfg.Disrupted {
+			r := runCrash(impl, small, cfg.CrashDown, cfg.CrashWait)
+			logf("crash %s: ok %v after %s, failed %d, hung %d %s", impl.Name, r.OK, dur(r.Served), r.Failed, r.Hung, r.Err)
+			res.Crash = append(res.Crash, r)
+			settle()
+		}
+	})
+	step("outage", func() {
+		for _, cut := range cfg.OutageCuts {
+			for _, impl := range cfg.Disrupted {
+				r := runOutage(impl, small, cut, cfg.OutageWait)
+				logf("outage %s %s: ok %v after %s, failed %d, hung %d; bulk moved again %v after %s %s %s", impl.Name, dur(cut),
+					r.OK, dur(r.Served), r.Failed, r.Hung, r.BulkOK, dur(r.Bulk), r.BulkErr, r.Err)
+				res.Outage = append(res.Outage, r)
+				settle()
+			}
+		}
+	})
 	step("bulk", func() {
 		for _, n := range []int{1, 8} {
 			for _, r := range runBulk(cfg.Impls, small, n, cfg.BulkBytes, cfg.BulkReps) {
@@ -309,6 +370,18 @@ func parseInts(s string) ([]int, error) {
 		ns = append(ns, n)
 	}
 	return ns, nil
+}
+
+func parseDurations(s string) ([]time.Duration, error) {
+	var ds []time.Duration
+	for _, f := range strings.Split(s, ",") {
+		d, err := time.ParseDuration(strings.TrimSpace(f))
+		if err != nil || d <= 0 {
+			return nil, fmt.Errorf("%q is not a positive duration", f)
+		}
+		ds = append(ds, d)
+	}
+	return ds, nil
 }
 
 func parseOnly(s string) ([]string, error) {

@@ -103,7 +103,8 @@ func runMemory(impl Impl, n int) MemoryResult {
 	return r
 }
 
-// child is a running -memchild process.
+// child is a running child process of this program (-memchild, -crashchild). It exits when its
+// stdin closes, that is when stop closes it or when this process ends, however it ends.
 type child struct {
 	cmd   *exec.Cmd
 	stdin io.WriteCloser
@@ -111,7 +112,12 @@ type child struct {
 }
 
 func startChild(exe, role, impl, addr string, n int) (*child, error) {
-	cmd := exec.Command(exe, "-memchild", role, "-memimpl", impl, "-memaddr", addr, "-idle", fmt.Sprint(n))
+	return startProcess(exe, "-memchild", role, "-memimpl", impl, "-memaddr", addr, "-idle", fmt.Sprint(n))
+}
+
+// startProcess starts exe with args, its stderr to ours, its stdout lines to child.line.
+func startProcess(exe string, args ...string) (*child, error) {
+	cmd := exec.Command(exe, args...)
 	cmd.Stderr = os.Stderr
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
@@ -166,6 +172,18 @@ func (c *child) stop() {
 	}
 }
 
+// kill kills the child with SIGKILL (on Unix) and waits for it, at most 10s.
+func (c *child) kill() {
+	_ = c.cmd.Process.Kill()
+	done := make(chan struct{})
+	go func() { _ = c.cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+	}
+	_ = c.stdin.Close()
+}
+
 // prefiller is a pool that has to be told to open its idle streams (raw quic-go keeps none by
 // itself).
 type prefiller interface{ Prefill(n int) error }
@@ -176,13 +194,8 @@ func memChild(role, implName, addr string, n int) {
 		fmt.Fprintln(os.Stderr, "memchild:", err)
 		os.Exit(1)
 	}
-	var impl Impl
-	for _, i := range impls() {
-		if i.Name == implName {
-			impl = i
-		}
-	}
-	if impl.Name == "" {
+	impl, ok := implByName(implName)
+	if !ok {
 		fail(fmt.Errorf("unknown implementation %q", implName))
 	}
 	heap0, g0 := settledHeap()

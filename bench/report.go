@@ -13,12 +13,14 @@ type Results struct {
 	Burst     []BurstResult
 	Fill      []FillResult
 	Recovery  []RecoveryResult
+	Crash     []DisruptionResult
+	Outage    []DisruptionResult
 	Bulk      []BulkResult
 	Memory    []MemoryResult
 	Accessors []AccessorResult
 	Wake      []WakeResult
 	// Elsewhere is, per workload run, the share of the machine's CPUs that other processes used
-	// meanwhile (the memory workload's own child processes count as others).
+	// meanwhile (the memory and crash workloads' own child processes count as others).
 	Elsewhere map[string]float64
 }
 
@@ -41,7 +43,7 @@ func report(env Env, cfg Config, res Results, charts []string) string {
 	fmt.Fprintf(&b, "- Command: `%s`\n", env.Command)
 	fmt.Fprintf(&b, "- Versions: %s\n", env.Versions)
 	fmt.Fprintf(&b, "- Shapes: %s; intervals %v..%v, keep-alive %v, Get timeout %v; all traffic on 127.0.0.1; "+
-		"both sides of every pair run in this one process (memory: one process per side)\n\n",
+		"both sides of every pair run in this one process (memory: one process per side; crash: the server in a child process)\n\n",
 		shapeList(cfg.Shapes), cfg.Shapes[0].MinIvl, cfg.Shapes[0].MaxIvl, cfg.Shapes[0].KeepAlive, opTimeout)
 
 	if len(res.Elsewhere) > 0 {
@@ -52,7 +54,7 @@ func report(env Env, cfg Config, res Results, charts []string) string {
 			}
 		}
 		fmt.Fprintf(&b, "- CPU used by other processes during each workload, retries included (share of all CPUs; memory "+
-			"runs its own child processes): %s. %s\n\n", strings.Join(parts, ", "), retryNote())
+			"and crash run child processes of this program, which count as others): %s. %s\n\n", strings.Join(parts, ", "), retryNote())
 	}
 	b.WriteString(checklist(cfg, res))
 	for _, c := range charts {
@@ -66,6 +68,8 @@ func report(env Env, cfg Config, res Results, charts []string) string {
 	b.WriteString(burstTable(cfg, res.Burst))
 	b.WriteString(fillTable(res.Fill))
 	b.WriteString(recoveryTable(cfg, res.Recovery))
+	b.WriteString(crashTable(cfg, res.Crash))
+	b.WriteString(outageTable(cfg, res.Outage))
 	b.WriteString(bulkTable(res.Bulk))
 	b.WriteString(memoryTable(res.Memory))
 	b.WriteString(accessorTable(res.Accessors))
@@ -397,6 +401,96 @@ func recoveryTable(cfg Config, rs []RecoveryResult) string {
 	return b.String()
 }
 
+// disruptionNote says how the ops of the crash and outage workloads are run and counted.
+func disruptionNote() string {
+	return fmt.Sprintf("Ops run back to back from the disruption on, each bounded by %s as a whole; *Failed*: ops that failed "+
+		"within their bound, from the disruption until the first success; *Hung*: ops that had not returned %s after their "+
+		"bound (left running). Raw quic-go redials when its connection is closed or when a stream open on it fails.",
+		dur(disruptOp), dur(hangGrace))
+}
+
+func crashTable(cfg Config, rs []DisruptionResult) string {
+	if len(rs) == 0 {
+		return ""
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "## 4b. Server crash\n\nThe server runs in a child process that takes every stream with `IncomingGet` and "+
+		"echoes it; the %s client pool, in this process, runs ops: `IncomingGet` on the client (any idle stream; raw "+
+		"quic-go: a fresh stream), 1 KiB written, half-close, the echo read to EOF. Once an op works and the client holds "+
+		"minCap idle streams, the child is killed with SIGKILL (no CONNECTION_CLOSE, nothing tells the client) and started "+
+		"again %s later on the same port with the same certificate. *Served after restart*: from the new child's "+
+		"\"listening\" line until an op succeeded, waiting at most %s. quicpool's server derives its stateless reset key "+
+		"from its certificate, so the restarted server resets connections of the killed one; the others run quic-go "+
+		"without a reset key, so their clients learn of the crash only when a stream or the idle timeout (3 x keep-alive) "+
+		"fails. %s Ratio against NodePass (lower is better).\n\n",
+		cfg.Shapes[0], dur(cfg.CrashDown), dur(cfg.CrashWait), disruptionNote())
+	b.WriteString("| Implementation | Served after restart | vs NodePass | Failed ops | Hung ops |\n|---|---:|---:|---:|---:|\n")
+	np := findDisruption(rs, nameNodePass, 0)
+	for _, r := range rs {
+		if r.Err != "" {
+			fmt.Fprintf(&b, "| %s | failed: %s | | | |\n", r.Impl, cell(r.Err))
+			continue
+		}
+		fmt.Fprintf(&b, "| %s | %s | %s | %d | %d |\n", r.Impl, servedText(r, cfg.CrashWait), disruptionRatio(r, np, cfg.CrashWait),
+			r.Failed, r.Hung)
+	}
+	b.WriteString("\n")
+	return b.String()
+}
+
+func outageTable(cfg Config, rs []DisruptionResult) string {
+	if len(rs) == 0 {
+		return ""
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "## 4c. Network outage\n\nA full %s pair whose client reaches the server through a UDP relay in this "+
+		"process (one upstream socket per client address, as a NAT). A bulk transfer runs on one stream (the client writes "+
+		"as fast as it can, the server reads); then the relay drops every datagram, both ways, for the cut, and forwards "+
+		"again. Tunnel ops (server `IncomingGet`, client `OutgoingGet(id)`, 1 KiB each way) run from the cut on. *Served "+
+		"after restore*: from the restore until a tunnel op succeeded; *Bulk moved again*: from the restore until the "+
+		"server read data of the bulk stream again; both waiting at most %s. Keep-alive %s, idle timeout 3 x keep-alive, "+
+		"so no cut here outlives a connection by itself. %s Ratio against NodePass at the same cut (lower is better).\n\n",
+		cfg.Shapes[0], dur(cfg.OutageWait), dur(cfg.Shapes[0].KeepAlive), disruptionNote())
+	b.WriteString("| Cut | Implementation | Served after restore | vs NodePass | Failed ops | Hung ops | Bulk moved again |\n" +
+		"|---:|---|---:|---:|---:|---:|---|\n")
+	for _, r := range rs {
+		if r.Err != "" {
+			fmt.Fprintf(&b, "| %s | %s | failed: %s | | | | |\n", dur(r.Down), r.Impl, cell(r.Err))
+			continue
+		}
+		np := findDisruption(rs, nameNodePass, r.Down)
+		bulk := "not within " + dur(cfg.OutageWait)
+		switch {
+		case r.BulkOK:
+			bulk = dur(r.Bulk)
+		case r.BulkErr != "":
+			bulk = "stream failed: " + cell(r.BulkErr)
+		}
+		fmt.Fprintf(&b, "| %s | %s | %s | %s | %d | %d | %s |\n", dur(r.Down), r.Impl, servedText(r, cfg.OutageWait),
+			disruptionRatio(r, np, cfg.OutageWait), r.Failed, r.Hung, bulk)
+	}
+	b.WriteString("\n")
+	return b.String()
+}
+
+func servedText(r DisruptionResult, wait time.Duration) string {
+	if !r.OK {
+		return "not within " + dur(wait)
+	}
+	return dur(r.Served)
+}
+
+// disruptionRatio is r's time to a served op against NodePass's, or says NodePass was not served.
+func disruptionRatio(r DisruptionResult, np *DisruptionResult, wait time.Duration) string {
+	switch {
+	case !r.OK || np == nil || np.Err != "":
+		return ""
+	case !np.OK:
+		return "NodePass: not within " + dur(wait)
+	}
+	return ratio(float64(r.Served), float64(np.Served))
+}
+
 func bulkTable(rs []BulkResult) string {
 	if len(rs) == 0 {
 		return ""
@@ -533,6 +627,16 @@ func findBurst(rs []BurstResult, impl string) *BurstResult {
 func findRecovery(rs []RecoveryResult, impl string, health bool) *RecoveryResult {
 	for i := range rs {
 		if rs[i].Impl == impl && rs[i].HealthCheck == health {
+			return &rs[i]
+		}
+	}
+	return nil
+}
+
+// findDisruption finds an implementation's crash result (down 0: any) or outage result for a cut.
+func findDisruption(rs []DisruptionResult, impl string, down time.Duration) *DisruptionResult {
+	for i := range rs {
+		if rs[i].Impl == impl && (down == 0 || rs[i].Down == down) {
 			return &rs[i]
 		}
 	}
