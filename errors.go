@@ -44,6 +44,11 @@ var (
 	// ErrBadHandshake: a peer did not follow the stream handshake (a wrong first byte, a short or
 	// late ID); the stream was discarded.
 	ErrBadHandshake = core.ErrBadHandshake
+	// ErrViolation: a client pool closed its connection to a server that broke the protocol: it
+	// issued an ID that is already idle or a second control stream, closed most fresh streams
+	// before any was taken, or completed no stream handshake for three handshake timeouts. The
+	// error names what happened; the pool reconnects with backoff.
+	ErrViolation = core.ErrViolation
 	// ErrPanic: a panic was recovered in one of the pool's actors or goroutines; the part of the
 	// pool that panicked was restarted.
 	ErrPanic = core.ErrPanic

@@ -3,6 +3,7 @@ package actors
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/anthdm/hollywood/actor"
@@ -17,8 +18,10 @@ import (
 // coordinator), and reports the connection's death to the supervisor, which replaces the shard.
 type clientShard struct {
 	shard
-	conn      *quic.Conn
-	fastUntil time.Time // dial every core.RedialInterval until then (see connect)
+	conn        *quic.Conn
+	fastUntil   time.Time // dial every core.RedialInterval until then (see connect)
+	closeCode   quic.ApplicationErrorCode
+	closeReason string // set before the shard stops; read by the dial goroutine once ctx is done
 }
 
 func newClientShard(rt *runtime, slot int, fastUntil time.Time) actor.Producer {
@@ -36,6 +39,9 @@ func (s *clientShard) Receive(c *actor.Context) {
 		s.up(m.conn)
 	case openStreams:
 		s.open(m.n)
+	case violation:
+		s.closeCode, s.closeReason = wire.ConnCodeViolation, m.err.Error()
+		s.fail(m.err)
 	case connLost:
 		s.fail(m.err)
 	}
@@ -58,7 +64,11 @@ func (s *clientShard) dial() {
 	case <-conn.Context().Done():
 		s.lost(context.Cause(conn.Context()))
 	case <-s.ctx.Done():
-		_ = conn.CloseWithError(wire.ConnCodeClosed, "quicpool: connection closed by the client pool")
+		code, reason := s.closeCode, s.closeReason
+		if reason == "" {
+			code, reason = wire.ConnCodeClosed, "quicpool: connection closed by the client pool"
+		}
+		_ = conn.CloseWithError(code, reason)
 	}
 }
 
@@ -164,7 +174,7 @@ func (s *clientShard) open(n int) {
 // byte, read the 4-byte ID. Then the stream is the coordinator's. It blocks while the server's
 // stream limit is reached.
 func (s *clientShard) openStream(conn *quic.Conn) {
-	stream, err := conn.OpenStreamSync(s.ctx)
+	stream, err := s.openBounded(conn)
 	if err != nil {
 		s.engine.Send(s.rt.coordinator, openFailed{shard: s.self, err: err})
 		return
@@ -181,4 +191,20 @@ func (s *clientShard) openStream(conn *quic.Conn) {
 	}
 	_ = stream.SetDeadline(time.Time{})
 	s.engine.Send(s.rt.coordinator, streamReady{shard: s.self, id: id, stream: stream})
+}
+
+// openBounded opens a stream at once if the server gives credit, and otherwise waits for credit
+// for at most the handshake timeout.
+func (s *clientShard) openBounded(conn *quic.Conn) (*quic.Stream, error) {
+	stream, err := conn.OpenStream()
+	if _, limited := errors.AsType[*quic.StreamLimitReachedError](err); !limited {
+		return stream, err
+	}
+	ctx, cancel := context.WithTimeout(s.ctx, s.rt.HandshakeTimeout)
+	defer cancel()
+	stream, err = conn.OpenStreamSync(ctx)
+	if errors.Is(err, context.DeadlineExceeded) {
+		return nil, fmt.Errorf("%w for %v", errNoCredit, s.rt.HandshakeTimeout)
+	}
+	return stream, err
 }

@@ -52,6 +52,7 @@ type shardLoad struct {
 	suspect  bool      // the peer has been silent for longer than the path's normal silence
 	heard    time.Time // when the peer was last heard
 	upAt     time.Time
+	trust    trust // client: how the server has kept to the protocol on this connection
 }
 
 // condition is why the pool cannot serve. err is nil while it can; failFast makes calls fail at
@@ -62,7 +63,7 @@ type condition struct {
 }
 
 type counters struct {
-	opened, handedOut, discarded, failed, refused, restarts, dropped uint64
+	opened, handedOut, discarded, failed, refused, restarts, dropped, violations uint64
 }
 
 func newCoordinator(rt *runtime) actor.Producer {
@@ -193,7 +194,7 @@ func (c *coordinator) get(g messages.Get) {
 // gone, the stream goes back to the store.
 func (c *coordinator) handOut(id string, e idleStream, g messages.Get) {
 	watching := e.unwatch() // before the hand-out: the caller may close the stream at once
-	if c.deliverStream(g, messages.Stream{ID: id, Stream: e.stream, Conn: e.shard.conn}) {
+	if c.deliverStream(g, messages.Stream{ID: id, Stream: e.stream, Conn: e.shard.conn}, e.shard) {
 		return
 	}
 	if watching {
@@ -205,8 +206,9 @@ func (c *coordinator) handOut(id string, e idleStream, g messages.Get) {
 // deliverStream hands s to g's caller and replenishes the pool, or reports that the caller has
 // gone. A reply channel that could not take the stream although nobody abandoned it (a closed
 // channel) is counted as dropped.
-func (c *coordinator) deliverStream(g messages.Get, s messages.Stream) bool {
+func (c *coordinator) deliverStream(g messages.Get, s messages.Stream, st *shardLoad) bool {
 	if deliver(g.Reply, s) {
+		st.trust.taken++
 		c.stats.handedOut++
 		c.replenish()
 		return true
@@ -228,14 +230,13 @@ func (c *coordinator) streamReady(m streamReady) {
 	if c.rt.Client {
 		st.opening = max(st.opening-1, 0)
 		c.refill.created++
+		if err := st.trust.handshaken(m.id, c.idle.has(m.id), time.Now()); err != nil {
+			wire.Discard(m.stream)
+			c.violation(st, err)
+			return
+		}
 	} else {
 		c.unreserve(m.id, st)
-	}
-	if c.idle.has(m.id) { // a peer that reuses a live ID: keep the first
-		wire.Discard(m.stream)
-		c.noteFailure()
-		c.replenish()
-		return
 	}
 	c.stats.opened++
 	c.gone.forget(m.id)
@@ -245,7 +246,7 @@ func (c *coordinator) streamReady(m streamReady) {
 		if !ok {
 			break
 		}
-		if c.deliverStream(g, messages.Stream{ID: m.id, Stream: m.stream, Conn: st.conn}) {
+		if c.deliverStream(g, messages.Stream{ID: m.id, Stream: m.stream, Conn: st.conn}, st) {
 			return
 		}
 	}
@@ -257,10 +258,27 @@ func (c *coordinator) streamReady(m streamReady) {
 }
 
 func (c *coordinator) openFailed(m openFailed) {
-	if st := c.shards[m.shard.ID]; st != nil {
-		st.opening = max(st.opening-1, 0)
-	}
 	c.noteFailure()
+	st := c.shards[m.shard.ID]
+	if st == nil {
+		return
+	}
+	st.opening = max(st.opening-1, 0)
+	if err := st.trust.openFailed(m.err, st.idle, time.Now(), 3*c.rt.HandshakeTimeout); err != nil {
+		c.violation(st, err)
+	}
+}
+
+// violation closes a client connection whose server broke the protocol; the supervisor
+// reconnects with backoff.
+func (c *coordinator) violation(st *shardLoad, err error) {
+	if st.trust.violated {
+		return
+	}
+	st.trust.violated = true
+	c.stats.violations++
+	c.rt.Log.Error("closing the connection: the server broke the protocol", "slot", st.slot, "err", err)
+	c.engine.Send(st.pid, violation{err: err})
 }
 
 func (c *coordinator) noteFailure() { c.stats.failed++ }
@@ -268,7 +286,8 @@ func (c *coordinator) noteFailure() { c.stats.failed++ }
 // shardUp records a connection that came up; the pool serves again if it could not.
 func (c *coordinator) shardUp(m shardUp) {
 	now := time.Now()
-	c.shards[m.shard.ID] = &shardLoad{pid: m.shard, slot: m.slot, conn: m.conn, heard: now, upAt: now}
+	c.shards[m.shard.ID] = &shardLoad{pid: m.shard, slot: m.slot, conn: m.conn, heard: now, upAt: now,
+		trust: trust{lastShake: now}}
 	if c.rt.Client {
 		c.setCondition(condition{})
 	}
@@ -427,6 +446,7 @@ func (c *coordinator) snapshot() messages.Stats {
 		Refused:    c.stats.refused,
 		Restarts:   c.stats.restarts,
 		Dropped:    c.stats.dropped,
+		Violations: c.stats.violations,
 		Err:        c.errNow(),
 		FailFast:   c.failFast() != nil,
 	}

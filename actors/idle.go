@@ -221,8 +221,36 @@ func (c *coordinator) peerStopped(m peerStopped) {
 		c.streamGone(m.id)
 	} else {
 		c.idle.markPeerClosed(m.id, time.Now())
+		if c.idle.peerClosed > c.capacity() { // bounded: the oldest goes
+			c.discardOldestPeerClosed()
+		}
+	}
+	if c.rt.Client {
+		if err := e.shard.trust.peerClosed(c.share()); err != nil {
+			c.violation(e.shard, err)
+			return
+		}
+		if e.shard.trust.closesDominate(c.share()) {
+			return // replaced at the next tick, not at once: a server that closes every stream sets no pace
+		}
 	}
 	c.replenish()
+}
+
+// discardOldestPeerClosed discards the peer-closed stream that has waited longest.
+func (c *coordinator) discardOldestPeerClosed() {
+	oldest, at := "", time.Time{}
+	for id, e := range c.idle.byID {
+		if !e.closedAt.IsZero() && (oldest == "" || e.closedAt.Before(at)) {
+			oldest, at = id, e.closedAt
+		}
+	}
+	if e, ok := c.idle.take(oldest); ok {
+		e.unwatch()
+		wire.Discard(e.stream)
+		c.stats.discarded++
+		c.gone.add(oldest)
+	}
 }
 
 // streamGone remembers a discarded ID and fails the callers waiting for it.

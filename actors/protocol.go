@@ -80,6 +80,9 @@ type (
 
 	// openStreams asks for n more streams.
 	openStreams struct{ n int }
+	// violation tells a client shard that its server broke the protocol: it closes the connection
+	// with wire.ConnCodeViolation and fails with err.
+	violation struct{ err error }
 
 	// Shards to the supervisor.
 

@@ -20,13 +20,26 @@ type refiller struct {
 	created  int // streams that became idle since the last tick
 }
 
+// capacity is the number of idle streams the pool aims at: tuned on a client, MaxCap on a server.
+func (c *coordinator) capacity() int {
+	if c.rt.Client {
+		return c.refill.capacity
+	}
+	return c.rt.MaxCap
+}
+
+// share is the number of idle streams one connection is meant to hold.
+func (c *coordinator) share() int {
+	return min((c.capacity()+c.rt.Shards-1)/c.rt.Shards, c.rt.PerShard)
+}
+
 // replenish makes up for streams that left the idle set, in the step they left: a server gives
 // the room to streams held for lack of it (grantHeld); a client asks the shards to open the
 // streams the pool lacks, each live shard up to its fair share of the capacity (capacity / shard
 // slots), so that every connection carries traffic.
 func (c *coordinator) replenish() {
 	c.grantHeld()
-	c.refillUpTo(min((c.refill.capacity+c.rt.Shards-1)/c.rt.Shards, c.rt.PerShard))
+	c.refillUpTo(c.share())
 }
 
 // refillUpTo asks for the missing streams, one at a time to the least loaded shard below limit,

@@ -609,3 +609,21 @@ func TestTheirClientAboveOurCap(t *testing.T) {
 		closeBoth(t, ourConn, theirConn)
 	}
 }
+
+// A NodePass server's Flush (it closes the send side of every idle stream) is honest behaviour:
+// our client does not take it for a protocol violation, keeps its connection, and its control
+// stream keeps working.
+func TestTheirServerFlushIsNoViolation(t *testing.T) {
+	const maxCap = 8
+	ours, their, cert := ourClientTheirServer(t, maxCap)
+	ourCtl, theirCtl := controlChannel(t, ours, their, cert, false)
+	for range 3 {
+		their.Flush()
+	}
+	exchange(t, ourCtl, theirCtl, payloadLen) // the connection lives on
+	s := ours.Stats()
+	require.Zero(t, s.Violations, "%+v", s)
+	require.Zero(t, s.Restarts, "%+v", s)
+	require.Equal(t, 1, s.ShardsUp)
+	closeBoth(t, ourCtl, theirCtl)
+}

@@ -55,6 +55,9 @@ type Stats struct {
 	Refused uint64
 	// Restarts counts shard restarts: connections redialed after a failure (client).
 	Restarts uint64
+	// Violations counts connections a client closed because its server broke the protocol (see
+	// quicpool.ErrViolation).
+	Violations uint64
 	// Dropped counts requests sent to the pool whose reply channel could not take the answer
 	// (nil, unbuffered, full or shared): the answer was dropped or the request refused.
 	Dropped uint64

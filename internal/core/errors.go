@@ -22,6 +22,7 @@ var (
 	ErrUnauthorized          = errors.New("quicpool: client address not allowed")
 	ErrPoolFull              = errors.New("quicpool: pool full")
 	ErrBadHandshake          = errors.New("quicpool: bad stream handshake")
+	ErrViolation             = errors.New("quicpool: protocol violation by the server")
 	ErrPanic                 = errors.New("quicpool: panic")
 )
 

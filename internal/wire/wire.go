@@ -72,6 +72,9 @@ const (
 	// ConnCodeRefused closes a connection the server pool does not accept: an address that is
 	// not allowed, or no free shard slot.
 	ConnCodeRefused quic.ApplicationErrorCode = 1
+	// ConnCodeViolation closes a connection whose peer broke the protocol (a client closes its
+	// connection to a server that issues duplicate IDs, for example).
+	ConnCodeViolation quic.ApplicationErrorCode = 2
 )
 
 // Discard closes both directions of a stream the pool gives up on, so that its stream credit is

@@ -1,0 +1,71 @@
+package actors
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/quicpool/quicpool/internal/core"
+	"github.com/quicpool/quicpool/internal/wire"
+)
+
+// errNoCredit is why a client's stream open failed: the server gave no stream credit within the
+// handshake timeout.
+var errNoCredit = errors.New("quicpool: no stream credit from the server")
+
+// trust is a client's record of how its server keeps to the protocol on one connection. A broken
+// or hostile server is cut off with ErrViolation, and the supervisor reconnects with backoff,
+// instead of the client opening and discarding streams in a loop. An honest server is never cut
+// off: a full one that holds streams without an ID has given this connection idle streams, and
+// a flush resets the streams at most once before the client takes one.
+type trust struct {
+	control   bool      // the control ID was issued on this connection
+	fresh     int       // streams handshaken
+	taken     int       // streams handed out to callers
+	peerLost  int       // streams the server closed before this side took them
+	lastShake time.Time // the last completed handshake, or when the connection came up
+	violated  bool      // the connection is being closed for a violation
+}
+
+// handshaken records a completed handshake with id; duplicate reports that a stream with that ID
+// is idle already.
+func (t *trust) handshaken(id string, duplicate bool, now time.Time) error {
+	t.fresh++
+	t.lastShake = now
+	switch {
+	case duplicate:
+		return fmt.Errorf("%w: it issued stream ID %s while a stream with that ID is idle", core.ErrViolation, id)
+	case id == wire.ControlID && t.control:
+		return fmt.Errorf("%w: it issued the control stream %s twice", core.ErrViolation, id)
+	case id == wire.ControlID:
+		t.control = true
+	}
+	return nil
+}
+
+// peerClosed records a stream the server closed before this side took it; share is the number of
+// idle streams this connection is meant to hold. Closing most fresh streams before any is taken,
+// more than two flushes would (each closes the share and the control stream), is a violation.
+func (t *trust) peerClosed(share int) error {
+	t.peerLost++
+	if t.taken == 0 && t.peerLost > 2*share+8 && 4*t.peerLost > 3*t.fresh {
+		return fmt.Errorf("%w: it closed %d of the %d streams it handshook before any was taken",
+			core.ErrViolation, t.peerLost, t.fresh)
+	}
+	return nil
+}
+
+// closesDominate reports whether the server closes more streams than it leaves to be taken, beyond
+// what a flush or two explains: replacements for the streams it closes then wait for the refill
+// tick.
+func (t *trust) closesDominate(share int) bool { return t.peerLost > 2*share && 2*t.peerLost > t.fresh }
+
+// openFailed judges a failed stream open: no handshake completed for limit, while the server
+// gives no credit or this connection holds no idle stream (an honest server that is full holds
+// new streams without an ID, but has given this connection idle ones), is a violation.
+func (t *trust) openFailed(err error, idle int, now time.Time, limit time.Duration) error {
+	if silent := now.Sub(t.lastShake); silent > limit && (errors.Is(err, errNoCredit) || idle == 0) {
+		return fmt.Errorf("%w: no stream handshake completed in %v (%w)", core.ErrViolation, silent.Round(time.Millisecond), err)
+	}
+	return nil
+}
