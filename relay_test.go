@@ -27,6 +27,7 @@ type relay struct {
 	mappings  map[string]*net.UDPConn // upstream socket by client address
 	blackhole bool
 	delay     time.Duration
+	from      net.IP // the address upstream sockets bind to (127.0.0.1 until RebindFrom)
 	closed    bool
 
 	queues             [2]chan relayPacket // delayed datagrams: toward the target, toward clients
@@ -84,6 +85,15 @@ func (r *relay) Rebind() {
 	}
 }
 
+// RebindFrom is Rebind with the new upstream sockets on ip: the target sees the client's
+// connection move to another address, as after a migration or a NAT that changed its address.
+func (r *relay) RebindFrom(ip net.IP) {
+	r.mu.Lock()
+	r.from = ip
+	r.mu.Unlock()
+	r.Rebind()
+}
+
 // Close closes every socket and returns once every goroutine of the relay has ended. Safe to
 // call more than once.
 func (r *relay) Close() {
@@ -108,7 +118,11 @@ func (r *relay) upstream(client *net.UDPAddr) *net.UDPConn {
 	if up := r.mappings[client.String()]; up != nil || r.closed {
 		return up
 	}
-	up, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	from := r.from
+	if from == nil {
+		from = net.IPv4(127, 0, 0, 1)
+	}
+	up, err := net.ListenUDP("udp", &net.UDPAddr{IP: from})
 	if err != nil {
 		return nil
 	}

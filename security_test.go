@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/anthdm/hollywood/actor"
 	"github.com/quic-go/quic-go"
 	"github.com/quicpool/quicpool"
 	"github.com/quicpool/quicpool/messages"
@@ -223,4 +224,29 @@ func TestClientDiscardsBadIDs(t *testing.T) {
 	require.Equal(t, 1, s.ShardsUp, "the connection is kept")
 	require.Zero(t, s.Restarts)
 	require.NoError(t, s.Err, "a connection is up: nothing keeps the pool from serving")
+}
+
+// A connection that moves to another address (a NAT rebinding, a migration) is checked against
+// the allow-list again: the server refuses it, counted and broadcast, within a probe interval of
+// quic-go switching to the new path.
+func TestAllowListRecheckedAfterMigration(t *testing.T) {
+	engine, err := actor.NewEngine(actor.NewEngineConfig())
+	require.NoError(t, err)
+	events := subscribe(t, engine)
+	server := quicpool.NewServerPool(8, "127.0.0.1", selfSigned(t), "127.0.0.1:0", 10*time.Second, quicpool.WithEngine(engine))
+	go server.ServerManager()
+	defer server.Close()
+	relay := newRelay(t, listenAddr(server))
+	client := startClient(t, 2, 2, relay.Addr())
+	sc, cc := tunnel(t, server, client, kib)
+	defer sc.Close()
+	defer cc.Close()
+
+	relay.RebindFrom(net.IPv4(127, 0, 0, 2))
+	moved := time.Now()
+	ev := waitEvent(t, events, messages.EventRefused)
+	t.Logf("refused %v after the move", time.Since(moved).Round(time.Millisecond))
+	require.ErrorIs(t, ev.Err, quicpool.ErrUnauthorized)
+	require.Contains(t, ev.Addr, "127.0.0.2")
+	waitFor(t, server, "the moved connection to be closed", func(s messages.Stats) bool { return s.ShardsUp == 0 && s.Refused == 1 })
 }

@@ -18,10 +18,8 @@ import (
 // coordinator), and reports the connection's death to the supervisor, which replaces the shard.
 type clientShard struct {
 	shard
-	conn        *quic.Conn
-	fastUntil   time.Time // dial every core.RedialInterval until then (see connect)
-	closeCode   quic.ApplicationErrorCode
-	closeReason string // set before the shard stops; read by the dial goroutine once ctx is done
+	conn      *quic.Conn
+	fastUntil time.Time // dial every core.RedialInterval until then (see connect)
 }
 
 func newClientShard(rt *runtime, slot int, fastUntil time.Time) actor.Producer {
@@ -40,8 +38,7 @@ func (s *clientShard) Receive(c *actor.Context) {
 	case openStreams:
 		s.open(m.n)
 	case violation:
-		s.closeCode, s.closeReason = wire.ConnCodeViolation, m.err.Error()
-		s.fail(m.err)
+		s.failClosing(wire.ConnCodeViolation, m.err)
 	case connLost:
 		s.fail(m.err)
 	}
@@ -64,11 +61,7 @@ func (s *clientShard) dial() {
 	case <-conn.Context().Done():
 		s.lost(context.Cause(conn.Context()))
 	case <-s.ctx.Done():
-		code, reason := s.closeCode, s.closeReason
-		if reason == "" {
-			code, reason = wire.ConnCodeClosed, "quicpool: connection closed by the client pool"
-		}
-		_ = conn.CloseWithError(code, reason)
+		s.closeConn(conn, "quicpool: connection closed by the client pool")
 	}
 }
 

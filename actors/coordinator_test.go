@@ -517,3 +517,23 @@ func TestHeldReserveGrantedWhenStreamTaken(t *testing.T) {
 	c.state()
 	require.NotEmpty(t, held, "the held request is granted in the step a stream is taken")
 }
+
+// The control ID exists once, even when a connection dies during the control stream's handshake:
+// A's reservation of it dies with A, B gets it, and a stale release from A's goroutine does not
+// let B's next streams get it again.
+func TestControlIDIssuedOnceThroughAConnectionRace(t *testing.T) {
+	c := startCoordinator(t, false, nil)
+	a, _ := c.shard("a")
+	b, _ := c.shard("b")
+	lb := quicStreams(t, 1)
+	c.send(shardUp{shard: a, slot: 0, conn: lb.conn}, shardUp{shard: b, slot: 1, conn: lb.conn})
+	require.Equal(t, wire.ControlID, recv(t, c.reserve(a), "the control ID"))
+	c.send(shardDown{shard: a})
+	require.Equal(t, wire.ControlID, recv(t, c.reserve(b), "the control ID, A's reservation gone"))
+	c.send(releaseID{shard: a, id: wire.ControlID}) // stale: A is gone
+	for range 3 {
+		require.NotEqual(t, wire.ControlID, recv(t, c.reserve(b), "another ID"))
+	}
+	c.send(streamReady{shard: b, id: wire.ControlID, stream: lb.streams[0]})
+	require.True(t, c.state().Control, "B's control stream is idle")
+}

@@ -66,10 +66,11 @@ func (c *coordinator) grantHeld() {
 }
 
 // grant issues an ID to m: the control ID first, then random IDs unique among the streams the
-// pool holds or is issuing to. If m's stream gave up meanwhile, nothing is issued.
+// pool holds or is issuing to. The control ID is never issued while a stream with it is idle,
+// peer-closed or reserved: it exists once. If m's stream gave up meanwhile, nothing is issued.
 func (c *coordinator) grant(m reserveID, st *shardLoad) {
 	id := wire.ControlID
-	if c.issuer.issuedZero {
+	if _, reserved := c.issuer.reserved[id]; c.issuer.issuedZero || reserved || c.idle.has(id) {
 		var raw [wire.IDLen]byte
 		for {
 			_, _ = rand.Read(raw[:]) // crypto/rand.Read never fails (Go 1.24+)

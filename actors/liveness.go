@@ -24,7 +24,7 @@ func silenceLimit(smoothedRTT time.Duration) time.Duration {
 func (s *shard) watchLiveness(conn *quic.Conn) {
 	ticker := time.NewTicker(core.ProbeInterval)
 	defer ticker.Stop()
-	received, heard := conn.ConnectionStats().PacketsReceived, time.Now()
+	received, heard, remote := conn.ConnectionStats().PacketsReceived, time.Now(), conn.RemoteAddr().String()
 	var suspect bool
 	var reported time.Time
 	for {
@@ -34,6 +34,10 @@ func (s *shard) watchLiveness(conn *quic.Conn) {
 		case <-conn.Context().Done():
 			return
 		case now := <-ticker.C:
+			if addr := conn.RemoteAddr(); !s.rt.Client && addr.String() != remote { // the allow-list again
+				remote = addr.String()
+				s.engine.Send(s.self, pathMoved{addr: addr})
+			}
 			stats := conn.ConnectionStats()
 			if stats.PacketsReceived != received {
 				received, heard = stats.PacketsReceived, now

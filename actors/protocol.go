@@ -135,8 +135,9 @@ type (
 
 	// A shard's own goroutines.
 
-	dialed   struct{ conn *quic.Conn }
-	connLost struct{ err error }
+	dialed    struct{ conn *quic.Conn }
+	connLost  struct{ err error }
+	pathMoved struct{ addr net.Addr } // the peer's address changed (server)
 )
 
 // deliver puts v in a reply channel without blocking; false means nobody takes it (the caller

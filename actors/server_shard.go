@@ -2,6 +2,8 @@ package actors
 
 import (
 	"context"
+	"fmt"
+	"net"
 	"time"
 
 	"github.com/anthdm/hollywood/actor"
@@ -34,6 +36,8 @@ func (s *serverShard) Receive(c *actor.Context) {
 		s.stopped()
 	case connLost:
 		s.fail(m.err)
+	case pathMoved:
+		s.pathMoved(m.addr)
 	}
 }
 
@@ -55,7 +59,7 @@ func (s *serverShard) watch() {
 	case <-s.conn.Context().Done():
 		s.lost(context.Cause(s.conn.Context()))
 	case <-s.ctx.Done():
-		_ = s.conn.CloseWithError(wire.ConnCodeClosed, "quicpool: connection closed by the server pool")
+		s.closeConn(s.conn, "quicpool: connection closed by the server pool")
 	}
 }
 
@@ -117,4 +121,18 @@ func (s *serverShard) reserve(stream *quic.Stream) string {
 func (s *serverShard) reject(stream *quic.Stream, err error) {
 	wire.Discard(stream)
 	s.engine.Send(s.rt.coordinator, handshakeFailed{err: err})
+}
+
+// pathMoved checks a client connection that moved to another address (a migration, a NAT
+// rebinding) against the allow-list again, and refuses it if the new address is not allowed.
+func (s *serverShard) pathMoved(addr net.Addr) {
+	s.rt.Log.Info("client connection moved", "slot", s.slot, "remote", addr.String())
+	if s.rt.Allow == nil {
+		return
+	}
+	if err := s.rt.Allow(addr); err != nil {
+		err = fmt.Errorf("connection moved to %s: %w", addr, err)
+		s.engine.Send(s.rt.supervisor, refusal{addr: addr.String(), err: err}) // counted, logged, broadcast
+		s.failClosing(wire.ConnCodeRefused, err)
+	}
 }

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/anthdm/hollywood/actor"
+	"github.com/quic-go/quic-go"
+	"github.com/quicpool/quicpool/internal/wire"
 )
 
 // shard is what both kinds of shard actor share: their identity, their lifetime (ctx is
@@ -20,6 +22,11 @@ type shard struct {
 	cancel context.CancelFunc
 	upAt   time.Time // when the connection came up (and was announced to the coordinator); zero until then
 	failed bool
+
+	// How the connection is closed when the shard stops, if not the usual way: set before the
+	// shard fails, read by the goroutine that closes the connection once ctx is done.
+	closeCode   quic.ApplicationErrorCode
+	closeReason string
 }
 
 // started binds the shard to its actor; called on actor.Started.
@@ -37,6 +44,22 @@ func (s *shard) stopped() {
 	if !s.upAt.IsZero() {
 		s.engine.Send(s.rt.coordinator, shardDown{shard: s.self})
 	}
+}
+
+// failClosing fails the shard and has its connection closed with code and err as the reason.
+func (s *shard) failClosing(code quic.ApplicationErrorCode, err error) {
+	s.closeCode, s.closeReason = code, err.Error()
+	s.fail(err)
+}
+
+// closeConn closes conn once the shard has stopped: with the code and reason of its failure if
+// it set them, otherwise with ConnCodeClosed and reason.
+func (s *shard) closeConn(conn *quic.Conn, reason string) {
+	code := wire.ConnCodeClosed
+	if s.closeReason != "" {
+		code, reason = s.closeCode, s.closeReason
+	}
+	_ = conn.CloseWithError(code, reason)
 }
 
 // lost reports a failure of one of the shard's goroutines to the shard.
