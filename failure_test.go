@@ -3,6 +3,7 @@ package quicpool_test
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"net"
 	"testing"
@@ -164,6 +165,10 @@ func TestOptionRules(t *testing.T) {
 	_, invalid["client option on a server"] = quicpool.NewServer("127.0.0.1:0", tlsConf, quicpool.WithInterval(time.Second, time.Second))
 	_, invalid["unparsable client address"] = quicpool.NewServer("127.0.0.1:0", tlsConf, quicpool.WithAllowedClients("not-an-ip"))
 	_, invalid["reset key on a client"] = quicpool.NewClient("127.0.0.1:1", quicpool.WithStatelessResetKey(quic.StatelessResetKey{}))
+	_, invalid["client CAs on a client"] = quicpool.NewClient("127.0.0.1:1", quicpool.WithClientCAs(x509.NewCertPool()))
+	_, invalid["client certificate on a server"] = quicpool.NewServer("127.0.0.1:0", tlsConf,
+		quicpool.WithClientCertificate(tlsConf.Certificates[0]))
+	_, invalid["unparsable client fingerprint"] = quicpool.NewServer("127.0.0.1:0", tlsConf, quicpool.WithClientFingerprints("zz"))
 	_, invalid["nil logger"] = quicpool.NewClient("127.0.0.1:1", quicpool.WithLogger(nil))
 	for _, pool := range map[string]*quicpool.Pool{
 		"client option on a NodePass server": quicpool.NewServerPool(4, "", tlsConf, "127.0.0.1:0", 0,

@@ -137,6 +137,10 @@ func NewServerPool(maxCap int, clientIP string, tlsConfig *tls.Config, listenAdd
 func newClient(s settings) *Pool {
 	cfg := s.config(true)
 	cfg.TLS = s.clientTLS
+	if len(s.clientCerts) > 0 && cfg.TLS != nil {
+		cfg.TLS = cfg.TLS.Clone()
+		cfg.TLS.Certificates = append(cfg.TLS.Certificates, s.clientCerts...)
+	}
 	cfg.QUIC = clientQUIC(s.keepAlive, s.handshakeTimeout)
 	cfg.Resolve, cfg.LocalAddr = s.resolver, s.localAddr
 	return newPool(s, cfg)
@@ -154,7 +158,7 @@ func newServer(s settings, addr string, tlsConfig *tls.Config, clientIP string) 
 	cfg := s.config(false)
 	cfg.TLS = tlsConf
 	cfg.QUIC = serverQUIC(s.keepAlive, s.handshakeTimeout, s.maxCap)
-	cfg.ListenAddr, cfg.Allow, cfg.ResetKey = addr, allow, s.resetKey
+	cfg.ListenAddr, cfg.Allow, cfg.ResetKey, cfg.VerifyClient = addr, allow, s.resetKey, s.verify
 	if cfg.ResetKey == nil && tlsConf != nil {
 		cfg.ResetKey = deriveResetKey(tlsConf)
 	}

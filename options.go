@@ -1,10 +1,15 @@
 package quicpool
 
 import (
+	"crypto/sha256"
 	"crypto/tls"
+	"crypto/x509"
+	"encoding/hex"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
+	"strings"
 	"time"
 
 	"github.com/anthdm/hollywood/actor"
@@ -40,11 +45,13 @@ type settings struct {
 	handshakeTimeout time.Duration
 	restart          RestartPolicy
 
-	resolver  func() (string, error)  // client
-	clientTLS *tls.Config             // client
-	localAddr *net.UDPAddr            // client
-	allowed   []string                // server
-	resetKey  *quic.StatelessResetKey // server
+	resolver    func() (string, error)          // client
+	clientTLS   *tls.Config                     // client
+	clientCerts []tls.Certificate               // client: presented for mutual TLS
+	localAddr   *net.UDPAddr                    // client
+	allowed     []string                        // server
+	resetKey    *quic.StatelessResetKey         // server
+	verify      func([]*x509.Certificate) error // server: client authentication
 
 	engine *actor.Engine
 	parent *actor.Context
@@ -198,6 +205,94 @@ func WithStatelessResetKey(key quic.StatelessResetKey) Option {
 		if s.only(serverSide, "WithStatelessResetKey") {
 			s.resetKey = &key
 		}
+	}
+}
+
+// WithClientCAs makes a server pool require mutual TLS: every client must present a certificate
+// that chains to one of the CAs in pool (with the client-authentication usage, or none). A client
+// without one is refused during the handshake (counted in Stats().Refused, logged, broadcast) and
+// sees a TLS alert. Server only. See also WithClientFingerprints and, on the client,
+// WithClientCertificate.
+func WithClientCAs(pool *x509.CertPool) Option {
+	return func(s *settings) {
+		if !s.only(serverSide, "WithClientCAs") {
+			return
+		}
+		if pool == nil {
+			s.fail(invalid("nil client CA pool"))
+			return
+		}
+		s.addClientCheck(func(chain []*x509.Certificate) error {
+			opts := x509.VerifyOptions{Roots: pool, Intermediates: x509.NewCertPool(),
+				KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}
+			for _, c := range chain[1:] {
+				opts.Intermediates.AddCert(c)
+			}
+			_, err := chain[0].Verify(opts)
+			return err
+		})
+	}
+}
+
+// WithClientFingerprints makes a server pool require mutual TLS with pinned client certificates:
+// every client must present a certificate whose SHA-256 fingerprint (of its DER encoding, as hex,
+// colons allowed) is one of fingerprints. With WithClientCAs as well, either check admits a
+// client. Server only.
+func WithClientFingerprints(fingerprints ...string) Option {
+	return func(s *settings) {
+		if !s.only(serverSide, "WithClientFingerprints") {
+			return
+		}
+		pins := make(map[[sha256.Size]byte]bool, len(fingerprints))
+		for _, fp := range fingerprints {
+			raw, err := hex.DecodeString(strings.ReplaceAll(fp, ":", ""))
+			if err != nil || len(raw) != sha256.Size {
+				s.fail(invalid("client fingerprint %q is not a hex SHA-256", fp))
+				return
+			}
+			pins[[sha256.Size]byte(raw)] = true
+		}
+		s.addClientCheck(func(chain []*x509.Certificate) error {
+			if !pins[sha256.Sum256(chain[0].Raw)] {
+				return errors.New("certificate fingerprint not pinned")
+			}
+			return nil
+		})
+	}
+}
+
+// addClientCheck adds a way for a client certificate to be accepted: a client is admitted if it
+// presents a certificate and any check accepts it.
+func (s *settings) addClientCheck(check func([]*x509.Certificate) error) {
+	previous := s.verify
+	s.verify = func(chain []*x509.Certificate) error {
+		if len(chain) == 0 {
+			return fmt.Errorf("%w: no client certificate", ErrUnauthorized)
+		}
+		err := check(chain)
+		if err != nil && previous != nil && previous(chain) == nil {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("%w: client certificate %q: %w", ErrUnauthorized, chain[0].Subject.CommonName, err)
+		}
+		return nil
+	}
+}
+
+// WithClientCertificate makes a client pool present cert to the server, for a server that
+// requires mutual TLS (WithClientCAs, WithClientFingerprints, or a tls.Config of its own that
+// asks for client certificates). Client only.
+func WithClientCertificate(cert tls.Certificate) Option {
+	return func(s *settings) {
+		if !s.only(clientSide, "WithClientCertificate") {
+			return
+		}
+		if len(cert.Certificate) == 0 || cert.PrivateKey == nil {
+			s.fail(invalid("client certificate without a certificate or a private key"))
+			return
+		}
+		s.clientCerts = append(s.clientCerts, cert)
 	}
 }
 

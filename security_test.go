@@ -2,8 +2,16 @@ package quicpool_test
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/sha256"
 	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/hex"
 	"errors"
+	"math/big"
 	"net"
 	"sync"
 	"testing"
@@ -249,4 +257,78 @@ func TestAllowListRecheckedAfterMigration(t *testing.T) {
 	require.ErrorIs(t, ev.Err, quicpool.ErrUnauthorized)
 	require.Contains(t, ev.Addr, "127.0.0.2")
 	waitFor(t, server, "the moved connection to be closed", func(s messages.Stats) bool { return s.ShardsUp == 0 && s.Refused == 1 })
+}
+
+// newCA returns a certificate authority for client certificates.
+func newCA(t *testing.T, name string) (*x509.Certificate, *ecdsa.PrivateKey) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	require.NoError(t, err)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: name},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	require.NoError(t, err)
+	ca, err := x509.ParseCertificate(der)
+	require.NoError(t, err)
+	return ca, key
+}
+
+// clientCert returns a client certificate signed by ca.
+func clientCert(t *testing.T, ca *x509.Certificate, caKey *ecdsa.PrivateKey, name string) tls.Certificate {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	require.NoError(t, err)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: name},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}, KeyUsage: x509.KeyUsageDigitalSignature}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
+	require.NoError(t, err)
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
+}
+
+// Mutual TLS: a client with a certificate of the server's CA (or a pinned one) is served; one
+// without a certificate, or with another CA's, is refused during the handshake, counted and
+// broadcast, and sees why.
+func TestMutualTLS(t *testing.T) {
+	ca, caKey := newCA(t, "tunnel CA")
+	other, otherKey := newCA(t, "another CA")
+	pool := x509.NewCertPool()
+	pool.AddCert(ca)
+	good := clientCert(t, ca, caKey, "good client")
+	pinned := clientCert(t, other, otherKey, "pinned client")
+	pin := sha256.Sum256(pinned.Certificate[0])
+
+	engine, err := actor.NewEngine(actor.NewEngineConfig())
+	require.NoError(t, err)
+	events := subscribe(t, engine)
+	server, err := quicpool.NewServer("127.0.0.1:0", selfSigned(t), quicpool.WithCapacity(1, 256),
+		quicpool.WithClientCAs(pool), quicpool.WithClientFingerprints(hex.EncodeToString(pin[:])), quicpool.WithEngine(engine))
+	require.NoError(t, err)
+	defer server.Close()
+	insecure := quicpool.WithTLSConfig(&tls.Config{InsecureSkipVerify: true})
+
+	for _, cert := range []tls.Certificate{good, pinned} {
+		client, err := quicpool.NewClient(server.Addr(), insecure, quicpool.WithCapacity(2, 2), quicpool.WithClientCertificate(cert))
+		require.NoError(t, err)
+		require.NoError(t, client.WaitReady(waitCtx(t), 2))
+		sc, cc := tunnel(t, server, client, kib)
+		sc.Close()
+		cc.Close()
+		client.Close()
+	}
+
+	for i, opts := range [][]quicpool.Option{
+		{insecure},
+		{insecure, quicpool.WithClientCertificate(clientCert(t, other, otherKey, "stranger"))},
+	} {
+		client, err := quicpool.NewClient(server.Addr(), append(opts, quicpool.WithCapacity(2, 2))...)
+		require.NoError(t, err)
+		err = client.WaitReady(waitCtx(t), 1)
+		require.ErrorIs(t, err, quicpool.ErrUnavailable, "refused during the handshake, at once")
+		ev := waitEvent(t, events, messages.EventRefused)
+		require.ErrorIs(t, ev.Err, quicpool.ErrUnauthorized)
+		waitFor(t, server, "the refusal to be counted", func(s messages.Stats) bool { return s.Refused >= uint64(i+1) })
+		client.Close()
+	}
 }

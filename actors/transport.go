@@ -2,6 +2,7 @@ package actors
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"net"
 
@@ -62,11 +63,46 @@ func (rt *runtime) listen(engine *actor.Engine) (ln *quic.Listener, closeTranspo
 		return nil, nil, fmt.Errorf("listening on %s: %w", rt.ListenAddr, err)
 	}
 	tr := &quic.Transport{Conn: udp, StatelessResetKey: rt.ResetKey}
-	ln, err = tr.Listen(rt.TLS, conf)
+	ln, err = tr.Listen(rt.serverTLS(engine), conf)
 	if err != nil {
 		_ = tr.Close()
 		_ = udp.Close()
 		return nil, nil, fmt.Errorf("listening on %s: %w", rt.ListenAddr, err)
 	}
 	return ln, func() { _ = tr.Close(); _ = udp.Close() }, nil
+}
+
+// serverTLS is the server's TLS config: rt.TLS, and with rt.VerifyClient set, a client
+// certificate asked of every client and vetted by VerifyClient during the handshake. A client it
+// rejects (or that presents none) fails its handshake and is reported to the supervisor with its
+// address.
+func (rt *runtime) serverTLS(engine *actor.Engine) *tls.Config {
+	if rt.VerifyClient == nil {
+		return rt.TLS
+	}
+	base, conf := rt.TLS, rt.TLS.Clone()
+	conf.GetConfigForClient = func(info *tls.ClientHelloInfo) (*tls.Config, error) {
+		c := base
+		if base.GetConfigForClient != nil {
+			got, err := base.GetConfigForClient(info)
+			if err != nil {
+				return nil, err
+			}
+			if got != nil {
+				c = got
+			}
+		}
+		c = c.Clone()
+		c.ClientAuth = tls.RequestClientCert // verified below, so that a refusal is counted
+		addr := info.Conn.RemoteAddr()
+		c.VerifyConnection = func(cs tls.ConnectionState) error {
+			err := rt.VerifyClient(cs.PeerCertificates)
+			if err != nil {
+				engine.Send(rt.supervisor, refusal{addr: addr.String(), err: err})
+			}
+			return err
+		}
+		return c, nil
+	}
+	return conf
 }

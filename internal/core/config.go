@@ -3,6 +3,7 @@ package core
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"log/slog"
 	"net"
 	"time"
@@ -46,6 +47,9 @@ type Config struct {
 	// ResetKey (server), if set, makes the listener answer packets of connections it does not
 	// know (those of a previous process) with a stateless reset.
 	ResetKey *quic.StatelessResetKey
+	// VerifyClient (server), if set, vets the certificate chain a client presents during the TLS
+	// handshake (none is an empty chain); a client it rejects is refused and counted.
+	VerifyClient func(chain []*x509.Certificate) error
 	// Allow (server) vets the address of a connection before its handshake; nil allows every
 	// address.
 	Allow func(net.Addr) error
