@@ -169,13 +169,13 @@ func main() {
 		fatal(fmt.Errorf("-outage-cuts: %w", err))
 	}
 
-	start := time.Now()
+	start, built := time.Now(), versions() // the commit go run built, not the one at the end
 	res := run(cfg)
 	env := Env{
 		Date:     start,
 		Machine:  cfg.Machine,
 		Command:  "cd bench && go run . " + strings.Join(os.Args[1:], " "),
-		Versions: versions(),
+		Versions: built,
 		Elapsed:  time.Since(start),
 	}
 	env.Command = strings.TrimSpace(env.Command)
