@@ -13,8 +13,8 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// tunnelOp is one tunnel operation bounded by timeout: the server takes any stream, the client
-// takes the same stream by ID, and 1 KiB goes each way.
+// tunnelOp is one tunnel operation bounded by timeout: one pool takes any stream (here called the
+// server), the other takes the same stream by ID (the client), and 1 KiB goes each way.
 func tunnelOp(server, client *quicpool.Pool, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	id, sc, err := server.IncomingGet(timeout)

@@ -52,7 +52,9 @@ type shardLoad struct {
 	suspect  bool      // the peer has been silent for longer than the path's normal silence
 	heard    time.Time // when the peer was last heard
 	upAt     time.Time
-	trust    trust // client: how the server has kept to the protocol on this connection
+	trust    trust       // client: how the server has kept to the protocol on this connection
+	queue    []string    // its usable idle IDs in arrival order; may hold IDs taken since
+	held     []reserveID // server: its handshaken streams waiting for room, oldest first
 }
 
 // condition is why the pool cannot serve. err is nil while it can; failFast makes calls fail at
@@ -286,8 +288,10 @@ func (c *coordinator) noteFailure() { c.stats.failed++ }
 // shardUp records a connection that came up; the pool serves again if it could not.
 func (c *coordinator) shardUp(m shardUp) {
 	now := time.Now()
-	c.shards[m.shard.ID] = &shardLoad{pid: m.shard, slot: m.slot, conn: m.conn, heard: now, upAt: now,
-		trust: trust{lastShake: now}}
+	st := &shardLoad{pid: m.shard, slot: m.slot, conn: m.conn, heard: now, upAt: now, trust: trust{lastShake: now}}
+	c.shards[m.shard.ID] = st
+	c.idle.addShard(st)
+	c.reclaim() // the others' shares shrink
 	if c.rt.Client {
 		c.setCondition(condition{})
 	}
@@ -301,6 +305,7 @@ func (c *coordinator) shardUp(m shardUp) {
 func (c *coordinator) shardDown(m shardDown) {
 	if st := c.shards[m.shard.ID]; st != nil {
 		delete(c.shards, m.shard.ID)
+		c.idle.removeShard(st)
 		for _, id := range c.idle.dropShard(st) {
 			c.streamGone(id)
 		}
@@ -387,6 +392,7 @@ func (c *coordinator) tick() {
 		c.gone.add(id)
 		c.stats.discarded++
 	}
+	c.reclaim()
 	c.grantHeld() // also drops held requests whose stream gave up
 	c.checkReady()
 	next := serverTick
@@ -465,7 +471,7 @@ func (c *coordinator) snapshot() messages.Stats {
 		}
 	} else {
 		s.Capacity = c.rt.MaxCap
-		s.Opening = len(c.issuer.reserved) + len(c.issuer.held)
+		s.Opening = len(c.issuer.reserved) + c.heldCount()
 	}
 	return s
 }

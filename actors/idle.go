@@ -3,6 +3,7 @@ package actors
 import (
 	"context"
 	"errors"
+	"slices"
 	"time"
 
 	"github.com/quic-go/quic-go"
@@ -31,12 +32,14 @@ type idleStream struct {
 	closedAt time.Time
 }
 
-// idleStreams is the coordinator's store of idle streams: by ID, and in arrival order for the
-// callers that take any stream.
+// idleStreams is the coordinator's store of idle streams: by ID, and for the callers that take
+// any stream, per connection in arrival order (shardLoad.queue), taken round robin over the
+// connections so that no connection monopolises what the application takes.
 type idleStreams struct {
 	byID       map[string]idleStream
-	queue      []string // usable IDs in arrival order; may hold IDs taken since (skipped)
-	usable     int      // streams Accept may hand out: neither peer-closed nor the control stream
+	ring       []*shardLoad // the connections up, in the order they came up
+	next       int          // the ring position the next hand-out starts from
+	usable     int          // streams Accept may hand out: neither peer-closed nor the control stream
 	peerClosed int
 }
 
@@ -64,7 +67,16 @@ func (is *idleStreams) add(id string, e idleStream) {
 	case usable(id, e):
 		is.usable++
 		e.shard.idle++
-		is.queue = append(is.queue, id)
+		e.shard.queue = append(e.shard.queue, id)
+	}
+}
+
+// addShard and removeShard keep the ring of connections that hand-outs go round.
+func (is *idleStreams) addShard(st *shardLoad) { is.ring = append(is.ring, st) }
+
+func (is *idleStreams) removeShard(st *shardLoad) {
+	if i := slices.Index(is.ring, st); i >= 0 {
+		is.ring = slices.Delete(is.ring, i, i+1)
 	}
 }
 
@@ -81,18 +93,32 @@ func (is *idleStreams) take(id string) (idleStream, bool) {
 	} else if !e.closedAt.IsZero() {
 		is.peerClosed--
 	}
-	if len(is.queue) > 64 && len(is.queue) > 2*is.usable {
-		is.compact()
+	if st := e.shard; len(st.queue) > 64 && len(st.queue) > 2*st.idle {
+		is.compact(st)
 	}
 	return e, true
 }
 
-// oldest removes and returns the usable stream that arrived first.
+// oldest removes and returns a usable stream for a caller that takes any: the oldest of the next
+// connection round the ring that has one.
 func (is *idleStreams) oldest() (string, idleStream, bool) {
-	for len(is.queue) > 0 {
-		id := is.queue[0]
-		is.queue = is.queue[1:]
-		if e, ok := is.byID[id]; ok && usable(id, e) {
+	for range is.ring {
+		is.next %= len(is.ring)
+		st := is.ring[is.next]
+		is.next++
+		if id, e, ok := is.oldestOf(st); ok {
+			return id, e, true
+		}
+	}
+	return "", idleStream{}, false
+}
+
+// oldestOf removes and returns st's usable stream that arrived first.
+func (is *idleStreams) oldestOf(st *shardLoad) (string, idleStream, bool) {
+	for len(st.queue) > 0 {
+		id := st.queue[0]
+		st.queue = st.queue[1:]
+		if e, ok := is.byID[id]; ok && e.shard == st && usable(id, e) {
 			e, _ = is.take(id)
 			return id, e, true
 		}
@@ -100,14 +126,15 @@ func (is *idleStreams) oldest() (string, idleStream, bool) {
 	return "", idleStream{}, false
 }
 
-func (is *idleStreams) compact() {
-	fresh := make([]string, 0, is.usable)
-	for _, id := range is.queue {
-		if e, ok := is.byID[id]; ok && usable(id, e) {
+// compact drops the entries of st's queue that are no longer usable streams of st.
+func (is *idleStreams) compact(st *shardLoad) {
+	fresh := make([]string, 0, st.idle)
+	for _, id := range st.queue {
+		if e, ok := is.byID[id]; ok && e.shard == st && usable(id, e) {
 			fresh = append(fresh, id)
 		}
 	}
-	is.queue = fresh
+	st.queue = fresh
 }
 
 // setSuspect marks st's connection silent (its streams stop being usable) or alive again (they
@@ -164,7 +191,10 @@ func (is *idleStreams) drain() []string {
 		ids = append(ids, id)
 	}
 	clear(is.byID)
-	is.queue, is.usable, is.peerClosed = nil, 0, 0
+	for _, st := range is.ring {
+		st.queue = nil
+	}
+	is.usable, is.peerClosed = 0, 0
 	return ids
 }
 
@@ -190,7 +220,10 @@ func (is *idleStreams) forget() {
 		e.unwatch()
 	}
 	clear(is.byID)
-	is.queue, is.usable, is.peerClosed = nil, 0, 0
+	for _, st := range is.ring {
+		st.queue = nil
+	}
+	is.usable, is.peerClosed = 0, 0
 }
 
 // watch arms the watch for the peer closing stream id (it sends STOP_SENDING, which cancels the

@@ -7,19 +7,29 @@ import (
 	"github.com/quicpool/quicpool/internal/wire"
 )
 
-// issuer is the server's ID issuance: the IDs issued to streams still finishing their handshake,
-// and the handshaken streams held until the pool has room for them.
+// heldMargin is how many handshaken streams a connection may have waiting for room beyond its
+// share; more are refused at once (the client sees them reset and tries again later).
+const heldMargin = 16
+
+// issuer is the server's ID issuance: the IDs issued to streams still finishing their handshake.
+// The handshaken streams waiting for room are held per connection (shardLoad.held).
+//
+// Fair share: with n connections up, none may hold more than MaxCap / n idle or reserved
+// streams, whatever the order in which they came. When a connection arrives, the others give
+// back their oldest idle streams beyond the new share (reset both ways, counted), so the newcomer
+// reaches its share as fast as its streams arrive; room goes to the connection furthest below
+// its share.
 type issuer struct {
 	reserved   map[string]*shardLoad // ID -> the shard whose stream it was issued to
-	held       []reserveID
-	issuedZero bool // the control ID has been issued and its stream lives (or is in use)
+	issuedZero bool                  // the control ID has been issued and its stream lives (or is in use)
+	reclaimed  uint64                // idle streams taken back from connections above their share
 }
 
 func newIssuer() issuer { return issuer{reserved: make(map[string]*shardLoad)} }
 
-// reserve answers a handshaken stream's request for an ID at once if the pool has room for it,
-// and holds it until room frees up otherwise (see grantHeld). A stream whose connection is not
-// up (any more) gets no ID.
+// reserve answers a handshaken stream's request for an ID at once if its connection has room for
+// it, and holds it until room frees up otherwise (see grantHeld). A stream whose connection is not
+// up (any more), or that already has its share and a margin waiting, gets no ID.
 func (c *coordinator) reserve(m reserveID) {
 	st := c.shards[m.shard.ID]
 	switch {
@@ -27,42 +37,94 @@ func (c *coordinator) reserve(m reserveID) {
 		deliver(m.reply, "")
 	case c.fits(st):
 		c.grant(m, st)
+	case len(st.held) >= c.fairShare()+heldMargin:
+		deliver(m.reply, "")
 	default:
-		c.issuer.held = append(c.issuer.held, m)
+		st.held = append(st.held, m)
 	}
 }
+
+// holds is how many streams st holds or is being issued: its idle and reserved ones.
+func holds(st *shardLoad) int { return st.idle + st.reserved }
 
 // fits reports whether st may have one more stream: the pool holds fewer than MaxCap idle or
-// reserved streams, and no connection holds more than its share, MaxCap / connections up.
+// reserved streams, and st fewer than its share.
 func (c *coordinator) fits(st *shardLoad) bool {
-	if c.idle.usable+len(c.issuer.reserved) >= c.rt.MaxCap {
-		return false
-	}
-	share := (c.rt.MaxCap + len(c.shards) - 1) / len(c.shards)
-	return st.idle+st.reserved < share
+	return c.idle.usable+len(c.issuer.reserved) < c.rt.MaxCap && holds(st) < c.fairShare()
 }
 
-// grantHeld gives IDs to held streams, oldest first, as far as there is room; a stream whose
-// connection is over its share waits while others go ahead. Requests whose stream gave up or
-// whose connection is gone are dropped.
+// fairShare is the most one connection may hold: MaxCap over the connections up, so that a
+// client alone uses the whole pool.
+func (c *coordinator) fairShare() int {
+	n := max(len(c.shards), 1)
+	return (c.rt.MaxCap + n - 1) / n
+}
+
+// grantHeld gives room to held streams, one at a time to the connection furthest below its share
+// that has one waiting: O(connections) per grant, whatever the number of held streams.
 func (c *coordinator) grantHeld() {
-	if len(c.issuer.held) == 0 {
-		return
+	for {
+		var best *shardLoad
+		for _, st := range c.shards {
+			c.dropAbandoned(st)
+			if len(st.held) > 0 && c.fits(st) && (best == nil || holds(st) < holds(best)) {
+				best = st
+			}
+		}
+		if best == nil {
+			return
+		}
+		m := best.held[0]
+		best.held[0] = reserveID{}
+		best.held = best.held[1:]
+		c.grant(m, best)
 	}
-	kept := c.issuer.held[:0]
-	for _, m := range c.issuer.held {
-		st := c.shards[m.shard.ID]
-		switch {
-		case len(m.reply) > 0 || st == nil:
-			deliver(m.reply, "") // abandoned, or the connection is gone
-		case c.fits(st):
-			c.grant(m, st)
-		default:
-			kept = append(kept, m)
+}
+
+// dropAbandoned drops the held requests at the head of st's queue whose stream gave up.
+func (c *coordinator) dropAbandoned(st *shardLoad) {
+	for len(st.held) > 0 && len(st.held[0].reply) > 0 {
+		st.held[0] = reserveID{}
+		st.held = st.held[1:]
+	}
+}
+
+// reclaim takes back idle streams from every connection above its share (the oldest first, reset
+// both ways, counted): after a connection arrives the others shrink to their new share at once,
+// so the newcomer has room whatever the order of arrival.
+func (c *coordinator) reclaim() {
+	share := c.fairShare()
+	for _, st := range c.shards {
+		for holds(st) > share && st.idle > 0 {
+			id, e, _ := c.idle.oldestOf(st)
+			e.unwatch()
+			wire.Discard(e.stream)
+			c.stats.discarded++
+			c.issuer.reclaimed++
+			c.streamGone(id)
+			if c.issuer.reclaimed&(c.issuer.reclaimed-1) == 0 {
+				c.rt.Log.Info("took back idle streams from a connection above its share", "slot", st.slot,
+					"share", share, "taken back so far", c.issuer.reclaimed)
+			}
 		}
 	}
-	clear(c.issuer.held[len(kept):])
-	c.issuer.held = kept
+}
+
+// heldCount is the number of handshaken streams waiting for room.
+func (c *coordinator) heldCount() int {
+	n := 0
+	for _, st := range c.shards {
+		n += len(st.held)
+	}
+	return n
+}
+
+// dropHeld answers every held request of a connection that went down: no ID.
+func dropHeld(st *shardLoad) {
+	for _, m := range st.held {
+		deliver(m.reply, "")
+	}
+	st.held = nil
 }
 
 // grant issues an ID to m: the control ID first, then random IDs unique among the streams the
@@ -110,7 +172,7 @@ func (c *coordinator) unreserve(id string, st *shardLoad) bool {
 	return true
 }
 
-// dropReservations ends the reservations of a connection that went down.
+// dropReservations ends the reservations and holds of a connection that went down.
 func (c *coordinator) dropReservations(st *shardLoad) {
 	for id, owner := range c.issuer.reserved {
 		if owner == st {
@@ -121,4 +183,5 @@ func (c *coordinator) dropReservations(st *shardLoad) {
 		}
 	}
 	st.reserved = 0
+	dropHeld(st)
 }
