@@ -93,6 +93,9 @@ func (c *coordinator) dropAbandoned(st *shardLoad) {
 // both ways, counted): after a connection arrives the others shrink to their new share at once,
 // so the newcomer has room whatever the order of arrival.
 func (c *coordinator) reclaim() {
+	if c.rt.Client {
+		return // a client spreads its own streams over its connections (refill.go)
+	}
 	share := c.fairShare()
 	for _, st := range c.shards {
 		for holds(st) > share && st.idle > 0 {
