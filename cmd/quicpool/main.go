@@ -1,26 +1,51 @@
-// Command quicpool exercises the quicpool library.
+// Command quicpool runs a TCP-over-QUIC forward tunnel through a quicpool pool, and a demo.
 //
+//	quicpool server [flags]  accept clients' pools and forward each of their tunnels to a TCP
+//	                         target
+//	quicpool client [flags]  accept TCP connections on a local port and carry each through a
+//	                         pool stream to the server, which forwards it to its target
 //	quicpool demo [flags]    run a server pool and a client pool in one process and measure
 //	                         echo round trips through them
-//	quicpool server [flags]  the server side of a TCP-over-QUIC forward tunnel: accept a client
-//	                         pool and forward each of its tunnels to a TCP target
-//	quicpool client [flags]  the client side: accept TCP connections on a local port and carry
-//	                         each through a pool stream to the server, which forwards it
 //
-// Forward local port 9000 to a web server on the server's host, port 8080:
+// Forward port 9000 of the client machine to a web server on the server machine's port 8080:
 //
-//	server$ quicpool server -listen 0.0.0.0:4433 -target 127.0.0.1:8080
-//	quicpool server: listening on 0.0.0.0:4433, forwarding to 127.0.0.1:8080, fingerprint 3a7f...
-//	client$ quicpool client -server server.example:4433 -listen 127.0.0.1:9000 -fingerprint 3a7f...
+//	server$ quicpool server -target 127.0.0.1:8080
+//	quicpool server: listening on [::]:4433, forwarding to 127.0.0.1:8080, fingerprint 3a7f...
+//	quicpool server: new certificate saved to /home/me/.local/state/quicpool/server.pem: keep this file to keep the fingerprint
+//	quicpool server: on the client machine run:
+//	  quicpool client -server server.example:4433 -fingerprint 3a7f...
+//	client$ quicpool client -server server.example:4433 -fingerprint 3a7f...
 //	client$ curl http://127.0.0.1:9000/
 //
-// The client takes an idle stream for every TCP connection it accepts and sends the stream's
-// ID, a line of 8 hex characters, over the pool's control stream (quicpool.ControlID); the server
-// takes the stream with that ID and dials its target. A half-close (EOF) travels through the
-// tunnel in both directions. The server serves one client at a time: when the client goes away
-// it starts a new pool on the same address for the next one. The client exits with an error when
-// it loses the server's control stream; restart it. Both exit 0 on SIGINT or SIGTERM, once every
-// tunnel has closed.
+// Identity. The server keeps its certificate and key in server.pem in its state directory (-state,
+// default $STATE_DIRECTORY, else $XDG_STATE_HOME/quicpool, else ~/.local/state/quicpool), made
+// on first start, so its fingerprint survives restarts; -cert and -key use a certificate of
+// your own instead. The client will not start unless told how to check the server: -fingerprint
+// (compared during the TLS handshake), -ca (the chain and the name are verified; -tls 2 alone
+// uses the system's CAs), or -insecure.
+//
+// Protocol and clients. The server listens on all interfaces by default (-listen :4433), so that
+// other machines reach it; restrict it with -allow or -listen. It runs one server pool with a
+// connection slot for each of -clients clients (a client of -max above 128 streams uses one
+// slot per 128, and a client whose connection went silent briefly holds a second one while it
+// reconnects), and takes every stream the clients open as soon as it arrives. The client takes
+// an idle stream for every TCP connection it accepts and writes "qpt1" on it; the server reads
+// that, dials its target and answers one status byte, then both pipe bytes until each side has
+// closed (a half-close travels through). No control stream is used: each tunnel names itself,
+// so several clients share one server, and a client never depends on a stream that a server
+// restart takes away.
+//
+// Failures. The client never exits on its own once started: while no connection to the server
+// answers it refuses every new TCP connection at once (a reset), logs the outage, and logs the
+// recovery with its duration when the pool has reconnected (it redials every 500ms during the
+// first 20s of an outage, then after pauses of at most -retry, default 1s). Tunnels that had not yet been
+// answered by the server when it was lost are cut at once; the others live or die with their
+// connection. It exits 1 at startup only if it cannot listen, or if the server fails the
+// identity check before it was ever reached.
+//
+// Shutdown. On SIGINT or SIGTERM both stop taking tunnels, log "draining N tunnels", wait for
+// them at most -grace (default 5s), close what is left and exit 0. A second signal exits 1 at
+// once.
 package main
 
 import (
@@ -32,6 +57,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -39,33 +65,41 @@ import (
 const usage = `usage: quicpool <command> [flags]
 
 commands:
-  demo    run a server pool and a client pool on 127.0.0.1 in this process and
-          measure echo round trips through them (quicpool demo -h for flags)
-  server  the server side of a TCP-over-QUIC tunnel: accept a client pool and
-          forward its tunnels to a TCP target (quicpool server -h for flags)
+  server  the server side of a TCP-over-QUIC tunnel: accept clients and
+          forward their tunnels to a TCP target (quicpool server -h for flags)
   client  the client side: accept TCP connections on a local port and carry
           them through the pool to the server (quicpool client -h for flags)
+  demo    run a server pool and a client pool on 127.0.0.1 in this process and
+          measure echo round trips through them (quicpool demo -h for flags)
   help    print this message
 
-example: forward 127.0.0.1:9000 on this host to 127.0.0.1:8080 on the server
-  quicpool server -listen 0.0.0.0:4433 -target 127.0.0.1:8080
-  quicpool client -server SERVER:4433 -listen 127.0.0.1:9000 -fingerprint HEX
-  curl http://127.0.0.1:9000/
+example: forward 127.0.0.1:9000 on the client machine to 127.0.0.1:8080 on the server
+  server$ quicpool server -target 127.0.0.1:8080     (prints the client command)
+  client$ quicpool client -server SERVER:4433 -fingerprint HEX
+  client$ curl http://127.0.0.1:9000/
 `
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
-	stop()
-	os.Exit(code)
+	ctx, cancel := context.WithCancel(context.Background())
+	signals := make(chan os.Signal, 2)
+	signal.Notify(signals, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		<-signals
+		cancel() // the command drains its tunnels
+		sig := <-signals
+		fmt.Fprintf(os.Stderr, "quicpool: second signal (%v): exiting now\n", sig)
+		os.Exit(1)
+	}()
+	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
 }
 
 // run executes the command line args (without the program name) and returns the exit code: 0
-// on success, 1 when the command failed, 2 for a usage error.
+// on success, 1 when the command failed, 2 for a usage error (no command, an unknown one, a bad
+// flag).
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
-		fmt.Fprint(stdout, usage)
-		return 0
+		fmt.Fprint(stderr, usage)
+		return 2
 	}
 	switch args[0] {
 	case "help", "-h", "-help", "--help":
@@ -153,22 +187,55 @@ func parseFlags(fs *flag.FlagSet, args []string, stderr io.Writer) (code int, ok
 	return 0, true
 }
 
+// listFlag is a flag of comma-separated values that may also be repeated.
+type listFlag []string
+
+func (l *listFlag) String() string { return strings.Join(*l, ",") }
+
+func (l *listFlag) Set(s string) error {
+	for v := range strings.SplitSeq(s, ",") {
+		if v = strings.TrimSpace(v); v != "" {
+			*l = append(*l, v)
+		}
+	}
+	return nil
+}
+
+// commonFlags are the flags both tunnel commands have.
+type commonFlags struct {
+	keepAlive, grace, stats time.Duration
+	verbose, debug          bool
+}
+
+func (c *commonFlags) register(fs *flag.FlagSet) {
+	fs.DurationVar(&c.keepAlive, "keepalive", defaultKeepAlive, "QUIC keep-alive period: a connection silent for 3 periods is closed (idle connections are probed every 250ms regardless)")
+	fs.DurationVar(&c.grace, "grace", defaultGrace, "on SIGINT/SIGTERM, how long to wait for open tunnels before closing them")
+	fs.DurationVar(&c.stats, "stats", 0, "log a health line this often (connections, idle streams, tunnels, RTT, bytes); 0 for none")
+	fs.BoolVar(&c.verbose, "v", false, "also log every tunnel opened and closed, with its bytes and duration")
+	fs.BoolVar(&c.debug, "debug", false, "also log the pool's own events (connections, streams, restarts)")
+}
+
 // serverCommand parses the server subcommand's flags and runs the server until ctx is done.
 func serverCommand(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("quicpool server", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var cfg serverConfig
-	fs.StringVar(&cfg.Listen, "listen", "127.0.0.1:4433", "UDP address to accept the client pool on")
+	var common commonFlags
+	var allow listFlag
+	fs.StringVar(&cfg.Listen, "listen", ":4433", "UDP address to accept clients on; the default, all interfaces, is reachable from other machines")
 	fs.StringVar(&cfg.Target, "target", "", "TCP address to forward every tunnel to (required)")
-	fs.IntVar(&cfg.MaxCap, "max", 64, "capacity of the server pool: the most idle streams it holds")
-	fs.StringVar(&cfg.CertFile, "cert", "", "PEM certificate file (default: a fresh self-signed certificate, a new fingerprint on every start)")
+	fs.IntVar(&cfg.Clients, "clients", 8, "clients served at once (connection slots; a client of -max above 128 takes one per 128)")
+	fs.StringVar(&cfg.StateDir, "state", defaultStateDir(), "directory that keeps the server's certificate (server.pem), made on first start, so its fingerprint survives restarts")
+	fs.StringVar(&cfg.CertFile, "cert", "", "PEM certificate file to use instead of the one in -state")
 	fs.StringVar(&cfg.KeyFile, "key", "", "PEM private key file of -cert")
-	fs.StringVar(&cfg.ClientIP, "client-ip", "", "accept the client pool only from this IP")
-	verbose := fs.Bool("v", false, "log every tunnel and the pool's connection events to stderr")
+	fs.Var(&allow, "allow", "accept clients only from these IPs or CIDR prefixes, comma-separated or repeated (default: any)")
+	common.register(fs)
 	if code, ok := parseFlags(fs, args, stderr); !ok {
 		return code
 	}
-	cfg.Log = newLogger(stderr, *verbose)
+	cfg.Allow = allow
+	cfg.KeepAlive, cfg.Grace, cfg.Stats, cfg.Debug = common.keepAlive, common.grace, common.stats, common.debug
+	cfg.Log = newLogger(stderr, common.verbose || common.debug)
 	if err := cfg.validate(); err != nil {
 		fmt.Fprintf(stderr, "quicpool server: %v\n", err)
 		return 2
@@ -185,17 +252,23 @@ func clientCommand(ctx context.Context, args []string, stdout, stderr io.Writer)
 	fs := flag.NewFlagSet("quicpool client", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var cfg clientConfig
-	fs.StringVar(&cfg.Server, "server", "127.0.0.1:4433", "UDP address of the server pool, host:port")
+	var common commonFlags
+	fs.StringVar(&cfg.Server, "server", "", "UDP address of the server, host:port (required)")
 	fs.StringVar(&cfg.Listen, "listen", "127.0.0.1:9000", "TCP address to accept connections on")
-	fs.IntVar(&cfg.MinCap, "min", 8, "minimum idle streams of the client pool")
-	fs.IntVar(&cfg.MaxCap, "max", 64, "maximum idle streams of the client pool")
-	fs.StringVar(&cfg.TLS, "tls", "1", "TLS code: 0 encrypts only, 1 self-signed server (pin it with -fingerprint), 2 verifies chain and host")
-	fs.StringVar(&cfg.Fingerprint, "fingerprint", "", "SHA-256 of the server certificate in hex, as the server prints it; refuse any other")
-	verbose := fs.Bool("v", false, "log every tunnel and the pool's connection events to stderr")
+	fs.StringVar(&cfg.Fingerprint, "fingerprint", "", "SHA-256 of the server's certificate in hex, as the server prints it: accept no other server")
+	fs.StringVar(&cfg.CAFile, "ca", "", "PEM file of the CA that signed the server's certificate: verify its chain and name")
+	fs.StringVar(&cfg.ServerName, "servername", "", "the name to verify the server's certificate for with -ca or -tls 2 (default: the host of -server)")
+	fs.BoolVar(&cfg.Insecure, "insecure", false, "do not check the server's identity (the traffic is encrypted, but anyone on the path can intercept it)")
+	fs.StringVar(&cfg.TLS, "tls", "", "NodePass TLS code: 0 with -insecure, 1 with -fingerprint, 2 verifies the chain (-ca, or the system's CAs); default: follow those flags")
+	fs.IntVar(&cfg.MinCap, "min", 8, "minimum idle streams kept ready")
+	fs.IntVar(&cfg.MaxCap, "max", 64, "maximum idle streams kept ready")
+	fs.DurationVar(&cfg.Retry, "retry", defaultRetry, "longest pause between attempts to reconnect while the server is unreachable (the first 20s of an outage are retried every 500ms)")
+	common.register(fs)
 	if code, ok := parseFlags(fs, args, stderr); !ok {
 		return code
 	}
-	cfg.Log = newLogger(stderr, *verbose)
+	cfg.KeepAlive, cfg.Grace, cfg.Stats, cfg.Debug = common.keepAlive, common.grace, common.stats, common.debug
+	cfg.Log = newLogger(stderr, common.verbose || common.debug)
 	if err := cfg.validate(); err != nil {
 		fmt.Fprintf(stderr, "quicpool client: %v\n", err)
 		return 2

@@ -36,23 +36,36 @@ func TestDemo(t *testing.T) {
 	}
 }
 
-// TestRunUsage checks the exit codes and output of the command line without a demo.
+// TestRunUsage checks the exit codes and output of the command line without running a command.
 func TestRunUsage(t *testing.T) {
+	fp := strings.Repeat("ab", 32)
 	for _, tc := range []struct {
 		args     []string
 		code     int
 		toStdout bool
+		says     string
 	}{
-		{nil, 0, true},
-		{[]string{"help"}, 0, true},
-		{[]string{"bogus"}, 2, false},
-		{[]string{"demo", "-workers", "0"}, 2, false},
-		{[]string{"demo", "-nosuchflag"}, 2, false},
-		{[]string{"server"}, 2, false}, // no -target
-		{[]string{"server", "-target", "127.0.0.1:1", "-cert", "c.pem"}, 2, false},
-		{[]string{"client", "-tls", "3"}, 2, false},
-		{[]string{"client", "-fingerprint", "abc"}, 2, false},
-		{[]string{"client", "extra"}, 2, false},
+		{nil, 2, false, "usage: quicpool <command>"},
+		{[]string{"help"}, 0, true, "usage: quicpool <command>"},
+		{[]string{"bogus"}, 2, false, "unknown command"},
+		{[]string{"demo", "-workers", "0"}, 2, false, "-workers"},
+		{[]string{"demo", "-nosuchflag"}, 2, false, "nosuchflag"},
+		{[]string{"server"}, 2, false, "-target is required"},
+		{[]string{"server", "-target", "127.0.0.1:1", "-cert", "c.pem"}, 2, false, "-cert and -key go together"},
+		{[]string{"server", "-target", "127.0.0.1:1", "-allow", "10.0.0.0/8,nonsense"}, 2, false, `"nonsense" is neither`},
+		{[]string{"server", "-target", "127.0.0.1:1", "-clients", "0"}, 2, false, "-clients"},
+		{[]string{"server", "-target", "127.0.0.1:1", "-state", ""}, 2, false, "-state DIR"},
+		{[]string{"client"}, 2, false, "-server HOST:PORT is required"},
+		{[]string{"client", "-server", "h:1"}, 2, false, "-insecure"},
+		{[]string{"client", "-server", "h:1", "-fingerprint", "abc"}, 2, false, "not the hex of a SHA-256"},
+		{[]string{"client", "-server", "h:1", "-fingerprint", fp, "-insecure"}, 2, false, "exclude each other"},
+		{[]string{"client", "-server", "h:1", "-tls", "1"}, 2, false, "-tls 1"},
+		{[]string{"client", "-server", "h:1", "-tls", "0"}, 2, false, "add -insecure"},
+		{[]string{"client", "-server", "h:1", "-tls", "2", "-fingerprint", fp}, 2, false, "-tls 2"},
+		{[]string{"client", "-server", "h:1", "-tls", "3", "-insecure"}, 2, false, `-tls "3"`},
+		{[]string{"client", "-server", "h:1", "-insecure", "-servername", "x"}, 2, false, "-servername"},
+		{[]string{"client", "-server", "h:1", "-insecure", "-max", "4", "-min", "8"}, 2, false, "-max"},
+		{[]string{"client", "-insecure", "-server", "h:1", "extra"}, 2, false, "unexpected arguments"},
 	} {
 		var stdout, stderr bytes.Buffer
 		code := run(context.Background(), tc.args, &stdout, &stderr)
@@ -63,12 +76,14 @@ func TestRunUsage(t *testing.T) {
 		if tc.toStdout {
 			out = &stdout
 		}
-		if out.Len() == 0 {
-			t.Errorf("run(%q) wrote nothing where expected (stdout=%v)", tc.args, tc.toStdout)
+		if !strings.Contains(out.String(), tc.says) {
+			t.Errorf("run(%q) wrote %q, want it to say %q (stdout=%v)", tc.args, out.String(), tc.says, tc.toStdout)
 		}
-		for _, cmd := range []string{"demo", "server", "client"} {
-			if tc.code == 0 && !strings.Contains(stdout.String(), "\n  "+cmd+" ") {
-				t.Errorf("run(%q): usage does not list %s:\n%s", tc.args, cmd, stdout.String())
+		if strings.HasPrefix(tc.says, "usage") {
+			for _, cmd := range []string{"demo", "server", "client"} {
+				if !strings.Contains(out.String(), "\n  "+cmd+" ") {
+					t.Errorf("run(%q): usage does not list %s:\n%s", tc.args, cmd, out.String())
+				}
 			}
 		}
 	}

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -9,21 +8,30 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
+	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/quicpool/quicpool"
+	"github.com/quicpool/quicpool/messages"
 )
 
 // serverConfig is what the server subcommand's flags set.
 type serverConfig struct {
-	Listen   string       // UDP address of the server pool; port 0 picks one
-	Target   string       // TCP address every tunnel is forwarded to
-	MaxCap   int          // the server pool's capacity
-	CertFile string       // PEM certificate; with KeyFile, replaces the self-signed one
-	KeyFile  string       // PEM private key of CertFile
-	ClientIP string       // the only client address accepted; "" accepts any
-	Log      *slog.Logger // warnings, and at -v tunnels and pool events; never nil
+	Listen    string        // UDP address of the server pool; port 0 picks one
+	Target    string        // TCP address every tunnel is forwarded to
+	Clients   int           // client connections served at once
+	StateDir  string        // where the generated certificate is kept
+	CertFile  string        // PEM certificate; with KeyFile, replaces the one in StateDir
+	KeyFile   string        // PEM private key of CertFile
+	Allow     []string      // client IPs and CIDR prefixes accepted; none accepts any
+	KeepAlive time.Duration // QUIC keep-alive: a connection silent for 3 periods is dead
+	Grace     time.Duration // how long shutdown waits for open tunnels
+	Stats     time.Duration // period of the health line; 0 logs none
+	Log       *slog.Logger  // never nil
+	Debug     bool          // pass the pool's own log to Log
 }
 
 func (c serverConfig) validate() error {
@@ -31,134 +39,220 @@ func (c serverConfig) validate() error {
 	case c.Listen == "":
 		return errors.New("-listen is required")
 	case c.Target == "":
-		return errors.New("-target is required")
-	case c.MaxCap < 1:
-		return errors.New("-max must be at least 1")
+		return errors.New("-target is required: the TCP address to forward tunnels to, such as 127.0.0.1:8080")
+	case c.Clients < 1 || c.Clients > quicpool.MaxShards:
+		return fmt.Errorf("-clients must be between 1 and %d", quicpool.MaxShards)
 	case (c.CertFile == "") != (c.KeyFile == ""):
 		return errors.New("-cert and -key go together")
+	case c.CertFile == "" && c.StateDir == "":
+		return errors.New("no state directory to keep the server's certificate in: pass -state DIR (or -cert and -key)")
+	case c.KeepAlive <= 0:
+		return errors.New("-keepalive must be positive")
+	case c.Grace < 0 || c.Stats < 0:
+		return errors.New("-grace and -stats cannot be negative")
+	}
+	if _, _, err := net.SplitHostPort(c.Target); err != nil {
+		return fmt.Errorf("-target: %w", err)
+	}
+	for _, a := range c.Allow {
+		if _, err := netip.ParsePrefix(a); err == nil {
+			continue
+		}
+		if _, err := netip.ParseAddr(a); err != nil {
+			return fmt.Errorf("-allow: %q is neither an IP nor a CIDR prefix", a)
+		}
 	}
 	return nil
 }
 
-// serverTLS returns the server's TLS config and the SHA-256 fingerprint of its certificate:
-// the -cert/-key pair, or a fresh self-signed certificate.
-func (c serverConfig) serverTLS() (*tls.Config, string, error) {
-	if c.CertFile == "" {
-		conf, der, err := selfSigned()
-		if err != nil {
-			return nil, "", fmt.Errorf("generating certificate: %w", err)
-		}
-		return conf, fingerprint(der), nil
+// identity returns the server's certificate and a sentence saying where it comes from: the
+// -cert/-key pair, or the one kept in the state directory (created on first start).
+func (c serverConfig) identity() (tls.Certificate, string, error) {
+	if c.CertFile != "" {
+		cert, err := tls.LoadX509KeyPair(c.CertFile, c.KeyFile)
+		return cert, "certificate " + c.CertFile, err
 	}
-	cert, err := tls.LoadX509KeyPair(c.CertFile, c.KeyFile)
+	cert, path, created, err := loadIdentity(c.StateDir)
 	if err != nil {
-		return nil, "", err
+		return cert, "", err
 	}
-	return &tls.Config{Certificates: []tls.Certificate{cert}}, fingerprint(cert.Certificate[0]), nil
+	if created {
+		return cert, fmt.Sprintf("new certificate saved to %s: keep this file to keep the fingerprint", path), nil
+	}
+	return cert, "certificate " + path, nil
 }
 
-// errControlLost ends one server pool: its control stream ended, so the client that held it is
-// gone (or its connection died).
-var errControlLost = errors.New("control stream lost")
+// server is one run of the server side.
+type server struct {
+	cfg     serverConfig
+	pool    *quicpool.Pool
+	tunnels *tracker
+	waiting atomic.Int64 // streams taken and waiting for their first bytes: the idle ones
+}
 
-// runServer runs the server side of the tunnel until ctx is done, then returns nil once every
-// tunnel has closed. It writes one startup line to w: the pool's address, the target and the
-// certificate's fingerprint. The error is for a server that could not start.
+// runServer runs the server side of the tunnel until ctx is done, then drains its tunnels (see
+// shutdown) and returns nil. It writes its address, the certificate's fingerprint and the client
+// command line to w. The error is for a server that could not start.
 //
-// A server pool issues the control stream once, so one pool serves one client. When the control
-// stream ends (the client stopped, or its connection died), runServer closes the pool, ending
-// its tunnels, and listens again on the same address with a new pool for the next client.
+// One server pool serves every client: it accepts up to cfg.Clients connections, and takes every
+// stream they open as soon as it arrives. A stream that starts with tunnelHello is a tunnel (see
+// the protocol in tunnel.go), whichever client it comes from.
 func runServer(ctx context.Context, cfg serverConfig, w io.Writer) error {
 	if err := cfg.validate(); err != nil {
 		return err
 	}
-	tlsConf, fp, err := cfg.serverTLS()
+	cert, source, err := cfg.identity()
 	if err != nil {
 		return err
 	}
-	listen := cfg.Listen
-	for first := true; ; first = false {
-		p := quicpool.NewServerPool(cfg.MaxCap, cfg.ClientIP, tlsConf, listen, keepAlive, quicpool.WithLogger(cfg.Log))
-		go p.ServerManager()
-		if err := p.WaitReady(ctx, 0); err != nil {
-			p.Close()
-			if ctx.Err() != nil {
-				return nil
-			}
-			return fmt.Errorf("server pool: %w", err)
-		}
-		listen = samePort(cfg.Listen, p.Addr())
-		if first {
-			fmt.Fprintf(w, "quicpool server: listening on %s, forwarding to %s, fingerprint %s\n", listen, cfg.Target, fp)
-		}
-		err := serveClient(ctx, p, cfg)
-		if ctx.Err() != nil {
-			return nil
-		}
-		cfg.Log.Warn("client gone; waiting for a new one", "err", err)
+	fp := fingerprint(cert.Certificate[0])
+	opts := []quicpool.Option{
+		quicpool.WithCapacity(1, cfg.Clients*quicpool.StreamsPerShard), // one connection slot per client
+		quicpool.WithKeepAlive(cfg.KeepAlive),
 	}
+	if len(cfg.Allow) > 0 {
+		opts = append(opts, quicpool.WithAllowedClients(cfg.Allow...))
+	}
+	opts = append(opts, poolLogger(cfg.Log, cfg.Debug)...)
+	p, err := quicpool.NewServer(cfg.Listen, &tls.Config{Certificates: []tls.Certificate{cert}}, opts...)
+	if err != nil {
+		return err // "listening on ADDR: ..."
+	}
+	s := &server{cfg: cfg, pool: p, tunnels: newTracker()}
+	events, unwatch := watch(p)
+	defer unwatch()
+
+	fmt.Fprintf(w, "quicpool server: listening on %s, forwarding to %s, fingerprint %s\n", p.Addr(), cfg.Target, fp)
+	fmt.Fprintf(w, "quicpool server: %s\n", source)
+	fmt.Fprintf(w, "quicpool server: on the client machine run:\n  quicpool client -server %s -fingerprint %s\n",
+		clientAddr(p.Addr()), fp)
+
+	var wg sync.WaitGroup
+	wg.Go(func() { s.monitor(ctx, events) })
+	wg.Go(func() { s.accept(&wg) })
+	<-ctx.Done()
+	shutdown(cfg.Log, s.tunnels, cfg.Grace, p, &wg)
+	return nil
 }
 
-// samePort returns the address for the next pool of a server that was asked to listen on asked:
-// asked itself, with the port of actual (where the first pool listens) if asked has port 0.
-func samePort(asked, actual string) string {
-	host, port, err := net.SplitHostPort(asked)
-	if err != nil || port != "0" {
-		return asked
+// clientAddr is the address a client on another machine dials to reach a server listening on
+// addr: this host's name in place of an unspecified IP.
+func clientAddr(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr
 	}
-	if _, port, err = net.SplitHostPort(actual); err != nil {
-		return asked
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		host = "THIS-HOST"
+		if name, err := os.Hostname(); err == nil && name != "" {
+			host = name
+		}
 	}
 	return net.JoinHostPort(host, port)
 }
 
-// serveClient takes p's control stream, starts a tunnel for every ID read from it, and returns
-// when the control stream ends or ctx is done. It closes p and returns once every tunnel has
-// closed.
-func serveClient(ctx context.Context, p *quicpool.Pool, cfg serverConfig) error {
-	var tunnels sync.WaitGroup
-	defer tunnels.Wait()
-	defer p.Close() // ends the tunnels' streams
-	stop := context.AfterFunc(ctx, p.Close)
-	defer stop()
-
-	var ctl net.Conn
-	for ctl == nil {
-		var err error
-		ctl, err = p.OutgoingGet(quicpool.ControlID, time.Hour) // until a client connects
-		if err != nil && !errors.Is(err, quicpool.ErrTimeout) {
-			return err
+// accept takes every stream the clients open as soon as it arrives, each served by a goroutine
+// of wg, until the pool closes. While the server drains, the tunnels they start are refused at
+// once.
+func (s *server) accept(wg *sync.WaitGroup) {
+	for {
+		st, err := s.pool.Accept(context.Background())
+		if errors.Is(err, quicpool.ErrClosed) {
+			return
 		}
+		if err != nil {
+			s.cfg.Log.Error("cannot take streams", "reason", reason(err))
+			time.Sleep(time.Second) // do not spin on an error that persists
+			continue
+		}
+		wg.Go(func() { s.serveStream(st) })
 	}
-	defer ctl.Close()
-	cfg.Log.Info("control stream open", "remote", ctl.RemoteAddr().String())
-
-	lines := bufio.NewScanner(ctl)
-	for lines.Scan() {
-		id := lines.Text()
-		tunnels.Go(func() { serveTunnel(ctx, p, id, cfg) })
-	}
-	return fmt.Errorf("%w: %w", errControlLost, orEOF(lines.Err()))
 }
 
-// serveTunnel takes the stream with the given ID, dials the target and pipes the two until both
-// have closed.
-func serveTunnel(ctx context.Context, p *quicpool.Pool, id string, cfg serverConfig) {
-	log := cfg.Log.With("id", id)
-	c, err := p.OutgoingGet(id, tunnelGetTimeout)
+// serveStream waits for a stream's first bytes and serves it as a tunnel: dials the target,
+// answers the status byte and pipes the two until both have closed. A stream that ends before
+// it starts (the client pool discarded it, its connection died, the server stopped) ends
+// quietly.
+func (s *server) serveStream(st *quicpool.StreamConn) {
+	log := s.cfg.Log.With("client", st.RemoteAddr().String())
+	hello := make([]byte, len(tunnelHello))
+	s.waiting.Add(1)
+	_, err := io.ReadFull(st, hello)
+	s.waiting.Add(-1)
 	if err != nil {
-		log.Warn("tunnel: no stream", "err", err)
+		abort(nil, st)
 		return
 	}
-	stream := c.(*quicpool.StreamConn)
-	d := net.Dialer{Timeout: dialTimeout}
-	tc, err := d.DialContext(ctx, "tcp", cfg.Target)
-	if err != nil {
-		abort(nil, stream) // the client resets its TCP connection
-		log.Warn("tunnel: cannot reach target", "err", err)
+	if string(hello) != tunnelHello {
+		abort(nil, st)
+		log.Warn("refused a stream that is not a tunnel: is the client a quicpool client of this version?", "first_bytes", fmt.Sprintf("%q", hello))
 		return
 	}
-	log.Info("tunnel open", "target", cfg.Target)
-	up, down, err := pipe(tc.(*net.TCPConn), stream)
-	log.Info("tunnel closed", "from client", down, "to client", up, "err", err)
+	if !s.tunnels.begin() {
+		abort(nil, st)
+		log.Info("refused a tunnel: shutting down")
+		return
+	}
+	defer s.tunnels.end()
+	start := time.Now()
+	tc, err := net.DialTimeout("tcp", s.cfg.Target, dialTimeout)
+	if err != nil {
+		_, _ = st.Write([]byte{statusNoTarget})
+		_ = st.Close()
+		log.Warn("cannot reach the target", "target", s.cfg.Target, "reason", err.Error())
+		return
+	}
+	if _, err := st.Write([]byte{statusOK}); err != nil {
+		abort(tc.(*net.TCPConn), st)
+		return
+	}
+	log.Debug("tunnel opened", "stream", st.ID())
+	down, up, err := pipe(tc.(*net.TCPConn), st, &s.tunnels.down, &s.tunnels.up, nil)
+	log.Debug("tunnel closed", append([]any{"stream", st.ID()}, closed(up, down, start, err)...)...)
+}
+
+// monitor logs the clients coming and going, the refused ones, and with cfg.Stats a health line
+// periodically, until ctx is done.
+func (s *server) monitor(ctx context.Context, events <-chan messages.Event) {
+	log := s.cfg.Log
+	clients := map[int]string{} // address by connection slot
+	tick := ticker(s.cfg.Stats)
+	defer tick.Stop()
+	for {
+		select {
+		case ev := <-events:
+			switch ev.Kind {
+			case messages.EventShardUp:
+				clients[ev.Slot] = ev.Addr
+				log.Info("client connected", "client", ev.Addr, "clients", len(clients))
+			case messages.EventShardFailed:
+				addr, ok := clients[ev.Slot]
+				delete(clients, ev.Slot)
+				if ok {
+					log.Info("client disconnected", "client", addr, "reason", reason(ev.Err), "clients", len(clients))
+				}
+			case messages.EventReplaced:
+				log.Info("client reconnected: its silent connection is closed", "client", ev.Addr)
+			case messages.EventRefused:
+				log.Warn("refused a client", "client", ev.Addr, "reason", reason(ev.Err))
+			case messages.EventListenFailed:
+				log.Error("cannot listen", "reason", reason(ev.Err))
+			}
+		case <-tick.C:
+			st := s.pool.Stats()
+			log.Info("health", append([]any{"clients", answering(st)}, health(int(s.waiting.Load()), st, s.tunnels)...)...)
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// ticker returns a ticker of period d, or one that never fires for d == 0.
+func ticker(d time.Duration) *time.Ticker {
+	if d <= 0 {
+		t := time.NewTicker(time.Hour)
+		t.Stop()
+		return t
+	}
+	return time.NewTicker(d)
 }

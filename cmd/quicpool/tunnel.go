@@ -9,32 +9,81 @@ import (
 	"log/slog"
 	"net"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/quicpool/quicpool"
 )
 
-// Timeouts of the tunnel commands.
+// The wire protocol of the tunnel commands, on top of the pool. The server takes every stream
+// its pool receives as soon as it arrives (Accept) and waits for its first bytes. The client
+// takes an idle stream for every TCP connection it accepts and writes tunnelHello on it, then
+// the connection's bytes; the server reads tunnelHello, dials its target and answers one status
+// byte (statusOK, or statusNoTarget and the end of the stream) before the target's bytes. No
+// control stream is used: every stream says for itself that it is a tunnel, so one server pool
+// serves any number of clients, each on connections of its own.
 const (
-	tunnelGetTimeout = 5 * time.Second  // IncomingGet (client) and OutgoingGet(id) (server)
-	controlTimeout   = 10 * time.Second // the client's wait for the control stream
-	dialTimeout      = 5 * time.Second  // the server's dial of its target
-	keepAlive        = 10 * time.Second // the pools' QUIC keep-alive
+	tunnelHello    = "qpt1" // the first bytes of a tunnel stream: protocol and version
+	statusOK       = 0      // the server reached its target
+	statusNoTarget = 1      // the server could not reach its target; the stream ends
 )
 
-// The wire protocol of the tunnel commands, on top of the pool. The client takes an idle stream
-// with IncomingGet and writes its ID, 8 hex characters and '\n', on the control stream
-// (quicpool.ControlID); the server reads the line, takes the same stream with OutgoingGet(id)
-// and dials its target. From then on the stream carries the TCP connection's bytes both ways.
+// Timeouts of the tunnel commands.
+const (
+	streamTimeout = 5 * time.Second  // the client's wait for an idle stream when the server is up
+	dialTimeout   = 5 * time.Second  // the server's dial of its target
+	statusTimeout = 10 * time.Second // the client's wait for the server's status byte
+	checkInterval = 100 * time.Millisecond
+)
 
-// newLogger returns the logger of a tunnel command: warnings and errors to w, and with verbose
-// also the opening and closing of every tunnel and the pool's connection events.
+// Defaults of the flags both tunnel commands have.
+const (
+	defaultKeepAlive = 10 * time.Second
+	defaultGrace     = 5 * time.Second
+	defaultRetry     = time.Second // the client's; the library's default, 5s, heals a long outage late
+)
+
+// newLogger returns the logger of a tunnel command, writing text lines to w: events that matter
+// to a user always, and with verbose also every tunnel (at the debug level). Attribute keys
+// never contain spaces (the pool's own log, passed on at -debug, has some; they become "_").
 func newLogger(w io.Writer, verbose bool) *slog.Logger {
-	level := slog.LevelWarn
+	level := slog.LevelInfo
 	if verbose {
-		level = slog.LevelInfo
+		level = slog.LevelDebug
 	}
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level}))
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level, ReplaceAttr: noSpaces}))
+}
+
+func noSpaces(_ []string, a slog.Attr) slog.Attr {
+	a.Key = strings.ReplaceAll(a.Key, " ", "_")
+	return a
+}
+
+// poolLogger returns the option that passes the pool's own log to log when debug is set; the
+// pool is silent otherwise.
+func poolLogger(log *slog.Logger, debug bool) []quicpool.Option {
+	if !debug {
+		return nil
+	}
+	return []quicpool.Option{quicpool.WithLogger(log.With("from", "pool"))}
+}
+
+// reason is err in words for a log line: without the "quicpool: " prefixes of the library's
+// errors.
+func reason(err error) string {
+	if err == nil {
+		return ""
+	}
+	return strings.ReplaceAll(err.Error(), "quicpool: ", "")
+}
+
+// plural returns "1 tunnel", "2 tunnels".
+func plural(n int, word string) string {
+	if n == 1 {
+		return "1 " + word
+	}
+	return fmt.Sprintf("%d %ss", n, word)
 }
 
 // fingerprint returns the SHA-256 of a DER certificate in lowercase hex, as the server prints it
@@ -57,55 +106,129 @@ func parseFingerprint(s string) (string, error) {
 	return s, nil
 }
 
-// peerFingerprint returns the fingerprint of the certificate the server presented on the
-// connection of stream c.
-func peerFingerprint(c net.Conn) (string, error) {
-	sc, ok := c.(*quicpool.StreamConn)
-	if !ok {
-		return "", fmt.Errorf("unexpected connection type %T", c)
-	}
-	certs := sc.ConnectionState().PeerCertificates
-	if len(certs) == 0 {
-		return "", errors.New("the server presented no certificate")
-	}
-	return fingerprint(certs[0].Raw), nil
+// tracker counts a command's tunnels and their bytes, and lets shutdown wait for the open ones.
+type tracker struct {
+	mu       sync.Mutex
+	open     int
+	draining bool
+	drained  chan struct{} // closed once draining and no tunnel is open
+
+	total    atomic.Int64 // tunnels opened
+	up, down atomic.Int64 // bytes toward the target and back, of every tunnel, as they flow
 }
 
-// checkPeer returns an error unless the server's certificate on the connection of stream c has
-// the fingerprint want; want == "" accepts any certificate.
-func checkPeer(c net.Conn, want string) error {
-	got, err := peerFingerprint(c)
-	if err != nil {
-		return err
+func newTracker() *tracker { return &tracker{drained: make(chan struct{})} }
+
+// begin counts a new tunnel; false once draining (refuse the tunnel then).
+func (t *tracker) begin() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.draining {
+		return false
 	}
-	if want != "" && got != want {
-		return fmt.Errorf("server certificate fingerprint %s does not match -fingerprint %s", got, want)
+	t.open++
+	t.total.Add(1)
+	return true
+}
+
+// end counts a tunnel that has closed.
+func (t *tracker) end() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.open--
+	if t.draining && t.open == 0 {
+		close(t.drained)
 	}
-	return nil
+}
+
+// Open returns the number of open tunnels.
+func (t *tracker) Open() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.open
+}
+
+// drain refuses new tunnels from now on and returns the number still open and a channel closed
+// once none is.
+func (t *tracker) drain() (open int, drained <-chan struct{}) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if !t.draining {
+		t.draining = true
+		if t.open == 0 {
+			close(t.drained)
+		}
+	}
+	return t.open, t.drained
+}
+
+// shutdown is the end of a tunnel command after its ctx is done: stop (already done by the
+// caller: no new tunnels), log "draining N tunnels", wait for them at most grace, then close
+// the pool (which cuts what is left) and wait for the tunnels' goroutines.
+func shutdown(log *slog.Logger, t *tracker, grace time.Duration, pool *quicpool.Pool, wg *sync.WaitGroup) {
+	open, drained := t.drain()
+	if open > 0 {
+		log.Info(fmt.Sprintf("shutting down: draining %s", plural(open, "tunnel")), "grace", grace)
+		timer := time.NewTimer(grace)
+		select {
+		case <-drained:
+			log.Info("all tunnels closed")
+		case <-timer.C:
+			log.Warn(fmt.Sprintf("grace period over: closing %s", plural(t.Open(), "tunnel")))
+		}
+		timer.Stop()
+	} else {
+		log.Info("shutting down: no tunnel open")
+	}
+	pool.Close()
+	wg.Wait()
+	log.Info("stopped")
+}
+
+// counter is an io.Writer that counts what it passes on, for one tunnel and for all.
+type counter struct {
+	w     io.Writer
+	n     int64
+	total *atomic.Int64
+}
+
+func (c *counter) Write(b []byte) (int, error) {
+	n, err := c.w.Write(b)
+	c.n += int64(n)
+	c.total.Add(int64(n))
+	return n, err
 }
 
 // pipe copies between a TCP connection and a pool stream in both directions and returns when
-// both directions have ended, with the bytes sent up (TCP to stream) and down (stream to TCP)
-// and the first error. An EOF is passed on as a half-close: the TCP side's EOF closes the
-// stream's write side (the peer reads EOF), the stream's EOF closes the TCP write side, and the
-// other direction keeps flowing until its own EOF. An error in either direction aborts both at
-// once (see abort). tcp and s are closed when pipe returns.
-func pipe(tcp *net.TCPConn, s *quicpool.StreamConn) (up, down int64, err error) {
+// both directions have ended, with the bytes sent (TCP to stream) and received (stream to TCP)
+// and the first error; it adds them to toStream and toTCP as they flow. first, if not nil, runs in the stream-to-TCP direction before any byte is
+// copied (the client reads the server's status byte there); its error aborts the tunnel. An EOF
+// is passed on as a half-close: the TCP side's EOF closes the stream's write side (the peer
+// reads EOF), the stream's EOF closes the TCP write side, and the other direction keeps flowing
+// until its own EOF. An error in either direction aborts both at once (see abort). tcp and s are
+// closed when pipe returns.
+func pipe(tcp *net.TCPConn, s *quicpool.StreamConn, toStream, toTCP *atomic.Int64, first func() error) (sent, recv int64, err error) {
+	up := &counter{w: s, total: toStream}
+	down := &counter{w: tcp, total: toTCP}
 	done := make(chan error, 2)
 	go func() {
-		n, err := io.Copy(s, tcp)
+		_, err := io.Copy(up, tcp)
 		if err == nil {
 			err = s.Stream.Close() // FIN: the peer reads EOF; our read side stays open
 		}
-		up = n
 		done <- err
 	}()
 	go func() {
-		n, err := io.Copy(tcp, s)
+		if first != nil {
+			if err := first(); err != nil {
+				done <- err
+				return
+			}
+		}
+		_, err := io.Copy(down, s)
 		if err == nil {
 			err = tcp.CloseWrite()
 		}
-		down = n
 		done <- err
 	}()
 	for range 2 {
@@ -118,7 +241,7 @@ func pipe(tcp *net.TCPConn, s *quicpool.StreamConn) (up, down int64, err error) 
 		_ = s.Close() // both directions ended cleanly: release the stream
 		_ = tcp.Close()
 	}
-	return up, down, err
+	return up.n, down.n, err
 }
 
 // abort ends a broken tunnel so that neither end mistakes it for a complete one: the stream is
@@ -135,4 +258,14 @@ func abort(tcp *net.TCPConn, s *quicpool.StreamConn) {
 		_ = tcp.SetLinger(0)
 		_ = tcp.Close()
 	}
+}
+
+// closed is the attributes of a tunnel's "tunnel closed" line: its bytes each way, its
+// duration, and its error unless it ended cleanly.
+func closed(up, down int64, start time.Time, err error) []any {
+	attrs := []any{"bytes_up", up, "bytes_down", down, "duration", round(time.Since(start))}
+	if err != nil && !errors.Is(err, io.EOF) {
+		attrs = append(attrs, "error", reason(err))
+	}
+	return attrs
 }

@@ -8,11 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"regexp"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -25,81 +21,112 @@ const (
 	eventTimeout  = 30 * time.Second
 )
 
-// TestTunnelInProcess runs the server and the client in this process, forwards TCP connections
-// to an echo target through them, and checks that the bytes come back intact and that a half-
-// close travels through. Then it checks that the server survives its client: a client with the
-// wrong fingerprint is refused, and a new client is served by the same server.
-func TestTunnelInProcess(t *testing.T) {
-	echo := startEcho(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
+// inProc is a server or a client running in this process, for the tests that need no process.
+type inProc struct {
+	out, log *output
+	cancel   context.CancelFunc
+	ended    chan struct{} // closed when the run has returned
+	err      error         // what it returned, once ended is closed
+}
 
-	srvOut := newLineWriter()
-	srvDone := make(chan error, 1)
-	go func() {
-		srvDone <- runServer(ctx, serverConfig{Listen: "127.0.0.1:0", Target: echo, MaxCap: 16, Log: newLogger(io.Discard, false)}, srvOut)
-	}()
-	addr, fp := parseServerLine(t, srvOut.next(t))
-
-	client := func(fingerprint string) (listen string, stop func() error) {
-		cctx, ccancel := context.WithCancel(ctx)
-		out, done := newLineWriter(), make(chan error, 1)
-		go func() {
-			done <- runClient(cctx, clientConfig{Server: addr, Listen: "127.0.0.1:0", MinCap: 4, MaxCap: 16, TLS: "1",
-				Fingerprint: fingerprint, Log: newLogger(io.Discard, false)}, out)
-		}()
-		select {
-		case line := <-out.lines:
-			listen = parseClientLine(t, line)
-		case err := <-done:
-			ccancel()
-			return "", func() error { return err }
-		case <-time.After(eventTimeout):
-			t.Fatal("no startup line from the client")
+// waitFor waits for a line of o matching pattern and returns it.
+func (r *inProc) waitFor(t *testing.T, o *output, pattern string) string {
+	t.Helper()
+	re := regexp.MustCompile(pattern)
+	timeout := time.After(eventTimeout)
+	for {
+		line, _, grew := o.find(re, 0)
+		if grew == nil {
+			return line
 		}
-		return listen, func() error { ccancel(); return <-done }
+		select {
+		case <-grew:
+		case <-r.ended:
+			t.Fatalf("ended (%v) before printing %q:\n%s\n%s", r.err, pattern, r.out, r.log)
+		case <-timeout:
+			t.Fatalf("no %q within %v:\n%s\n%s", pattern, eventTimeout, r.out, r.log)
+		}
 	}
+}
 
-	listen, stop := client(fp)
+// stop cancels the run and returns its error.
+func (r *inProc) stop() error {
+	r.cancel()
+	<-r.ended
+	return r.err
+}
+
+func startRun(f func(ctx context.Context, r *inProc) error) *inProc {
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &inProc{out: newOutput(), log: newOutput(), cancel: cancel, ended: make(chan struct{})}
+	go func() { r.err = f(ctx, r); close(r.ended) }()
+	return r
+}
+
+// inProcessServer runs the server side in this process and returns it and its address and
+// fingerprint.
+func inProcessServer(t *testing.T, target string) (r *inProc, addr, fp string) {
+	t.Helper()
+	state := t.TempDir()
+	r = startRun(func(ctx context.Context, r *inProc) error {
+		return runServer(ctx, serverConfig{Listen: "127.0.0.1:0", Target: target, Clients: 2, StateDir: state,
+			KeepAlive: defaultKeepAlive, Grace: time.Second, Log: newLogger(r.log, true)}, r.out)
+	})
+	t.Cleanup(func() { _ = r.stop() })
+	m := serverLine.FindStringSubmatch(r.waitFor(t, r.out, serverLine.String()))
+	return r, m[1], m[2]
+}
+
+// inProcessClient runs the client side in this process and returns it and the address it
+// forwards.
+func inProcessClient(t *testing.T, server, fp string) (r *inProc, listen string) {
+	t.Helper()
+	r = startRun(func(ctx context.Context, r *inProc) error {
+		return runClient(ctx, clientConfig{Server: server, Listen: "127.0.0.1:0", MinCap: 4, MaxCap: 16, Fingerprint: fp,
+			KeepAlive: defaultKeepAlive, Retry: defaultRetry, Grace: time.Second, Log: newLogger(r.log, true)}, r.out)
+	})
+	t.Cleanup(func() { _ = r.stop() })
+	m := clientLine.FindStringSubmatch(r.waitFor(t, r.out, clientLine.String()))
+	return r, m[1]
+}
+
+// TestTunnelInProcess runs the server and the client in this process, forwards TCP connections
+// to an echo target through them, and checks that the bytes come back intact, that a half-close
+// travels through, and that every tunnel is logged with its bytes at -v. A client with the wrong
+// fingerprint does not start.
+func TestTunnelInProcess(t *testing.T) {
+	server, addr, fp := inProcessServer(t, startEcho(t))
+	client, listen := inProcessClient(t, addr, fp)
+	client.waitFor(t, client.log, `msg="connected to the server"`)
 	pushEcho(t, listen)
-	if err := stop(); err != nil {
+	if err := client.stop(); err != nil {
 		t.Fatalf("client: %v", err)
 	}
+	want := fmt.Sprintf(`msg="tunnel closed" .*bytes_up=%d bytes_down=%d duration=\S+$`, tunnelPayload, tunnelPayload)
+	client.waitFor(t, client.log, want)
+	server.waitFor(t, server.log, want)
 
-	_, stop = client(strings.Repeat("00", 32))
-	if err := stop(); err == nil || !strings.Contains(err.Error(), "does not match") {
-		t.Fatalf("client with a wrong fingerprint: %v, want a mismatch error", err)
+	wrong, _ := inProcessClient(t, addr, strings.Repeat("00", 32))
+	select {
+	case <-wrong.ended:
+	case <-time.After(eventTimeout):
+		t.Fatal("a client with a wrong fingerprint keeps running")
 	}
-
-	listen, stop = client(fp)
-	pushEcho(t, listen)
-	if err := stop(); err != nil {
-		t.Fatalf("second client: %v", err)
+	if wrong.err == nil || !strings.Contains(wrong.err.Error(), "does not match -fingerprint") {
+		t.Fatalf("client with a wrong fingerprint: %v, want a mismatch error", wrong.err)
 	}
-
-	cancel()
-	if err := <-srvDone; err != nil {
+	if err := server.stop(); err != nil {
 		t.Fatalf("server: %v", err)
 	}
 }
 
-// TestTunnelTargetDown checks that a tunnel whose target refuses the connection ends at once for
-// the TCP client, with a reset or an EOF and no data, instead of hanging.
+// A tunnel whose target refuses the connection ends at once for the TCP client, with no data,
+// and both sides say why.
 func TestTunnelTargetDown(t *testing.T) {
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	quiet := newLogger(io.Discard, false)
-	srvOut, cliOut := newLineWriter(), newLineWriter()
-	srvDone, cliDone := make(chan error, 1), make(chan error, 1)
-	go func() {
-		srvDone <- runServer(ctx, serverConfig{Listen: "127.0.0.1:0", Target: freePort(t, "tcp"), MaxCap: 4, Log: quiet}, srvOut)
-	}()
-	addr, fp := parseServerLine(t, srvOut.next(t))
-	go func() {
-		cliDone <- runClient(ctx, clientConfig{Server: addr, Listen: "127.0.0.1:0", MinCap: 2, MaxCap: 4, TLS: "1",
-			Fingerprint: fp, Log: quiet}, cliOut)
-	}()
-	c, err := dialRetry(parseClientLine(t, cliOut.next(t)))
+	server, addr, fp := inProcessServer(t, closedPort(t))
+	client, listen := inProcessClient(t, addr, fp)
+	client.waitFor(t, client.log, `msg="connected to the server"`)
+	c, err := net.Dial("tcp", listen)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -111,47 +138,45 @@ func TestTunnelTargetDown(t *testing.T) {
 	if len(got) != 0 || (errors.As(err, &ne) && ne.Timeout()) {
 		t.Fatalf("read %q, %v: want no data and a prompt end", got, err)
 	}
-	cancel()
-	for _, done := range []chan error{cliDone, srvDone} {
-		if err := <-done; err != nil {
-			t.Fatal(err)
-		}
-	}
+	client.waitFor(t, client.log, `level=WARN msg="tunnel closed" .* error="the server cannot reach its target"`)
+	server.waitFor(t, server.log, `level=WARN msg="cannot reach the target"`)
 }
 
-// TestTunnelProcesses builds the command and runs `quicpool server` and `quicpool client` as
-// processes, pushes bytes through the forwarded port, then interrupts both and checks that they
-// exit 0.
-func TestTunnelProcesses(t *testing.T) {
-	if _, err := exec.LookPath("go"); err != nil {
-		t.Skip("no go command to build with")
-	}
-	bin := filepath.Join(t.TempDir(), "quicpool")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	echo := startEcho(t)
-	serverAddr := freePort(t, "udp")
-	listen := freePort(t, "tcp")
-
-	server := startProcess(t, bin, "server", "-listen", serverAddr, "-target", echo, "-max", "16", "-v")
-	_, fp := parseServerLine(t, server.stdout.next(t))
-	client := startProcess(t, bin, "client", "-server", serverAddr, "-listen", listen, "-min", "4", "-max", "16",
-		"-fingerprint", fp, "-v")
-	if got := parseClientLine(t, client.stdout.next(t)); got != listen {
-		t.Fatalf("client listens on %s, want %s", got, listen)
-	}
-
-	pushEcho(t, listen)
-
-	// The client first: the server outlives it, waiting for the next client.
-	for _, p := range []*process{client, server} {
-		if err := p.interrupt(); err != nil {
-			t.Fatalf("%s: %v\nstderr:\n%s", p.name, err, p.stderr.String())
+// Before the client has ever reached its server, it refuses TCP connections at once.
+func TestClientRefusesWhileServerUnreachable(t *testing.T) {
+	client, listen := inProcessClient(t, freeUDP(t), strings.Repeat("ab", 32))
+	start := time.Now()
+	c, err := net.Dial("tcp", listen) // the reset may come before Dial returns
+	if err == nil {
+		defer c.Close()
+		_ = c.SetDeadline(start.Add(eventTimeout))
+		var n int
+		n, err = c.Read(make([]byte, 1))
+		if n != 0 {
+			t.Fatalf("read %d bytes through a client that has no server", n)
 		}
-		if !strings.Contains(p.stderr.String(), "tunnel closed") {
-			t.Errorf("%s -v logged no tunnel:\n%s", p.name, p.stderr.String())
-		}
+	}
+	if err == nil || time.Since(start) > time.Second {
+		t.Fatalf("%v after %v: want an error at once", err, time.Since(start))
+	}
+	client.waitFor(t, client.log, `level=WARN msg="refused a connection: the server is unreachable"`)
+}
+
+// A server that allows other addresses refuses the client and says so; the client keeps
+// trying, says why it cannot connect, and refuses TCP connections meanwhile.
+func TestServerAllow(t *testing.T) {
+	state := t.TempDir()
+	server := startRun(func(ctx context.Context, r *inProc) error {
+		return runServer(ctx, serverConfig{Listen: "127.0.0.1:0", Target: startEcho(t), Clients: 1, StateDir: state,
+			Allow: []string{"10.0.0.0/8", "192.0.2.1"}, KeepAlive: defaultKeepAlive, Log: newLogger(r.log, false)}, r.out)
+	})
+	t.Cleanup(func() { _ = server.stop() })
+	m := serverLine.FindStringSubmatch(server.waitFor(t, server.out, serverLine.String()))
+	client, listen := inProcessClient(t, m[1], m[2])
+	server.waitFor(t, server.log, `level=WARN msg="refused a client" client=127\.0\.0\.1:\d+ reason=`)
+	client.waitFor(t, client.log, `msg="cannot connect to the server yet" reason=".*CONNECTION_REFUSED`)
+	if _, err := get(listen, "/", 5*time.Second); err == nil {
+		t.Fatal("a client refused by its server forwarded a connection")
 	}
 }
 
@@ -172,10 +197,11 @@ func pushEcho(t *testing.T, addr string) {
 }
 
 func echoOnce(addr string) error {
-	c, err := dialRetry(addr)
+	conn, err := net.Dial("tcp", addr)
 	if err != nil {
 		return err
 	}
+	c := conn.(*net.TCPConn)
 	defer c.Close()
 	_ = c.SetDeadline(time.Now().Add(eventTimeout))
 	sent := make([]byte, tunnelPayload)
@@ -199,21 +225,6 @@ func echoOnce(addr string) error {
 		return fmt.Errorf("echo differs: got %d bytes, sent %d", len(got), len(sent))
 	}
 	return nil
-}
-
-// dialRetry dials addr until it accepts, for at most eventTimeout.
-func dialRetry(addr string) (*net.TCPConn, error) {
-	deadline := time.Now().Add(eventTimeout)
-	for {
-		c, err := net.DialTimeout("tcp", addr, time.Second)
-		if err == nil {
-			return c.(*net.TCPConn), nil
-		}
-		if time.Now().After(deadline) {
-			return nil, err
-		}
-		time.Sleep(20 * time.Millisecond) // polling interval, not synchronisation
-	}
 }
 
 // startEcho starts a TCP echo service for the test: it copies every connection back to itself
@@ -244,151 +255,15 @@ func startEcho(t *testing.T) string {
 	return ln.Addr().String()
 }
 
-// freePort returns a loopback address whose port was free a moment ago.
-func freePort(t *testing.T, network string) string {
+// closedPort returns a loopback TCP address whose port was free a moment ago.
+func closedPort(t *testing.T) string {
 	t.Helper()
-	var c io.Closer
-	var addr string
-	if network == "udp" {
-		pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		c, addr = pc, pc.LocalAddr().String()
-	} else {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		c, addr = ln, ln.Addr().String()
-	}
-	_ = c.Close()
-	return addr
-}
-
-var (
-	serverLine = regexp.MustCompile(`^quicpool server: listening on (\S+), forwarding to \S+, fingerprint ([0-9a-f]{64})$`)
-	clientLine = regexp.MustCompile(`^quicpool client: forwarding (\S+) to \S+, server fingerprint [0-9a-f]{64} \(verified\)$`)
-)
-
-// parseServerLine returns the address and fingerprint of the server's startup line.
-func parseServerLine(t *testing.T, line string) (addr, fp string) {
-	t.Helper()
-	m := serverLine.FindStringSubmatch(line)
-	if m == nil {
-		t.Fatalf("unexpected server startup line %q", line)
-	}
-	return m[1], m[2]
-}
-
-// parseClientLine returns the listen address of the client's startup line.
-func parseClientLine(t *testing.T, line string) string {
-	t.Helper()
-	m := clientLine.FindStringSubmatch(line)
-	if m == nil {
-		t.Fatalf("unexpected client startup line %q", line)
-	}
-	return m[1]
-}
-
-// lineWriter is an io.Writer that passes every complete line written to it on a channel. Lines
-// beyond the channel's room are dropped: the tests need the first few.
-type lineWriter struct {
-	lines   chan string
-	partial []byte
-}
-
-func newLineWriter() *lineWriter { return &lineWriter{lines: make(chan string, 16)} }
-
-func (w *lineWriter) Write(b []byte) (int, error) {
-	w.partial = append(w.partial, b...)
-	for {
-		i := bytes.IndexByte(w.partial, '\n')
-		if i < 0 {
-			return len(b), nil
-		}
-		select {
-		case w.lines <- string(w.partial[:i]):
-		default:
-		}
-		w.partial = w.partial[i+1:]
-	}
-}
-
-// next returns the next line, failing the test after eventTimeout.
-func (w *lineWriter) next(t *testing.T) string {
-	t.Helper()
-	select {
-	case line := <-w.lines:
-		return line
-	case <-time.After(eventTimeout):
-		t.Fatal("no line within", eventTimeout)
-		return ""
-	}
-}
-
-// process is a quicpool command running as a child process.
-type process struct {
-	name   string
-	cmd    *exec.Cmd
-	stdout *lineWriter
-	stderr *bytes.Buffer // read only after the process has exited
-	exited chan struct{} // closed when cmd.Wait has returned
-	err    error         // the result of cmd.Wait, once exited is closed
-}
-
-// startProcess runs bin with args. The process is killed at the end of the test if it is still
-// running.
-func startProcess(t *testing.T, bin string, args ...string) *process {
-	t.Helper()
-	p := &process{name: args[0], cmd: exec.Command(bin, args...), stdout: newLineWriter(),
-		stderr: new(bytes.Buffer), exited: make(chan struct{})}
-	p.cmd.Stdout, p.cmd.Stderr = p.stdout, p.stderr
-	if err := p.cmd.Start(); err != nil {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
 		t.Fatal(err)
 	}
-	go func() { p.err = p.cmd.Wait(); close(p.exited) }()
-	t.Cleanup(func() {
-		select {
-		case <-p.exited:
-		default:
-			_ = p.cmd.Process.Kill()
-			<-p.exited
-		}
-	})
-	return p
-}
-
-// interrupt sends SIGINT and waits for the process to exit: nil if it exited 0.
-func (p *process) interrupt() error {
-	if err := p.cmd.Process.Signal(os.Interrupt); err != nil {
-		return err
-	}
-	select {
-	case <-p.exited:
-		var exit *exec.ExitError
-		if errors.As(p.err, &exit) {
-			return errors.New("exit status " + strconv.Itoa(exit.ExitCode()))
-		}
-		return p.err
-	case <-time.After(eventTimeout):
-		_ = p.cmd.Process.Kill()
-		<-p.exited
-		return fmt.Errorf("no exit within %s of SIGINT", eventTimeout)
-	}
-}
-
-func TestSamePort(t *testing.T) {
-	for _, tc := range []struct{ asked, actual, want string }{
-		{"127.0.0.1:4433", "127.0.0.1:4433", "127.0.0.1:4433"},
-		{"0.0.0.0:4433", "[::]:4433", "0.0.0.0:4433"}, // keep the host asked for
-		{"127.0.0.1:0", "127.0.0.1:50123", "127.0.0.1:50123"},
-		{":0", "[::]:50123", ":50123"},
-	} {
-		if got := samePort(tc.asked, tc.actual); got != tc.want {
-			t.Errorf("samePort(%q, %q) = %q, want %q", tc.asked, tc.actual, got, tc.want)
-		}
-	}
+	defer ln.Close()
+	return ln.Addr().String()
 }
 
 func TestParseFingerprint(t *testing.T) {
@@ -408,6 +283,21 @@ func TestParseFingerprint(t *testing.T) {
 		got, err := parseFingerprint(tc.in)
 		if got != tc.want || (err == nil) != tc.ok {
 			t.Errorf("parseFingerprint(%q) = %q, %v", tc.in, got, err)
+		}
+	}
+}
+
+func TestClientAddr(t *testing.T) {
+	for addr, wantHost := range map[string]string{
+		"127.0.0.1:4433":  "127.0.0.1",
+		"[::]:4433":       "",
+		"0.0.0.0:4433":    "",
+		"10.1.2.3:4433":   "10.1.2.3",
+		"[2001:db8::1]:5": "2001:db8::1",
+	} {
+		host, _, err := net.SplitHostPort(clientAddr(addr))
+		if err != nil || (wantHost != "" && host != wantHost) || host == "" || host == "::" || host == "0.0.0.0" {
+			t.Errorf("clientAddr(%q) = %q, want host %q (or this host's name)", addr, clientAddr(addr), wantHost)
 		}
 	}
 }
