@@ -150,8 +150,7 @@ type client struct {
 	up       bool          // a connection to the server serves: tunnels are accepted
 	lost     chan struct{} // closed when the server is lost; tunnels waiting for it give up
 	refused  int           // connections refused since the server was lost
-	lastLog  time.Time     // of the last refusal logged
-	unlogged int           // refusals since then, not logged
+	refusals thinned       // their log lines
 }
 
 // runClient runs the client side of the tunnel until ctx is done, then drains its tunnels (see
@@ -251,13 +250,10 @@ func (c *client) logRefusal(tc *net.TCPConn) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.refused++
-	if time.Since(c.lastLog) < time.Second {
-		c.unlogged++
-		return
+	if now, skipped := c.refusals.log(); now {
+		c.cfg.Log.Warn("refused a connection: the server is unreachable", "from", tc.RemoteAddr().String(),
+			"also_refused", skipped) // since the last such line
 	}
-	c.cfg.Log.Warn("refused a connection: the server is unreachable", "from", tc.RemoteAddr().String(),
-		"also_refused", c.unlogged) // since the last such line
-	c.lastLog, c.unlogged = time.Now(), 0
 }
 
 // Errors that end a tunnel before it starts.

@@ -38,10 +38,10 @@
 // Failures. The client never exits on its own once started: while no connection to the server
 // answers it refuses every new TCP connection at once (a reset), logs the outage, and logs the
 // recovery with its duration when the pool has reconnected (it redials every 500ms during the
-// first 20s of an outage, then after pauses of at most -retry, default 1s). Tunnels that had not yet been
-// answered by the server when it was lost are cut at once; the others live or die with their
-// connection. It exits 1 at startup only if it cannot listen, or if the server fails the
-// identity check before it was ever reached.
+// first 20s of an outage, then after pauses of at most -retry, default 1s). Tunnels that had
+// not yet been answered by the server when it was lost are cut at once; the others live or die
+// with their connection. It exits 1 at startup only if it cannot listen, or if the server fails
+// the identity check before it was ever reached.
 //
 // Shutdown. On SIGINT or SIGTERM both stop taking tunnels, log "draining N tunnels", wait for
 // them at most -grace (default 5s), close what is left and exit 0. A second signal exits 1 at

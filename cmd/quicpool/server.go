@@ -216,6 +216,7 @@ func (s *server) serveStream(st *quicpool.StreamConn) {
 func (s *server) monitor(ctx context.Context, events <-chan messages.Event) {
 	log := s.cfg.Log
 	clients := map[int]string{} // address by connection slot
+	var refusals thinned
 	tick := ticker(s.cfg.Stats)
 	defer tick.Stop()
 	for {
@@ -234,7 +235,9 @@ func (s *server) monitor(ctx context.Context, events <-chan messages.Event) {
 			case messages.EventReplaced:
 				log.Info("client reconnected: its silent connection is closed", "client", ev.Addr)
 			case messages.EventRefused:
-				log.Warn("refused a client", "client", ev.Addr, "reason", reason(ev.Err))
+				if now, skipped := refusals.log(); now {
+					log.Warn("refused a client", "client", ev.Addr, "reason", reason(ev.Err), "also_refused", skipped)
+				}
 			case messages.EventListenFailed:
 				log.Error("cannot listen", "reason", reason(ev.Err))
 			}

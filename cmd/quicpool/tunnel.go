@@ -86,6 +86,23 @@ func plural(n int, word string) string {
 	return fmt.Sprintf("%d %ss", n, word)
 }
 
+// thinned thins out a log line that may come in a flood (refusals): at most one a second, which
+// says how many were not logged. Not safe for concurrent use.
+type thinned struct {
+	last    time.Time
+	skipped int
+}
+
+// log reports whether to log now, and how many were not logged since the last line.
+func (l *thinned) log() (now bool, skipped int) {
+	if time.Since(l.last) < time.Second {
+		l.skipped++
+		return false, 0
+	}
+	skipped, l.last, l.skipped = l.skipped, time.Now(), 0
+	return true, skipped
+}
+
 // fingerprint returns the SHA-256 of a DER certificate in lowercase hex, as the server prints it
 // and the client's -fingerprint takes it.
 func fingerprint(der []byte) string {
