@@ -146,11 +146,23 @@ type client struct {
 	tunnels *tracker
 	fatal   chan error // a failure the client cannot start with
 
-	mu       sync.Mutex
+	link chan *link // what the client knows of its server; one goroutine at a time owns it
+}
+
+// link is what the client knows of its server. Whoever takes it out of client.link owns it until
+// it puts it back (see withLink).
+type link struct {
 	up       bool          // a connection to the server serves: tunnels are accepted
 	lost     chan struct{} // closed when the server is lost; tunnels waiting for it give up
 	refused  int           // connections refused since the server was lost
 	refusals thinned       // their log lines
+}
+
+// withLink runs f with the client's link, owning it.
+func (c *client) withLink(f func(*link)) {
+	l := <-c.link
+	defer func() { c.link <- l }()
+	f(l)
 }
 
 // runClient runs the client side of the tunnel until ctx is done, then drains its tunnels (see
@@ -181,8 +193,10 @@ func runClient(ctx context.Context, cfg clientConfig, w io.Writer) error {
 	host, _, _ := net.SplitHostPort(cfg.Server)
 	p := quicpool.NewClientPool(cfg.MinCap, cfg.MaxCap, 100*time.Millisecond, time.Second, cfg.KeepAlive,
 		"2", host, quicpool.StaticAddr(cfg.Server), opts...)
-	c := &client{cfg: cfg, pool: p, tunnels: newTracker(), fatal: make(chan error, 1), lost: make(chan struct{})}
-	close(c.lost)
+	c := &client{cfg: cfg, pool: p, tunnels: newTracker(), fatal: make(chan error, 1), link: make(chan *link, 1)}
+	lost := make(chan struct{})
+	close(lost) // no server yet
+	c.link <- &link{lost: lost}
 	events, unwatch := watch(p) // before the pool starts: no event is missed
 	defer unwatch()
 	go p.ClientManager()
@@ -239,21 +253,20 @@ func (c *client) accept(ln net.Listener, wg *sync.WaitGroup) {
 
 // state returns whether the server is reachable, and the channel closed when it is lost.
 func (c *client) state() (lost <-chan struct{}, up bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.lost, c.up
+	c.withLink(func(l *link) { lost, up = l.lost, l.up })
+	return lost, up
 }
 
 // logRefusal logs a connection refused because the server is unreachable: at most one line a
 // second, which counts the others.
 func (c *client) logRefusal(tc *net.TCPConn) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.refused++
-	if now, skipped := c.refusals.log(); now {
-		c.cfg.Log.Warn("refused a connection: the server is unreachable", "from", tc.RemoteAddr().String(),
-			"also_refused", skipped) // since the last such line
-	}
+	c.withLink(func(l *link) {
+		l.refused++
+		if now, skipped := l.refusals.log(); now {
+			c.cfg.Log.Warn("refused a connection: the server is unreachable", "from", tc.RemoteAddr().String(),
+				"also_refused", skipped) // since the last such line
+		}
+	})
 }
 
 // Errors that end a tunnel before it starts.
@@ -289,7 +302,7 @@ func (c *client) tunnel(tc *net.TCPConn, lost <-chan struct{}) {
 		return
 	}
 	log.Debug("tunnel opened")
-	up, down, err := pipe(tc, st, &c.tunnels.up, &c.tunnels.down, func() error { return awaitStatus(st, lost) })
+	up, down, err := pipe(tc, st, c.tunnels.carriedUp, c.tunnels.carriedDown, func() error { return awaitStatus(st, lost) })
 	level := slog.LevelDebug
 	for _, e := range tunnelProblem {
 		if errors.Is(err, e) {
@@ -393,17 +406,17 @@ func (c *client) monitor(ctx context.Context, events <-chan messages.Event) {
 
 		st := c.pool.Stats()
 		up := st.Err == nil && st.ShardsUp > 0
-		c.mu.Lock()
-		was := c.up
-		c.up = up
-		refused := c.refused
-		switch {
-		case up && !was:
-			c.lost, c.refused = make(chan struct{}), 0
-		case !up && was:
-			close(c.lost)
-		}
-		c.mu.Unlock()
+		var was bool
+		var refused int
+		c.withLink(func(l *link) {
+			was, refused, l.up = l.up, l.refused, up
+			switch {
+			case up && !was:
+				l.lost, l.refused = make(chan struct{}), 0
+			case !up && was:
+				close(l.lost)
+			}
+		})
 		switch {
 		case up && !everUp:
 			everUp = true

@@ -11,7 +11,6 @@ import (
 	"net/netip"
 	"os"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/quicpool/quicpool"
@@ -87,7 +86,6 @@ type server struct {
 	cfg     serverConfig
 	pool    *quicpool.Pool
 	tunnels *tracker
-	waiting atomic.Int64 // streams taken and waiting for their first bytes: the idle ones
 }
 
 // runServer runs the server side of the tunnel until ctx is done, then drains its tunnels (see
@@ -176,9 +174,9 @@ func (s *server) accept(wg *sync.WaitGroup) {
 func (s *server) serveStream(st *quicpool.StreamConn) {
 	log := s.cfg.Log.With("client", st.RemoteAddr().String())
 	hello := make([]byte, len(tunnelHello))
-	s.waiting.Add(1)
+	s.tunnels.waitingFor(1)
 	_, err := io.ReadFull(st, hello)
-	s.waiting.Add(-1)
+	s.tunnels.waitingFor(-1)
 	if err != nil {
 		abort(nil, st)
 		return
@@ -207,7 +205,7 @@ func (s *server) serveStream(st *quicpool.StreamConn) {
 		return
 	}
 	log.Debug("tunnel opened", "stream", st.ID())
-	down, up, err := pipe(tc.(*net.TCPConn), st, &s.tunnels.down, &s.tunnels.up, nil)
+	down, up, err := pipe(tc.(*net.TCPConn), st, s.tunnels.carriedDown, s.tunnels.carriedUp, nil)
 	log.Debug("tunnel closed", append([]any{"stream", st.ID()}, closed(up, down, start, err)...)...)
 }
 
@@ -243,7 +241,7 @@ func (s *server) monitor(ctx context.Context, events <-chan messages.Event) {
 			}
 		case <-tick.C:
 			st := s.pool.Stats()
-			log.Info("health", append([]any{"clients", answering(st)}, health(int(s.waiting.Load()), st, s.tunnels)...)...)
+			log.Info("health", append([]any{"clients", answering(st)}, health(s.tunnels.snapshot().waiting, st, s.tunnels)...)...)
 		case <-ctx.Done():
 			return
 		}

@@ -10,7 +10,6 @@ import (
 	"net"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/quicpool/quicpool"
@@ -124,59 +123,81 @@ func parseFingerprint(s string) (string, error) {
 }
 
 // tracker counts a command's tunnels and their bytes, and lets shutdown wait for the open ones.
-type tracker struct {
-	mu       sync.Mutex
-	open     int
-	draining bool
-	drained  chan struct{} // closed once draining and no tunnel is open
+// The counts are a tally that one goroutine at a time owns: it takes it out of the one-slot
+// channel, changes it and puts it back (state moves by channel, as everywhere in this project).
+type tracker struct{ owner chan *tally }
 
-	total    atomic.Int64 // tunnels opened
-	up, down atomic.Int64 // bytes toward the target and back, of every tunnel, as they flow
+type tally struct {
+	open, total int   // tunnels open now, and opened since start
+	waiting     int   // server: streams taken and waiting for their first bytes
+	up, down    int64 // bytes toward the target and back, of every tunnel, as they flow
+	draining    bool
+	drained     chan struct{} // closed once draining and no tunnel is open
 }
 
-func newTracker() *tracker { return &tracker{drained: make(chan struct{})} }
+func newTracker() *tracker {
+	t := &tracker{owner: make(chan *tally, 1)}
+	t.owner <- &tally{drained: make(chan struct{})}
+	return t
+}
+
+// with runs f with the tally, owning it.
+func (t *tracker) with(f func(*tally)) {
+	s := <-t.owner
+	defer func() { t.owner <- s }()
+	f(s)
+}
+
+// snapshot returns a copy of the tally.
+func (t *tracker) snapshot() (c tally) {
+	t.with(func(s *tally) { c = *s })
+	return c
+}
 
 // begin counts a new tunnel; false once draining (refuse the tunnel then).
-func (t *tracker) begin() bool {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.draining {
-		return false
-	}
-	t.open++
-	t.total.Add(1)
-	return true
+func (t *tracker) begin() (ok bool) {
+	t.with(func(s *tally) {
+		if ok = !s.draining; ok {
+			s.open++
+			s.total++
+		}
+	})
+	return ok
 }
 
 // end counts a tunnel that has closed.
 func (t *tracker) end() {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.open--
-	if t.draining && t.open == 0 {
-		close(t.drained)
-	}
+	t.with(func(s *tally) {
+		s.open--
+		if s.draining && s.open == 0 {
+			close(s.drained)
+		}
+	})
 }
 
 // Open returns the number of open tunnels.
-func (t *tracker) Open() int {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return t.open
-}
+func (t *tracker) Open() int { return t.snapshot().open }
+
+// waitingFor counts the streams waiting for their first bytes (n is +1 or -1).
+func (t *tracker) waitingFor(n int) { t.with(func(s *tally) { s.waiting += n }) }
+
+// carried counts bytes toward the target (up) and back (down).
+func (t *tracker) carriedUp(n int64)   { t.with(func(s *tally) { s.up += n }) }
+func (t *tracker) carriedDown(n int64) { t.with(func(s *tally) { s.down += n }) }
 
 // drain refuses new tunnels from now on and returns the number still open and a channel closed
 // once none is.
 func (t *tracker) drain() (open int, drained <-chan struct{}) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if !t.draining {
-		t.draining = true
-		if t.open == 0 {
-			close(t.drained)
+	t.with(func(s *tally) {
+		if !s.draining {
+			s.draining = true
+			if s.open == 0 {
+				close(s.drained)
+			}
 		}
-	}
-	return t.open, t.drained
+		open, drained = s.open, s.drained
+	})
+	return open, drained
 }
 
 // shutdown is the end of a tunnel command after its ctx is done: stop (already done by the
@@ -202,17 +223,17 @@ func shutdown(log *slog.Logger, t *tracker, grace time.Duration, pool *quicpool.
 	log.Info("stopped")
 }
 
-// counter is an io.Writer that counts what it passes on, for one tunnel and for all.
+// counter is an io.Writer that counts what it passes on, for one tunnel (n) and for all (add).
 type counter struct {
-	w     io.Writer
-	n     int64
-	total *atomic.Int64
+	w   io.Writer
+	n   int64
+	add func(int64)
 }
 
 func (c *counter) Write(b []byte) (int, error) {
 	n, err := c.w.Write(b)
 	c.n += int64(n)
-	c.total.Add(int64(n))
+	c.add(int64(n))
 	return n, err
 }
 
@@ -224,9 +245,9 @@ func (c *counter) Write(b []byte) (int, error) {
 // reads EOF), the stream's EOF closes the TCP write side, and the other direction keeps flowing
 // until its own EOF. An error in either direction aborts both at once (see abort). tcp and s are
 // closed when pipe returns.
-func pipe(tcp *net.TCPConn, s *quicpool.StreamConn, toStream, toTCP *atomic.Int64, first func() error) (sent, recv int64, err error) {
-	up := &counter{w: s, total: toStream}
-	down := &counter{w: tcp, total: toTCP}
+func pipe(tcp *net.TCPConn, s *quicpool.StreamConn, toStream, toTCP func(int64), first func() error) (sent, recv int64, err error) {
+	up := &counter{w: s, add: toStream}
+	down := &counter{w: tcp, add: toTCP}
 	done := make(chan error, 2)
 	go func() {
 		_, err := io.Copy(up, tcp)

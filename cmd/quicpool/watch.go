@@ -49,13 +49,14 @@ func health(idle int, st quicpool.Stats, t *tracker) []any {
 	for _, c := range st.Conns {
 		rtt = max(rtt, c.SmoothedRTT)
 	}
+	tunnels := t.snapshot()
 	return []any{
 		"idle_streams", idle,
-		"tunnels_open", t.Open(),
-		"tunnels_total", t.total.Load(),
+		"tunnels_open", tunnels.open,
+		"tunnels_total", tunnels.total,
 		"rtt", rtt.Round(10 * time.Microsecond),
-		"bytes_up", t.up.Load(),
-		"bytes_down", t.down.Load(),
+		"bytes_up", tunnels.up,
+		"bytes_down", tunnels.down,
 	}
 }
 
