@@ -61,7 +61,7 @@ func (s *clientShard) dial() {
 	case <-conn.Context().Done():
 		s.lost(context.Cause(conn.Context()))
 	case <-s.ctx.Done():
-		s.closeConn(conn, "quicpool: connection closed by the client pool")
+		s.closeConn(s.ctx, conn, "quicpool: connection closed by the client pool")
 	}
 }
 

@@ -232,10 +232,17 @@ func (c *coordinator) streamReady(m streamReady) {
 	if c.rt.Client {
 		st.opening = max(st.opening-1, 0)
 		c.refill.created++
-		if err := st.trust.handshaken(m.id, c.idle.has(m.id), time.Now()); err != nil {
+		old, dup := c.idle.byID[m.id]
+		if err := st.trust.handshaken(m.id, dup && old.shard == st); err != nil {
 			wire.Discard(m.stream)
 			c.violation(st, err)
 			return
+		}
+		if dup { // the same ID from another connection (a restarted server): the older one goes
+			c.idle.take(m.id)
+			old.unwatch()
+			wire.Discard(old.stream)
+			c.stats.discarded++
 		}
 	} else {
 		c.unreserve(m.id, st)
@@ -243,7 +250,7 @@ func (c *coordinator) streamReady(m streamReady) {
 	c.stats.opened++
 	c.gone.forget(m.id)
 	now := time.Now()
-	for {
+	for !st.suspect { // a silent connection's streams wait with the others (liveness)
 		g, ok := c.waiters.next(m.id, now)
 		if !ok {
 			break
@@ -288,7 +295,7 @@ func (c *coordinator) noteFailure() { c.stats.failed++ }
 // shardUp records a connection that came up; the pool serves again if it could not.
 func (c *coordinator) shardUp(m shardUp) {
 	now := time.Now()
-	st := &shardLoad{pid: m.shard, slot: m.slot, conn: m.conn, heard: now, upAt: now, trust: trust{lastShake: now}}
+	st := &shardLoad{pid: m.shard, slot: m.slot, conn: m.conn, heard: now, upAt: now}
 	c.shards[m.shard.ID] = st
 	c.idle.addShard(st)
 	c.reclaim() // the others' shares shrink
@@ -375,7 +382,7 @@ func (c *coordinator) running() bool {
 // side too, and refills.
 func (c *coordinator) flush(reply chan struct{}) {
 	for _, id := range c.idle.drain() {
-		c.gone.add(id)
+		c.streamGone(id)
 		c.stats.discarded++
 	}
 	c.replenish()
@@ -389,7 +396,7 @@ func (c *coordinator) tick() {
 	now := time.Now()
 	c.waiters.sweep(now)
 	for _, id := range c.idle.expirePeerClosed(now) {
-		c.gone.add(id)
+		c.streamGone(id)
 		c.stats.discarded++
 	}
 	c.reclaim()

@@ -282,7 +282,7 @@ func (c *coordinator) discardOldestPeerClosed() {
 		e.unwatch()
 		wire.Discard(e.stream)
 		c.stats.discarded++
-		c.gone.add(oldest)
+		c.streamGone(oldest)
 	}
 }
 

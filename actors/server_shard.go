@@ -59,7 +59,7 @@ func (s *serverShard) watch() {
 	case <-s.conn.Context().Done():
 		s.lost(context.Cause(s.conn.Context()))
 	case <-s.ctx.Done():
-		s.closeConn(s.conn, "quicpool: connection closed by the server pool")
+		s.closeConn(s.ctx, s.conn, "quicpool: connection closed by the server pool")
 	}
 }
 

@@ -2,6 +2,7 @@ package actors
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"time"
 
@@ -19,20 +20,27 @@ type shard struct {
 	engine *actor.Engine
 	self   *actor.PID
 	ctx    context.Context
-	cancel context.CancelFunc
+	cancel context.CancelCauseFunc
 	upAt   time.Time // when the connection came up (and was announced to the coordinator); zero until then
 	failed bool
 
-	// How the connection is closed when the shard stops, if not the usual way: set before the
-	// shard fails, read by the goroutine that closes the connection once ctx is done.
-	closeCode   quic.ApplicationErrorCode
-	closeReason string
+	// closeWith, if set, is how the connection is closed when the shard stops; it travels to the
+	// goroutine that closes the connection as the cause of ctx.
+	closeWith *closeCause
 }
+
+// closeCause is how a shard's connection is to be closed, carried as its context's cause.
+type closeCause struct {
+	code   quic.ApplicationErrorCode
+	reason string
+}
+
+func (c *closeCause) Error() string { return c.reason }
 
 // started binds the shard to its actor; called on actor.Started.
 func (s *shard) started(c *actor.Context) {
 	s.engine, s.self = c.Engine(), c.PID()
-	s.ctx, s.cancel = context.WithCancel(s.rt.Ctx)
+	s.ctx, s.cancel = context.WithCancelCause(s.rt.Ctx)
 }
 
 // stopped ends the shard's goroutines and, if it announced its connection to the coordinator,
@@ -40,7 +48,11 @@ func (s *shard) started(c *actor.Context) {
 // shard, but a shard it stopped while it was connecting may have announced itself after that:
 // its own report, sent after its announcement, settles it.
 func (s *shard) stopped() {
-	s.cancel()
+	if s.closeWith != nil {
+		s.cancel(s.closeWith)
+	} else {
+		s.cancel(nil)
+	}
 	if !s.upAt.IsZero() {
 		s.engine.Send(s.rt.coordinator, shardDown{shard: s.self})
 	}
@@ -48,16 +60,16 @@ func (s *shard) stopped() {
 
 // failClosing fails the shard and has its connection closed with code and err as the reason.
 func (s *shard) failClosing(code quic.ApplicationErrorCode, err error) {
-	s.closeCode, s.closeReason = code, err.Error()
+	s.closeWith = &closeCause{code: code, reason: err.Error()}
 	s.fail(err)
 }
 
-// closeConn closes conn once the shard has stopped: with the code and reason of its failure if
-// it set them, otherwise with ConnCodeClosed and reason.
-func (s *shard) closeConn(conn *quic.Conn, reason string) {
+// closeConn closes conn once ctx is done: with the code and reason of the shard's failure if it
+// set them (the cause of ctx), otherwise (the pool closing, say) with ConnCodeClosed and reason.
+func (s *shard) closeConn(ctx context.Context, conn *quic.Conn, reason string) {
 	code := wire.ConnCodeClosed
-	if s.closeReason != "" {
-		code, reason = s.closeCode, s.closeReason
+	if cc, ok := errors.AsType[*closeCause](context.Cause(ctx)); ok {
+		code, reason = cc.code, cc.reason
 	}
 	_ = conn.CloseWithError(code, reason)
 }

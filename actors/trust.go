@@ -19,19 +19,19 @@ var errNoCredit = errors.New("quicpool: no stream credit from the server")
 // off: a full one that holds streams without an ID has given this connection idle streams, and
 // a flush resets the streams at most once before the client takes one.
 type trust struct {
-	control   bool      // the control ID was issued on this connection
-	fresh     int       // streams handshaken
-	taken     int       // streams handed out to callers
-	peerLost  int       // streams the server closed before this side took them
-	lastShake time.Time // the last completed handshake, or when the connection came up
-	violated  bool      // the connection is being closed for a violation
+	control      bool      // the control ID was issued on this connection
+	fresh        int       // streams handshaken
+	taken        int       // streams handed out to callers
+	peerLost     int       // streams the server closed before this side took them
+	failingSince time.Time // the first of the opens that failed since the last handshake; zero if none
+	violated     bool      // the connection is being closed for a violation
 }
 
 // handshaken records a completed handshake with id; duplicate reports that a stream with that ID
 // is idle already.
-func (t *trust) handshaken(id string, duplicate bool, now time.Time) error {
+func (t *trust) handshaken(id string, duplicate bool) error {
 	t.fresh++
-	t.lastShake = now
+	t.failingSince = time.Time{}
 	switch {
 	case duplicate:
 		return fmt.Errorf("%w: it issued stream ID %s while a stream with that ID is idle", core.ErrViolation, id)
@@ -60,12 +60,21 @@ func (t *trust) peerClosed(share int) error {
 // tick.
 func (t *trust) closesDominate(share int) bool { return t.peerLost > 2*share && 2*t.peerLost > t.fresh }
 
-// openFailed judges a failed stream open: no handshake completed for limit, while the server
-// gives no credit or this connection holds no idle stream (an honest server that is full holds
-// new streams without an ID, but has given this connection idle ones), is a violation.
+// openFailed judges a failed stream open. Opens failing without a break for longer than limit
+// are a violation when the server gives no credit although this side never took a stream (its
+// own streams in use do not count against the server), or when no ID comes while this connection
+// holds no idle stream (an honest server that is full holds new streams without an ID, but has
+// given this connection idle ones).
 func (t *trust) openFailed(err error, idle int, now time.Time, limit time.Duration) error {
-	if silent := now.Sub(t.lastShake); silent > limit && (errors.Is(err, errNoCredit) || idle == 0) {
-		return fmt.Errorf("%w: no stream handshake completed in %v (%w)", core.ErrViolation, silent.Round(time.Millisecond), err)
+	if t.failingSince.IsZero() {
+		t.failingSince = now
+	}
+	failing := now.Sub(t.failingSince)
+	if failing <= limit {
+		return nil
+	}
+	if noCredit := errors.Is(err, errNoCredit); (noCredit && t.taken == 0) || (!noCredit && idle == 0) {
+		return fmt.Errorf("%w: no stream handshake completed in %v (%w)", core.ErrViolation, failing.Round(time.Millisecond), err)
 	}
 	return nil
 }
