@@ -13,18 +13,18 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// tunnelOp is one tunnel operation bounded by timeout: one pool takes any stream (here called the
-// server), the other takes the same stream by ID (the client), and 1 KiB goes each way.
-func tunnelOp(server, client *quicpool.Pool, timeout time.Duration) error {
+// tunnelOp is one tunnel operation bounded by timeout: taker takes any idle stream, byID takes
+// the same stream by its ID (either pool may be the server), and 1 KiB goes each way.
+func tunnelOp(taker, byID *quicpool.Pool, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
-	id, sc, err := server.IncomingGet(timeout)
+	id, sc, err := taker.IncomingGet(timeout)
 	if err != nil {
-		return fmt.Errorf("server: %w", err)
+		return fmt.Errorf("taking any stream: %w", err)
 	}
 	defer sc.Close()
-	cc, err := client.OutgoingGet(id, time.Until(deadline))
+	cc, err := byID.OutgoingGet(id, time.Until(deadline))
 	if err != nil {
-		return fmt.Errorf("client: %w", err)
+		return fmt.Errorf("taking it by ID: %w", err)
 	}
 	defer cc.Close()
 	_ = sc.SetDeadline(deadline)

@@ -38,8 +38,11 @@ func (c *coordinator) share() int {
 // streams the pool lacks, each live shard up to its fair share of the capacity (capacity / shard
 // slots), so that every connection carries traffic.
 func (c *coordinator) replenish() {
-	c.grantHeld()
-	c.refillUpTo(c.share())
+	if c.rt.Client {
+		c.refillUpTo(c.share())
+	} else {
+		c.grantHeld()
+	}
 }
 
 // refillUpTo asks for the missing streams, one at a time to the least loaded shard below limit,
