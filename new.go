@@ -168,7 +168,7 @@ func newServer(s settings, addr string, tlsConfig *tls.Config, clientIP string) 
 // config is the part of the actors' configuration both sides share.
 func (s settings) config(client bool) *core.Config {
 	return &core.Config{
-		Client: client, Err: s.err,
+		Client: client, Err: s.err, PoolName: s.name,
 		MinCap: s.minCap, MaxCap: s.maxCap, MinIvl: s.minIvl, MaxIvl: s.maxIvl,
 		Shards: shardCount(s.maxCap), PerShard: StreamsPerShard,
 		Policy: s.restart, HandshakeTimeout: s.handshakeTimeout, HoldTimeout: holdTimeout,

@@ -11,6 +11,7 @@ import (
 	"net"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/anthdm/hollywood/actor"
 	"github.com/quic-go/quic-go"
@@ -53,6 +54,7 @@ type settings struct {
 	resetKey    *quic.StatelessResetKey         // server
 	verify      func([]*x509.Certificate) error // server: client authentication
 
+	name   string
 	engine *actor.Engine
 	parent *actor.Context
 	log    *slog.Logger
@@ -337,6 +339,18 @@ func WithHandshakeTimeout(d time.Duration) Option {
 			return
 		}
 		s.handshakeTimeout = d
+	}
+}
+
+// WithName names the pool: Stats.Name, a "pool" attribute on every log line, and the pool label
+// of its metrics. A name is printable text of at most 64 bytes. Both sides. Default: "".
+func WithName(name string) Option {
+	return func(s *settings) {
+		if len(name) > 64 || strings.IndexFunc(name, func(r rune) bool { return !unicode.IsPrint(r) }) >= 0 {
+			s.fail(invalid("pool name %q (want printable text of at most 64 bytes)", name))
+			return
+		}
+		s.name = name
 	}
 }
 

@@ -72,6 +72,9 @@ func newPool(s settings, cfg *core.Config) *Pool {
 	if cfg.Log == nil {
 		cfg.Log = discardLogger
 	}
+	if s.name != "" {
+		cfg.Log = cfg.Log.With("pool", s.name)
+	}
 	cfg.Ctx, p.cancel = context.WithCancel(context.Background())
 	cfg.Go, cfg.Name = p.goroutine, poolName()
 	cfg.Admission = make(chan struct{}, maxQueuedGets)

@@ -160,7 +160,8 @@ func TestEmbedderAPIIsAllThatIsExported(t *testing.T) {
 	want := map[string][]string{
 		"messages": {"Abandon", "AddError", "ConnStats", "Event", "EventAlive", "EventKind", "EventListenFailed", "EventListening",
 			"EventRecovered", "EventRefused", "EventReplaced", "EventRestartScheduled", "EventShardFailed",
-			"EventShardUp", "EventStandby", "EventStatelessReset", "EventSuspect", "EventSwitchOver", "EventUnavailable", "Flush", "Get", "ResetError", "State", "Stats", "Stream", "WaitReady"},
+			"EventShardUp", "EventStandby", "EventStatelessReset", "EventSuspect", "EventSwitchOver", "EventUnavailable", "Flush", "Get", "Refusals", "ResetError", "State", "Stats", "Stream",
+			"WaitBounds", "WaitHistogram", "WaitReady"},
 		"actors": {"Spawn"},
 	}
 	for dir, names := range want {

@@ -2,7 +2,6 @@ package actors
 
 import (
 	"fmt"
-	"slices"
 	"time"
 
 	"github.com/anthdm/hollywood/actor"
@@ -39,22 +38,27 @@ type coordinator struct {
 	listenAddr string
 	userErrors int
 	stats      counters
+	slotsSeen  []bool // slots that have held a connection (Stats.Reconnects)
 }
 
 // shardLoad is the coordinator's record of one connection that is up.
 type shardLoad struct {
-	pid      *actor.PID
-	slot     int
-	conn     *quic.Conn
-	idle     int       // idle streams of this connection in the pool, peer-closed and control apart
-	opening  int       // client: opens asked of the shard and not answered yet
-	reserved int       // server: IDs issued to its streams that are finishing their handshake
-	suspect  bool      // the peer has been silent for longer than the path's normal silence
-	heard    time.Time // when the peer was last heard
-	upAt     time.Time
-	trust    trust       // client: how the server has kept to the protocol on this connection
-	queue    []string    // its usable idle IDs in arrival order; may hold IDs taken since
-	held     []reserveID // server: its handshaken streams waiting for room, oldest first
+	pid        *actor.PID
+	slot       int
+	conn       *quic.Conn
+	idle       int       // idle streams of this connection in the pool, peer-closed and control apart
+	opening    int       // client: opens asked of the shard and not answered yet
+	reserved   int       // server: IDs issued to its streams that are finishing their handshake
+	suspect    bool      // the peer has been silent for longer than the path's normal silence
+	heard      time.Time // when the peer was last heard
+	upAt       time.Time
+	trust      trust          // client: how the server has kept to the protocol on this connection
+	queue      []string       // its usable idle IDs in arrival order; may hold IDs taken since
+	held       []reserveID    // server: its handshaken streams waiting for room, oldest first
+	inUse      []*quic.Stream // handed out; those whose write side closed are swept out (stats.go)
+	inUseSwept int            // len(inUse) after the last sweep
+	opened     uint64         // streams that completed their handshake
+	failed     uint64         // stream opens or handshakes that failed
 }
 
 // condition is why the pool cannot serve. err is nil while it can; failFast makes calls fail at
@@ -66,17 +70,21 @@ type condition struct {
 
 type counters struct {
 	opened, handedOut, discarded, failed, refused, restarts, dropped, violations uint64
+	reconnects, evicted                                                          uint64
+	refusals                                                                     messages.Refusals
+	wait                                                                         waitHistogram
 }
 
 func newCoordinator(rt *runtime) actor.Producer {
 	return func() actor.Receiver {
 		c := &coordinator{
-			rt:     rt,
-			shards: make(map[string]*shardLoad),
-			idle:   newIdleStreams(),
-			gone:   newGoneIDs(),
-			refill: refiller{capacity: rt.MinCap, interval: rt.MinIvl},
-			issuer: newIssuer(),
+			rt:        rt,
+			shards:    make(map[string]*shardLoad),
+			idle:      newIdleStreams(),
+			gone:      newGoneIDs(),
+			refill:    refiller{capacity: rt.MinCap, interval: rt.MinIvl},
+			issuer:    newIssuer(),
+			slotsSeen: make([]bool, rt.Shards),
 		}
 		if rt.Err != nil {
 			c.cond = condition{err: rt.Err, failFast: true}
@@ -118,7 +126,7 @@ func (c *coordinator) Receive(ctx *actor.Context) {
 	case openFailed:
 		c.openFailed(m)
 	case handshakeFailed:
-		c.noteFailure()
+		c.noteFailure(c.shards[m.shard.ID])
 	case dialFailed:
 		c.dialFailed(m.err)
 	case liveness:
@@ -134,7 +142,7 @@ func (c *coordinator) Receive(ctx *actor.Context) {
 	case listenFailed:
 		c.setCondition(condition{err: m.err, failFast: true})
 	case connRefused:
-		c.stats.refused++
+		c.countRefusal(m.reason)
 	}
 }
 
@@ -168,10 +176,10 @@ func (c *coordinator) get(g messages.Get) {
 		}
 		if e, ok := c.idle.byID[g.ID]; ok && !e.shard.suspect {
 			c.idle.take(g.ID)
-			c.handOut(g.ID, e, g)
+			c.handOut(g.ID, e, waiter{Get: g})
 			return
 		} else if ok && !g.NoWait { // its connection is silent: wait until it answers or dies
-			c.waiters.add(g)
+			c.waiters.add(g, time.Now())
 			return
 		}
 		if c.gone.has(g.ID) {
@@ -179,7 +187,7 @@ func (c *coordinator) get(g messages.Get) {
 			return
 		}
 	} else if id, e, ok := c.idle.oldest(); ok {
-		c.handOut(id, e, g)
+		c.handOut(id, e, waiter{Get: g})
 		return
 	}
 	switch {
@@ -188,13 +196,13 @@ func (c *coordinator) get(g messages.Get) {
 	case g.NoWait:
 		c.answer(deliver(g.Reply, messages.Stream{ID: g.ID, Err: c.timeout()}))
 	default:
-		c.waiters.add(g)
+		c.waiters.add(g, time.Now())
 	}
 }
 
 // handOut gives the idle stream id, already taken out of the store, to g. If g's caller has
 // gone, the stream goes back to the store.
-func (c *coordinator) handOut(id string, e idleStream, g messages.Get) {
+func (c *coordinator) handOut(id string, e idleStream, g waiter) {
 	watching := e.unwatch() // before the hand-out: the caller may close the stream at once
 	if c.deliverStream(g, messages.Stream{ID: id, Stream: e.stream, Conn: e.shard.conn}, e.shard) {
 		return
@@ -207,11 +215,17 @@ func (c *coordinator) handOut(id string, e idleStream, g messages.Get) {
 
 // deliverStream hands s to g's caller and replenishes the pool, or reports that the caller has
 // gone. A reply channel that could not take the stream although nobody abandoned it (a closed
-// channel) is counted as dropped.
-func (c *coordinator) deliverStream(g messages.Get, s messages.Stream, st *shardLoad) bool {
+// channel) is counted as dropped. A g that was never filed waited for nothing.
+func (c *coordinator) deliverStream(g waiter, s messages.Stream, st *shardLoad) bool {
 	if deliver(g.Reply, s) {
 		st.trust.taken++
+		st.trackInUse(s.Stream)
 		c.stats.handedOut++
+		var waited time.Duration
+		if !g.since.IsZero() {
+			waited = time.Since(g.since)
+		}
+		c.stats.wait.observe(waited)
 		c.replenish()
 		return true
 	}
@@ -248,6 +262,7 @@ func (c *coordinator) streamReady(m streamReady) {
 		c.unreserve(m.id, st)
 	}
 	c.stats.opened++
+	st.opened++
 	c.gone.forget(m.id)
 	now := time.Now()
 	for !st.suspect { // a silent connection's streams wait with the others (liveness)
@@ -267,8 +282,8 @@ func (c *coordinator) streamReady(m streamReady) {
 }
 
 func (c *coordinator) openFailed(m openFailed) {
-	c.noteFailure()
 	st := c.shards[m.shard.ID]
+	c.noteFailure(st)
 	if st == nil {
 		return
 	}
@@ -290,7 +305,13 @@ func (c *coordinator) violation(st *shardLoad, err error) {
 	c.engine.Send(st.pid, violation{err: err})
 }
 
-func (c *coordinator) noteFailure() { c.stats.failed++ }
+// noteFailure counts a failed stream open or handshake, on st's connection if it is still up.
+func (c *coordinator) noteFailure(st *shardLoad) {
+	c.stats.failed++
+	if st != nil {
+		st.failed++
+	}
+}
 
 // shardUp records a connection that came up; the pool serves again if it could not.
 func (c *coordinator) shardUp(m shardUp) {
@@ -298,6 +319,7 @@ func (c *coordinator) shardUp(m shardUp) {
 	st := &shardLoad{pid: m.shard, slot: m.slot, conn: m.conn, heard: now, upAt: now}
 	c.shards[m.shard.ID] = st
 	c.idle.addShard(st)
+	c.noteUp(m.slot)
 	c.reclaim() // the others' shares shrink
 	if c.rt.Client {
 		c.setCondition(condition{})
@@ -436,49 +458,4 @@ func (c *coordinator) stop() {
 	final.Closed, final.Err, final.FailFast = true, core.ErrClosed, true
 	*c.rt.Final = final
 	close(c.rt.Stopped)
-}
-
-func (c *coordinator) snapshot() messages.Stats {
-	c.waiters.sweep(time.Now())
-	s := messages.Stats{
-		Idle:       c.idle.usable,
-		Control:    c.idle.hasControl(),
-		PeerClosed: c.idle.peerClosed,
-		MinCap:     c.rt.MinCap,
-		MaxCap:     c.rt.MaxCap,
-		Shards:     c.rt.Shards,
-		ShardsUp:   len(c.shards),
-		Waiters:    c.waiters.n,
-		Errors:     c.userErrors,
-		Running:    c.running(),
-		ListenAddr: c.listenAddr,
-		Opened:     c.stats.opened,
-		HandedOut:  c.stats.handedOut,
-		Discarded:  c.stats.discarded,
-		Failed:     c.stats.failed,
-		Refused:    c.stats.refused,
-		Restarts:   c.stats.restarts,
-		Dropped:    c.stats.dropped,
-		Violations: c.stats.violations,
-		Err:        c.errNow(),
-		FailFast:   c.failFast() != nil,
-	}
-	now := time.Now()
-	for _, st := range c.shards {
-		stats := st.conn.ConnectionStats()
-		s.Conns = append(s.Conns, messages.ConnStats{Slot: st.slot, Remote: st.conn.RemoteAddr().String(),
-			Idle: st.idle, Suspect: st.suspect, Up: now.Sub(st.upAt), LastHeard: now.Sub(st.heard),
-			SmoothedRTT: stats.SmoothedRTT})
-	}
-	slices.SortFunc(s.Conns, func(a, b messages.ConnStats) int { return a.Slot - b.Slot })
-	if c.rt.Client {
-		s.Capacity, s.Interval = c.refill.capacity, c.refill.interval
-		for _, st := range c.shards {
-			s.Opening += st.opening
-		}
-	} else {
-		s.Capacity = c.rt.MaxCap
-		s.Opening = len(c.issuer.reserved) + c.heldCount()
-	}
-	return s
 }

@@ -96,7 +96,7 @@ func (s *supervisor) admit(conn *quic.Conn, closed chan struct{}) {
 	}
 	if s.rt.Allow != nil { // normally refused before the handshake; a migrated address is caught here
 		if err := s.rt.Allow(addr); err != nil {
-			s.refuse(conn, closed, err)
+			s.refuse(conn, closed, err, refusedNotAllowed)
 			return
 		}
 	}
@@ -105,7 +105,7 @@ func (s *supervisor) admit(conn *quic.Conn, closed chan struct{}) {
 		i = s.replaceSilent(addr)
 	}
 	if i < 0 {
-		s.refuse(conn, closed, fmt.Errorf("%w: all %d shard slots are taken", core.ErrPoolFull, len(s.slots)))
+		s.refuse(conn, closed, fmt.Errorf("%w: all %d shard slots are taken", core.ErrPoolFull, len(s.slots)), refusedFull)
 		return
 	}
 	s.slots[i].shard = s.spawnShard(newServerShard(s.rt, i, conn, closed), "server", i)
@@ -153,9 +153,9 @@ func addrIP(addr net.Addr) netip.Addr {
 }
 
 // refuse counts, reports and closes a connection the pool does not take.
-func (s *supervisor) refuse(conn *quic.Conn, closed chan struct{}, reason error) {
-	s.refused(conn.RemoteAddr().String(), reason)
-	s.closeConn(conn, closed, wire.ConnCodeRefused, reason.Error())
+func (s *supervisor) refuse(conn *quic.Conn, closed chan struct{}, err error, reason refusalReason) {
+	s.refused(conn.RemoteAddr().String(), err, reason)
+	s.closeConn(conn, closed, wire.ConnCodeRefused, err.Error())
 }
 
 // closeConn closes a connection in a goroutine (CloseWithError waits for the connection's run
@@ -169,11 +169,11 @@ func (s *supervisor) closeConn(conn *quic.Conn, closed chan struct{}, code quic.
 
 // refused counts, reports and logs a refused connection. Log lines thin out under a flood: the
 // 1st, 2nd, 4th, 8th... refusal is logged, with the count so far.
-func (s *supervisor) refused(addr string, reason error) {
+func (s *supervisor) refused(addr string, err error, reason refusalReason) {
 	s.refusals++
-	s.rt.emit(s.engine, messages.Event{Kind: messages.EventRefused, Slot: -1, Addr: addr, Err: reason})
-	s.engine.Send(s.rt.coordinator, connRefused{})
+	s.rt.emit(s.engine, messages.Event{Kind: messages.EventRefused, Slot: -1, Addr: addr, Err: err})
+	s.engine.Send(s.rt.coordinator, connRefused{reason: reason})
 	if s.refusals&(s.refusals-1) == 0 {
-		s.rt.Log.Warn("connection refused", "remote", addr, "reason", reason, "refused so far", s.refusals)
+		s.rt.Log.Warn("connection refused", "remote", addr, "reason", err, "refused so far", s.refusals)
 	}
 }

@@ -42,7 +42,10 @@ type (
 		err   error
 	}
 	// handshakeFailed: a server stream failed its handshake and was discarded.
-	handshakeFailed struct{ err error }
+	handshakeFailed struct {
+		shard *actor.PID
+		err   error
+	}
 	// reserveID asks (server) for a fresh ID for a handshaken stream of shard; reply receives it,
 	// or "" if none will come. A requester that stops waiting takes the slot with abandonID.
 	reserveID struct {
@@ -113,8 +116,8 @@ type (
 	listening struct{ addr string }
 	// listenFailed: the server pool cannot listen.
 	listenFailed struct{ err error }
-	// connRefused: the server refused a connection.
-	connRefused struct{}
+	// connRefused: the server refused a connection, for reason.
+	connRefused struct{ reason refusalReason }
 
 	// The supervisor's own goroutines and timers.
 
@@ -129,8 +132,9 @@ type (
 		closed chan struct{} // closed once the connection is closed; the listener waits for it
 	}
 	refusal struct {
-		addr string
-		err  error
+		addr   string
+		err    error
+		reason refusalReason
 	}
 
 	// A shard's own goroutines.
@@ -138,6 +142,16 @@ type (
 	dialed    struct{ conn *quic.Conn }
 	connLost  struct{ err error }
 	pathMoved struct{ addr net.Addr } // the peer's address changed (server)
+)
+
+// refusalReason is why a server refused a connection (messages.Refusals).
+type refusalReason uint8
+
+const (
+	refusedNotAllowed  refusalReason = iota // the address is not on the allow-list
+	refusedMoved                            // the connection moved to an address not on it
+	refusedCertificate                      // no acceptable client certificate
+	refusedFull                             // no shard slot for it
 )
 
 // deliver puts v in a reply channel without blocking; false means nobody takes it (the caller

@@ -120,7 +120,7 @@ func (s *serverShard) reserve(stream *quic.Stream) string {
 
 func (s *serverShard) reject(stream *quic.Stream, err error) {
 	wire.Discard(stream)
-	s.engine.Send(s.rt.coordinator, handshakeFailed{err: err})
+	s.engine.Send(s.rt.coordinator, handshakeFailed{shard: s.self, err: err})
 }
 
 // pathMoved checks a client connection that moved to another address (a migration, a NAT
@@ -132,7 +132,7 @@ func (s *serverShard) pathMoved(addr net.Addr) {
 	}
 	if err := s.rt.Allow(addr); err != nil {
 		err = fmt.Errorf("connection moved to %s: %w", addr, err)
-		s.engine.Send(s.rt.supervisor, refusal{addr: addr.String(), err: err}) // counted, logged, broadcast
+		s.engine.Send(s.rt.supervisor, refusal{addr: addr.String(), err: err, reason: refusedMoved}) // counted, logged, broadcast
 		s.failClosing(wire.ConnCodeRefused, err)
 	}
 }

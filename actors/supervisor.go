@@ -104,7 +104,7 @@ func (s *supervisor) Receive(c *actor.Context) {
 	case connAccepted:
 		s.admit(m.conn, m.closed)
 	case refusal:
-		s.refused(m.addr, m.err)
+		s.refused(m.addr, m.err, m.reason)
 	}
 }
 

@@ -48,7 +48,7 @@ func (rt *runtime) listen(engine *actor.Engine) (ln *quic.Listener, closeTranspo
 		conf = conf.Clone()
 		conf.GetConfigForClient = func(info *quic.ClientInfo) (*quic.Config, error) {
 			if err := rt.Allow(info.RemoteAddr); err != nil {
-				engine.Send(rt.supervisor, refusal{addr: info.RemoteAddr.String(), err: err})
+				engine.Send(rt.supervisor, refusal{addr: info.RemoteAddr.String(), err: err, reason: refusedNotAllowed})
 				return nil, err
 			}
 			return accepted, nil
@@ -98,7 +98,7 @@ func (rt *runtime) serverTLS(engine *actor.Engine) *tls.Config {
 		c.VerifyConnection = func(cs tls.ConnectionState) error {
 			err := rt.VerifyClient(cs.PeerCertificates)
 			if err != nil {
-				engine.Send(rt.supervisor, refusal{addr: addr.String(), err: err})
+				engine.Send(rt.supervisor, refusal{addr: addr.String(), err: err, reason: refusedCertificate})
 			}
 			return err
 		}

@@ -14,23 +14,31 @@ const sweepEvery = 1024
 // stream, and those that want one ID. A request whose caller gave up (it abandoned its reply slot,
 // or its deadline passed) is skipped when its turn comes and swept out now and then.
 type waiters struct {
-	any        []messages.Get
-	byID       map[string][]messages.Get
+	any        []waiter
+	byID       map[string][]waiter
 	n          int // requests filed, swept or not
 	sinceSweep int
 }
 
+// waiter is a filed request and when the pool received it.
+type waiter struct {
+	messages.Get
+	since time.Time
+}
+
 // gone reports whether nobody waits for g any more.
-func gone(g messages.Get, now time.Time) bool {
+func gone(g waiter, now time.Time) bool {
 	return len(g.Reply) > 0 || (!g.Deadline.IsZero() && !now.Before(g.Deadline))
 }
 
-func (w *waiters) add(g messages.Get) {
+// add files g, received at since.
+func (w *waiters) add(get messages.Get, since time.Time) {
+	g := waiter{Get: get, since: since}
 	if g.ID == "" {
 		w.any = append(w.any, g)
 	} else {
 		if w.byID == nil {
-			w.byID = make(map[string][]messages.Get)
+			w.byID = make(map[string][]waiter)
 		}
 		w.byID[g.ID] = append(w.byID[g.ID], g)
 	}
@@ -42,7 +50,7 @@ func (w *waiters) add(g messages.Get) {
 
 // next pops the request that should receive stream id: the oldest one waiting for that ID, else
 // the oldest one waiting for any stream (never for the control stream).
-func (w *waiters) next(id string, now time.Time) (messages.Get, bool) {
+func (w *waiters) next(id string, now time.Time) (waiter, bool) {
 	if q := w.byID[id]; len(q) > 0 {
 		for len(q) > 0 {
 			g := q[0]
@@ -56,21 +64,21 @@ func (w *waiters) next(id string, now time.Time) (messages.Get, bool) {
 		delete(w.byID, id)
 	}
 	if id == wire.ControlID {
-		return messages.Get{}, false
+		return waiter{}, false
 	}
 	for len(w.any) > 0 {
 		g := w.any[0]
-		w.any[0] = messages.Get{}
+		w.any[0] = waiter{}
 		w.any = w.any[1:]
 		w.n--
 		if !gone(g, now) {
 			return g, true
 		}
 	}
-	return messages.Get{}, false
+	return waiter{}, false
 }
 
-func (w *waiters) setID(id string, q []messages.Get) {
+func (w *waiters) setID(id string, q []waiter) {
 	if len(q) == 0 {
 		delete(w.byID, id)
 	} else {

@@ -7,6 +7,11 @@ import "time"
 // from the pool's start and survive Close: Stats after Close is the pool's last state, with
 // Closed set.
 type Stats struct {
+	// Name is the pool's name (quicpool.WithName), "" if none was given: a label for metrics and
+	// logs.
+	Name string
+	// Side is "client" or "server".
+	Side string
 	// Idle is the number of idle streams Accept/IncomingGet can hand out now (the control stream
 	// apart).
 	Idle int
@@ -61,6 +66,20 @@ type Stats struct {
 	// Dropped counts requests sent to the pool whose reply channel could not take the answer
 	// (nil, unbuffered, full or shared): the answer was dropped or the request refused.
 	Dropped uint64
+	// Reconnects counts connections that came up in a slot that had held one before: a client's
+	// redials and standby connections, a server's clients that came back.
+	Reconnects uint64
+	// Reclaimed counts idle streams a server took back from a connection above its fair share
+	// (reset both ways; also counted in Discarded).
+	Reclaimed uint64
+	// Evicted counts connections a server closed to make room for a client that had none (see
+	// the README's Security section).
+	Evicted uint64
+	// Refusals counts the connections a server refused, by reason (they add up to Refused).
+	Refusals Refusals
+	// Wait is how long the Get/Accept calls that were served waited for their stream, from the
+	// pool's receipt of the call to the hand-out (a stream that was idle counts as a zero wait).
+	Wait WaitHistogram
 
 	// Conns is the health of each connection that is up, by slot.
 	Conns []ConnStats
@@ -93,6 +112,52 @@ type ConnStats struct {
 	// LastHeard is how long ago the last packet from the peer arrived (updated every second
 	// while the peer answers).
 	LastHeard time.Duration
-	// SmoothedRTT is the connection's smoothed round-trip time (RFC 9002).
-	SmoothedRTT time.Duration
+	// SmoothedRTT is the connection's smoothed round-trip time (RFC 9002), LatestRTT its last
+	// sample.
+	SmoothedRTT, LatestRTT time.Duration
+	// Since is when the connection came up.
+	Since time.Time
+	// InUse is the number of this connection's streams handed out whose write side is still open
+	// (the caller has not closed it, and the peer has not stopped reading).
+	InUse int
+	// Opened counts streams of this connection that completed their handshake; Failed, stream
+	// opens (client) or handshakes (server) on it that failed.
+	Opened, Failed uint64
+	// The connection's packet and byte counters (quic-go's ConnectionStats): sent, received, and
+	// packets declared lost.
+	PacketsSent, PacketsReceived, PacketsLost uint64
+	BytesSent, BytesReceived                  uint64
+}
+
+// Refusals counts a server's refused connections by reason.
+type Refusals struct {
+	// NotAllowed: the client's address is not on the allow-list (at the handshake, or after its
+	// path moved: see Moved).
+	NotAllowed uint64
+	// Moved: a connection's address changed to one the allow-list refuses (also in NotAllowed).
+	Moved uint64
+	// Certificate: the client presented no acceptable certificate (mutual TLS).
+	Certificate uint64
+	// Full: every shard slot was taken by a connection that could not be displaced.
+	Full uint64
+}
+
+// WaitBounds returns the upper bounds of WaitHistogram's buckets, in increasing order; the last
+// bucket has none.
+func WaitBounds() []time.Duration { b := waitBounds; return b[:] }
+
+var waitBounds = [...]time.Duration{
+	0, 50 * time.Microsecond, 100 * time.Microsecond, 250 * time.Microsecond, 500 * time.Microsecond,
+	time.Millisecond, 2500 * time.Microsecond, 5 * time.Millisecond, 10 * time.Millisecond,
+	25 * time.Millisecond, 50 * time.Millisecond, 100 * time.Millisecond, 250 * time.Millisecond,
+	500 * time.Millisecond, time.Second, 2500 * time.Millisecond, 5 * time.Second, 10 * time.Second,
+}
+
+// WaitHistogram is a histogram of waits. With b = WaitBounds(), Counts[i] is the number of waits
+// w with b[i-1] < w <= b[i] (not cumulative); the last element counts the waits above every
+// bound. Count is the number of waits, Sum their total.
+type WaitHistogram struct {
+	Counts [len(waitBounds) + 1]uint64
+	Count  uint64
+	Sum    time.Duration
 }

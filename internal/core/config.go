@@ -19,6 +19,8 @@ type Config struct {
 	// Client selects the client pool: dial Shards connections and open streams on them. A server
 	// pool listens and accepts up to Shards connections instead.
 	Client bool
+	// PoolName is the pool's name (WithName), "" if none.
+	PoolName string
 	// Err, when set, is an invalid configuration: the pool starts nothing and fails every call
 	// with it.
 	Err error
