@@ -142,6 +142,7 @@ func newClient(s settings) *Pool {
 		cfg.TLS.Certificates = append(cfg.TLS.Certificates, s.clientCerts...)
 	}
 	cfg.QUIC = clientQUIC(s.keepAlive, s.handshakeTimeout)
+	cfg.QUIC.Tracer = s.qlogTracer()
 	cfg.Resolve, cfg.LocalAddr = s.resolver, s.localAddr
 	return newPool(s, cfg)
 }
@@ -158,6 +159,7 @@ func newServer(s settings, addr string, tlsConfig *tls.Config, clientIP string) 
 	cfg := s.config(false)
 	cfg.TLS = tlsConf
 	cfg.QUIC = serverQUIC(s.keepAlive, s.handshakeTimeout, s.maxCap)
+	cfg.QUIC.Tracer = s.qlogTracer()
 	cfg.ListenAddr, cfg.Allow, cfg.ResetKey, cfg.VerifyClient = addr, allow, s.resetKey, s.verify
 	if cfg.ResetKey == nil && tlsConf != nil {
 		cfg.ResetKey = deriveResetKey(tlsConf)

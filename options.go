@@ -1,6 +1,8 @@
 package quicpool
 
 import (
+	"bufio"
+	"context"
 	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
@@ -9,12 +11,15 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
+	"path/filepath"
 	"strings"
 	"time"
 	"unicode"
 
 	"github.com/anthdm/hollywood/actor"
 	"github.com/quic-go/quic-go"
+	"github.com/quic-go/quic-go/qlogwriter"
 )
 
 // Option configures a pool. Every constructor takes options after its other arguments, so a call
@@ -54,10 +59,11 @@ type settings struct {
 	resetKey    *quic.StatelessResetKey         // server
 	verify      func([]*x509.Certificate) error // server: client authentication
 
-	name   string
-	engine *actor.Engine
-	parent *actor.Context
-	log    *slog.Logger
+	name    string
+	qlogDir string // "" for no qlog traces
+	engine  *actor.Engine
+	parent  *actor.Context
+	log     *slog.Logger
 }
 
 func (s *settings) fail(err error) {
@@ -352,6 +358,70 @@ func WithName(name string) Option {
 		}
 		s.name = name
 	}
+}
+
+// WithQlogDir makes every QUIC connection of the pool write a qlog trace of its packets,
+// frames, congestion and loss recovery into the directory dir, created if missing: one file per
+// connection, named ODCID_client.sqlog or ODCID_server.sqlog after the connection's original
+// destination connection ID (as quic-go's QLOGDIR does, so the two sides of a connection share a
+// name), in qlog's JSON-SEQ format (RFC 7464). A file is complete once its connection has closed.
+// Open the files in qvis (https://qvis.quictools.info). Tracing costs CPU and disk on every packet:
+// turn it on to investigate, not for good. A file that cannot be created is logged and that
+// connection goes untraced. An empty dir, or one that cannot be created, is an error. Both sides.
+// Default: no traces.
+func WithQlogDir(dir string) Option {
+	return func(s *settings) {
+		if dir == "" {
+			s.fail(invalid("empty qlog directory"))
+			return
+		}
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			s.fail(invalid("qlog directory: %w", err))
+			return
+		}
+		s.qlogDir = dir
+	}
+}
+
+// qlogTracer returns the quic.Config Tracer of WithQlogDir: each connection writes its trace into
+// its own file in the directory through quic-go's qlog writer, whose goroutine ends when the
+// connection closes and flushes the file. It returns nil without WithQlogDir.
+func (s *settings) qlogTracer() func(context.Context, bool, quic.ConnectionID) qlogwriter.Trace {
+	dir, log := s.qlogDir, s.log
+	if dir == "" {
+		return nil
+	}
+	if log == nil {
+		log = discardLogger
+	}
+	if s.name != "" {
+		log = log.With("pool", s.name)
+	}
+	return func(_ context.Context, isClient bool, odcid quic.ConnectionID) qlogwriter.Trace {
+		perspective := "server"
+		if isClient {
+			perspective = "client"
+		}
+		path := filepath.Join(dir, fmt.Sprintf("%s_%s.sqlog", odcid, perspective))
+		f, err := os.Create(path)
+		if err != nil {
+			log.Warn("qlog: cannot create the trace file; this connection is not traced", "err", err)
+			return nil
+		}
+		trace := qlogwriter.NewConnectionFileSeq(&bufferedFile{bufio.NewWriter(f), f}, isClient, odcid)
+		go trace.Run()
+		return trace
+	}
+}
+
+// bufferedFile is a qlog file written through a buffer, flushed when it is closed.
+type bufferedFile struct {
+	*bufio.Writer
+	f *os.File
+}
+
+func (b *bufferedFile) Close() error {
+	return errors.Join(b.Flush(), b.f.Close())
 }
 
 // WithLogger sends the pool's events (connections, failures, restarts, refused peers) to l.
