@@ -7,8 +7,9 @@
 //	cd bench && go run . -only crash,outage   # only the given workloads
 //
 // Workloads (-only): tunnel, wake, burst, fill, recovery, crash, outage, bulk, memory,
-// accessors. Everything runs on 127.0.0.1; every operation is bounded by a timeout and failures
-// are counted, so a peer that hangs cannot stop the run.
+// accessors, hostile. Everything runs on 127.0.0.1 (hostile's attacker on 127.0.0.2); every
+// operation is bounded by a timeout and failures are counted, so a peer that hangs cannot stop
+// the run.
 package main
 
 import (
@@ -54,7 +55,7 @@ type Config struct {
 }
 
 // workloads are the names -only accepts, in the order they run.
-var workloads = []string{"tunnel", "wake", "burst", "fill", "recovery", "crash", "outage", "bulk", "memory", "accessors"}
+var workloads = []string{"tunnel", "wake", "burst", "fill", "recovery", "crash", "outage", "bulk", "memory", "accessors", "hostile"}
 
 func main() {
 	var (
@@ -89,8 +90,13 @@ func main() {
 		crashAddr    = flag.String("crashaddr", "", "internal: the crash child's address")
 		crashCert    = flag.String("crashcert", "", "internal: the crash child's certificate (PEM file)")
 		crashKey     = flag.String("crashkey", "", "internal: the crash child's key (PEM file)")
+		hostileArg   = flag.String("hostilechild", "", "internal: run the hostile workload's server, impl|addr|maxCap")
 	)
 	flag.Parse()
+	if *hostileArg != "" {
+		hostileChild(*hostileArg)
+		return
+	}
 	if *memRole != "" {
 		memChild(*memRole, *memImpl, *memAddr, *idle)
 		return
@@ -324,6 +330,13 @@ func run(cfg Config) Results {
 			r, _, _ := measureQuietly(func() AccessorResult { return runAccessors(impl, small, 64, cfg.AccessorTime) })
 			logf("accessors %s: %.0f calls/s %s", impl.Name, r.CallsPerSec, r.Err)
 			res.Accessors = append(res.Accessors, r)
+			settle()
+		}
+	})
+	step("hostile", func() {
+		h := hostileConfig(cfg.Quick)
+		for _, impl := range pooled {
+			res.Hostile = append(res.Hostile, runHostile(impl, h))
 			settle()
 		}
 	})

@@ -18,6 +18,7 @@ type Results struct {
 	Bulk      []BulkResult
 	Memory    []MemoryResult
 	Accessors []AccessorResult
+	Hostile   []HostileResult
 	Wake      []WakeResult
 	// Elsewhere is, per workload run, the share of the machine's CPUs that other processes used
 	// meanwhile (the memory and crash workloads' own child processes count as others).
@@ -73,6 +74,7 @@ func report(env Env, cfg Config, res Results, charts []string) string {
 	b.WriteString(bulkTable(res.Bulk))
 	b.WriteString(memoryTable(res.Memory))
 	b.WriteString(accessorTable(res.Accessors))
+	b.WriteString(hostileTable(cfg, res.Hostile))
 	b.WriteString(readingNotes)
 	return b.String()
 }
