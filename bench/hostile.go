@@ -91,13 +91,14 @@ func hostileConfig(quick bool) HostileConfig {
 	return h
 }
 
-// hostileShape is the legitimate client's shape; a server is built with withMaxCap.
+// hostileShape is the legitimate client's shape.
 func hostileShape() Shape {
 	return Shape{MinCap: 64, MaxCap: 256, MinIvl: 100 * time.Millisecond, MaxIvl: time.Second, KeepAlive: 30 * time.Second}
 }
 
-// withMaxCap is s with another maxCap (a server's).
-func (s Shape) withMaxCap(maxCap int) Shape {
+// hostileServerShape is the shape a server of the hostile workload is built with.
+func hostileServerShape(maxCap int) Shape {
+	s := hostileShape()
 	s.MaxCap = maxCap
 	return s
 }
@@ -380,7 +381,7 @@ func runFlood(impl Impl, h HostileConfig) FloodResult {
 		r.Err = err.Error()
 		return r
 	}
-	server, err := impl.NewServer(shape.withMaxCap(h.FloodCap), addr)
+	server, err := impl.NewServer(hostileServerShape(h.FloodCap), addr)
 	if err != nil {
 		r.Err = "server: " + err.Error()
 		return r
@@ -795,7 +796,7 @@ func hostileChild(arg string) {
 	if err != nil {
 		fail(err)
 	}
-	server, err := impl.NewServer(hostileShape().withMaxCap(maxCap), f[1])
+	server, err := impl.NewServer(hostileServerShape(maxCap), f[1])
 	if err != nil {
 		fail(err)
 	}
@@ -861,7 +862,7 @@ func runSlots(impl Impl, h HostileConfig) SlotResult {
 		r.Err = err.Error()
 		return r
 	}
-	server, err := impl.NewServer(shape.withMaxCap(h.FloodCap), addr)
+	server, err := impl.NewServer(hostileServerShape(h.FloodCap), addr)
 	if err != nil {
 		r.Err = "server: " + err.Error()
 		return r
@@ -930,13 +931,16 @@ func hostileTable(cfg Config, rs []HostileResult) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "## 9. Hostile clients\n\nAn attacker written with plain quic-go (from 127.0.0.2, keep-alive 1s) speaks the "+
 		"pools' handshake to a server pool of each implementation: it opens bidirectional streams, writes 0x00 on each, "+
-		"reads the 4-byte ID and keeps every stream open and unread. The legitimate client is a client pool of the same "+
+		"reads the 4-byte ID and keeps every stream open and unread (a stream the server refuses or closes, it resets in "+
+		"turn, so that its stream credit comes back). The legitimate client is a client pool of the same "+
 		"implementation from 127.0.0.1, minCap/maxCap 64/256. Every wait is bounded and what runs out is reported as such; "+
 		"raw quic-go keeps no pool and is left out.\n\n")
 	fmt.Fprintf(&b, "### Flood first\n\nServer maxCap %d (quicpool: %d connection slots). One attacker connection opens "+
 		"streams, at most %d waiting for an ID at once, until no ID has come for %s (streams still waiting stay open); "+
 		"then the client pool starts. *Attacker's share*: of the server's idle streams (`Active()`), those that are "+
-		"the attacker's streams it still holds an ID for, %s after the client started. *Client at minCap*: until the "+
+		"the attacker's streams it still holds an ID for, %s after the client started; *client idle then*: the "+
+		"client pool's `Active()` at that moment, and in brackets the server's idle streams that are not the "+
+		"attacker's (a client may count streams its server no longer holds). *Client at minCap*: until the "+
 		"client pool's `Active()` reached 64, waiting at most %s. *Next %d taken*: the server's `IncomingGet` (bounded "+
 		"by %s each; the first that fails ends the series) then classifies each stream by its ID: the attacker's, or "+
 		"found by the client's `OutgoingGet(id)`.\n\n",
@@ -980,10 +984,11 @@ func hostileTable(cfg Config, rs []HostileResult) string {
 			"attacker's is reset and the take repeated (*attacker hand-outs*: a real tunnel would have failed that "+
 			"connection). Then %d attacker connections each open streams as long as the server gives them credit (at most "+
 			"%d each), writing 0x00 on each without waiting for the ID; the ops under attack start once every attacker "+
-			"has been unable to open a stream for %s, or after %s, and the attackers keep opening meanwhile. The child's "+
-			"goroutines and live heap (after two GCs): *before* the attack, *peak* (read every second during it), "+
-			"*settled* (2s after the attackers stopped opening, all their streams still held) and *gone* (3s after the "+
-			"attackers closed their connections).\n\n",
+			"has opened that many or been unable to open a stream for %s, or after %s, and the attackers keep opening "+
+			"meanwhile. The child's goroutines and live heap (after two GCs): *before* the attack, *peak* (read every "+
+			"second during it), *settled* (2s after the attackers stopped opening, all their streams still held) and "+
+			"*gone* (3s after the attackers closed their connections; Go keeps the descriptor of every goroutine that "+
+			"ever ran at once, a few hundred bytes each, so a burst of goroutines leaves heap behind).\n\n",
 			h.HoldCap, (h.HoldCap+quicpool.StreamsPerShard-1)/quicpool.StreamsPerShard, h.HoldOps, dur(h.HoldOpsBound),
 			h.HoldAttackers, h.HoldPerConn, dur(h.HoldBlocked), dur(h.HoldWindow))
 		b.WriteString("| Implementation | Attacker streams opened / got an ID / refused before it / closed by the server after it | " +
