@@ -32,6 +32,7 @@ type clientConfig struct {
 	Stats       time.Duration // period of the health line; 0 logs none
 	Log         *slog.Logger  // never nil
 	Debug       bool          // pass the pool's own log to Log
+	observeConfig
 }
 
 // errNoTrust is why a client refuses to start without a way to check its server.
@@ -96,7 +97,7 @@ func (c clientConfig) validate() error {
 	default:
 		return fmt.Errorf("-tls %q: want 0, 1 or 2", c.TLS)
 	}
-	return nil
+	return c.observeConfig.validate()
 }
 
 // tlsConfig returns the TLS config that checks the server as the flags ask, and the check in
@@ -186,10 +187,14 @@ func runClient(ctx context.Context, cfg clientConfig, w io.Writer) error {
 	}
 	defer ln.Close()
 
+	observe, err := cfg.observeConfig.options()
+	if err != nil {
+		return err
+	}
 	opts := append([]quicpool.Option{
 		quicpool.WithTLSConfig(tlsConf),
 		quicpool.WithRestartPolicy(quicpool.RestartPolicy{MaxBackoff: cfg.Retry}),
-	}, poolLogger(cfg.Log, cfg.Debug)...)
+	}, append(poolLogger(cfg.Log, cfg.Debug), observe...)...)
 	host, _, _ := net.SplitHostPort(cfg.Server)
 	p := quicpool.NewClientPool(cfg.MinCap, cfg.MaxCap, 100*time.Millisecond, time.Second, cfg.KeepAlive,
 		"2", host, quicpool.StaticAddr(cfg.Server), opts...)
@@ -202,6 +207,12 @@ func runClient(ctx context.Context, cfg clientConfig, w io.Writer) error {
 	go p.ClientManager()
 
 	fmt.Fprintf(w, "quicpool client: listening on %s, forwarding to %s, %s\n", ln.Addr(), cfg.Server, check)
+	stopMetrics, err := cfg.serveMetrics("client", p, w)
+	if err != nil {
+		p.Close()
+		return err
+	}
+	defer stopMetrics()
 	cfg.Log.Info("waiting for the server", "server", cfg.Server)
 
 	var wg sync.WaitGroup

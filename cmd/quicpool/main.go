@@ -43,6 +43,11 @@
 // with their connection. It exits 1 at startup only if it cannot listen, or if the server fails
 // the identity check before it was ever reached.
 //
+// Watching. -metrics ADDR serves the pool's Prometheus metrics (the quicpool_ metrics of module
+// github.com/quicpool/quicpool/contrib/prometheus, labelled with -name, and the Go runtime's and
+// the process's) at http://ADDR/metrics; keep ADDR on loopback or a private network. -qlog DIR
+// writes a qlog trace of every QUIC connection into DIR, to open in qvis.
+//
 // Shutdown. On SIGINT or SIGTERM both stop taking tunnels, log "draining N tunnels", wait for
 // them at most -grace (default 5s), close what is left and exit 0. A second signal exits 1 at
 // once.
@@ -205,6 +210,7 @@ func (l *listFlag) Set(s string) error {
 type commonFlags struct {
 	keepAlive, grace, stats time.Duration
 	verbose, debug          bool
+	observe                 observeConfig
 }
 
 func (c *commonFlags) register(fs *flag.FlagSet) {
@@ -213,6 +219,7 @@ func (c *commonFlags) register(fs *flag.FlagSet) {
 	fs.DurationVar(&c.stats, "stats", 0, "log a health line this often (connections, idle streams, tunnels, RTT, bytes); 0 for none")
 	fs.BoolVar(&c.verbose, "v", false, "also log every tunnel opened and closed, with its bytes and duration")
 	fs.BoolVar(&c.debug, "debug", false, "also log the pool's own events (connections, streams, restarts)")
+	c.observe.register(fs)
 }
 
 // serverCommand parses the server subcommand's flags and runs the server until ctx is done.
@@ -235,6 +242,7 @@ func serverCommand(ctx context.Context, args []string, stdout, stderr io.Writer)
 	}
 	cfg.Allow = allow
 	cfg.KeepAlive, cfg.Grace, cfg.Stats, cfg.Debug = common.keepAlive, common.grace, common.stats, common.debug
+	cfg.observeConfig = common.observe
 	cfg.Log = newLogger(stderr, common.verbose || common.debug)
 	if err := cfg.validate(); err != nil {
 		fmt.Fprintf(stderr, "quicpool server: %v\n", err)
@@ -268,6 +276,7 @@ func clientCommand(ctx context.Context, args []string, stdout, stderr io.Writer)
 		return code
 	}
 	cfg.KeepAlive, cfg.Grace, cfg.Stats, cfg.Debug = common.keepAlive, common.grace, common.stats, common.debug
+	cfg.observeConfig = common.observe
 	cfg.Log = newLogger(stderr, common.verbose || common.debug)
 	if err := cfg.validate(); err != nil {
 		fmt.Fprintf(stderr, "quicpool client: %v\n", err)

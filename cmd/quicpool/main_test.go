@@ -55,6 +55,8 @@ func TestRunUsage(t *testing.T) {
 		{[]string{"server", "-target", "127.0.0.1:1", "-allow", "10.0.0.0/8,nonsense"}, 2, false, `"nonsense" is neither`},
 		{[]string{"server", "-target", "127.0.0.1:1", "-clients", "0"}, 2, false, "-clients"},
 		{[]string{"server", "-target", "127.0.0.1:1", "-state", ""}, 2, false, "-state DIR"},
+		{[]string{"server", "-target", "127.0.0.1:1", "-metrics", "9100"}, 2, false, "-metrics"},
+		{[]string{"client", "-server", "h:1", "-insecure", "-name", strings.Repeat("n", 65)}, 2, false, "-name"},
 		{[]string{"client"}, 2, false, "-server HOST:PORT is required"},
 		{[]string{"client", "-server", "h:1"}, 2, false, "-insecure"},
 		{[]string{"client", "-server", "h:1", "-fingerprint", "abc"}, 2, false, "not the hex of a SHA-256"},

@@ -31,6 +31,7 @@ type serverConfig struct {
 	Stats     time.Duration // period of the health line; 0 logs none
 	Log       *slog.Logger  // never nil
 	Debug     bool          // pass the pool's own log to Log
+	observeConfig
 }
 
 func (c serverConfig) validate() error {
@@ -61,7 +62,7 @@ func (c serverConfig) validate() error {
 			return fmt.Errorf("-allow: %q is neither an IP nor a CIDR prefix", a)
 		}
 	}
-	return nil
+	return c.observeConfig.validate()
 }
 
 // identity returns the server's certificate and a sentence saying where it comes from: the
@@ -112,7 +113,11 @@ func runServer(ctx context.Context, cfg serverConfig, w io.Writer) error {
 		opts = append(opts, quicpool.WithAllowedClients(cfg.Allow...))
 	}
 	opts = append(opts, poolLogger(cfg.Log, cfg.Debug)...)
-	p, err := quicpool.NewServer(cfg.Listen, &tls.Config{Certificates: []tls.Certificate{cert}}, opts...)
+	observe, err := cfg.observeConfig.options()
+	if err != nil {
+		return err
+	}
+	p, err := quicpool.NewServer(cfg.Listen, &tls.Config{Certificates: []tls.Certificate{cert}}, append(opts, observe...)...)
 	if err != nil {
 		return err // "listening on ADDR: ..."
 	}
@@ -124,6 +129,12 @@ func runServer(ctx context.Context, cfg serverConfig, w io.Writer) error {
 	fmt.Fprintf(w, "quicpool server: %s\n", source)
 	fmt.Fprintf(w, "quicpool server: on the client machine run:\n  quicpool client -server %s -fingerprint %s\n",
 		clientAddr(p.Addr()), fp)
+	stopMetrics, err := cfg.serveMetrics("server", p, w)
+	if err != nil {
+		p.Close()
+		return err
+	}
+	defer stopMetrics() // after the drain: the metrics show it
 
 	var wg sync.WaitGroup
 	wg.Go(func() { s.monitor(ctx, events) })
