@@ -139,8 +139,9 @@ func clientQUIC(keepAlive, handshake time.Duration) *quic.Config {
 	return conf
 }
 
-// serverQUIC is the server's QUIC config: room on one connection for every idle stream of the
-// pool (a NodePass client uses one connection) plus as many in use.
+// serverQUIC is the server's QUIC config. Its stream limit is what a connection alone gets (room
+// for every idle stream of the pool, as a NodePass client uses one connection, plus as many in
+// use); the listener gives each connection its own share of that budget as it arrives.
 func serverQUIC(keepAlive, handshake time.Duration, maxCap int) *quic.Config {
 	conf := quicConfig(keepAlive, handshake)
 	conf.MaxIncomingStreams = int64(max(2*maxCap, 2*StreamsPerShard))

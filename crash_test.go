@@ -33,6 +33,10 @@ func TestMain(m *testing.M) {
 		runChildServer(spec)
 		return
 	}
+	if spec := os.Getenv(childHeldEnv); spec != "" {
+		runHeldChild(spec)
+		return
+	}
 	os.Exit(m.Run())
 }
 

@@ -387,8 +387,9 @@ func (p *Pool) Capacity() int { return p.Stats().Capacity }
 // Interval returns the client pool's current refill interval (0 for a server pool).
 func (p *Pool) Interval() time.Duration { return p.Stats().Interval }
 
-// ShardCount returns the number of QUIC connections the pool dials (client) or accepts
-// (server): min(max(ceil(maxCap/128),1),64).
+// ShardCount returns the number of QUIC connections the pool dials (client), or accepts from
+// one client address (server): min(max(ceil(maxCap/128),1),64). A server accepts twice as many
+// in all, from several addresses.
 func (p *Pool) ShardCount() int { return p.cfg.Shards }
 
 // AddError increments the pool's error counter. The counter is the application's: NodePass

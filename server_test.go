@@ -38,22 +38,27 @@ func TestServerCapsIdleStreams(t *testing.T) {
 	require.LessOrEqual(t, client.Stats().Idle, 8, "the client holds only streams the server admitted")
 }
 
-// A server accepts as many client connections as it has shards and refuses the next one from
-// another address; the first client keeps working.
-func TestServerRefusesConnectionBeyondShards(t *testing.T) {
-	server := startServer(t, 2) // one shard
-	first := startClient(t, 2, 2, server.Addr())
-	second := quicpool.NewClientPool(2, 2, 100*time.Millisecond, time.Second, 10*time.Second,
-		"1", "localhost", quicpool.StaticAddr(server.Addr()), quicpool.WithLocalAddr("127.0.0.2:0"))
-	go second.ClientManager()
-	defer second.Close()
-	s := waitFor(t, second, "the second connection to be refused", func(s messages.Stats) bool { return s.Err != nil })
+// A server accepts as many connections from one address as it has shards, and twice as many in
+// all: a client from a second address gets in beside the first, both are served their share,
+// and a third address is refused; the first client keeps working.
+func TestServerRefusesConnectionBeyondSlots(t *testing.T) {
+	server := startServer(t, 2) // one shard: one connection per address, two in all
+	first := startClient(t, 1, 2, server.Addr())
+	second := startClient(t, 1, 2, server.Addr(), quicpool.WithLocalAddr("127.0.0.2:0"))
+	third := quicpool.NewClientPool(2, 2, 100*time.Millisecond, time.Second, 10*time.Second,
+		"1", "localhost", quicpool.StaticAddr(server.Addr()), quicpool.WithLocalAddr("127.0.0.3:0"))
+	go third.ClientManager()
+	defer third.Close()
+	s := waitFor(t, third, "the third connection to be refused", func(s messages.Stats) bool { return s.Err != nil })
 	require.Contains(t, s.Err.Error(), "shard slots are taken")
 	require.Zero(t, s.Idle)
+	require.Equal(t, 2, server.Stats().ShardsUp)
 
-	sc, cc := tunnel(t, server, first, kib)
-	sc.Close()
-	cc.Close()
+	for _, client := range []*quicpool.Pool{first, second} {
+		cc, sc := tunnel(t, client, server, kib) // any stream of this client, then the same on the server
+		sc.Close()
+		cc.Close()
+	}
 }
 
 // A server restricted to one client IP refuses every other address during the handshake.
@@ -156,7 +161,7 @@ func TestLiveConnectionsAreNotReplaced(t *testing.T) {
 	go second.ClientManager()
 	defer second.Close()
 	waitFor(t, second, "the second client to be refused a few times", func(s messages.Stats) bool { return s.Restarts >= 3 })
-	require.ErrorContains(t, second.Stats().Err, "shard slots are taken", "the server's reason, across the wire")
+	require.ErrorContains(t, second.Stats().Err, "holds all the connections one address may hold (1)", "the server's reason, across the wire")
 
 	roundTrip(t, sc, cc, kib) // the stream in use survived
 	sc.Close()

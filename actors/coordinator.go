@@ -48,13 +48,12 @@ type shardLoad struct {
 	conn       *quic.Conn
 	idle       int       // idle streams of this connection in the pool, peer-closed and control apart
 	opening    int       // client: opens asked of the shard and not answered yet
-	reserved   int       // server: IDs issued to its streams that are finishing their handshake
 	suspect    bool      // the peer has been silent for longer than the path's normal silence
 	heard      time.Time // when the peer was last heard
 	upAt       time.Time
 	trust      trust          // client: how the server has kept to the protocol on this connection
 	queue      []string       // its usable idle IDs in arrival order; may hold IDs taken since
-	held       []reserveID    // server: its handshaken streams waiting for room, oldest first
+	held       []heldStream   // server: its handshaken streams waiting for room, oldest first
 	inUse      []*quic.Stream // handed out; those whose write side closed are swept out (stats.go)
 	inUseSwept int            // len(inUse) after the last sweep
 	opened     uint64         // streams that completed their handshake
@@ -70,7 +69,7 @@ type condition struct {
 
 type counters struct {
 	opened, handedOut, discarded, failed, refused, restarts, dropped, violations uint64
-	reconnects, evicted                                                          uint64
+	reconnects                                                                   uint64
 	refusals                                                                     messages.Refusals
 	wait                                                                         waitHistogram
 }
@@ -83,8 +82,8 @@ func newCoordinator(rt *runtime) actor.Producer {
 			idle:      newIdleStreams(),
 			gone:      newGoneIDs(),
 			refill:    refiller{capacity: rt.MinCap, interval: rt.MinIvl},
-			issuer:    newIssuer(),
-			slotsSeen: make([]bool, rt.Shards),
+			issuer:    issuer{},
+			slotsSeen: make([]bool, rt.SlotCount()),
 		}
 		if rt.Err != nil {
 			c.cond = condition{err: rt.Err, failFast: true}
@@ -131,10 +130,8 @@ func (c *coordinator) Receive(ctx *actor.Context) {
 		c.dialFailed(m.err)
 	case liveness:
 		c.liveness(m)
-	case reserveID:
-		c.reserve(m)
-	case releaseID:
-		c.release(m)
+	case handshaken:
+		c.handshaken(m)
 	case peerStopped:
 		c.peerStopped(m)
 	case listening:
@@ -235,7 +232,8 @@ func (c *coordinator) deliverStream(g waiter, s messages.Stream, st *shardLoad) 
 	return false
 }
 
-// streamReady files a handshaken stream, or hands it straight to a caller waiting for it.
+// streamReady (client) files a stream the server gave an ID, once it checked that the server
+// keeps to the protocol.
 func (c *coordinator) streamReady(m streamReady) {
 	st := c.shards[m.shard.ID]
 	if st == nil { // its connection went down after the handshake: the stream dies with it
@@ -243,39 +241,41 @@ func (c *coordinator) streamReady(m streamReady) {
 		c.stats.discarded++
 		return
 	}
-	if c.rt.Client {
-		st.opening = max(st.opening-1, 0)
-		c.refill.created++
-		old, dup := c.idle.byID[m.id]
-		if err := st.trust.handshaken(m.id, dup && old.shard == st); err != nil {
-			wire.Discard(m.stream)
-			c.violation(st, err)
-			return
-		}
-		if dup { // the same ID from another connection (a restarted server): the older one goes
-			c.idle.take(m.id)
-			old.unwatch()
-			wire.Discard(old.stream)
-			c.stats.discarded++
-		}
-	} else {
-		c.unreserve(m.id, st)
+	st.opening = max(st.opening-1, 0)
+	c.refill.created++
+	old, dup := c.idle.byID[m.id]
+	if err := st.trust.handshaken(m.id, dup && old.shard == st); err != nil {
+		wire.Discard(m.stream)
+		c.violation(st, err)
+		return
 	}
+	if dup { // the same ID from another connection (a restarted server): the older one goes
+		c.idle.take(m.id)
+		old.unwatch()
+		wire.Discard(old.stream)
+		c.stats.discarded++
+	}
+	c.fileReady(st, m.id, m.stream)
+}
+
+// fileReady files a stream that completed its handshake, or hands it straight to a caller
+// waiting for it.
+func (c *coordinator) fileReady(st *shardLoad, id string, stream *quic.Stream) {
 	c.stats.opened++
 	st.opened++
-	c.gone.forget(m.id)
+	c.gone.forget(id)
 	now := time.Now()
 	for !st.suspect { // a silent connection's streams wait with the others (liveness)
-		g, ok := c.waiters.next(m.id, now)
+		g, ok := c.waiters.next(id, now)
 		if !ok {
 			break
 		}
-		if c.deliverStream(g, messages.Stream{ID: m.id, Stream: m.stream, Conn: st.conn}, st) {
+		if c.deliverStream(g, messages.Stream{ID: id, Stream: stream, Conn: st.conn}, st) {
 			return
 		}
 	}
-	c.idle.add(m.id, idleStream{stream: m.stream, shard: st, unwatch: c.watch(m.id, m.stream)})
-	if m.id == wire.ControlID {
+	c.idle.add(id, idleStream{stream: stream, shard: st, unwatch: c.watch(id, stream)})
+	if id == wire.ControlID {
 		c.replenish() // it was opened as one of the capacity's streams but takes no slot
 	}
 	c.checkReady()
@@ -338,7 +338,7 @@ func (c *coordinator) shardDown(m shardDown) {
 		for _, id := range c.idle.dropShard(st) {
 			c.streamGone(id)
 		}
-		c.dropReservations(st)
+		dropHeld(st)
 	}
 	if c.rt.Client && m.err != nil {
 		c.stats.restarts++
@@ -422,7 +422,8 @@ func (c *coordinator) tick() {
 		c.stats.discarded++
 	}
 	c.reclaim()
-	c.grantHeld() // also drops held requests whose stream gave up
+	c.expireHeld(now)
+	c.grantHeld() // also drops held streams whose client gave up
 	c.checkReady()
 	next := serverTick
 	if c.rt.Client {

@@ -77,11 +77,18 @@ func (c *coordTest) get(id string) chan messages.Stream {
 	return reply
 }
 
-// reserve sends a reserveID for shard and returns its reply channel.
-func (c *coordTest) reserve(shard *actor.PID) chan string {
-	reply := make(chan string, 1)
-	c.send(reserveID{shard: shard, reply: reply})
-	return reply
+// handshaken hands the coordinator the server side of lb's stream i as shard's handshaken stream.
+func (c *coordTest) handshaken(shard *actor.PID, lb loopback, i int) {
+	c.send(handshaken{shard: shard, stream: lb.peer[i]})
+}
+
+// issuedID reads the ID the server wrote on lb's stream i, from the client side.
+func issuedID(t *testing.T, lb loopback, i int) string {
+	t.Helper()
+	require.NoError(t, lb.streams[i].SetReadDeadline(time.Now().Add(bound)))
+	id, err := wire.ReadID(lb.streams[i])
+	require.NoError(t, err, "the ID of stream %d", i)
+	return id
 }
 
 // shard spawns a fake shard that records what the coordinator sends it.
@@ -262,90 +269,90 @@ func TestWaitReady(t *testing.T) {
 	}
 }
 
-// A server issues the control ID first, then unique 8-hex IDs; beyond MaxCap (the control stream
-// apart) a request is held without an answer until room frees up, then granted.
+// A server issues the control ID first, then IDs unique among the live ones, writes each on its
+// stream and files it, all in one step; a stream beyond MaxCap is held without an ID.
 func TestServerIssuesControlIDFirstThenUniqueIDsAndHolds(t *testing.T) {
 	c := startCoordinator(t, false, nil) // MaxCap 4
 	shard, _ := c.shard("shard")
-	lb := quicStreams(t, 4)
+	lb := quicStreams(t, 6)
 	c.send(shardUp{shard: shard, conn: lb.conn})
-	require.Equal(t, wire.ControlID, recv(t, c.reserve(shard), "the first ID"), "the control ID comes first")
-	c.send(streamReady{shard: shard, id: wire.ControlID, stream: lb.streams[0]})
+	for i := range 6 {
+		c.handshaken(shard, lb, i)
+	}
+	s := c.state()
+	require.Equal(t, 4, s.Idle, "MaxCap, the control stream apart")
+	require.True(t, s.Control)
+	require.Equal(t, 1, s.Opening, "the stream beyond MaxCap is held")
+	require.Equal(t, wire.ControlID, issuedID(t, lb, 0), "the control ID comes first")
 	issued := map[string]bool{wire.ControlID: true}
-	var ids []string
-	for range 4 { // MaxCap, the control stream apart
-		id := recv(t, c.reserve(shard), "an ID")
+	for i := 1; i < 5; i++ {
+		id := issuedID(t, lb, i)
 		_, err := wire.ParseID(id)
 		require.NoError(t, err)
 		require.False(t, issued[id], "duplicate ID %s (the control ID is issued once)", id)
 		issued[id] = true
-		ids = append(ids, id)
 	}
-	// Three of them become idle; the fourth stays reserved.
-	for i, id := range ids[:3] {
-		c.send(streamReady{shard: shard, id: id, stream: lb.streams[i+1]})
-	}
-	s := c.state()
-	require.Equal(t, 3, s.Idle)
-	require.True(t, s.Control)
-	require.Equal(t, 1, s.Opening, "one ID is reserved")
-
-	held := c.reserve(shard)
+	require.NoError(t, recv(t, c.get(""), "a stream").Err) // a stream is taken: room frees up
 	s = c.state()
-	require.Equal(t, 2, s.Opening, "the request beyond MaxCap is held")
-	require.Empty(t, held, "a held request gets no answer")
-
-	c.send(releaseID{shard: shard, id: ids[3]}) // the reserved stream never became idle: room frees up
-	id := recv(t, held, "the held request's ID")
-	_, err := wire.ParseID(id)
-	require.NoError(t, err)
-	require.False(t, issued[id] && id != ids[3], "the granted ID %s is unique among the live ones", id)
-	require.Equal(t, 1, c.state().Opening, "the granted ID is reserved")
+	require.Zero(t, s.Opening, "the held stream is issued an ID in the step a stream is taken")
+	require.Equal(t, 4, s.Idle)
+	require.False(t, issued[issuedID(t, lb, 5)], "the held stream's ID is unique")
 }
 
-// Only the shard an ID was issued to may release it: a release from another shard is ignored; from
-// the right shard it ends the reservation and the control ID is issued again.
-func TestReleaseIDOnlyFromTheOwningShard(t *testing.T) {
-	c := startCoordinator(t, false, nil)
-	a, _ := c.shard("a")
-	b, _ := c.shard("b")
-	lb := quicStreams(t, 0) // a real connection: State reports each connection's health
-	c.send(shardUp{shard: a, slot: 0, conn: lb.conn}, shardUp{shard: b, slot: 1, conn: lb.conn})
-	require.Equal(t, wire.ControlID, recv(t, c.reserve(a), "the control ID"))
-
-	c.send(releaseID{shard: b, id: wire.ControlID})
-	require.Equal(t, 1, c.state().Opening, "a release from another shard is ignored")
-	id := recv(t, c.reserve(a), "a second ID")
-	require.NotEqual(t, wire.ControlID, id, "the control ID is still issued")
-
-	c.send(releaseID{shard: a, id: wire.ControlID})
-	require.Equal(t, 1, c.state().Opening, "the owner's release ends the reservation")
-	require.Equal(t, wire.ControlID, recv(t, c.reserve(b), "the control ID again"))
+// A held stream whose client gave up on it (reset it) is discarded when room frees up, and the
+// room goes to the next one.
+func TestHeldStreamWhoseClientGaveUpIsDiscarded(t *testing.T) {
+	c := startCoordinator(t, false, nil) // MaxCap 4
+	shard, _ := c.shard("shard")
+	lb := quicStreams(t, 7)
+	c.send(shardUp{shard: shard, conn: lb.conn})
+	for i := range 7 { // the control stream, 4 idle, 2 held
+		c.handshaken(shard, lb, i)
+	}
+	require.Equal(t, 2, c.state().Opening)
+	lb.streams[5].CancelRead(1) // the client gives up on the first held stream
+	lb.streams[5].CancelWrite(1)
+	select {
+	case <-lb.peer[5].Context().Done(): // the server saw it give up
+	case <-time.After(bound):
+		t.Fatal("the server never saw the client give up")
+	}
+	failedBefore := c.state().Failed
+	require.NoError(t, recv(t, c.get(""), "a stream").Err)
+	s := c.state()
+	require.Zero(t, s.Opening)
+	require.Equal(t, failedBefore+1, s.Failed, "the abandoned stream is counted")
+	require.NotEmpty(t, issuedID(t, lb, 6), "the room went to the next held stream")
 }
 
-// With two connections up and MaxCap 4, one connection gets no more than its share of 2 IDs even
-// while the other holds none; its request waits while the other's goes ahead, and is granted once
-// the other connection goes down and its share grows.
+// With two connections up and MaxCap 4, one connection gets no more than its share of 2 streams
+// even while the other holds none; its third stream waits while the other's goes ahead, and is
+// issued an ID once the other connection goes down and its share grows.
 func TestServerShareCapsOneConnection(t *testing.T) {
 	c := startCoordinator(t, false, nil) // MaxCap 4
 	a, _ := c.shard("a")
 	b, _ := c.shard("b")
-	lb := quicStreams(t, 0) // a real connection: State reports each connection's health
+	lb := quicStreams(t, 4)
 	c.send(shardUp{shard: a, slot: 0, conn: lb.conn}, shardUp{shard: b, slot: 1, conn: lb.conn})
-	require.NotEmpty(t, recv(t, c.reserve(a), "a's first ID"))
-	require.NotEmpty(t, recv(t, c.reserve(a), "a's second ID"))
-	held := c.reserve(a)
-	require.Equal(t, 3, c.state().Opening, "a's third request is held")
-	require.Empty(t, held)
+	c.handshaken(a, lb, 0) // the control stream: no share taken
+	c.handshaken(a, lb, 1)
+	c.handshaken(a, lb, 2)
+	require.Equal(t, 2, c.state().Idle)
+	c.handshaken(a, lb, 3)
+	require.Equal(t, 1, c.state().Opening, "a's third stream is held")
 
-	require.NotEmpty(t, recv(t, c.reserve(b), "b's first ID"), "the pool has room for b")
-	require.Empty(t, held, "a is still over its share")
+	lb2 := quicStreams(t, 1)
+	c.handshaken(b, lb2, 0)
+	s := c.state()
+	require.Equal(t, 3, s.Idle, "the pool has room for b")
+	require.Equal(t, 1, s.Opening, "a is still at its share")
 
 	c.send(shardDown{shard: b})
-	require.NotEmpty(t, recv(t, held, "a's held ID once b is down"))
-	s := c.state()
+	s = c.state()
 	require.Equal(t, 1, s.ShardsUp)
-	require.Equal(t, 3, s.Opening, "a holds three reservations, b's is gone")
+	require.Zero(t, s.Opening, "a's held stream is issued once b is down")
+	require.Equal(t, 3, s.Idle, "b's stream is gone, a holds three")
+	require.NotEmpty(t, issuedID(t, lb, 3))
 }
 
 // shardDown forgets the shard's idle streams (a Get for one fails with ErrStreamGone), keeps the
@@ -497,43 +504,24 @@ func TestCoordinatorIgnoresForgedStopped(t *testing.T) {
 	require.False(t, isClosed(c.cfg.Stopped), "a forged Stopped does not stop the pool")
 }
 
-// Room freed by a take goes to a held stream in the same step: a full server gives a stream
-// held for lack of room its ID the moment a stream is handed out, not at the next tick.
-func TestHeldReserveGrantedWhenStreamTaken(t *testing.T) {
-	c := startCoordinator(t, false, nil) // MaxCap 4
-	shard, _ := c.shard("shard")
-	lb := quicStreams(t, 4)
-	c.send(shardUp{shard: shard, conn: lb.conn})
-	for i := range 5 { // the control stream and 3 others become idle, the 5th stays reserved
-		id := recv(t, c.reserve(shard), "an ID")
-		if i < 4 {
-			c.send(streamReady{shard: shard, id: id, stream: lb.streams[i]})
-		}
-	}
-	held := c.reserve(shard)
-	require.Equal(t, 2, c.state().Opening)
-	require.Empty(t, held)
-	require.NoError(t, recv(t, c.get(""), "a stream").Err) // a stream is taken: room frees up
-	c.state()
-	require.NotEmpty(t, held, "the held request is granted in the step a stream is taken")
-}
-
-// The control ID exists once, even when a connection dies during the control stream's handshake:
-// A's reservation of it dies with A, B gets it, and a stale release from A's goroutine does not
-// let B's next streams get it again.
+// The control ID exists once, even when the connection it was issued on dies at once: B's
+// streams never get it again.
 func TestControlIDIssuedOnceThroughAConnectionRace(t *testing.T) {
 	c := startCoordinator(t, false, nil)
 	a, _ := c.shard("a")
 	b, _ := c.shard("b")
-	lb := quicStreams(t, 1)
+	lb := quicStreams(t, 4)
 	c.send(shardUp{shard: a, slot: 0, conn: lb.conn}, shardUp{shard: b, slot: 1, conn: lb.conn})
-	require.Equal(t, wire.ControlID, recv(t, c.reserve(a), "the control ID"))
+	c.handshaken(a, lb, 0)
 	c.send(shardDown{shard: a})
-	require.Equal(t, wire.ControlID, recv(t, c.reserve(b), "the control ID, A's reservation gone"))
-	c.send(releaseID{shard: a, id: wire.ControlID}) // stale: A is gone
-	for range 3 {
-		require.NotEqual(t, wire.ControlID, recv(t, c.reserve(b), "another ID"))
+	for i := 1; i < 4; i++ {
+		c.handshaken(b, lb, i)
 	}
-	c.send(streamReady{shard: b, id: wire.ControlID, stream: lb.streams[0]})
-	require.True(t, c.state().Control, "B's control stream is idle")
+	require.Equal(t, wire.ControlID, issuedID(t, lb, 0))
+	for i := 1; i < 4; i++ {
+		require.NotEqual(t, wire.ControlID, issuedID(t, lb, i), "the control ID is issued once")
+	}
+	s := c.state()
+	require.False(t, s.Control, "A's control stream died with A")
+	require.Equal(t, 3, s.Idle)
 }

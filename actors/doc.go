@@ -8,17 +8,20 @@
 //
 //	coordinator   the idle streams themselves, their IDs and order; the callers waiting for them;
 //	              the load of each connection that is up; the pool's condition (why it cannot
-//	              serve) and counters; (client) capacity and interval tuning; (server) ID issuance
+//	              serve) and counters; (client) capacity and interval tuning; (server) ID issuance,
+//	              fair shares and the handshaken streams held for lack of room
 //	supervisor    the shard slots: which actor holds each; (client) each slot's restart history
-//	              and backoff; (server) the listener and which client holds each slot
+//	              and backoff; (server) the listener, which client holds each slot, and each
+//	              connection's stream credit (admission.go)
 //	shard         its QUIC connection, and the goroutines that dial or accept it and open or
 //	              handshake its streams
 //
 // A handshaken stream goes from the goroutine that made it straight to the coordinator, which
 // hands it to a caller in the same step: one message from a waiting Get to its stream.
 //
-// Actors never block in Receive: dialing, accepting, opening and handshaking run in goroutines
-// that report back by message. A panic in Receive is recovered by middleware and reported as a
+// Actors never block in Receive: dialing, accepting, opening and reading handshakes run in
+// goroutines that report back by message. (The server's coordinator writes each stream's 4-byte
+// ID with quic-go's non-blocking TryWriteAll.) A panic in Receive is recovered by middleware and reported as a
 // failure; it never reaches hollywood's restart logic. The protocol between the actors is made of
 // unexported types (protocol.go), so no code outside this package can inject a message of it.
 package actors

@@ -3,54 +3,66 @@ package actors
 import (
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
+	"time"
 
+	"github.com/quic-go/quic-go"
 	"github.com/quicpool/quicpool/internal/wire"
 )
 
 // heldMargin is how many handshaken streams a connection may have waiting for room beyond its
-// share; more are refused at once (the client sees them reset and tries again later).
+// share; more are refused at once (reset both ways: the client tries again later).
 const heldMargin = 16
 
-// issuer is the server's ID issuance: the IDs issued to streams still finishing their handshake.
-// The handshaken streams waiting for room are held per connection (shardLoad.held).
+// errNoRoom is why a handshaken stream was refused: its connection already has its share of
+// the pool and heldMargin streams waiting for room.
+var errNoRoom = errors.New("quicpool: no room for the stream: its connection holds its share")
+
+// issuer is the server's ID issuance. The coordinator issues an ID, writes it to the stream
+// (a non-blocking write of 4 bytes to a fresh stream) and files the stream in one step, so an ID
+// is never reserved for a stream that is not yet idle: the control ID cannot be issued twice.
+// The handshaken streams waiting for room are held per connection (shardLoad.held), without a
+// goroutine each.
 //
-// Fair share: with n connections up, none may hold more than MaxCap / n idle or reserved
-// streams, whatever the order in which they came. When a connection arrives, the others give
-// back their oldest idle streams beyond the new share (reset both ways, counted), so the newcomer
-// reaches its share as fast as its streams arrive; room goes to the connection furthest below
-// its share.
+// Fair share: with n connections up, none may hold more than MaxCap / n idle streams, whatever
+// the order in which they came. When a connection arrives, the others give back their oldest
+// idle streams beyond the new share (reset both ways, counted), so the newcomer reaches its
+// share as fast as its streams arrive; room goes to the connection furthest below its share.
 type issuer struct {
-	reserved   map[string]*shardLoad // ID -> the shard whose stream it was issued to
-	issuedZero bool                  // the control ID has been issued and its stream lives (or is in use)
-	reclaimed  uint64                // idle streams taken back from connections above their share
+	issuedZero bool   // the control ID has been issued: it is never issued again
+	reclaimed  uint64 // idle streams taken back from connections above their share
 }
 
-func newIssuer() issuer { return issuer{reserved: make(map[string]*shardLoad)} }
+// heldStream is a handshaken stream waiting for room, and since when.
+type heldStream struct {
+	stream *quic.Stream
+	since  time.Time
+}
 
-// reserve answers a handshaken stream's request for an ID at once if its connection has room for
-// it, and holds it until room frees up otherwise (see grantHeld). A stream whose connection is not
-// up (any more), or that already has its share and a margin waiting, gets no ID.
-func (c *coordinator) reserve(m reserveID) {
+// handshaken issues an ID to a stream whose handshake byte arrived, at once if its connection
+// has room for it; holds it until room frees up otherwise (see grantHeld); and refuses it if its
+// connection already has its share and heldMargin streams waiting, or is down.
+func (c *coordinator) handshaken(m handshaken) {
 	st := c.shards[m.shard.ID]
 	switch {
 	case st == nil:
-		deliver(m.reply, "")
+		wire.Discard(m.stream)
+		c.noteFailure(nil)
 	case c.fits(st):
-		c.grant(m, st)
+		c.issue(m.stream, st)
 	case len(st.held) >= c.fairShare()+heldMargin:
-		deliver(m.reply, "")
+		wire.Discard(m.stream)
+		c.noteFailure(st)
+		c.rt.Log.Debug("stream refused", "slot", st.slot, "err", errNoRoom)
 	default:
-		st.held = append(st.held, m)
+		st.held = append(st.held, heldStream{stream: m.stream, since: time.Now()})
 	}
 }
 
-// holds is how many streams st holds or is being issued: its idle and reserved ones.
-func holds(st *shardLoad) int { return st.idle + st.reserved }
-
-// fits reports whether st may have one more stream: the pool holds fewer than MaxCap idle or
-// reserved streams, and st fewer than its share.
+// fits reports whether st may have one more idle stream: the pool holds fewer than MaxCap, and
+// st fewer than its share.
 func (c *coordinator) fits(st *shardLoad) bool {
-	return c.idle.usable+len(c.issuer.reserved) < c.rt.MaxCap && holds(st) < c.fairShare()
+	return c.idle.usable < c.rt.MaxCap && st.idle < c.fairShare()
 }
 
 // fairShare is the most one connection may hold: MaxCap over the connections up, so that a
@@ -60,32 +72,73 @@ func (c *coordinator) fairShare() int {
 	return (c.rt.MaxCap + n - 1) / n
 }
 
+// issue gives stream an ID, writes it without blocking, and files the stream as idle (or hands
+// it to a caller waiting for it). The control ID goes first, once; then random IDs unique among
+// the streams the pool holds. A stream whose ID cannot be written at once (its client reset it,
+// or the connection is out of flow-control credit) is discarded and counted.
+func (c *coordinator) issue(stream *quic.Stream, st *shardLoad) {
+	id := wire.ControlID
+	if c.issuer.issuedZero || c.idle.has(id) {
+		var raw [wire.IDLen]byte
+		for {
+			_, _ = rand.Read(raw[:]) // crypto/rand.Read never fails (Go 1.24+)
+			id = hex.EncodeToString(raw[:])
+			if !c.idle.has(id) && id != wire.ControlID {
+				break
+			}
+		}
+	}
+	raw, _ := wire.ParseID(id)
+	if err := stream.TryWriteAll(raw[:]); err != nil {
+		wire.Discard(stream)
+		c.noteFailure(st)
+		return
+	}
+	if id == wire.ControlID {
+		c.issuer.issuedZero = true
+	}
+	c.fileReady(st, id, stream)
+}
+
 // grantHeld gives room to held streams, one at a time to the connection furthest below its share
-// that has one waiting: O(connections) per grant, whatever the number of held streams.
+// that has one waiting: O(connections) per grant, whatever the number of held streams. A held
+// stream whose client gave up on it is discarded on the way.
 func (c *coordinator) grantHeld() {
 	for {
 		var best *shardLoad
 		for _, st := range c.shards {
-			c.dropAbandoned(st)
-			if len(st.held) > 0 && c.fits(st) && (best == nil || holds(st) < holds(best)) {
+			if len(st.held) > 0 && c.fits(st) && (best == nil || st.idle < best.idle) {
 				best = st
 			}
 		}
 		if best == nil {
 			return
 		}
-		m := best.held[0]
-		best.held[0] = reserveID{}
-		best.held = best.held[1:]
-		c.grant(m, best)
+		h := best.popHeld()
+		if h.stream.Context().Err() != nil { // the client reset it: it gave up waiting
+			wire.Discard(h.stream)
+			c.noteFailure(best)
+			continue
+		}
+		c.issue(h.stream, best)
 	}
 }
 
-// dropAbandoned drops the held requests at the head of st's queue whose stream gave up.
-func (c *coordinator) dropAbandoned(st *shardLoad) {
-	for len(st.held) > 0 && len(st.held[0].reply) > 0 {
-		st.held[0] = reserveID{}
-		st.held = st.held[1:]
+func (st *shardLoad) popHeld() heldStream {
+	h := st.held[0]
+	st.held[0] = heldStream{}
+	st.held = st.held[1:]
+	return h
+}
+
+// expireHeld refuses the streams held for longer than HoldTimeout (reset both ways, counted): the
+// client opens others later.
+func (c *coordinator) expireHeld(now time.Time) {
+	for _, st := range c.shards {
+		for len(st.held) > 0 && now.Sub(st.held[0].since) >= c.rt.HoldTimeout {
+			wire.Discard(st.popHeld().stream)
+			c.noteFailure(st)
+		}
 	}
 }
 
@@ -98,7 +151,7 @@ func (c *coordinator) reclaim() {
 	}
 	share := c.fairShare()
 	for _, st := range c.shards {
-		for holds(st) > share && st.idle > 0 {
+		for st.idle > share {
 			id, e, _ := c.idle.oldestOf(st)
 			e.unwatch()
 			wire.Discard(e.stream)
@@ -122,69 +175,8 @@ func (c *coordinator) heldCount() int {
 	return n
 }
 
-// dropHeld answers every held request of a connection that went down: no ID.
+// dropHeld forgets the held streams of a connection that went down: they die with it.
 func dropHeld(st *shardLoad) {
-	for _, m := range st.held {
-		deliver(m.reply, "")
-	}
+	clear(st.held)
 	st.held = nil
-}
-
-// grant issues an ID to m: the control ID first, then random IDs unique among the streams the
-// pool holds or is issuing to. The control ID is never issued while a stream with it is idle,
-// peer-closed or reserved: it exists once. If m's stream gave up meanwhile, nothing is issued.
-func (c *coordinator) grant(m reserveID, st *shardLoad) {
-	id := wire.ControlID
-	if _, reserved := c.issuer.reserved[id]; c.issuer.issuedZero || reserved || c.idle.has(id) {
-		var raw [wire.IDLen]byte
-		for {
-			_, _ = rand.Read(raw[:]) // crypto/rand.Read never fails (Go 1.24+)
-			id = hex.EncodeToString(raw[:])
-			if _, taken := c.issuer.reserved[id]; !taken && !c.idle.has(id) && id != wire.ControlID {
-				break
-			}
-		}
-	}
-	if !deliver(m.reply, id) {
-		return
-	}
-	c.issuer.issuedZero = true
-	c.issuer.reserved[id] = st
-	st.reserved++
-}
-
-// release ends the reservation of a stream that will not become idle: its room goes to a held
-// stream, and a released control ID is issued again (the control stream must exist once). Only
-// the shard the ID was issued to may release it.
-func (c *coordinator) release(m releaseID) {
-	if st := c.shards[m.shard.ID]; st != nil && c.unreserve(m.id, st) {
-		if m.id == wire.ControlID {
-			c.issuer.issuedZero = false
-		}
-		c.grantHeld()
-	}
-}
-
-// unreserve ends id's reservation if it was issued to st.
-func (c *coordinator) unreserve(id string, st *shardLoad) bool {
-	if c.issuer.reserved[id] != st {
-		return false
-	}
-	delete(c.issuer.reserved, id)
-	st.reserved--
-	return true
-}
-
-// dropReservations ends the reservations and holds of a connection that went down.
-func (c *coordinator) dropReservations(st *shardLoad) {
-	for id, owner := range c.issuer.reserved {
-		if owner == st {
-			delete(c.issuer.reserved, id)
-			if id == wire.ControlID {
-				c.issuer.issuedZero = false
-			}
-		}
-	}
-	st.reserved = 0
-	dropHeld(st)
 }

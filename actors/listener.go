@@ -100,16 +100,24 @@ func (s *supervisor) admit(conn *quic.Conn, closed chan struct{}) {
 			return
 		}
 	}
-	i := s.freeSlot()
+	ip, i := addrIP(addr), -1
+	if s.heldBy(ip) < s.rt.Shards {
+		i = s.freeSlot()
+	}
 	if i < 0 {
 		i = s.replaceSilent(addr)
 	}
 	if i < 0 {
-		s.refuse(conn, closed, fmt.Errorf("%w: all %d shard slots are taken", core.ErrPoolFull, len(s.slots)), refusedFull)
+		err := fmt.Errorf("%w: all %d shard slots are taken", core.ErrPoolFull, len(s.slots))
+		if n := s.heldBy(ip); n >= s.rt.Shards {
+			err = fmt.Errorf("%w: %s holds all the connections one address may hold (%d)", core.ErrPoolFull, ip, n)
+		}
+		s.refuse(conn, closed, err, refusedFull)
 		return
 	}
 	s.slots[i].shard = s.spawnShard(newServerShard(s.rt, i, conn, closed), "server", i)
-	s.slots[i].peer, s.slots[i].suspect = addrIP(addr), false
+	s.slots[i].peer, s.slots[i].suspect = ip, false
+	s.creditUsed(conn, i)
 	s.rt.Log.Info("client connected", "slot", i, "remote", addr.String())
 }
 

@@ -15,8 +15,8 @@ import (
 // A stream's life, client side: the coordinator sends a shard openStreams; the shard's goroutine
 // opens a stream, reads its ID and hands the stream straight to the coordinator (streamReady),
 // which owns it from then on, hands it to a caller (one step, no hop through the shard), or
-// discards it. Server side: the shard's goroutine accepts a stream, reads the handshake byte,
-// asks the coordinator for an ID (reserveID), writes it, and hands the stream over the same way.
+// discards it. Server side: the shard's goroutine accepts a stream, reads the handshake byte and
+// hands the stream to the coordinator (handshaken), which issues and writes its ID.
 //
 // A connection's life: the shard reports shardUp to the coordinator when its connection is up,
 // and shardFailed to the supervisor when it dies. The supervisor stops the shard, decides on the
@@ -46,16 +46,11 @@ type (
 		shard *actor.PID
 		err   error
 	}
-	// reserveID asks (server) for a fresh ID for a handshaken stream of shard; reply receives it,
-	// or "" if none will come. A requester that stops waiting takes the slot with abandonID.
-	reserveID struct {
-		shard *actor.PID
-		reply chan string
-	}
-	// releaseID returns an ID reserved for shard whose stream never became idle.
-	releaseID struct {
-		shard *actor.PID
-		id    string
+	// handshaken hands the coordinator a server stream of shard whose handshake byte arrived:
+	// the coordinator issues its ID (or holds or refuses it) and owns it from then on.
+	handshaken struct {
+		shard  *actor.PID
+		stream *quic.Stream
 	}
 	// peerStopped reports that the peer stopped reading the idle stream id (its watch fired).
 	peerStopped struct {
@@ -131,7 +126,11 @@ type (
 		conn   *quic.Conn
 		closed chan struct{} // closed once the connection is closed; the listener waits for it
 	}
-	refusal struct {
+	// creditAsk asks for a new connection's stream credit (admission.go); creditReturned gives
+	// a closed connection's back.
+	creditAsk      struct{ reply chan grant }
+	creditReturned struct{ id uint64 }
+	refusal        struct {
 		addr   string
 		err    error
 		reason refusalReason
@@ -168,16 +167,5 @@ func deliver[T any](reply chan T, v T) (ok bool) {
 		return true
 	default:
 		return false
-	}
-}
-
-// abandonID is called by a reserveID requester that stops waiting. It returns an ID granted
-// meanwhile (the requester must use or release it), or "" if none will come.
-func abandonID(reply chan string) string {
-	select {
-	case reply <- "":
-		return ""
-	default:
-		return <-reply
 	}
 }

@@ -8,14 +8,13 @@ import (
 
 	"github.com/anthdm/hollywood/actor"
 	"github.com/quic-go/quic-go"
-	"github.com/quicpool/quicpool/internal/core"
 	"github.com/quicpool/quicpool/internal/wire"
 	"github.com/quicpool/quicpool/messages"
 )
 
-// serverShard owns one accepted client connection: it accepts the client's streams, handshakes
-// each in a goroutine (the ID comes from the coordinator, which owns the stream once the ID is
-// written), and reports the connection's death to the supervisor, which frees its slot.
+// serverShard owns one accepted client connection: it accepts the client's streams, reads each
+// one's handshake byte and hands it to the coordinator (which issues its ID and owns it from then
+// on), and reports the connection's death to the supervisor, which frees its slot.
 type serverShard struct {
 	shard
 	conn   *quic.Conn
@@ -63,59 +62,45 @@ func (s *serverShard) watch() {
 	}
 }
 
-// accept takes the client's new streams and handshakes each in its own goroutine.
+// handshakesAtOnce is how many of a connection's streams may wait for their handshake byte at a
+// time. A client's handshake byte arrives with its stream, so the wait is a formality; a peer
+// that opens streams and sends nothing stalls only its own connection's accept loop, and costs
+// handshakesAtOnce goroutines, not one per stream.
+const handshakesAtOnce = 32
+
+// accept takes the client's new streams and reads each one's handshake byte in a goroutine of
+// its own, at most handshakesAtOnce at a time.
 func (s *serverShard) accept() {
+	slots := make(chan struct{}, handshakesAtOnce)
 	for {
 		stream, err := s.conn.AcceptStream(s.ctx)
 		if err != nil {
 			return // the connection died (watch reports it) or the shard stopped
 		}
-		s.rt.Go(s.rt.guard(func() { s.handshake(stream) }, func(err error) { s.reject(stream, err) }))
+		select {
+		case slots <- struct{}{}:
+		case <-s.ctx.Done():
+			wire.Discard(stream)
+			return
+		}
+		s.rt.Go(s.rt.guard(func() {
+			defer func() { <-slots }()
+			s.handshake(stream)
+		}, func(err error) { s.reject(stream, err) }))
 	}
 }
 
-// handshake runs the server side of the stream handshake: read the handshake byte, reserve an ID
-// with the coordinator, write the ID, and hand the stream to the coordinator. A stream that fails
-// any step is reset both ways and counted.
+// handshake reads the stream's handshake byte and hands the stream to the coordinator, which
+// issues its ID. A stream without a valid handshake byte within HandshakeTimeout is reset both
+// ways and counted.
 func (s *serverShard) handshake(stream *quic.Stream) {
-	_ = stream.SetDeadline(time.Now().Add(s.rt.HandshakeTimeout))
+	_ = stream.SetReadDeadline(time.Now().Add(s.rt.HandshakeTimeout))
 	if err := wire.ReadHandshake(stream); err != nil {
 		s.reject(stream, err)
 		return
 	}
-	_ = stream.SetDeadline(time.Time{})
-	id := s.reserve(stream)
-	if id == "" {
-		s.reject(stream, core.ErrPoolFull)
-		return
-	}
-	raw, _ := wire.ParseID(id)
-	_ = stream.SetWriteDeadline(time.Now().Add(s.rt.HandshakeTimeout))
-	if _, err := stream.Write(raw[:]); err != nil {
-		s.engine.Send(s.rt.coordinator, releaseID{shard: s.self, id: id})
-		s.reject(stream, err)
-		return
-	}
-	_ = stream.SetWriteDeadline(time.Time{})
-	s.engine.Send(s.rt.coordinator, streamReady{shard: s.self, id: id, stream: stream})
-}
-
-// reserve asks the coordinator for the stream's ID and waits while the pool is full, up to
-// HoldTimeout, or until the client gives up on the stream or the shard stops. It returns "" when
-// no ID came.
-func (s *serverShard) reserve(stream *quic.Stream) string {
-	reply := make(chan string, 1)
-	s.engine.Send(s.rt.coordinator, reserveID{shard: s.self, reply: reply})
-	timer := time.NewTimer(s.rt.HoldTimeout)
-	defer timer.Stop()
-	select {
-	case id := <-reply:
-		return id
-	case <-timer.C:
-	case <-stream.Context().Done():
-	case <-s.ctx.Done():
-	}
-	return abandonID(reply)
+	_ = stream.SetReadDeadline(time.Time{})
+	s.engine.Send(s.rt.coordinator, handshaken{shard: s.self, stream: stream})
 }
 
 func (s *serverShard) reject(stream *quic.Stream, err error) {

@@ -93,7 +93,7 @@ func (c *coordinator) snapshot() messages.Stats {
 		PeerClosed: c.idle.peerClosed,
 		MinCap:     c.rt.MinCap,
 		MaxCap:     c.rt.MaxCap,
-		Shards:     c.rt.Shards,
+		Shards:     c.rt.SlotCount(),
 		ShardsUp:   len(c.shards),
 		Waiters:    c.waiters.n,
 		Errors:     c.userErrors,
@@ -109,7 +109,6 @@ func (c *coordinator) snapshot() messages.Stats {
 		Violations: c.stats.violations,
 		Reconnects: c.stats.reconnects,
 		Reclaimed:  c.issuer.reclaimed,
-		Evicted:    c.stats.evicted,
 		Refusals:   c.stats.refusals,
 		Wait:       c.stats.wait.WaitHistogram,
 		Err:        c.errNow(),
@@ -135,7 +134,7 @@ func (c *coordinator) snapshot() messages.Stats {
 		}
 	} else {
 		s.Capacity = c.rt.MaxCap
-		s.Opening = len(c.issuer.reserved) + c.heldCount()
+		s.Opening = c.heldCount()
 	}
 	return s
 }

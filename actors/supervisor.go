@@ -53,7 +53,8 @@ type supervisor struct {
 	generation int // incarnation counter: every shard gets a fresh ID
 
 	slots    []slot
-	refusals uint64 // server: connections refused since start
+	refusals uint64  // server: connections refused since start
+	credits  credits // server: the stream credit of the connections not closed (admission.go)
 }
 
 // slot is the supervisor's record of one shard slot.
@@ -74,7 +75,7 @@ type slot struct {
 
 func newSupervisor(rt *runtime) actor.Producer {
 	return func() actor.Receiver {
-		return &supervisor{rt: rt, slots: make([]slot, rt.Shards)}
+		return &supervisor{rt: rt, slots: make([]slot, rt.SlotCount())}
 	}
 }
 
@@ -105,6 +106,10 @@ func (s *supervisor) Receive(c *actor.Context) {
 		s.admit(m.conn, m.closed)
 	case refusal:
 		s.refused(m.addr, m.err, m.reason)
+	case creditAsk:
+		s.giveCredit(m)
+	case creditReturned:
+		delete(s.credits.granted, m.id)
 	}
 }
 

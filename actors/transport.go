@@ -40,19 +40,19 @@ func (rt *runtime) dial(ctx context.Context) (conn *quic.Conn, release func(), e
 
 // listen opens the server's one UDP socket and QUIC listener. A connection from an address Allow
 // refuses is refused before its TLS handshake, with CONNECTION_REFUSED, and reported to the
-// supervisor. closeTransport closes the socket; call it once every connection is closed.
+// supervisor; every other gets its stream credit from the supervisor (admission.go).
+// closeTransport closes the socket; call it once every connection is closed.
 func (rt *runtime) listen(engine *actor.Engine) (ln *quic.Listener, closeTransport func(), err error) {
-	conf := rt.QUIC
-	if rt.Allow != nil {
-		accepted := conf.Clone()
-		conf = conf.Clone()
-		conf.GetConfigForClient = func(info *quic.ClientInfo) (*quic.Config, error) {
+	credit := &creditHandout{rt: rt, engine: engine}
+	conf := rt.QUIC.Clone()
+	conf.GetConfigForClient = func(info *quic.ClientInfo) (*quic.Config, error) {
+		if rt.Allow != nil {
 			if err := rt.Allow(info.RemoteAddr); err != nil {
 				engine.Send(rt.supervisor, refusal{addr: info.RemoteAddr.String(), err: err, reason: refusedNotAllowed})
 				return nil, err
 			}
-			return accepted, nil
 		}
+		return credit.config(rt.QUIC, info)
 	}
 	udpAddr, err := net.ResolveUDPAddr("udp", rt.ListenAddr)
 	if err != nil {
@@ -62,7 +62,7 @@ func (rt *runtime) listen(engine *actor.Engine) (ln *quic.Listener, closeTranspo
 	if err != nil {
 		return nil, nil, fmt.Errorf("listening on %s: %w", rt.ListenAddr, err)
 	}
-	tr := &quic.Transport{Conn: udp, StatelessResetKey: rt.ResetKey}
+	tr := &quic.Transport{Conn: udp, StatelessResetKey: rt.ResetKey, ConnContext: credit.context}
 	ln, err = tr.Listen(rt.serverTLS(engine), conf)
 	if err != nil {
 		_ = tr.Close()

@@ -28,7 +28,8 @@ type Stats struct {
 	// Interval is a client pool's current refill interval, tuned between its bounds (0 for a
 	// server pool).
 	Interval time.Duration
-	// Shards is the number of connections the pool keeps (client) or accepts (server).
+	// Shards is the number of connections the pool dials (client), or the most it accepts
+	// (server: twice what one client pool dials, at most half of them from one IP address).
 	Shards int
 	// ShardsUp is the number of those connections that are up now.
 	ShardsUp int
@@ -72,9 +73,6 @@ type Stats struct {
 	// Reclaimed counts idle streams a server took back from a connection above its fair share
 	// (reset both ways; also counted in Discarded).
 	Reclaimed uint64
-	// Evicted counts connections a server closed to make room for a client that had none (see
-	// the README's Security section).
-	Evicted uint64
 	// Refusals counts the connections a server refused, by reason (they add up to Refused).
 	Refusals Refusals
 	// Wait is how long the Get/Accept calls that were served waited for their stream, from the
@@ -138,7 +136,8 @@ type Refusals struct {
 	Moved uint64
 	// Certificate: the client presented no acceptable certificate (mutual TLS).
 	Certificate uint64
-	// Full: every shard slot was taken by a connection that could not be displaced.
+	// Full: every slot was taken by a connection that could not be displaced, or the client's
+	// address held every connection one address may.
 	Full uint64
 }
 

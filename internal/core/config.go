@@ -27,7 +27,7 @@ type Config struct {
 
 	MinCap, MaxCap int           // idle streams: the client tunes its capacity between them; a server holds MaxCap
 	MinIvl, MaxIvl time.Duration // the client's refill interval, tuned between them
-	Shards         int           // connections: min(max(ceil(MaxCap/PerShard), 1), 64)
+	Shards         int           // connections a client dials, or one client address may hold on a server: min(max(ceil(MaxCap/PerShard), 1), 64)
 	PerShard       int           // the most idle streams one connection holds
 
 	Policy Policy
@@ -116,3 +116,12 @@ type (
 	// it out when it handles the request.
 	AdmittedGet struct{ Get messages.Get }
 )
+
+// SlotCount is the number of connections a pool keeps: the Shards a client dials; twice as many
+// on a server, which accepts at most Shards from one IP address.
+func (c *Config) SlotCount() int {
+	if c.Client {
+		return c.Shards
+	}
+	return 2 * c.Shards
+}
