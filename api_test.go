@@ -188,3 +188,41 @@ func TestFillDoesNotWaitForTick(t *testing.T) {
 	defer client.Close()
 	require.NoError(t, client.WaitReady(waitCtx(t), 32), "full without a tick")
 }
+
+// A burst of callers that finds the pool short raises a client's capacity at once by what was
+// missing, not by one stream per refill tick: right after a 64-wide burst on a pool at its
+// minimum of 8, its capacity is at least 64 (the interval is 1s, so no tick could have done it).
+func TestBurstRaisesCapacityAtOnce(t *testing.T) {
+	server := startServer(t, 256)
+	client := quicpool.NewClientPool(8, 256, time.Second, 5*time.Second, 10*time.Second,
+		"1", "localhost", quicpool.StaticAddr(server.Addr()))
+	go client.ClientManager()
+	t.Cleanup(client.Close)
+	require.NoError(t, client.WaitReady(waitCtx(t), 8))
+	require.Equal(t, 8, client.Stats().Capacity)
+
+	const burst = 64
+	conns := make(chan net.Conn, burst)
+	errs := make(chan error, burst)
+	for range burst {
+		go func() {
+			_, c, err := client.IncomingGet(10 * time.Second)
+			if err != nil {
+				errs <- err
+				return
+			}
+			conns <- c
+		}()
+	}
+	for range burst {
+		select {
+		case c := <-conns:
+			defer c.Close()
+		case err := <-errs:
+			t.Fatal(err)
+		}
+	}
+	s := client.Stats()
+	require.GreaterOrEqual(t, s.Capacity, burst, "capacity after the burst: %+v", s)
+	require.LessOrEqual(t, s.Capacity, 256)
+}

@@ -3,7 +3,8 @@ package actors
 // The client's refill and tuning. NodePass's rules, once per interval: fewer than lowRatio of
 // the capacity idle shortens the interval by intervalStep, more than highRatio lengthens it;
 // streams created in the cycle below lowRatio of the capacity lower it by one, above highRatio
-// raise it by one. A taken stream is replaced at once, not at the next tick.
+// raise it by one. On top of them, demand: a taken stream is replaced at once, not at the next
+// tick, and callers that find no idle stream raise the capacity at once by their number.
 
 import "time"
 
@@ -89,6 +90,18 @@ func (c *coordinator) leastLoaded(limit int) *shardLoad {
 		}
 	}
 	return best
+}
+
+// demand (client) is called for each caller that found no idle stream: the pool was one stream
+// short, so the capacity grows by one at once (up to MaxCap) and the stream is opened in the
+// same step. A burst of n callers is met in one round trip, not one stream per tick; tune lowers
+// the capacity again, slowly, once demand drops.
+func (c *coordinator) demand() {
+	if !c.rt.Client {
+		return
+	}
+	c.refill.capacity = min(c.refill.capacity+1, c.rt.MaxCap)
+	c.refillUpTo(c.share())
 }
 
 // tune runs once per tick: the interval follows how many streams are idle, the capacity how many
