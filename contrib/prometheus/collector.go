@@ -94,18 +94,17 @@ var (
 
 // The pool's counters, from its start.
 var (
-	streamsOpened      = newDesc("streams_opened_total", "Streams that completed their handshake.", poolLabels)
-	streamsHandedOut   = newDesc("streams_handed_out_total", "Streams handed out to callers.", poolLabels)
-	streamsDiscarded   = newDesc("streams_discarded_total", "Idle streams the pool closed: flushed, excess, duplicate, or closed by the peer and not taken.", poolLabels)
-	streamsFailed      = newDesc("streams_failed_total", "Stream opens (client) or handshakes (server) that failed.", poolLabels)
-	reconnects         = newDesc("reconnects_total", "Connections that came up in a slot that had held one before.", poolLabels)
-	repliesDropped     = newDesc("replies_dropped_total", "Requests whose reply channel could not take the answer.", poolLabels)
-	restarts           = newDesc("restarts_total", "A client's connections redialed after a failure.", poolLabels)
-	violations         = newDesc("protocol_violations_total", "Connections a client closed because its server broke the protocol.", poolLabels)
-	refused            = newDesc("connections_refused_total", "Connections a server refused, by reason: address (not allowed at the handshake), moved (its address changed to one not allowed), certificate (no acceptable client certificate), full (no free slot). The reasons add up to every refusal.", append(poolLabels[:2:2], "reason"))
-	streamsReclaimed   = newDesc("streams_reclaimed_total", "Idle streams a server took back from a connection above its fair share.", poolLabels)
-	connectionsEvicted = newDesc("connections_evicted_total", "Connections a server closed to make room for a client that had none.", poolLabels)
-	waitSeconds        = newDesc("wait_seconds", "How long served Get/Accept calls waited for their stream (0 for a stream that was idle).", poolLabels)
+	streamsOpened    = newDesc("streams_opened_total", "Streams that completed their handshake.", poolLabels)
+	streamsHandedOut = newDesc("streams_handed_out_total", "Streams handed out to callers.", poolLabels)
+	streamsDiscarded = newDesc("streams_discarded_total", "Idle streams the pool closed: flushed, excess, duplicate, or closed by the peer and not taken.", poolLabels)
+	streamsFailed    = newDesc("streams_failed_total", "Stream opens (client) or handshakes (server) that failed.", poolLabels)
+	reconnects       = newDesc("reconnects_total", "Connections that came up in a slot that had held one before.", poolLabels)
+	repliesDropped   = newDesc("replies_dropped_total", "Requests whose reply channel could not take the answer.", poolLabels)
+	restarts         = newDesc("restarts_total", "A client's connections redialed after a failure.", poolLabels)
+	violations       = newDesc("protocol_violations_total", "Connections a client closed because its server broke the protocol.", poolLabels)
+	refused          = newDesc("connections_refused_total", "Connections a server refused, by reason: address (not allowed at the handshake), moved (its address changed to one not allowed), certificate (no acceptable client certificate), full (no free slot). The reasons add up to every refusal.", append(poolLabels[:2:2], "reason"))
+	streamsReclaimed = newDesc("streams_reclaimed_total", "Idle streams a server took back from a connection above its fair share.", poolLabels)
+	waitSeconds      = newDesc("wait_seconds", "How long served Get/Accept calls waited for their stream (0 for a stream that was idle).", poolLabels)
 )
 
 // Each connection up, by shard slot. Its counters start at 0 when a new connection comes up in
@@ -179,7 +178,6 @@ func collect(ch chan<- prometheus.Metric, s messages.Stats) {
 			ch <- prometheus.MustNewConstMetric(refused, prometheus.CounterValue, float64(reason.n), s.Name, s.Side, reason.name)
 		}
 		counter(streamsReclaimed, s.Reclaimed)
-		counter(connectionsEvicted, s.Evicted)
 	}
 	ch <- waitHistogram(s)
 

@@ -129,7 +129,6 @@ func expected(s messages.Stats) map[string]float64 {
 			m[key("quicpool_connections_refused_total", with(pool, "reason", reason))] = float64(n)
 		}
 		set("streams_reclaimed_total", float64(s.Reclaimed))
-		set("connections_evicted_total", float64(s.Evicted))
 	}
 	set("wait_seconds_count", float64(s.Wait.Count))
 	set("wait_seconds_sum", s.Wait.Sum.Seconds())
