@@ -105,7 +105,7 @@ func (c *coordinator) Receive(ctx *actor.Context) {
 	case messages.Get:
 		c.get(m)
 	case messages.State:
-		c.answer(deliver(m.Reply, c.snapshot()))
+		c.state(m)
 	case messages.WaitReady:
 		c.waitReady(m)
 	case messages.Flush:
@@ -217,7 +217,7 @@ func (c *coordinator) handOut(id string, e idleStream, g waiter) {
 // gone. A reply channel that could not take the stream although nobody abandoned it (a closed
 // channel) is counted as dropped. A g that was never filed waited for nothing.
 func (c *coordinator) deliverStream(g waiter, s messages.Stream, st *shardLoad) bool {
-	if deliver(g.Reply, s) {
+	if sendStream(g.Reply, s) {
 		st.trust.taken++
 		st.trackInUse(s.Stream)
 		c.stats.handedOut++

@@ -6,6 +6,7 @@ import (
 
 	"github.com/anthdm/hollywood/actor"
 	"github.com/quic-go/quic-go"
+	"github.com/quicpool/quicpool/messages"
 )
 
 // The pool's own protocol between its actors and the goroutines that work for them. The types
@@ -159,6 +160,22 @@ const (
 func deliver[T any](reply chan T, v T) (ok bool) {
 	defer func() {
 		if recover() != nil { // a closed channel: an embedder's mistake must not cost a stream
+			ok = false
+		}
+	}()
+	select {
+	case reply <- v:
+		return true
+	default:
+		return false
+	}
+}
+
+// sendStream is deliver for the hot path's one type: generic code shares one shape for
+// every struct type, with a frame many times this one's, on the stack of every hand-out.
+func sendStream(reply chan messages.Stream, v messages.Stream) (ok bool) {
+	defer func() {
+		if recover() != nil {
 			ok = false
 		}
 	}()

@@ -63,6 +63,14 @@ func (c *coordinator) refillUpTo(limit int) {
 		}
 		return
 	}
+	if need > 1 {
+		c.refillMany(need, limit)
+	}
+}
+
+// refillMany spreads need opens over the shards below limit, least loaded first, and sends each
+// shard one openStreams.
+func (c *coordinator) refillMany(need, limit int) {
 	before := make(map[*shardLoad]int, len(c.shards))
 	for ; need > 0; need-- {
 		best := c.leastLoaded(limit)

@@ -82,6 +82,12 @@ func (st *shardLoad) sweepInUse() {
 	st.inUse, st.inUseSwept = kept, len(kept)
 }
 
+// state answers a State request. (Not in Receive itself: the snapshot is large, and Receive's
+// frame is on the stack of every message the pool handles.)
+func (c *coordinator) state(m messages.State) {
+	c.answer(deliver(m.Reply, c.snapshot()))
+}
+
 // snapshot is the pool's state now, taken in one step.
 func (c *coordinator) snapshot() messages.Stats {
 	c.waiters.sweep(time.Now())
