@@ -65,7 +65,7 @@ func TestStatsAfterKnownTraffic(t *testing.T) {
 	t.Cleanup(stranger.Close)
 	r := waitFor(t, strict, "a refusal", func(s messages.Stats) bool { return s.Refused > 0 })
 	assert.NotZero(t, r.Refusals.NotAllowed)
-	assert.Equal(t, r.Refused, r.Refusals.NotAllowed+r.Refusals.Certificate+r.Refusals.Full)
+	assert.Equal(t, r.Refused, r.Refusals.NotAllowed+r.Refusals.Moved+r.Refusals.Certificate+r.Refusals.Full)
 	assert.Zero(t, r.Refusals.Moved)
 
 	// One forced reconnect: the client's connection is closed under it; it redials into the

@@ -36,7 +36,6 @@ func (c *coordinator) countRefusal(reason refusalReason) {
 	case refusedNotAllowed:
 		r.NotAllowed++
 	case refusedMoved:
-		r.NotAllowed++
 		r.Moved++
 	case refusedCertificate:
 		r.Certificate++

@@ -73,7 +73,8 @@ type Stats struct {
 	// Reclaimed counts idle streams a server took back from a connection above its fair share
 	// (reset both ways; also counted in Discarded).
 	Reclaimed uint64
-	// Refusals counts the connections a server refused, by reason (they add up to Refused).
+	// Refusals counts the connections a server refused, by reason (each refusal has one reason:
+	// they add up to Refused).
 	Refusals Refusals
 	// Wait is how long the Get/Accept calls that were served waited for their stream, from the
 	// pool's receipt of the call to the hand-out (a stream that was idle counts as a zero wait).
@@ -95,7 +96,9 @@ type Stats struct {
 
 // ConnStats is the health of one of a pool's connections.
 type ConnStats struct {
-	// Slot is the connection's shard slot (0 <= Slot < Stats.Shards).
+	// Slot is the connection's shard slot (0 <= Slot < Stats.Shards). A slot has one connection,
+	// except on a client for the moment a standby connection takes over from a silent one: both
+	// are listed then, the silent one marked Suspect. Since tells the connections of a slot apart.
 	Slot int
 	// Remote is the peer's address.
 	Remote string
@@ -129,10 +132,9 @@ type ConnStats struct {
 
 // Refusals counts a server's refused connections by reason.
 type Refusals struct {
-	// NotAllowed: the client's address is not on the allow-list (at the handshake, or after its
-	// path moved: see Moved).
+	// NotAllowed: the client's address is not on the allow-list, at the handshake.
 	NotAllowed uint64
-	// Moved: a connection's address changed to one the allow-list refuses (also in NotAllowed).
+	// Moved: a connection's address changed to one the allow-list refuses.
 	Moved uint64
 	// Certificate: the client presented no acceptable certificate (mutual TLS).
 	Certificate uint64

@@ -170,7 +170,7 @@ func collect(ch chan<- prometheus.Metric, s messages.Stats) {
 			name string
 			n    uint64
 		}{
-			{"address", r.NotAllowed - min(r.Moved, r.NotAllowed)}, // NotAllowed counts the moved ones too
+			{"address", r.NotAllowed},
 			{"moved", r.Moved},
 			{"certificate", r.Certificate},
 			{"full", r.Full},

@@ -124,7 +124,7 @@ func expected(s messages.Stats) map[string]float64 {
 		set("protocol_violations_total", float64(s.Violations))
 	} else {
 		r := s.Refusals
-		for reason, n := range map[string]uint64{"address": r.NotAllowed - r.Moved, "moved": r.Moved,
+		for reason, n := range map[string]uint64{"address": r.NotAllowed, "moved": r.Moved,
 			"certificate": r.Certificate, "full": r.Full} {
 			m[key("quicpool_connections_refused_total", with(pool, "reason", reason))] = float64(n)
 		}
