@@ -261,8 +261,8 @@ func TestAllowListRecheckedAfterMigration(t *testing.T) {
 	t.Logf("refused %v after the move", time.Since(moved).Round(time.Millisecond))
 	require.ErrorIs(t, ev.Err, quicpool.ErrUnauthorized)
 	require.Contains(t, ev.Addr, "127.0.0.2")
-	moved := waitFor(t, server, "the moved connection to be closed", func(s messages.Stats) bool { return s.ShardsUp == 0 && s.Refused == 1 })
-	require.Equal(t, uint64(1), moved.Refusals.Moved, "counted as moved: %+v", moved.Refusals)
+	after := waitFor(t, server, "the moved connection to be closed", func(s messages.Stats) bool { return s.ShardsUp == 0 && s.Refused == 1 })
+	require.Equal(t, uint64(1), after.Refusals.Moved, "counted as moved: %+v", after.Refusals)
 }
 
 // newCA returns a certificate authority for client certificates.
