@@ -20,6 +20,7 @@ type clientShard struct {
 	shard
 	conn      *quic.Conn
 	fastUntil time.Time // dial every core.RedialInterval until then (see connect)
+	openers   *workers  // run the stream opens; created when the connection is up
 }
 
 func newClientShard(rt *runtime, slot int, fastUntil time.Time) actor.Producer {
@@ -150,16 +151,23 @@ func (s *clientShard) up(conn *quic.Conn) {
 	s.engine.Send(s.rt.supervisor, connected{shard: s.self, slot: s.slot})
 }
 
-// open starts n stream opens, each in its own goroutine.
+// open starts n stream opens on the shard's workers (a goroutine of its own for an open beyond
+// PerShard at once: Receive never waits).
 func (s *clientShard) open(n int) {
 	if s.failed || s.conn == nil {
 		return // the coordinator forgets what it asked of this shard when the shard goes down
 	}
+	if s.openers == nil {
+		s.openers = newWorkers(s.rt, s.ctx, s.rt.PerShard)
+	}
 	conn := s.conn
 	for range n {
-		s.rt.Go(s.rt.guard(func() { s.openStream(conn) }, func(err error) {
+		open := s.rt.guard(func() { s.openStream(conn) }, func(err error) {
 			s.engine.Send(s.rt.coordinator, openFailed{shard: s.self, err: err})
-		}))
+		})
+		if !s.openers.tryRun(open) {
+			s.rt.Go(open)
+		}
 	}
 }
 

@@ -68,25 +68,20 @@ func (s *serverShard) watch() {
 // handshakesAtOnce goroutines, not one per stream.
 const handshakesAtOnce = 32
 
-// accept takes the client's new streams and reads each one's handshake byte in a goroutine of
-// its own, at most handshakesAtOnce at a time.
+// accept takes the client's new streams and has workers read their handshake bytes, at most
+// handshakesAtOnce at a time: while that many wait for their byte, accept waits too.
 func (s *serverShard) accept() {
-	slots := make(chan struct{}, handshakesAtOnce)
+	readers := newWorkers(s.rt, s.ctx, handshakesAtOnce)
 	for {
 		stream, err := s.conn.AcceptStream(s.ctx)
 		if err != nil {
 			return // the connection died (watch reports it) or the shard stopped
 		}
-		select {
-		case slots <- struct{}{}:
-		case <-s.ctx.Done():
+		handshake := s.rt.guard(func() { s.handshake(stream) }, func(err error) { s.reject(stream, err) })
+		if !readers.run(handshake) {
 			wire.Discard(stream)
 			return
 		}
-		s.rt.Go(s.rt.guard(func() {
-			defer func() { <-slots }()
-			s.handshake(stream)
-		}, func(err error) { s.reject(stream, err) }))
 	}
 }
 
