@@ -66,6 +66,8 @@ const (
 	nameNodePass = "NodePass v1.1.1"
 	nameVistone  = "vistone v1.0.0"
 	nameRaw      = "raw quic-go"
+	// nameRawClientOpens is raw quic-go with the client opening each stream (rawClientOpensImpl).
+	nameRawClientOpens = "raw quic-go (client opens)"
 )
 
 // impls returns every implementation, in the order the tables list them.
@@ -75,7 +77,7 @@ func impls() []Impl {
 
 // implByName returns the implementation with the given name.
 func implByName(name string) (Impl, bool) {
-	for _, i := range impls() {
+	for _, i := range append(impls(), rawClientOpensImpl()) {
 		if i.Name == name {
 			return i, true
 		}
@@ -129,6 +131,8 @@ func quicStream(c net.Conn) *quic.Stream {
 		return c.Stream
 	case *rawConn:
 		return c.Stream
+	case *rawPending:
+		return c.stream()
 	}
 	panic(fmt.Sprintf("unknown stream type %T", c))
 }
@@ -136,11 +140,20 @@ func quicStream(c net.Conn) *quic.Stream {
 // halfClose stops writing (sends FIN) and keeps reading. For NodePass and vistone that is what
 // their StreamConn.Close does; quicpool's Close releases both directions, so its half-close is
 // the stream's own Close.
-func halfClose(c net.Conn) error { return quicStream(c).Close() }
+func halfClose(c net.Conn) error {
+	if p, ok := c.(*rawPending); ok {
+		return p.halfClose()
+	}
+	return quicStream(c).Close()
+}
 
 // abort releases a stream in both directions, whatever state it is in: the error path.
 func abort(c net.Conn) {
 	if c == nil {
+		return
+	}
+	if p, ok := c.(*rawPending); ok {
+		p.abort()
 		return
 	}
 	s := quicStream(c)

@@ -171,6 +171,7 @@ func main() {
 			fatal(fmt.Errorf("-disrupt-impls: %w", err))
 		}
 	}
+	cfg.Disrupted = rawClientOpens(cfg.Disrupted) // their ops write from the client first
 	if cfg.OutageCuts, err = parseDurations(*outageCuts); err != nil {
 		fatal(fmt.Errorf("-outage-cuts: %w", err))
 	}
@@ -228,11 +229,12 @@ func run(cfg Config) Results {
 			runtime.NumGoroutine(), 100*res.Elsewhere[name])
 	}
 	step("tunnel", func() {
+		impls := withRawClientOpens(cfg.Impls) // raw quic-go both ways round
 		for _, s := range cfg.Shapes {
 			for _, w := range cfg.Workers {
-				runs := make([][]TunnelResult, len(cfg.Impls))
+				runs := make([][]TunnelResult, len(impls))
 				for rep := range cfg.TunnelReps { // the repetitions take turns across the implementations
-					for i, impl := range cfg.Impls {
+					for i, impl := range impls {
 						r, elsewhere, tries := measureQuietly(func() TunnelResult { return runTunnel(impl, s, w, cfg.Warmup, cfg.Duration) })
 						r.Elsewhere, r.Tries = elsewhere, tries
 						logf("tunnel %s %s %d workers, run %d: %.0f ops/s p50 %s p99 %s errors %d, others' CPU %.1f%% (try %d) %s",
@@ -241,7 +243,7 @@ func run(cfg Config) Results {
 						settle()
 					}
 				}
-				for i := range cfg.Impls {
+				for i := range impls {
 					res.Tunnel = append(res.Tunnel, medianTunnel(runs[i]))
 				}
 			}
@@ -311,7 +313,7 @@ func run(cfg Config) Results {
 	})
 	step("bulk", func() {
 		for _, n := range []int{1, 8} {
-			for _, r := range runBulk(cfg.Impls, small, n, cfg.BulkBytes, cfg.BulkReps) {
+			for _, r := range runBulk(rawClientOpens(cfg.Impls), small, n, cfg.BulkBytes, cfg.BulkReps) {
 				logf("bulk %s %d streams: median %.0f MiB/s (%.0f..%.0f) errors %d %s", r.Impl, n, r.MiBps, r.MinMiB, r.MaxMiB, r.Errors, r.Err)
 				res.Bulk = append(res.Bulk, r)
 			}
@@ -319,7 +321,7 @@ func run(cfg Config) Results {
 		}
 	})
 	step("memory", func() {
-		for _, impl := range cfg.Impls {
+		for _, impl := range rawClientOpens(cfg.Impls) {
 			r := runMemory(impl, cfg.Idle)
 			logf("memory %s: server %+v client %+v %s", impl.Name, r.Server, r.Client, r.Err)
 			res.Memory = append(res.Memory, r)

@@ -95,7 +95,7 @@ func barChart(title, note string, categories []string, series []Series) string {
 // and p99 at 16 workers, recovery time, bulk MiB/s. A workload not measured has no chart.
 func headlineCharts(cfg Config, res Results) map[string]string {
 	charts := map[string]string{}
-	order := []string{nameQuicpool, nameNodePass, nameVistone, nameRaw}
+	order := []string{nameQuicpool, nameNodePass, nameVistone, nameRaw, nameRawClientOpens}
 	small := cfg.Shapes[0]
 
 	var cats []string

@@ -126,6 +126,7 @@ type TunnelResult struct {
 	OpsPerSec float64       // Ops / window
 	P50, P99  time.Duration // latency of a whole round trip
 	GetP99    time.Duration // latency of IncomingGet + OutgoingGet
+	CPUPerOp  time.Duration // this process's CPU time (both sides) in the window, per successful op
 	Errors    int           // failed round trips completed in the window
 	Elsewhere float64       // share of the machine's CPUs other processes used meanwhile
 	Tries     int           // runs made to get one with little CPU used elsewhere (measureQuietly)
@@ -159,9 +160,22 @@ func runTunnel(impl Impl, s Shape, workers int, warmup, window time.Duration) Tu
 		return r
 	}
 	defer pair.Close()
+	return runTunnelOn(pair, workers, warmup, window)
+}
 
+// runTunnelOn is runTunnel on a started pair. It also reads this process's CPU time at the
+// window's start and end.
+func runTunnelOn(pair *Pair, workers int, warmup, window time.Duration) TunnelResult {
+	r := TunnelResult{Impl: pair.Impl.Name, Shape: pair.Shape, Workers: workers}
 	from := time.Now().Add(warmup)
 	to := from.Add(window)
+	cpu := make(chan time.Duration, 1)
+	go func() {
+		time.Sleep(time.Until(from))
+		start := processCPU()
+		time.Sleep(time.Until(to))
+		cpu <- processCPU() - start
+	}()
 	type sample struct{ total, gets time.Duration }
 	samples := make([][]sample, workers)
 	errs := make([]int, workers)
@@ -199,6 +213,9 @@ func runTunnel(impl Impl, s Shape, workers int, warmup, window time.Duration) Tu
 	r.OpsPerSec = float64(r.Ops) / window.Seconds()
 	r.P50, r.P99 = percentile(total, 0.50), percentile(total, 0.99)
 	r.GetP99 = percentile(gets, 0.99)
+	if used := <-cpu; r.Ops > 0 {
+		r.CPUPerOp = used / time.Duration(r.Ops)
+	}
 	return r
 }
 
