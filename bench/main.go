@@ -3,13 +3,13 @@
 // stdout and to -out) and SVG bar charts (next to -out).
 //
 //	cd bench && go run .          # the full run, a few minutes; writes results/latest.md
-//	cd bench && go run . -quick   # under a minute, for CI; writes results/quick.md
+//	cd bench && go run . -quick   # about two minutes, for CI; writes results/quick.md
 //	cd bench && go run . -only crash,outage   # only the given workloads
 //
 // Workloads (-only): tunnel, wake, burst, fill, recovery, crash, outage, bulk, memory,
-// accessors, hostile. Everything runs on 127.0.0.1 (hostile's attacker on 127.0.0.2); every
-// operation is bounded by a timeout and failures are counted, so a peer that hangs cannot stop
-// the run.
+// accessors, hostile, wan, scale. Everything runs on 127.0.0.1 (hostile's attacker on
+// 127.0.0.2; wan's wide-area path is emulated by relays in the process); every operation is
+// bounded by a timeout and failures are counted, so a peer that hangs cannot stop the run.
 package main
 
 import (
@@ -50,16 +50,18 @@ type Config struct {
 	WakeOps      int
 	Only         []string
 	Impls        []Impl
+	Wan          WanConfig
+	Scale        ScaleConfig
 	Out          string
 	Machine      string
 }
 
 // workloads are the names -only accepts, in the order they run.
-var workloads = []string{"tunnel", "wake", "burst", "fill", "recovery", "crash", "outage", "bulk", "memory", "accessors", "hostile"}
+var workloads = []string{"tunnel", "wake", "burst", "fill", "recovery", "crash", "outage", "bulk", "memory", "accessors", "hostile", "wan", "scale"}
 
 func main() {
 	var (
-		quick        = flag.Bool("quick", false, "a short run (under a minute) for CI: 16 workers, the 32/64 shape, small sizes")
+		quick        = flag.Bool("quick", false, "a short run (about two minutes) for CI: 16 workers, the 32/64 shape, small sizes")
 		shapes       = flag.String("shapes", "32/64,64/1024", "pool shapes minCap/maxCap; the first is used by every workload, the others by tunnel and fill")
 		workers      = flag.String("workers", "1,16,64,256", "tunnel workload: concurrent workers, comma separated")
 		duration     = flag.Duration("duration", 3*time.Second, "tunnel workload: measured time per run")
@@ -163,6 +165,12 @@ func main() {
 		fatal(err)
 	}
 	if cfg.Impls, err = parseImpls(*implFilter); err != nil {
+		fatal(err)
+	}
+	if cfg.Wan, err = wanConfig(*quick, set); err != nil {
+		fatal(err)
+	}
+	if cfg.Scale, err = scaleConfig(*quick, set); err != nil {
 		fatal(err)
 	}
 	cfg.Disrupted = cfg.Impls
@@ -342,6 +350,8 @@ func run(cfg Config) Results {
 			settle()
 		}
 	})
+	step("wan", func() { res.Wan = runWanWorkload(cfg) })
+	step("scale", func() { res.Scale = runScaleWorkload(cfg) })
 	return res
 }
 

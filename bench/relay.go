@@ -7,14 +7,15 @@ import (
 	"sync/atomic"
 )
 
-// relay is a UDP relay between clients and one target: the network path of the outage
-// workload. Like a NAT, it gives every client address an upstream socket of its own, so the
+// relay is a UDP relay between clients and one target: the network path of the outage and wan
+// workloads. Like a NAT, it gives every client address an upstream socket of its own, so the
 // target sees one source address per client. While the blackhole is on, every datagram is
-// dropped, both ways.
+// dropped, both ways. A path (newPathRelay, netpath.go) delays and drops datagrams.
 type relay struct {
 	ln        *net.UDPConn // the socket clients send to
 	target    *net.UDPAddr
 	blackhole atomic.Bool
+	path      atomic.Pointer[netPath] // nil: forward at once
 
 	mu     sync.Mutex
 	up     map[string]*net.UDPConn // upstream socket by client address
@@ -57,6 +58,9 @@ func (r *relay) Close() {
 	}
 	r.mu.Unlock()
 	r.wg.Wait()
+	if p := r.path.Load(); p != nil {
+		p.close()
+	}
 }
 
 // fromClients forwards datagrams from clients to the target, each through its client's
@@ -73,7 +77,7 @@ func (r *relay) fromClients() {
 			continue
 		}
 		if up := r.upstream(client); up != nil {
-			_, _ = up.Write(buf[:n])
+			r.forward(buf[:n], up, nil)
 		}
 	}
 }
@@ -112,6 +116,6 @@ func (r *relay) fromTarget(up *net.UDPConn, client *net.UDPAddr) {
 		if err != nil || r.blackhole.Load() {
 			continue
 		}
-		_, _ = r.ln.WriteToUDP(buf[:n], client)
+		r.forward(buf[:n], nil, client)
 	}
 }

@@ -19,6 +19,8 @@ type Results struct {
 	Memory    []MemoryResult
 	Accessors []AccessorResult
 	Hostile   []HostileResult
+	Wan       []WanResult
+	Scale     []ScaleResult
 	Wake      []WakeResult
 	// Elsewhere is, per workload run, the share of the machine's CPUs that other processes used
 	// meanwhile (the memory and crash workloads' own child processes count as others).
@@ -58,6 +60,7 @@ func report(env Env, cfg Config, res Results, charts []string) string {
 			"and crash run child processes of this program, which count as others): %s. %s\n\n", strings.Join(parts, ", "), retryNote())
 	}
 	b.WriteString(checklist(cfg, res))
+	b.WriteString(perfChecklist(cfg, res))
 	for _, c := range charts {
 		fmt.Fprintf(&b, "![%s](%s)\n", strings.TrimSuffix(c, ".svg"), c)
 	}
@@ -75,6 +78,8 @@ func report(env Env, cfg Config, res Results, charts []string) string {
 	b.WriteString(memoryTable(res.Memory))
 	b.WriteString(accessorTable(res.Accessors))
 	b.WriteString(hostileTable(cfg, res.Hostile))
+	b.WriteString(wanTable(cfg, res.Wan))
+	b.WriteString(scaleTable(cfg, res.Scale))
 	b.WriteString(readingNotes)
 	return b.String()
 }
@@ -85,7 +90,7 @@ const readingNotes = `## Reading these numbers
 - Both pools of a pair, and every QUIC packet between them, share this machine's CPUs in one process. A loopback
   round trip costs tens of microseconds, so the latency a pool hides (opening a stream and exchanging its ID) is
   small here, while the work a pool does per op (the take, and opening the replacement stream) is CPU that raw
-  quic-go spends too.
+  quic-go spends too. See the wide-area workload for what a round trip of 50ms changes.
 - *Raw quic-go* is the leanest op without a pool: the server opens a fresh stream on the client's connection
   (OpenStreamSync), the client accepts it (AcceptStream); no handshake, no ID on the wire, and no extra round trip
   on a real network either, since the stream arrives with its first data. Its client must connect first and keep

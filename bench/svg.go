@@ -161,6 +161,9 @@ func headlineCharts(cfg Config, res Results) map[string]string {
 		note := fmt.Sprintf("%s per transfer, client to server, loopback", bytes(float64(cfg.BulkBytes)))
 		charts["bulk.svg"] = barChart("Bulk transfer (higher is better)", note, cats, []Series{one, eight})
 	}
+	for name, svg := range scaleCharts(cfg, res) {
+		charts[name] = svg
+	}
 	return charts
 }
 
