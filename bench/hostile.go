@@ -28,8 +28,8 @@ import (
 //
 // An attacker written with plain quic-go speaks the pools' handshake to a server pool: it dials
 // (keep-alive 1s), opens bidirectional streams, writes 0x00 on each, reads the 4-byte ID and keeps
-// every stream open and unread. It binds 127.0.0.2 (Linux routes all of 127.0.0.0/8 to loopback),
-// the legitimate client pool 127.0.0.1. Three measurements per pool implementation (raw quic-go
+// every stream open and unread. It binds 127.0.0.2 (and 127.0.0.3 as a second address; Linux
+// routes all of 127.0.0.0/8 to loopback), the legitimate client pool 127.0.0.1. Three measurements per pool implementation (raw quic-go
 // keeps no pool and is left out):
 //
 //   - flood first: one attacker connection takes every ID the server issues, then a client pool
@@ -39,13 +39,14 @@ import (
 //     without waiting for IDs; the server runs in a child process (this program, re-run with
 //     -hostilechild) so that its goroutines and heap are its own, and a client pool's tunnel round
 //     trip is timed before and under the attack;
-//   - slots: the attacker's address opens as many connections as the server keeps, with no
-//     stream, then a client pool connects.
+//   - slots: the attacker's address (then two addresses) opens as many connections as the server
+//     keeps, with no stream, then a client pool connects.
 //
 // Every operation is bounded and counted: an implementation that hangs costs its bounds, no more.
 
-// hostileAttackerIP is the attacker's local address.
-var hostileAttackerIP = net.IPv4(127, 0, 0, 2)
+// attackerIP is the attacker's local address: 127.0.0.2, or for the i-th of several addresses
+// 127.0.0.(2+i).
+func attackerIP(i int) net.IP { return net.IPv4(127, 0, 0, byte(2+i)) }
 
 // HostileConfig is the hostile workload's counts and bounds.
 type HostileConfig struct {
@@ -69,7 +70,7 @@ type HostileConfig struct {
 	HoldOpsBound  time.Duration // bound of each measurement's round trips together
 
 	// Slots.
-	SlotConns  int           // attacker connections for NodePass and vistone (quicpool: its slots)
+	SlotConns  int           // attacker connections dialed (the server keeps those it keeps)
 	SlotWait   time.Duration // how long the client may take to hold minCap
 	SlotSettle time.Duration // between the attacker's connections and the client's start
 }
@@ -108,7 +109,7 @@ type HostileResult struct {
 	Impl  string
 	Flood FloodResult
 	Hold  HoldResult
-	Slot  SlotResult
+	Slots []SlotResult // from one attacker address, then from two
 }
 
 // FloodResult is the flood-first case.
@@ -172,8 +173,10 @@ type OpsResult struct {
 
 // SlotResult is the slots case.
 type SlotResult struct {
-	Conns       int // attacker connections dialed
-	Up          int // of those, up when the client started
+	Addrs       int // attacker addresses
+	Conns       int // attacker connections whose dial succeeded
+	Failed      int // attacker dials that failed
+	Up          int // attacker connections up when the client started
 	UpEnd       int // up when the case ended
 	Ready       time.Duration
 	ReadyOK     bool
@@ -199,16 +202,21 @@ func runHostile(impl Impl, h HostileConfig) HostileResult {
 			r.Hold.Under.Handouts, r.Hold.Err)
 		settle()
 	}
-	r.Slot = runSlots(impl, h)
-	logf("hostile %s slots: %d attacker connections, %d up at the client's start, %d at the end; client ready %v after %s %s %s",
-		impl.Name, r.Slot.Conns, r.Slot.Up, r.Slot.UpEnd, r.Slot.ReadyOK, dur(r.Slot.Ready), r.Slot.QuicpoolEnd, r.Slot.Err)
+	for _, addrs := range []int{1, 2} {
+		s := runSlots(impl, h, addrs)
+		logf("hostile %s slots from %d address(es): %d attacker connections (%d dials failed), %d up at the client's start, "+
+			"%d at the end; client ready %v after %s %s %s", impl.Name, addrs, s.Conns, s.Failed, s.Up, s.UpEnd, s.ReadyOK,
+			dur(s.Ready), s.QuicpoolEnd, s.Err)
+		r.Slots = append(r.Slots, s)
+		settle()
+	}
 	return r
 }
 
 // ---------------------------------------------------------------------------------------------
 // The attacker
 
-// attacker is one hostile QUIC connection from hostileAttackerIP, with what it got.
+// attacker is one hostile QUIC connection from an attackerIP, with what it got.
 type attacker struct {
 	conn    *quic.Conn
 	tr      *quic.Transport
@@ -227,13 +235,13 @@ type attacker struct {
 	ids map[string]time.Time // every ID received, when
 }
 
-// dialAttacker dials addr from a socket of its own on hostileAttackerIP.
-func dialAttacker(addr string) (*attacker, error) {
+// dialAttacker dials addr from a socket of its own on local.
+func dialAttacker(addr string, local net.IP) (*attacker, error) {
 	raddr, err := net.ResolveUDPAddr("udp", addr)
 	if err != nil {
 		return nil, err
 	}
-	udp, err := net.ListenUDP("udp", &net.UDPAddr{IP: hostileAttackerIP})
+	udp, err := net.ListenUDP("udp", &net.UDPAddr{IP: local})
 	if err != nil {
 		return nil, err
 	}
@@ -387,7 +395,7 @@ func runFlood(impl Impl, h HostileConfig) FloodResult {
 		return r
 	}
 	defer boundedClose(server)
-	a, err := dialAttacker(addr)
+	a, err := dialAttacker(addr, attackerIP(0))
 	if err != nil {
 		r.Err = "attacker: " + err.Error()
 		return r
@@ -682,7 +690,7 @@ func runHold(impl Impl, h HostileConfig) HoldResult {
 	// The attack: every attacker connection opens streams as long as the server gives it credit,
 	// each handshaken in a goroutine of its own, until the ops under attack are done.
 	for range h.HoldAttackers {
-		a, err := dialAttacker(addr)
+		a, err := dialAttacker(addr, attackerIP(0))
 		if err != nil {
 			r.Err = "attacker: " + err.Error()
 			break
@@ -854,8 +862,10 @@ func oneLine(err error) string { return strings.ReplaceAll(err.Error(), "\n", " 
 // ---------------------------------------------------------------------------------------------
 // Slots
 
-func runSlots(impl Impl, h HostileConfig) SlotResult {
-	var r SlotResult
+// runSlots dials h.SlotConns attacker connections from each of addrs addresses, then starts the
+// client.
+func runSlots(impl Impl, h HostileConfig, addrs int) SlotResult {
+	r := SlotResult{Addrs: addrs}
 	shape := hostileShape()
 	addr, err := freeAddr()
 	if err != nil {
@@ -868,20 +878,16 @@ func runSlots(impl Impl, h HostileConfig) SlotResult {
 		return r
 	}
 	defer boundedClose(server)
-	n := h.SlotConns
-	if impl.Name == nameQuicpool {
-		n = (h.FloodCap + quicpool.StreamsPerShard - 1) / quicpool.StreamsPerShard
-	}
 	var attackers []*attacker
 	defer func() {
 		for _, a := range attackers {
 			a.close()
 		}
 	}()
-	for range n {
-		a, err := dialAttacker(addr)
+	for i := range addrs * h.SlotConns {
+		a, err := dialAttacker(addr, attackerIP(i/h.SlotConns))
 		if err != nil {
-			r.Err = fmt.Sprintf("attacker connection %d: %v", len(attackers)+1, err)
+			r.Failed++ // refused in its handshake
 			continue
 		}
 		attackers = append(attackers, a)
@@ -935,7 +941,7 @@ func hostileTable(cfg Config, rs []HostileResult) string {
 		"turn, so that its stream credit comes back). The legitimate client is a client pool of the same "+
 		"implementation from 127.0.0.1, minCap/maxCap 64/256. Every wait is bounded and what runs out is reported as such; "+
 		"raw quic-go keeps no pool and is left out.\n\n")
-	fmt.Fprintf(&b, "### Flood first\n\nServer maxCap %d (quicpool: %d connection slots). One attacker connection opens "+
+	fmt.Fprintf(&b, "### Flood first\n\nServer maxCap %d (%d of quicpool's 128-stream shards). One attacker connection opens "+
 		"streams, at most %d waiting for an ID at once, until no ID has come for %s (streams still waiting stay open); "+
 		"then the client pool starts. *Attacker's share*: of the server's idle streams (`Active()`), those that are "+
 		"the attacker's streams it still holds an ID for, %s after the client started; *client idle then*: the "+
@@ -976,7 +982,7 @@ func hostileTable(cfg Config, rs []HostileResult) string {
 	b.WriteString("\n")
 
 	if h.HoldCap > 0 {
-		fmt.Fprintf(&b, "### Held handshakes\n\nServer maxCap %d (quicpool: %d slots) in a child process that takes streams "+
+		fmt.Fprintf(&b, "### Held handshakes\n\nServer maxCap %d (%d of quicpool's shards) in a child process that takes streams "+
 			"on command over a pipe. A client pool connects first and fills to minCap; the control stream is taken on both "+
 			"sides. *Round trip*: the median of up to %d tunnel ops one at a time (the child's `IncomingGet`, the client's "+
 			"`OutgoingGet(id)`, 1 KiB written, half-close, the child's echo read to EOF; two pipe hops included, so compare "+
@@ -991,7 +997,7 @@ func hostileTable(cfg Config, rs []HostileResult) string {
 			"ever ran at once, a few hundred bytes each, so a burst of goroutines leaves heap behind).\n\n",
 			h.HoldCap, (h.HoldCap+quicpool.StreamsPerShard-1)/quicpool.StreamsPerShard, h.HoldOps, dur(h.HoldOpsBound),
 			h.HoldAttackers, h.HoldPerConn, dur(h.HoldBlocked), dur(h.HoldWindow))
-		b.WriteString("| Implementation | Attacker streams opened / got an ID / refused before it / closed by the server after it | " +
+		b.WriteString("| Implementation | Attacker streams opened / got an ID / refused before it / closed after it (the ops' resets included) | " +
 			"Goroutines before → peak → settled → gone | Heap before → peak → settled → gone | " +
 			"Server idle before → peak → settled → gone | Round trip p50 (max) before | Under attack | " +
 			"Ops under attack (failed) | Attacker hand-outs |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|\n")
@@ -1032,23 +1038,26 @@ func hostileTable(cfg Config, rs []HostileResult) string {
 			"runs in full runs only.\n\n")
 	}
 
-	fmt.Fprintf(&b, "### Slots\n\nServer maxCap %d. The attacker's address opens as many connections as the server "+
-		"keeps (quicpool: its %d slots; NodePass and vistone: %d), with keep-alive and no stream; %s later the client "+
+	fmt.Fprintf(&b, "### Slots\n\nServer maxCap %d (%d of quicpool's 128-stream shards). The attacker's address (127.0.0.2; "+
+		"in the second row of each implementation also 127.0.0.3) dials %d connections from each address, one after the "+
+		"other, with keep-alive "+
+		"and no stream, so that the server keeps as many as it keeps (*kept*: those still up); %s later the client "+
 		"pool starts. *Client at minCap*: until its `Active()` reached 64, waiting at most %s.\n\n",
 		h.FloodCap, (h.FloodCap+quicpool.StreamsPerShard-1)/quicpool.StreamsPerShard, h.SlotConns, dur(h.SlotSettle), dur(h.SlotWait))
-	b.WriteString("| Implementation | Attacker connections | Up when the client started | Up at the end | Client at minCap |\n" +
-		"|---|---:|---:|---:|---:|\n")
+	b.WriteString("| Implementation | Attacker addresses | Attacker dials that succeeded (failed) | Kept when the client started | " +
+		"Kept at the end | Client at minCap |\n|---|---:|---:|---:|---:|---:|\n")
 	for _, r := range rs {
-		s := r.Slot
-		if s.Err != "" && s.Conns == 0 {
-			fmt.Fprintf(&b, "| %s | failed: %s | | | |\n", r.Impl, cell(s.Err))
-			continue
+		for _, s := range r.Slots {
+			if s.Err != "" {
+				fmt.Fprintf(&b, "| %s | %d | failed: %s | | | |\n", r.Impl, s.Addrs, cell(s.Err))
+				continue
+			}
+			ready := "never (" + dur(h.SlotWait) + ")"
+			if s.ReadyOK {
+				ready = dur(s.Ready)
+			}
+			fmt.Fprintf(&b, "| %s | %d | %d (%d) | %d | %d | %s |\n", r.Impl, s.Addrs, s.Conns, s.Failed, s.Up, s.UpEnd, ready)
 		}
-		ready := "never (" + dur(h.SlotWait) + ")"
-		if s.ReadyOK {
-			ready = dur(s.Ready)
-		}
-		fmt.Fprintf(&b, "| %s | %d | %d | %d | %s |\n", r.Impl, s.Conns, s.Up, s.UpEnd, ready)
 	}
 	b.WriteString("\n")
 	for _, r := range rs {
@@ -1058,8 +1067,10 @@ func hostileTable(cfg Config, rs []HostileResult) string {
 		if r.Flood.QuicpoolEnd != "" {
 			fmt.Fprintf(&b, "quicpool's server at the end of *flood first*: %s.\n\n", r.Flood.QuicpoolEnd)
 		}
-		if r.Slot.QuicpoolEnd != "" {
-			fmt.Fprintf(&b, "quicpool's server at the end of *slots*: %s.\n\n", r.Slot.QuicpoolEnd)
+		for _, s := range r.Slots {
+			if s.QuicpoolEnd != "" {
+				fmt.Fprintf(&b, "quicpool's server at the end of *slots* from %d address(es): %s.\n\n", s.Addrs, s.QuicpoolEnd)
+			}
 		}
 	}
 	return b.String()
