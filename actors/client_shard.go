@@ -151,14 +151,17 @@ func (s *clientShard) up(conn *quic.Conn) {
 	s.engine.Send(s.rt.supervisor, connected{shard: s.self, slot: s.slot})
 }
 
-// open starts n stream opens on the shard's workers (a goroutine of its own for an open beyond
-// PerShard at once: Receive never waits).
+// openersAtOnce is how many long-lived workers a client shard opens streams with; an open beyond
+// them gets a goroutine of its own (a burst), so that Receive never waits.
+const openersAtOnce = 8
+
+// open starts n stream opens on the shard's workers.
 func (s *clientShard) open(n int) {
 	if s.failed || s.conn == nil {
 		return // the coordinator forgets what it asked of this shard when the shard goes down
 	}
 	if s.openers == nil {
-		s.openers = newWorkers(s.rt, s.ctx, s.rt.PerShard)
+		s.openers = newWorkers(s.rt, s.ctx, openersAtOnce)
 	}
 	conn := s.conn
 	for range n {

@@ -226,6 +226,9 @@ func (c *coordinator) deliverStream(g waiter, s messages.Stream, st *shardLoad) 
 			waited = time.Since(g.since)
 		}
 		c.stats.wait.observe(waited)
+		if c.rt.Client && c.idle.usable == 0 {
+			c.exhausted()
+		}
 		c.replenish()
 		return true
 	}

@@ -112,6 +112,15 @@ func (c *coordinator) demand() {
 	c.refillUpTo(c.share())
 }
 
+// exhausted (client) is called when a hand-out leaves no idle stream. The demand may be on the
+// server's side (its Accept callers wait for streams this side must open, and nothing tells
+// this side how many), so the capacity goes to MaxCap at once: the next round trip opens every
+// stream the pool may hold, instead of growing one stream per tick. tune brings it back down,
+// one stream per interval, as NodePass does, once the streams are no longer taken.
+func (c *coordinator) exhausted() {
+	c.refill.capacity = c.rt.MaxCap
+}
+
 // tune runs once per tick: the interval follows how many streams are idle, the capacity how many
 // were created.
 func (c *coordinator) tune() {

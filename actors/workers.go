@@ -6,7 +6,7 @@ import (
 )
 
 // workerIdle is how long a worker waits for its next job before it exits.
-const workerIdle = 2 * time.Second
+const workerIdle = 250 * time.Millisecond
 
 // workers runs a shard's blocking stream work (a client's opens, a server's handshake reads) on
 // long-lived goroutines, at most max at a time. A goroutine keeps its stack from one job to the
