@@ -137,30 +137,7 @@ func echoOp(client Pool, timeout time.Duration) error {
 	if err != nil {
 		return fmt.Errorf("IncomingGet: %w", err)
 	}
-	_ = c.SetDeadline(deadline)
-	err = func() error {
-		if _, err := c.Write(payload); err != nil {
-			return fmt.Errorf("write: %w", err)
-		}
-		if err := halfClose(c); err != nil {
-			return fmt.Errorf("half-close: %w", err)
-		}
-		var buf [2048]byte
-		got, err := readToEOF(c, buf[:])
-		if err != nil {
-			return fmt.Errorf("read: %w", err)
-		}
-		if got != int64(len(payload)) {
-			return fmt.Errorf("read %d bytes, want %d", got, len(payload))
-		}
-		return nil
-	}()
-	if err != nil {
-		abort(c)
-		return err
-	}
-	_ = c.Close()
-	return nil
+	return echoExchange(c, time.Until(deadline))
 }
 
 // writeServerCert writes serverTLS's certificate and key as PEM files in dir, for the child.
