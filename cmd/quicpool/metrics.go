@@ -76,7 +76,9 @@ func (o observeConfig) serveMetrics(command string, p *quicpool.Pool, w io.Write
 	reg.MustRegister(quicpoolprom.NewCollector(p),
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	mux := http.NewServeMux()
-	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{MaxRequestsInFlight: 4}))
+	// Uncompressed: gzip costs more CPU than the page saves on a scrape every few seconds (see the
+	// README's Metrics section).
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{MaxRequestsInFlight: 4, DisableCompression: true}))
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	served := make(chan struct{})
 	go func() {
