@@ -190,9 +190,9 @@ func TestFillDoesNotWaitForTick(t *testing.T) {
 	require.NoError(t, client.WaitReady(waitCtx(t), 32), "full without a tick")
 }
 
-// A burst of callers that finds the pool short raises a client's capacity at once by what was
-// missing, not by one stream per refill tick: right after a 64-wide burst on a pool at its
-// minimum of 8, its capacity is at least 64 (the interval is 1s, so no tick could have done it).
+// A burst of callers that empties the pool raises a client's capacity at once, not by one stream
+// per refill tick: right after a 64-wide burst on a pool at its minimum of 8, its capacity is at
+// least 64 (the interval is 1s, so no tick could have done it).
 func TestBurstRaisesCapacityAtOnce(t *testing.T) {
 	server := startServer(t, 256)
 	client := quicpool.NewClientPool(8, 256, time.Second, 5*time.Second, 10*time.Second,

@@ -194,9 +194,6 @@ func (c *coordinator) get(g messages.Get) {
 		c.answer(deliver(g.Reply, messages.Stream{ID: g.ID, Err: c.timeout()}))
 	default:
 		c.waiters.add(g, time.Now())
-		if g.ID == "" {
-			c.demand()
-		}
 	}
 }
 

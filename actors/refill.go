@@ -4,7 +4,7 @@ package actors
 // the capacity idle shortens the interval by intervalStep, more than highRatio lengthens it;
 // streams created in the cycle below lowRatio of the capacity lower it by one, above highRatio
 // raise it by one. On top of them, demand: a taken stream is replaced at once, not at the next
-// tick, and callers that find no idle stream raise the capacity at once by their number.
+// tick, and a hand-out that empties the pool sends the capacity to MaxCap (exhausted).
 
 import "time"
 
@@ -100,22 +100,10 @@ func (c *coordinator) leastLoaded(limit int) *shardLoad {
 	return best
 }
 
-// demand (client) is called for each caller that found no idle stream: the pool was one stream
-// short, so the capacity grows by one at once (up to MaxCap) and the stream is opened in the
-// same step. A burst of n callers is met in one round trip, not one stream per tick; tune lowers
-// the capacity again, slowly, once demand drops.
-func (c *coordinator) demand() {
-	if !c.rt.Client {
-		return
-	}
-	c.refill.capacity = min(c.refill.capacity+1, c.rt.MaxCap)
-	c.refillUpTo(c.share())
-}
-
-// exhausted (client) is called when a hand-out leaves no idle stream. The demand may be on the
-// server's side (its Accept callers wait for streams this side must open, and nothing tells
-// this side how many), so the capacity goes to MaxCap at once: the next round trip opens every
-// stream the pool may hold, instead of growing one stream per tick. tune brings it back down,
+// exhausted (client) is called when a hand-out leaves no idle stream: callers on this side, or
+// the server's Accept callers (whose number nothing tells this side), want more streams than the
+// pool holds. The capacity goes to MaxCap at once, so the next round trip opens every stream the
+// pool may hold, instead of growing one stream per tick. tune brings it back down,
 // one stream per interval, as NodePass does, once the streams are no longer taken.
 func (c *coordinator) exhausted() {
 	c.refill.capacity = c.rt.MaxCap
