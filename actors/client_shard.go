@@ -21,6 +21,7 @@ type clientShard struct {
 	conn      *quic.Conn
 	fastUntil time.Time // dial every core.RedialInterval until then (see connect)
 	openers   *workers  // run the stream opens; created when the connection is up
+	openJob   func()    // one stream open on the connection, as the openers run it
 }
 
 func newClientShard(rt *runtime, slot int, fastUntil time.Time) actor.Producer {
@@ -145,34 +146,45 @@ func (s *clientShard) up(conn *quic.Conn) {
 		return // the dial goroutine closes the connection when the shard stops
 	}
 	s.conn, s.upAt = conn, time.Now()
+	s.openers = newWorkers(s.rt, s.ctx, openersAtOnce)
+	s.openJob = s.rt.guard(func() { s.openStream(conn) }, func(err error) {
+		s.engine.Send(s.rt.coordinator, openFailed{shard: s.self, err: err})
+	})
 	s.rt.Log.Info("connected", "slot", s.slot, "remote", conn.RemoteAddr().String())
 	s.rt.emit(s.engine, messages.Event{Kind: messages.EventShardUp, Slot: s.slot, Addr: conn.RemoteAddr().String()})
-	s.engine.Send(s.rt.coordinator, shardUp{shard: s.self, slot: s.slot, conn: conn})
+	s.engine.Send(s.rt.coordinator, shardUp{shard: s.self, slot: s.slot, conn: conn,
+		opener: opener{workers: s.openers, job: s.openJob}})
 	s.engine.Send(s.rt.supervisor, connected{shard: s.self, slot: s.slot})
 }
 
 // openersAtOnce is how many long-lived workers a client shard opens streams with; an open beyond
 // them gets a goroutine of its own (a burst), so that Receive never waits.
-const openersAtOnce = 8
+const openersAtOnce = 32
 
-// open starts n stream opens on the shard's workers.
+// open starts n stream opens on the shard's workers, starting workers as needed.
 func (s *clientShard) open(n int) {
 	if s.failed || s.conn == nil {
 		return // the coordinator forgets what it asked of this shard when the shard goes down
 	}
-	if s.openers == nil {
-		s.openers = newWorkers(s.rt, s.ctx, openersAtOnce)
-	}
-	conn := s.conn
 	for range n {
-		open := s.rt.guard(func() { s.openStream(conn) }, func(err error) {
-			s.engine.Send(s.rt.coordinator, openFailed{shard: s.self, err: err})
-		})
-		if !s.openers.tryRun(open) {
-			s.rt.Go(open)
+		if !s.openers.tryRun(s.openJob) {
+			s.rt.Go(s.openJob)
 		}
 	}
 }
+
+// opener lets the coordinator start a stream open on an idle worker of a client shard directly:
+// replacing a taken stream is the hot path, and a message to the shard would cost an actor wake
+// per stream. offer reports false if no worker is idle; the coordinator then sends the shard
+// openStreams, which starts workers. The workers, the connection and the job stay the shard's:
+// the coordinator only sends on the workers' channel. The zero opener (a server shard's) never
+// has a worker idle.
+type opener struct {
+	workers *workers
+	job     func()
+}
+
+func (o opener) offer() bool { return o.workers != nil && o.workers.offer(o.job) }
 
 // openStream opens one stream and runs the client side of the handshake: write the handshake
 // byte, read the 4-byte ID. Then the stream is the coordinator's. It blocks while the server's

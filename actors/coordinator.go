@@ -46,6 +46,7 @@ type shardLoad struct {
 	pid        *actor.PID
 	slot       int
 	conn       *quic.Conn
+	opener     opener    // client: starts one open on an idle worker of the shard
 	idle       int       // idle streams of this connection in the pool, peer-closed and control apart
 	opening    int       // client: opens asked of the shard and not answered yet
 	suspect    bool      // the peer has been silent for longer than the path's normal silence
@@ -319,7 +320,7 @@ func (c *coordinator) noteFailure(st *shardLoad) {
 // shardUp records a connection that came up; the pool serves again if it could not.
 func (c *coordinator) shardUp(m shardUp) {
 	now := time.Now()
-	st := &shardLoad{pid: m.shard, slot: m.slot, conn: m.conn, heard: now, upAt: now}
+	st := &shardLoad{pid: m.shard, slot: m.slot, conn: m.conn, opener: m.opener, heard: now, upAt: now}
 	c.shards[m.shard.ID] = st
 	c.idle.addShard(st)
 	c.noteUp(m.slot)

@@ -46,8 +46,9 @@ func (c *coordinator) replenish() {
 	}
 }
 
-// refillUpTo asks for the missing streams, one at a time to the least loaded shard below limit,
-// then one openStreams per shard.
+// refillUpTo asks for the missing streams, one at a time to the least loaded shard below limit.
+// A single one goes straight to an idle opener of the shard if it has one; more go as one
+// openStreams per shard.
 func (c *coordinator) refillUpTo(limit int) {
 	if !c.rt.Client || !c.started || len(c.shards) == 0 {
 		return
@@ -59,7 +60,9 @@ func (c *coordinator) refillUpTo(limit int) {
 	if need == 1 { // the replacement of one taken stream: the common case, without allocating
 		if best := c.leastLoaded(limit); best != nil {
 			best.opening++
-			c.engine.Send(best.pid, openStreams{n: 1})
+			if !best.opener.offer() {
+				c.engine.Send(best.pid, openStreams{n: 1})
+			}
 		}
 		return
 	}

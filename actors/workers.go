@@ -13,7 +13,8 @@ const workerIdle = 250 * time.Millisecond
 // next, where a goroutine per job starts with a small stack and grows it again every time (a
 // copy of the whole stack each time it doubles). A worker that has had nothing to do for
 // workerIdle exits. A workers value belongs to the one goroutine or actor that calls run and
-// tryRun; the workers themselves only receive jobs and report their exit.
+// tryRun (which count and start workers); offer, which only sends on the jobs channel, is safe
+// from anywhere. The workers themselves only receive jobs and report their exit.
 type workers struct {
 	rt     *runtime
 	ctx    context.Context // the shard's: workers exit when it ends
@@ -30,10 +31,8 @@ func newWorkers(rt *runtime, ctx context.Context, max int) *workers {
 // tryRun hands job to an idle worker, or starts a worker for it if fewer than max run; it
 // reports false, without running job, if max workers are busy.
 func (w *workers) tryRun(job func()) bool {
-	select {
-	case w.jobs <- job:
+	if w.offer(job) {
 		return true
-	default:
 	}
 	for {
 		select {
@@ -50,6 +49,17 @@ func (w *workers) tryRun(job func()) bool {
 	w.n++
 	w.rt.Go(func() { w.work(job) })
 	return true
+}
+
+// offer hands job to a worker that is idle now, and reports false if none is. Unlike tryRun it
+// never starts a worker, so anyone may call it (the coordinator does, through an opener).
+func (w *workers) offer(job func()) bool {
+	select {
+	case w.jobs <- job:
+		return true
+	default:
+		return false
+	}
 }
 
 // run is tryRun that waits while max workers are busy; it reports false if the shard ended
