@@ -147,9 +147,7 @@ func (s *clientShard) up(conn *quic.Conn) {
 	}
 	s.conn, s.upAt = conn, time.Now()
 	s.openers = newWorkers(s.rt, s.ctx, openersAtOnce)
-	s.openJob = s.rt.guard(func() { s.openStream(conn) }, func(err error) {
-		s.engine.Send(s.rt.coordinator, openFailed{shard: s.self, err: err})
-	})
+	s.openJob = s.rt.guard(func() { s.openStream(conn) }, func(err error) { s.openFailed(err, 1) })
 	s.rt.Log.Info("connected", "slot", s.slot, "remote", conn.RemoteAddr().String())
 	s.rt.emit(s.engine, messages.Event{Kind: messages.EventShardUp, Slot: s.slot, Addr: conn.RemoteAddr().String()})
 	s.engine.Send(s.rt.coordinator, shardUp{shard: s.self, slot: s.slot, conn: conn,
@@ -157,18 +155,33 @@ func (s *clientShard) up(conn *quic.Conn) {
 	s.engine.Send(s.rt.supervisor, connected{shard: s.self, slot: s.slot})
 }
 
-// openersAtOnce is how many long-lived workers a client shard opens streams with; an open beyond
-// them gets a goroutine of its own (a burst), so that Receive never waits.
-const openersAtOnce = 32
+const (
+	// openersAtOnce is how many long-lived workers a client shard opens streams with; a batch
+	// beyond them gets a goroutine of its own, so that Receive never waits.
+	openersAtOnce = 32
+	// openBatch is the most stream opens one worker runs together (openStreams).
+	openBatch = 16
+)
 
-// open starts n stream opens on the shard's workers, starting workers as needed.
+// open starts n stream opens on the shard's workers, in batches of at most openBatch, starting
+// workers as needed.
 func (s *clientShard) open(n int) {
 	if s.failed || s.conn == nil {
 		return // the coordinator forgets what it asked of this shard when the shard goes down
 	}
-	for range n {
-		if !s.openers.tryRun(s.openJob) {
-			s.rt.Go(s.openJob)
+	for n > 0 {
+		k := min(n, openBatch)
+		n -= k
+		job := s.openJob
+		if k > 1 {
+			conn := s.conn
+			// A panic reports the whole batch failed, the streams already handed over included:
+			// the coordinator then counts too few opens in flight and opens a few streams too
+			// many, rather than waiting for opens that will never report.
+			job = s.rt.guard(func() { s.openStreams(conn, k) }, func(err error) { s.openFailed(err, k) })
+		}
+		if !s.openers.tryRun(job) {
+			s.rt.Go(job)
 		}
 	}
 }
@@ -192,21 +205,76 @@ func (o opener) offer() bool { return o.workers != nil && o.workers.offer(o.job)
 func (s *clientShard) openStream(conn *quic.Conn) {
 	stream, err := s.openBounded(conn)
 	if err != nil {
-		s.engine.Send(s.rt.coordinator, openFailed{shard: s.self, err: err})
+		s.openFailed(err, 1)
 		return
 	}
-	_ = stream.SetDeadline(time.Now().Add(s.rt.HandshakeTimeout))
-	id, err := "", error(nil)
-	if _, err = stream.Write([]byte{wire.HandshakeByte}); err == nil {
-		id, err = wire.ReadID(stream)
+	if s.startHandshake(stream, time.Now().Add(s.rt.HandshakeTimeout)) {
+		s.finishHandshake(stream)
 	}
+}
+
+// openStreams opens n streams and runs their handshakes together: it opens as many as the
+// server's stream credit allows at once and writes each one's handshake byte (quic-go buffers a
+// write that small: nothing here waits), then reads their IDs in order. The IDs come back in
+// about one round trip, so a batch costs one goroutine one round trip, where a goroutine per
+// stream would cost n goroutines and their stacks. Streams beyond the credit are then opened
+// one at a time, each waiting for credit as openStream does.
+func (s *clientShard) openStreams(conn *quic.Conn, n int) {
+	deadline := time.Now().Add(s.rt.HandshakeTimeout)
+	started := make([]*quic.Stream, 0, n)
+	left := n
+	for left > 0 {
+		stream, err := conn.OpenStream()
+		if _, limited := errors.AsType[*quic.StreamLimitReachedError](err); limited {
+			break
+		}
+		if err != nil { // the connection is going: so are the rest
+			s.openFailed(err, left)
+			left = 0
+			break
+		}
+		left--
+		if s.startHandshake(stream, deadline) {
+			started = append(started, stream)
+		}
+	}
+	for _, stream := range started {
+		s.finishHandshake(stream)
+	}
+	for range left {
+		s.openStream(conn)
+	}
+}
+
+// startHandshake sets the handshake's deadline on a stream just opened and writes the handshake
+// byte. It reports false, having discarded the stream and reported the failure, if the write
+// failed.
+func (s *clientShard) startHandshake(stream *quic.Stream, deadline time.Time) bool {
+	_ = stream.SetDeadline(deadline)
+	if _, err := stream.Write([]byte{wire.HandshakeByte}); err != nil {
+		wire.Discard(stream)
+		s.openFailed(err, 1)
+		return false
+	}
+	return true
+}
+
+// finishHandshake reads the ID the server answered a stream's handshake with and hands the
+// stream to the coordinator, which owns it from then on.
+func (s *clientShard) finishHandshake(stream *quic.Stream) {
+	id, err := wire.ReadID(stream)
 	if err != nil {
 		wire.Discard(stream)
-		s.engine.Send(s.rt.coordinator, openFailed{shard: s.self, err: err})
+		s.openFailed(err, 1)
 		return
 	}
 	_ = stream.SetDeadline(time.Time{})
 	s.engine.Send(s.rt.coordinator, streamReady{shard: s.self, id: id, stream: stream})
+}
+
+// openFailed reports n failed stream opens to the coordinator.
+func (s *clientShard) openFailed(err error, n int) {
+	s.engine.Send(s.rt.coordinator, openFailed{shard: s.self, err: err, n: n})
 }
 
 // openBounded opens a stream at once if the server gives credit, and otherwise waits for credit

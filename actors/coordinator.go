@@ -23,8 +23,10 @@ type coordinator struct {
 	engine *actor.Engine
 	self   *actor.PID
 
-	started bool
-	timer   *time.Timer
+	started   bool
+	stopped   bool
+	timer     *time.Timer // the next tick
+	peerTimer *time.Timer // the next checkPeers
 
 	shards  map[string]*shardLoad // connections up, by shard PID ID
 	idle    idleStreams
@@ -97,6 +99,7 @@ func (c *coordinator) Receive(ctx *actor.Context) {
 	switch m := ctx.Message().(type) {
 	case actor.Started:
 		c.engine, c.self = ctx.Engine(), ctx.PID()
+		c.checkPeers()
 	case actor.Stopped:
 		c.stop()
 	case core.Start:
@@ -133,8 +136,8 @@ func (c *coordinator) Receive(ctx *actor.Context) {
 		c.liveness(m)
 	case handshaken:
 		c.handshaken(m)
-	case peerStopped:
-		c.peerStopped(m)
+	case checkPeers:
+		c.checkPeers()
 	case listening:
 		c.listening(m.addr)
 	case listenFailed:
@@ -184,7 +187,7 @@ func (c *coordinator) get(g messages.Get) {
 			c.answer(deliver(g.Reply, messages.Stream{ID: g.ID, Err: core.ErrStreamGone}))
 			return
 		}
-	} else if id, e, ok := c.idle.oldest(); ok {
+	} else if id, e, ok := c.takeAny(); ok {
 		c.handOut(id, e, waiter{Get: g})
 		return
 	}
@@ -198,17 +201,26 @@ func (c *coordinator) get(g messages.Get) {
 	}
 }
 
+// takeAny takes the usable idle stream a caller that takes any gets (idleStreams.oldest),
+// passing over those the peer stopped reading since the last checkPeers: they are dealt with
+// (peerStopped) and stop being usable.
+func (c *coordinator) takeAny() (string, idleStream, bool) {
+	for {
+		id, e, ok := c.idle.oldest()
+		if !ok || !peerGone(e.stream) {
+			return id, e, ok
+		}
+		c.idle.add(id, e)
+		c.peerStopped(id)
+	}
+}
+
 // handOut gives the idle stream id, already taken out of the store, to g. If g's caller has
 // gone, the stream goes back to the store.
 func (c *coordinator) handOut(id string, e idleStream, g waiter) {
-	watching := e.unwatch() // before the hand-out: the caller may close the stream at once
-	if c.deliverStream(g, messages.Stream{ID: id, Stream: e.stream, Conn: e.shard.conn}, e.shard) {
-		return
+	if !c.deliverStream(g, messages.Stream{ID: id, Stream: e.stream, Conn: e.shard.conn}, e.shard) {
+		c.idle.add(id, e)
 	}
-	if watching {
-		e.unwatch = c.watch(id, e.stream)
-	}
-	c.idle.add(id, e)
 }
 
 // deliverStream hands s to g's caller and replenishes the pool, or reports that the caller has
@@ -255,7 +267,6 @@ func (c *coordinator) streamReady(m streamReady) {
 	}
 	if dup { // the same ID from another connection (a restarted server): the older one goes
 		c.idle.take(m.id)
-		old.unwatch()
 		wire.Discard(old.stream)
 		c.stats.discarded++
 	}
@@ -278,20 +289,24 @@ func (c *coordinator) fileReady(st *shardLoad, id string, stream *quic.Stream) {
 			return
 		}
 	}
-	c.idle.add(id, idleStream{stream: stream, shard: st, unwatch: c.watch(id, stream)})
+	c.idle.add(id, idleStream{stream: stream, shard: st})
 	if id == wire.ControlID {
 		c.replenish() // it was opened as one of the capacity's streams but takes no slot
 	}
 	c.checkReady()
 }
 
+// openFailed counts m.n failed opens of a client shard, and judges whether its server still
+// keeps to the protocol (trust.openFailed).
 func (c *coordinator) openFailed(m openFailed) {
 	st := c.shards[m.shard.ID]
-	c.noteFailure(st)
+	for range m.n {
+		c.noteFailure(st)
+	}
 	if st == nil {
 		return
 	}
-	st.opening = max(st.opening-1, 0)
+	st.opening = max(st.opening-m.n, 0)
 	if err := st.trust.openFailed(m.err, st.idle, time.Now(), 3*c.rt.HandshakeTimeout); err != nil {
 		c.violation(st, err)
 	}
@@ -448,7 +463,10 @@ func (c *coordinator) stop() {
 	if c.timer != nil {
 		c.timer.Stop()
 	}
-	c.started = false
+	if c.peerTimer != nil {
+		c.peerTimer.Stop()
+	}
+	c.started, c.stopped = false, true
 	c.idle.forget()
 	c.waiters.failAll(core.ErrClosed)
 	for _, w := range c.ready {

@@ -31,7 +31,7 @@ func startCoordinator(t *testing.T, client bool, tune func(*core.Config)) *coord
 		tune(cfg)
 	}
 	rt := &runtime{Config: cfg}
-	rt.coordinator = rt.spawn(engine.Spawn, newCoordinator(rt), "coordinator")
+	rt.coordinator = rt.spawn(engine.Spawn, newCoordinator(rt), "coordinator", coordinatorInbox)
 	t.Cleanup(func() {
 		waitDone(t, engine.Poison(rt.coordinator), "the coordinator to stop")
 		require.True(t, isClosed(cfg.Stopped), "a stopped coordinator closes Stopped")
@@ -446,6 +446,27 @@ func TestPeerClosedStreamStaysReachableByID(t *testing.T) {
 	s = c.state()
 	require.Zero(t, s.PeerClosed)
 	require.Equal(t, uint64(2), s.HandedOut)
+}
+
+// A caller that takes any stream never gets one the peer stopped reading, even in the moment
+// before the periodic check (every peerCheckInterval) has seen it: the hand-out looks first.
+func TestPeerStoppedStreamIsNeverHandedOut(t *testing.T) {
+	c := startCoordinator(t, false, nil)
+	shard, _ := c.shard("shard")
+	lb := quicStreams(t, 2)
+	c.send(shardUp{shard: shard, conn: lb.conn},
+		streamReady{shard: shard, id: "00000041", stream: lb.streams[0]},
+		streamReady{shard: shard, id: "00000042", stream: lb.streams[1]})
+	require.Equal(t, 2, c.state().Idle)
+
+	lb.peer[0].CancelRead(wire.StreamCodeDiscarded)
+	waitDone(t, lb.streams[0].Context(), "the peer's STOP_SENDING to arrive")
+	got := recv(t, c.get(""), "any stream")
+	require.NoError(t, got.Err)
+	require.Equal(t, "00000042", got.ID, "the oldest stream is dead: the next one is handed out")
+	s := c.state()
+	require.Equal(t, uint64(1), s.Discarded, "the dead stream is discarded and counted on the way")
+	require.Zero(t, s.Idle)
 }
 
 // A stream the peer's pool discarded (STOP_SENDING with wire.StreamCodeDiscarded) is gone at once:

@@ -93,12 +93,16 @@ func (c *coordinator) serveWaiting() {
 			}
 		}
 	}
-	for len(c.waiters.any) > 0 && c.idle.usable > 0 {
-		g, ok := c.waiters.next("", now)
+	for len(c.waiters.any) > 0 {
+		id, e, ok := c.takeAny()
 		if !ok {
 			break
 		}
-		id, e, _ := c.idle.oldest()
+		g, ok := c.waiters.next("", now)
+		if !ok {
+			c.idle.add(id, e)
+			break
+		}
 		c.handOut(id, e, g)
 	}
 	c.checkReady()

@@ -18,15 +18,16 @@ const (
 	// goneMemory is how many discarded IDs are remembered, so that asking for one fails with
 	// ErrStreamGone at once instead of waiting.
 	goneMemory = 4096
+	// peerCheckInterval is how often the coordinator looks for idle streams the peer stopped
+	// reading (checkPeers). A hand-out looks at its stream first, so the interval bounds only how
+	// soon such a stream is replaced and counted, never whether a dead one is handed out.
+	peerCheckInterval = 250 * time.Millisecond
 )
 
 // idleStream is one stream in the pool's hands.
 type idleStream struct {
 	stream *quic.Stream
 	shard  *shardLoad
-	// unwatch stops the watch for the peer closing the stream; it reports whether the watch was
-	// still armed.
-	unwatch func() bool
 	// closedAt is when the peer stopped reading the stream, zero while it has not. Such a stream
 	// no longer counts as idle and is handed out by ID only, until its grace period ends.
 	closedAt time.Time
@@ -175,7 +176,6 @@ func (is *idleStreams) expirePeerClosed(now time.Time) []string {
 	}
 	for _, id := range expired {
 		e, _ := is.take(id)
-		e.unwatch()
 		wire.Discard(e.stream)
 	}
 	return expired
@@ -185,7 +185,6 @@ func (is *idleStreams) expirePeerClosed(now time.Time) []string {
 func (is *idleStreams) drain() []string {
 	ids := make([]string, 0, len(is.byID))
 	for id, e := range is.byID {
-		e.unwatch()
 		wire.Discard(e.stream)
 		e.shard.idle = 0
 		ids = append(ids, id)
@@ -208,17 +207,13 @@ func (is *idleStreams) dropShard(st *shardLoad) []string {
 		}
 	}
 	for _, id := range ids {
-		e, _ := is.take(id)
-		e.unwatch()
+		is.take(id)
 	}
 	return ids
 }
 
 // forget drops every stream without resetting it, for a pool whose connections are closing.
 func (is *idleStreams) forget() {
-	for _, e := range is.byID {
-		e.unwatch()
-	}
 	clear(is.byID)
 	for _, st := range is.ring {
 		st.queue = nil
@@ -226,34 +221,53 @@ func (is *idleStreams) forget() {
 	is.usable, is.peerClosed = 0, 0
 }
 
-// watch arms the watch for the peer closing stream id (it sends STOP_SENDING, which cancels the
-// stream's context): no goroutine per idle stream.
-func (c *coordinator) watch(id string, s *quic.Stream) func() bool {
-	engine, self := c.engine, c.self
-	return context.AfterFunc(s.Context(), func() { engine.Send(self, peerStopped{id: id, stream: s}) })
+// peerGone reports whether the peer stopped reading s (it sends STOP_SENDING, which ends the
+// context of the stream's write side) or s's connection ended.
+func peerGone(s *quic.Stream) bool { return s.Context().Err() != nil }
+
+// checkPeers runs every peerCheckInterval: it finds the idle streams the peer stopped reading.
+// Looking at each stream's context costs a load per stream; a watch armed on every stream
+// (context.AfterFunc) would cost half a KiB per idle stream and an allocation per hand-out.
+func (c *coordinator) checkPeers() {
+	var gone []string
+	for id, e := range c.idle.byID {
+		if e.closedAt.IsZero() && peerGone(e.stream) {
+			gone = append(gone, id)
+		}
+	}
+	for _, id := range gone {
+		c.peerStopped(id)
+	}
+	if !c.stopped {
+		engine, self := c.engine, c.self
+		c.peerTimer = time.AfterFunc(peerCheckInterval, func() { engine.Send(self, checkPeers{}) })
+	}
 }
 
-// peerStopped handles a peer that stopped reading an idle stream. If the peer's pool discarded it
-// (wire.StreamCodeDiscarded) it goes at once. Otherwise the peer's application closed a stream
-// this side has not taken yet: it may still carry data for the caller who will ask for its ID, so
-// it stops counting as idle (the pool refills) but stays reachable by ID for peerClosedGrace.
-// A dying connection cancels every stream's context too; shardDown deals with that.
-func (c *coordinator) peerStopped(m peerStopped) {
-	e, ok := c.idle.byID[m.id]
-	if !ok || e.stream != m.stream || !e.closedAt.IsZero() || e.shard.conn.Context().Err() != nil {
+// peerStopped handles an idle stream the peer stopped reading; the stream stops being usable. If
+// the peer's pool discarded it (wire.StreamCodeDiscarded) it goes at once. Otherwise the peer's
+// application closed a stream this side has not taken yet: it may still carry data for the
+// caller who will ask for its ID, so it stops counting as idle (the pool refills) but stays
+// reachable by ID for peerClosedGrace. A stream whose connection ended goes without a reset
+// (the connection's close ends it; shardDown deals with the rest).
+func (c *coordinator) peerStopped(id string) {
+	e, ok := c.idle.byID[id]
+	if !ok || !e.closedAt.IsZero() {
 		return
 	}
 	var se *quic.StreamError
-	if !errors.As(context.Cause(m.stream.Context()), &se) || !se.Remote {
+	switch {
+	case e.shard.conn.Context().Err() != nil:
+		c.idle.take(id)
+		c.streamGone(id)
 		return
-	}
-	if se.ErrorCode == wire.StreamCodeDiscarded {
-		c.idle.take(m.id)
-		wire.Discard(m.stream)
+	case !errors.As(context.Cause(e.stream.Context()), &se) || !se.Remote || se.ErrorCode == wire.StreamCodeDiscarded:
+		c.idle.take(id)
+		wire.Discard(e.stream)
 		c.stats.discarded++
-		c.streamGone(m.id)
-	} else {
-		c.idle.markPeerClosed(m.id, time.Now())
+		c.streamGone(id)
+	default:
+		c.idle.markPeerClosed(id, time.Now())
 		if c.idle.peerClosed > c.capacity() { // bounded: the oldest goes
 			c.discardOldestPeerClosed()
 		}
@@ -279,7 +293,6 @@ func (c *coordinator) discardOldestPeerClosed() {
 		}
 	}
 	if e, ok := c.idle.take(oldest); ok {
-		e.unwatch()
 		wire.Discard(e.stream)
 		c.stats.discarded++
 		c.streamGone(oldest)

@@ -153,7 +153,6 @@ func (c *coordinator) reclaim() {
 	for _, st := range c.shards {
 		for st.idle > share {
 			id, e, _ := c.idle.oldestOf(st)
-			e.unwatch()
 			wire.Discard(e.stream)
 			c.stats.discarded++
 			c.issuer.reclaimed++

@@ -39,10 +39,11 @@ type (
 		id     string
 		stream *quic.Stream
 	}
-	// openFailed: one stream open of the shard failed.
+	// openFailed: n stream opens of the shard failed.
 	openFailed struct {
 		shard *actor.PID
 		err   error
+		n     int
 	}
 	// handshakeFailed: a server stream failed its handshake and was discarded.
 	handshakeFailed struct {
@@ -55,11 +56,8 @@ type (
 		shard  *actor.PID
 		stream *quic.Stream
 	}
-	// peerStopped reports that the peer stopped reading the idle stream id (its watch fired).
-	peerStopped struct {
-		id     string
-		stream *quic.Stream
-	}
+	// checkPeers: time to look for idle streams the peer stopped reading (idle.go).
+	checkPeers struct{}
 	// tick drives the coordinator's refill and tuning cycle.
 	tick struct{}
 	// dialFailed: one dial attempt of a client shard failed; the shard goes on trying.

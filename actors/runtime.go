@@ -41,14 +41,23 @@ func (rt *runtime) emit(e *actor.Engine, ev messages.Event) {
 }
 
 // spawn spawns one of the pool's actors with the options every one of them gets.
-func (rt *runtime) spawn(spawn core.Spawner, p actor.Producer, id string) *actor.PID {
+func (rt *runtime) spawn(spawn core.Spawner, p actor.Producer, id string, inbox int) *actor.PID {
 	return spawn(p, "quicpool", actor.WithID(id+"."+rt.Name),
 		actor.WithMiddleware(recoverPanics(rt), sealLifecycle()),
+		actor.WithInboxSize(inbox),
 		// recoverPanics handles every panic, so hollywood's own restarts never happen; a positive
 		// limit keeps v1.0.5 away from its nil-cancel crash should one slip through.
 		actor.WithMaxRestarts(1<<30),
 		actor.WithRestartDelay(0))
 }
+
+// Inbox sizes. A hollywood inbox is a ring buffer that doubles when full and never shrinks; its
+// initial size is allocated up front (24 bytes a message). The coordinator takes every request
+// and every stream's report; the supervisor and the shards take a few messages per connection.
+const (
+	coordinatorInbox = 1024
+	smallInbox       = 16
+)
 
 // panicHandler is implemented by actors that turn a recovered panic into a failure of their own
 // (a shard reports it to its supervisor, which replaces the shard).

@@ -12,7 +12,7 @@ import (
 // option, and send it the requests of package messages.
 func Spawn(spawn core.Spawner, cfg *core.Config) (coordinator, supervisor *actor.PID) {
 	rt := &runtime{Config: cfg}
-	rt.coordinator = rt.spawn(spawn, newCoordinator(rt), "coordinator")
-	rt.supervisor = rt.spawn(spawn, newSupervisor(rt), "supervisor")
+	rt.coordinator = rt.spawn(spawn, newCoordinator(rt), "coordinator", coordinatorInbox)
+	rt.supervisor = rt.spawn(spawn, newSupervisor(rt), "supervisor", smallInbox)
 	return rt.coordinator, rt.supervisor
 }

@@ -140,7 +140,7 @@ func same(a, b *actor.PID) bool { return a != nil && b != nil && a.ID == b.ID }
 // spawnShard spawns a shard as a top-level actor with a fresh ID.
 func (s *supervisor) spawnShard(p actor.Producer, kind string, i int) *actor.PID {
 	s.generation++
-	return s.rt.spawn(s.engine.Spawn, p, fmt.Sprintf("%s%d.%d", kind, i, s.generation))
+	return s.rt.spawn(s.engine.Spawn, p, fmt.Sprintf("%s%d.%d", kind, i, s.generation), smallInbox)
 }
 
 // spawnNext starts a client incarnation that dials for slot i. It redials every

@@ -46,7 +46,7 @@ func startSupervisor(t *testing.T, shards int, policy testPolicy, resolve func()
 	}
 	rt := &runtime{Config: cfg}
 	rt.coordinator, s.coord = spawnRecorder(t, engine, "coordinator."+cfg.Name)
-	rt.supervisor = rt.spawn(engine.Spawn, newSupervisor(rt), "supervisor")
+	rt.supervisor = rt.spawn(engine.Spawn, newSupervisor(rt), "supervisor", smallInbox)
 	s.pid = rt.supervisor
 	t.Cleanup(func() {
 		waitDone(t, engine.Poison(rt.supervisor), "the supervisor to stop")
