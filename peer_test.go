@@ -42,7 +42,7 @@ func TestDataSurvivesEarlyPeerClose(t *testing.T) {
 	cc.Close()
 }
 
-// A flush on one side discards the same streams on the other side at once.
+// A flush on one side discards the same streams on the other side (within its 250ms check).
 func TestFlushReachesThePeer(t *testing.T) {
 	server := startServer(t, 8)
 	client := startClient(t, 8, 8, server.Addr())

@@ -469,7 +469,7 @@ func TestPeerStoppedStreamIsNeverHandedOut(t *testing.T) {
 	require.Zero(t, s.Idle)
 }
 
-// A stream the peer's pool discarded (STOP_SENDING with wire.StreamCodeDiscarded) is gone at once:
+// A stream the peer's pool discarded (STOP_SENDING with wire.StreamCodeDiscarded) is gone once seen:
 // counted as discarded, and a Get for its ID fails with ErrStreamGone.
 func TestPeerDiscardedStreamIsGone(t *testing.T) {
 	c := startCoordinator(t, false, nil)
