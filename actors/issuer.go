@@ -31,6 +31,20 @@ var errNoRoom = errors.New("quicpool: no room for the stream: its connection hol
 type issuer struct {
 	issuedZero bool   // the control ID has been issued: it is never issued again
 	reclaimed  uint64 // idle streams taken back from connections above their share
+	random     [64 * wire.IDLen]byte
+	unused     int // bytes of random not yet used, at its end
+}
+
+// randomID returns IDLen random bytes. It reads crypto/rand for 64 IDs at a time: one read per
+// ID was a visible share of the server's hot path.
+func (is *issuer) randomID() (raw [wire.IDLen]byte) {
+	if is.unused < wire.IDLen {
+		_, _ = rand.Read(is.random[:]) // crypto/rand.Read never fails (Go 1.24+)
+		is.unused = len(is.random)
+	}
+	copy(raw[:], is.random[len(is.random)-is.unused:])
+	is.unused -= wire.IDLen
+	return raw
 }
 
 // heldStream is a handshaken stream waiting for room, and since when.
@@ -77,18 +91,16 @@ func (c *coordinator) fairShare() int {
 // the streams the pool holds. A stream whose ID cannot be written at once (its client reset it,
 // or the connection is out of flow-control credit) is discarded and counted.
 func (c *coordinator) issue(stream *quic.Stream, st *shardLoad) {
-	id := wire.ControlID
+	id, raw := wire.ControlID, [wire.IDLen]byte{}
 	if c.issuer.issuedZero || c.idle.has(id) {
-		var raw [wire.IDLen]byte
 		for {
-			_, _ = rand.Read(raw[:]) // crypto/rand.Read never fails (Go 1.24+)
+			raw = c.issuer.randomID()
 			id = hex.EncodeToString(raw[:])
 			if !c.idle.has(id) && id != wire.ControlID {
 				break
 			}
 		}
 	}
-	raw, _ := wire.ParseID(id)
 	if err := stream.TryWriteAll(raw[:]); err != nil {
 		wire.Discard(stream)
 		c.noteFailure(st)
