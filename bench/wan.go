@@ -24,9 +24,10 @@ import (
 // One op is a new connection as the application sees it: from "the server side wants a stream
 // to the client" (IncomingGet; raw quic-go opens a fresh stream; TCP dials a new connection) to
 // the echo's reply back: the server side writes 1 KiB and half-closes, the client side reads it
-// to EOF, writes 1 KiB back and half-closes, the server side reads that to EOF. The client's
-// OutgoingGet(id) is called in this process as soon as the server has the ID: the ID would cross
-// the control channel while the 1 KiB crosses the stream.
+// to EOF, writes 1 KiB back and half-closes, the server side reads that to EOF. The server side
+// writes as soon as it has its stream, as a tunnel does; the client's OutgoingGet(id) is called
+// in this process right after: the ID would cross the control channel while the 1 KiB crosses
+// the stream.
 
 var (
 	wanDelayFlag  = flag.Duration("wan-delay", 25*time.Millisecond, "wan workload: one-way delay of the emulated path")
@@ -356,24 +357,29 @@ func boundedOp(op func(time.Duration) error, timeout time.Duration) error {
 	return withTimeout(timeout+time.Second, func() error { return op(timeout) })
 }
 
-// wanOp is one new connection through a pool: the server side takes a stream (IncomingGet), the
-// client side the same stream (OutgoingGet of its ID); the server side writes 1 KiB and
-// half-closes, the client side reads it to EOF, writes 1 KiB back and half-closes, the server
-// side reads the reply to EOF. Both close. All within timeout.
+// wanOp is one new connection through a pool: the server side takes a stream (IncomingGet),
+// writes 1 KiB and half-closes at once, as a tunnel does (its data does not wait for the client
+// side); the client side takes the same stream (OutgoingGet of its ID), reads the 1 KiB to EOF,
+// writes 1 KiB back and half-closes; the server side reads the reply to EOF. Both close. All
+// within timeout.
 func wanOp(server, client Pool, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	id, sc, err := server.IncomingGet(timeout)
 	if err != nil {
 		return fmt.Errorf("IncomingGet: %w", err)
 	}
+	_ = sc.SetDeadline(deadline)
+	if err := sendRequest(sc); err != nil {
+		abort(sc)
+		return err
+	}
 	cc, err := client.OutgoingGet(id, max(time.Until(deadline), time.Millisecond))
 	if err != nil {
 		abort(sc)
 		return fmt.Errorf("OutgoingGet: %w", err)
 	}
-	_ = sc.SetDeadline(deadline)
 	_ = cc.SetDeadline(deadline)
-	if err := echoOnce(sc, cc); err != nil {
+	if err := echoReply(sc, cc); err != nil {
 		abort(sc)
 		abort(cc)
 		return err
@@ -383,15 +389,21 @@ func wanOp(server, client Pool, timeout time.Duration) error {
 	return nil
 }
 
-// echoOnce is the exchange of one op: request from the server side, reply from the client side.
-func echoOnce(sc, cc net.Conn) error {
-	var buf [2048]byte
+// sendRequest is the server side's request: 1 KiB, then half-close.
+func sendRequest(sc net.Conn) error {
 	if _, err := sc.Write(payload); err != nil {
 		return fmt.Errorf("server write: %w", err)
 	}
 	if err := halfClose(sc); err != nil {
 		return fmt.Errorf("server half-close: %w", err)
 	}
+	return nil
+}
+
+// echoReply is the rest of the exchange: the client side reads the request to EOF and replies
+// with 1 KiB and a half-close; the server side reads the reply to EOF.
+func echoReply(sc, cc net.Conn) error {
+	var buf [2048]byte
 	if got, err := readToEOF(cc, buf[:]); err != nil || got != int64(len(payload)) {
 		return fmt.Errorf("client read %d bytes: %v", got, err)
 	}
