@@ -349,28 +349,30 @@ func scaleChecks(cfg Config, res Results, add func(string, bool, bool, string, .
 	} else {
 		add(t, false, false, "not measured")
 	}
-	var pers []string
+	// Flat means that a stream costs the same whatever the pool's size: the heap a pool adds per
+	// stream over the smallest pool (the slope), compared across the larger pools. The heap per
+	// stream of each pool is shown too; in the smallest pool it is mostly the fixed cost of the
+	// engine, the actors and the connections, divided by few streams.
+	var pers, adds []string
 	lo, hi := math.Inf(1), 0.0
 	for _, n := range c.Caps {
-		if r := findScale(res.Scale, nameQuicpool, n); r != nil && r.HeapPer() > 0 {
-			lo, hi = min(lo, r.HeapPer()), max(hi, r.HeapPer())
-			pers = append(pers, fmt.Sprintf("%d: %s", n, bytes(r.HeapPer())))
+		r := findScale(res.Scale, nameQuicpool, n)
+		if r == nil || r.HeapPer() <= 0 {
+			continue
+		}
+		pers = append(pers, fmt.Sprintf("%d: %s", n, bytes(r.HeapPer())))
+		if m := marginal(res.Scale, *r); m > 0 {
+			lo, hi = min(lo, m), max(hi, m)
+			adds = append(adds, fmt.Sprintf("%d: %s", n, bytes(m)))
 		}
 	}
-	t = fmt.Sprintf("Scale: heap per idle stream flat (max/min <= 1.25) from %d to %d streams", slices.Min(c.Caps), bigN)
-	if len(pers) >= 2 {
-		var adds []string
-		for _, n := range c.Caps {
-			if r := findScale(res.Scale, nameQuicpool, n); r != nil {
-				if m := marginal(res.Scale, *r); m > 0 {
-					adds = append(adds, fmt.Sprintf("%d: %s", n, bytes(m)))
-				}
-			}
-		}
-		add(t, true, hi <= 1.25*lo, "%s (max/min %.2f); added per end over the smallest pool: %s", strings.Join(pers, ", "), hi/lo,
-			strings.Join(adds, ", "))
+	t = fmt.Sprintf("Scale: heap per idle stream flat from %d to %d streams (added per stream over the smallest pool, max/min <= 1.25)",
+		slices.Min(c.Caps), bigN)
+	if len(adds) >= 2 {
+		add(t, true, hi <= 1.25*lo, "added per stream %s (max/min %.2f); heap per stream in all %s", strings.Join(adds, ", "), hi/lo,
+			strings.Join(pers, ", "))
 	} else {
-		add(t, false, false, "not measured")
+		add(t, false, false, "not measured (needs three pool sizes)")
 	}
 }
 
