@@ -14,7 +14,7 @@ import (
 )
 
 // clientShard owns one client connection: it dials it, opens streams on it when the coordinator
-// asks (each opened and handshaken in a goroutine, which hands the stream straight to the
+// asks (on its opener workers, which run the handshakes and hand each stream straight to the
 // coordinator), and reports the connection's death to the supervisor, which replaces the shard.
 type clientShard struct {
 	shard
@@ -199,50 +199,48 @@ type opener struct {
 
 func (o opener) offer() bool { return o.workers != nil && o.workers.offer(o.job) }
 
-// openStream opens one stream and runs the client side of the handshake: write the handshake
-// byte, read the 4-byte ID. Then the stream is the coordinator's. It blocks while the server's
-// stream limit is reached.
-func (s *clientShard) openStream(conn *quic.Conn) {
-	stream, err := s.openBounded(conn)
-	if err != nil {
-		s.openFailed(err, 1)
-		return
-	}
-	if s.startHandshake(stream, time.Now().Add(s.rt.HandshakeTimeout)) {
-		s.finishHandshake(stream)
-	}
-}
+// idGrace is how long past its batch's deadline a stream's ID may still be read. quic-go's Read
+// checks the deadline before the data it holds, so without it a stream whose ID arrived while an
+// earlier stream of its batch waited out the deadline would be thrown away with its ID unread.
+const idGrace = 100 * time.Millisecond
 
-// openStreams opens n streams and runs their handshakes together: it opens as many as the
-// server's stream credit allows at once and writes each one's handshake byte (quic-go buffers a
-// write that small: nothing here waits), then reads their IDs in order. The IDs come back in
-// about one round trip, so a batch costs one goroutine one round trip, where a goroutine per
-// stream would cost n goroutines and their stacks. Streams beyond the credit are then opened
-// one at a time, each waiting for credit as openStream does.
+// openStream opens one stream and runs the client side of its handshake (openStreams of one).
+func (s *clientShard) openStream(conn *quic.Conn) { s.openStreams(conn, 1) }
+
+// openStreams opens n streams and runs their handshakes together, in rounds. A round opens a
+// stream, waiting for the server's stream credit if it has to (at most HandshakeTimeout), then as
+// many more as the credit allows at once, and writes each one's handshake byte (quic-go buffers
+// a write that small: none of this waits); then it reads their IDs in order. The IDs come back
+// in about one round trip, so a round costs one goroutine one round trip, where a goroutine per
+// stream would cost n goroutines and their stacks. The streams beyond the credit go in the next
+// round. Every one of the n opens is answered to the coordinator once: streamReady or
+// openFailed.
 func (s *clientShard) openStreams(conn *quic.Conn, n int) {
-	deadline := time.Now().Add(s.rt.HandshakeTimeout)
-	started := make([]*quic.Stream, 0, n)
-	left := n
-	for left > 0 {
-		stream, err := conn.OpenStream()
-		if _, limited := errors.AsType[*quic.StreamLimitReachedError](err); limited {
-			break
+	var buf [openBatch]*quic.Stream
+	for n > 0 {
+		stream, err := s.openBounded(conn)
+		if err != nil {
+			s.openFailed(err, n) // no credit for HandshakeTimeout, or the connection is going
+			return
 		}
-		if err != nil { // the connection is going: so are the rest
-			s.openFailed(err, left)
-			left = 0
-			break
+		deadline := time.Now().Add(s.rt.HandshakeTimeout)
+		started := buf[:0]
+		for {
+			n--
+			if s.startHandshake(stream, deadline) {
+				started = append(started, stream)
+			}
+			if n == 0 {
+				break
+			}
+			if stream, err = conn.OpenStream(); err != nil {
+				break // no credit now, or the connection is going: the next round's first open says which
+			}
 		}
-		left--
-		if s.startHandshake(stream, deadline) {
-			started = append(started, stream)
+		for i, stream := range started {
+			s.finishHandshake(stream, deadline)
+			started[i] = nil
 		}
-	}
-	for _, stream := range started {
-		s.finishHandshake(stream)
-	}
-	for range left {
-		s.openStream(conn)
 	}
 }
 
@@ -259,9 +257,13 @@ func (s *clientShard) startHandshake(stream *quic.Stream, deadline time.Time) bo
 	return true
 }
 
-// finishHandshake reads the ID the server answered a stream's handshake with and hands the
-// stream to the coordinator, which owns it from then on.
-func (s *clientShard) finishHandshake(stream *quic.Stream) {
+// finishHandshake reads the ID the server answered a stream's handshake with, until deadline (or
+// idGrace from now, if later), and hands the stream to the coordinator, which owns it from then
+// on.
+func (s *clientShard) finishHandshake(stream *quic.Stream, deadline time.Time) {
+	if grace := time.Now().Add(idGrace); grace.After(deadline) {
+		_ = stream.SetReadDeadline(grace)
+	}
 	id, err := wire.ReadID(stream)
 	if err != nil {
 		wire.Discard(stream)

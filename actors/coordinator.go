@@ -175,6 +175,9 @@ func (c *coordinator) get(g messages.Get) {
 			c.answer(deliver(g.Reply, messages.Stream{ID: g.ID, Err: err}))
 			return
 		}
+		if e, ok := c.idle.byID[g.ID]; ok && e.closedAt.IsZero() && peerGone(e.stream) {
+			c.peerStopped(g.ID) // not seen yet: a discarded stream goes, a closed one stays reachable
+		}
 		if e, ok := c.idle.byID[g.ID]; ok && !e.shard.suspect {
 			c.idle.take(g.ID)
 			c.handOut(g.ID, e, waiter{Get: g})
@@ -280,7 +283,7 @@ func (c *coordinator) fileReady(st *shardLoad, id string, stream *quic.Stream) {
 	st.opened++
 	c.gone.forget(id)
 	now := time.Now()
-	for !st.suspect { // a silent connection's streams wait with the others (liveness)
+	for !st.suspect && !peerGone(stream) { // a silent connection's streams wait with the others (liveness)
 		g, ok := c.waiters.next(id, now)
 		if !ok {
 			break

@@ -19,8 +19,8 @@ const (
 	// ErrStreamGone at once instead of waiting.
 	goneMemory = 4096
 	// peerCheckInterval is how often the coordinator looks for idle streams the peer stopped
-	// reading (checkPeers). A hand-out looks at its stream first, so the interval bounds only how
-	// soon such a stream is replaced and counted, never whether a dead one is handed out.
+	// reading (checkPeers). A hand-out looks at its stream first, so the interval bounds how soon
+	// such a stream is replaced and counted, not whether a caller gets a dead one.
 	peerCheckInterval = 250 * time.Millisecond
 )
 
@@ -229,6 +229,10 @@ func peerGone(s *quic.Stream) bool { return s.Context().Err() != nil }
 // Looking at each stream's context costs a load per stream; a watch armed on every stream
 // (context.AfterFunc) would cost half a KiB per idle stream and an allocation per hand-out.
 func (c *coordinator) checkPeers() {
+	if !c.stopped { // first: a panic below must not end the checks
+		engine, self := c.engine, c.self
+		c.peerTimer = time.AfterFunc(peerCheckInterval, func() { engine.Send(self, checkPeers{}) })
+	}
 	var gone []string
 	for id, e := range c.idle.byID {
 		if e.closedAt.IsZero() && peerGone(e.stream) {
@@ -238,18 +242,15 @@ func (c *coordinator) checkPeers() {
 	for _, id := range gone {
 		c.peerStopped(id)
 	}
-	if !c.stopped {
-		engine, self := c.engine, c.self
-		c.peerTimer = time.AfterFunc(peerCheckInterval, func() { engine.Send(self, checkPeers{}) })
-	}
 }
 
-// peerStopped handles an idle stream the peer stopped reading; the stream stops being usable. If
-// the peer's pool discarded it (wire.StreamCodeDiscarded) it goes at once. Otherwise the peer's
-// application closed a stream this side has not taken yet: it may still carry data for the
-// caller who will ask for its ID, so it stops counting as idle (the pool refills) but stays
-// reachable by ID for peerClosedGrace. A stream whose connection ended goes without a reset
-// (the connection's close ends it; shardDown deals with the rest).
+// peerStopped handles an idle stream whose write side ended (peerGone); the stream stops being
+// usable. If the peer's pool discarded it (wire.StreamCodeDiscarded) it is discarded here too.
+// If the peer's application closed it before this side took it, it may still carry data for the
+// caller who will ask for its ID: it stops counting as idle (the pool refills) but stays
+// reachable by ID for peerClosedGrace. A stream ended by its connection's end (quic-go ends a
+// closing connection's streams before the connection's own context) goes without a reset or a
+// count: the connection's close ends it, and shardDown deals with the rest.
 func (c *coordinator) peerStopped(id string) {
 	e, ok := c.idle.byID[id]
 	if !ok || !e.closedAt.IsZero() {
@@ -257,11 +258,11 @@ func (c *coordinator) peerStopped(id string) {
 	}
 	var se *quic.StreamError
 	switch {
-	case e.shard.conn.Context().Err() != nil:
+	case !errors.As(context.Cause(e.stream.Context()), &se) || e.shard.conn.Context().Err() != nil:
 		c.idle.take(id)
 		c.streamGone(id)
 		return
-	case !errors.As(context.Cause(e.stream.Context()), &se) || !se.Remote || se.ErrorCode == wire.StreamCodeDiscarded:
+	case !se.Remote || se.ErrorCode == wire.StreamCodeDiscarded:
 		c.idle.take(id)
 		wire.Discard(e.stream)
 		c.stats.discarded++

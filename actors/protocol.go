@@ -13,11 +13,12 @@ import (
 // are unexported: no code outside this package can send them, so the coordinator's inbox takes
 // from outside only the requests of package messages.
 //
-// A stream's life, client side: the coordinator hands the open to one of the shard's idle
-// opener workers (opener.offer), or, if none is idle, sends the shard openStreams, which starts
-// workers for it. The worker opens a stream, reads its ID and hands the stream straight to the
-// coordinator (streamReady), which owns it from then on, hands it to a caller (one step, no hop
-// through the shard), or discards it. Server side: the shard's goroutine accepts a stream, reads the handshake byte and
+// A stream's life, client side: the coordinator hands the replacement of a taken stream to one of
+// the shard's idle opener workers (opener.offer); it asks for more streams, or for one when no
+// worker is idle, with openStreams to the shard, which runs them on its workers. A worker opens
+// a stream, reads its ID and hands the stream straight to the coordinator (streamReady), which
+// owns it from then on, hands it to a caller (one step, no hop through the shard), or discards
+// it. Server side: the shard's goroutine accepts a stream, a worker reads its handshake byte and
 // hands the stream to the coordinator (handshaken), which issues and writes its ID.
 //
 // A connection's life: the shard reports shardUp to the coordinator when its connection is up,
