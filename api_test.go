@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
+	"io"
 	"net"
 	"runtime"
 	"strings"
@@ -260,4 +261,33 @@ func TestExhaustedClientOpensUpToMaxCap(t *testing.T) {
 	}
 	require.Equal(t, 64, client.Stats().Capacity, "exhausted: the capacity goes to maxCap")
 	require.NoError(t, client.WaitReady(waitCtx(t), 64), "and the pool fills to it")
+}
+
+// CloseWrite half-closes a stream as *net.TCPConn does, through the interface proxy code checks
+// for: the peer reads EOF, and this side still reads the peer's answer to its EOF.
+func TestCloseWriteHalfCloses(t *testing.T) {
+	server := startServer(t, 4)
+	client := startClient(t, 4, 4, server.Addr())
+	id, sc, err := server.IncomingGet(5 * time.Second)
+	require.NoError(t, err)
+	defer sc.Close()
+	cc, err := client.OutgoingGet(id, 5*time.Second)
+	require.NoError(t, err)
+	defer cc.Close()
+
+	hc, ok := sc.(interface{ CloseWrite() error })
+	require.True(t, ok, "a pool stream offers CloseWrite")
+	_, err = sc.Write([]byte("request"))
+	require.NoError(t, err)
+	require.NoError(t, hc.CloseWrite())
+
+	got, err := io.ReadAll(cc)
+	require.NoError(t, err, "the peer reads to EOF")
+	require.Equal(t, "request", string(got))
+	_, err = cc.Write([]byte("answer"))
+	require.NoError(t, err)
+	require.NoError(t, cc.(*quicpool.StreamConn).CloseWrite())
+	got, err = io.ReadAll(sc)
+	require.NoError(t, err, "the half-closed side still reads")
+	require.Equal(t, "answer", string(got))
 }

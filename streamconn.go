@@ -15,7 +15,8 @@ import (
 //
 // Close releases the stream in both directions: it sends FIN after any buffered data and stops
 // reading, so the stream's credit is returned to the peer at once, even if the peer's data was
-// never read to EOF. To half-close (stop writing but keep reading), call Stream.Close instead.
+// never read to EOF. To half-close (stop writing but keep reading), call CloseWrite, as with a
+// *net.TCPConn.
 type StreamConn struct {
 	*quic.Stream
 	conn *quic.Conn
@@ -42,6 +43,12 @@ func (s *StreamConn) Close() error {
 	_ = s.Stream.Close()
 	return nil
 }
+
+// CloseWrite half-closes the stream: it sends FIN after the data already written, and the
+// stream can still be read to the peer's FIN. Proxy code that half-closes through
+// interface{ CloseWrite() error }, as it does a *net.TCPConn, works unchanged. Close still has to
+// be called to release the stream.
+func (s *StreamConn) CloseWrite() error { return s.Stream.Close() }
 
 // LocalAddr returns the local address of the stream's connection.
 func (s *StreamConn) LocalAddr() net.Addr { return s.conn.LocalAddr() }

@@ -252,7 +252,7 @@ func pipe(tcp *net.TCPConn, s *quicpool.StreamConn, toStream, toTCP func(int64),
 	go func() {
 		_, err := io.Copy(up, tcp)
 		if err == nil {
-			err = s.Stream.Close() // FIN: the peer reads EOF; our read side stays open
+			err = s.CloseWrite() // FIN: the peer reads EOF; our read side stays open
 		}
 		done <- err
 	}()
