@@ -451,9 +451,6 @@ func (c *coordinator) tick() {
 	if c.rt.Client {
 		c.tune()
 		c.replenish()
-		if len(c.shards) < c.rt.Shards {
-			c.refillUpTo(c.rt.PerShard) // the live shards take up the share of those down
-		}
 		next = c.refill.interval
 	}
 	engine, self := c.engine, c.self

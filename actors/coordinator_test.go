@@ -422,6 +422,17 @@ func TestClientRefillsAndReplacesTakenStream(t *testing.T) {
 	require.Equal(t, 1, c.state().Opening)
 }
 
+// The first connection of a multi-connection client fills the pool to its capacity at once, not
+// to its share while the others are still connecting: fill time is one connection's handshake.
+func TestFirstConnectionFillsWhileOthersConnect(t *testing.T) {
+	c := startCoordinator(t, true, func(cfg *core.Config) { cfg.MinCap, cfg.MaxCap, cfg.Shards = 64, 1024, 8 })
+	shard, asked := c.shard("shard")
+	lb := quicStreams(t, 1)
+	c.send(core.Start{}, shardUp{shard: shard, conn: lb.conn})
+	require.Equal(t, openStreams{n: 64}, recv(t, asked, "the first connection's openStreams"),
+		"the share of one connection of 8 would be 8")
+}
+
 // A stream the peer's application closed (STOP_SENDING with code 0) before it was taken stops
 // counting as idle but is still handed out by its ID.
 func TestPeerClosedStreamStaysReachableByID(t *testing.T) {

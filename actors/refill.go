@@ -36,14 +36,27 @@ func (c *coordinator) share() int {
 
 // replenish makes up for streams that left the idle set, in the step they left: a server gives
 // the room to streams held for lack of it (grantHeld); a client asks the shards to open the
-// streams the pool lacks, each live shard up to its fair share of the capacity (capacity / shard
-// slots), so that every connection carries traffic.
+// streams the pool lacks (refillLimit).
 func (c *coordinator) replenish() {
 	if c.rt.Client {
-		c.refillUpTo(c.share())
+		c.refillUpTo(c.refillLimit())
 	} else {
 		c.grantHeld()
 	}
+}
+
+// refillLimit is how many idle streams a live client shard may be asked to hold. With every
+// shard up it is the shard's fair share of the capacity (capacity / shard slots), so that every
+// connection carries traffic. While some are down (still connecting at the start, or redialing)
+// it is as many as a connection holds: the first connection up fills the pool to its capacity at
+// once, instead of to its share while the others finish their handshakes, and the live ones
+// take up the share of a connection that died. The hand-outs and refills that follow spread
+// the streams over the connections again (leastLoaded).
+func (c *coordinator) refillLimit() int {
+	if len(c.shards) < c.rt.Shards {
+		return c.rt.PerShard
+	}
+	return c.share()
 }
 
 // refillUpTo asks for the missing streams, one at a time to the least loaded shard below limit.

@@ -50,7 +50,8 @@ type supervisor struct {
 
 	started    bool
 	shutting   bool
-	generation int // incarnation counter: every shard gets a fresh ID
+	generation int  // incarnation counter: every shard gets a fresh ID
+	firstDial  bool // client: the other slots wait for slot 0's first dial to end (startOthers)
 
 	slots    []slot
 	refusals uint64  // server: connections refused since start
@@ -125,7 +126,26 @@ func (s *supervisor) start() {
 	now := time.Now()
 	for i := range s.slots {
 		s.slots[i].downSince = now
-		s.spawnNext(i)
+	}
+	s.firstDial = true
+	s.spawnNext(0)
+}
+
+// startOthers starts the other slots' dials once slot 0's first dial has ended, connected or
+// failed. Dialing them all at once would share the CPU between their TLS handshakes, so that
+// the first connection, and with it the pool's first streams, would come up only when most of
+// them had; one handshake first fills the pool one handshake after the start (the first
+// connection takes up the others' share meanwhile: refillLimit). A server that cannot be reached
+// or trusted costs one dial's failure, not one per slot.
+func (s *supervisor) startOthers() {
+	if !s.firstDial {
+		return
+	}
+	s.firstDial = false
+	for i := 1; i < len(s.slots); i++ {
+		if !s.shutting {
+			s.spawnNext(i)
+		}
 	}
 }
 
@@ -167,6 +187,7 @@ func (s *supervisor) connected(m connected) {
 	}
 	old, outage := sl.shard, time.Since(sl.downSince)
 	sl.shard, sl.next, sl.suspect, sl.downSince = m.shard, nil, false, time.Time{}
+	s.startOthers()
 	if old != nil {
 		s.rt.Log.Warn("switched over to a new connection", "slot", m.slot, "silent for", outage.Round(time.Millisecond))
 		s.rt.emit(s.engine, messages.Event{Kind: messages.EventSwitchOver, Slot: m.slot})
@@ -219,6 +240,7 @@ func (s *supervisor) shardFailed(m shardFailed) {
 		sl.shard, sl.suspect = nil, false
 	}
 	s.engine.Poison(m.shard)
+	s.startOthers()
 	reason, permanent := permanent(m.err)
 	var reset *quic.StatelessResetError
 	if errors.As(m.err, &reset) {

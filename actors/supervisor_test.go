@@ -225,3 +225,25 @@ func TestSupervisorIgnoresForgedStopped(t *testing.T) {
 	require.ErrorIs(t, s.nextShardDown().err, errNoHost)
 	require.False(t, isClosed(s.cfg.SupervisorStopped), "a forged Stopped does not stop the supervisor")
 }
+
+// A client dials its first slot alone, and the others once that first dial has ended (here, in
+// failure): the first connection's handshake does not share the CPU with the others', and a
+// server that cannot be reached costs one failed dial, not one per slot.
+func TestSupervisorDialsOneSlotFirst(t *testing.T) {
+	release := make(chan struct{})
+	s := startSupervisor(t, 3, testPolicy{backoff: time.Hour, ceiling: time.Hour}, func() (string, error) {
+		<-release
+		return failing()
+	})
+	s.engine.Send(s.pid, core.Start{})
+	recv(t, s.resolves, "slot 0's dial")
+	require.NotNil(t, s.shardPID(0, 1), "slot 0 dials first")
+	require.Nil(t, s.shardPID(1, 2), "slot 1 waits for slot 0's dial")
+	require.Nil(t, s.shardPID(2, 2), "slot 2 waits for slot 0's dial")
+	require.Nil(t, s.shardPID(1, 3))
+	require.Nil(t, s.shardPID(2, 3))
+	close(release)
+	recv(t, s.resolves, "a second slot's dial")
+	recv(t, s.resolves, "a third slot's dial")
+	require.Equal(t, 0, slotOf(t, s.nextShardDown().shard), "slot 0 failed first")
+}
