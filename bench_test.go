@@ -136,16 +136,17 @@ func BenchmarkWakeWaiter(b *testing.B) {
 }
 
 // holdingServer is a plain quic-go server speaking ALPN np-quic that reads each new stream's
-// 0x00 and then holds the stream, unanswered, on the returned channel.
-func holdingServer(b *testing.B) (string, <-chan *quic.Stream) {
-	tlsConf := selfSigned(b)
+// 0x00 and then holds the stream, unanswered, on the returned channel (a benchmark or a test
+// answers it).
+func holdingServer(tb testing.TB) (string, <-chan *quic.Stream) {
+	tlsConf := selfSigned(tb)
 	tlsConf.NextProtos = []string{quicpool.ALPN}
 	ln, err := quic.ListenAddr("127.0.0.1:0", tlsConf, &quic.Config{MaxIdleTimeout: 30 * time.Second})
 	if err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	b.Cleanup(func() { cancel(); ln.Close() })
+	tb.Cleanup(func() { cancel(); ln.Close() })
 	pending := make(chan *quic.Stream, 64)
 	go func() {
 		for {

@@ -1,10 +1,15 @@
 package quicpool_test
 
 import (
+	"cmp"
+	"context"
 	"io"
+	"slices"
 	"testing"
 	"time"
 
+	"github.com/quic-go/quic-go"
+	"github.com/quicpool/quicpool"
 	"github.com/quicpool/quicpool/messages"
 	"github.com/stretchr/testify/require"
 )
@@ -55,4 +60,36 @@ func TestFlushReachesThePeer(t *testing.T) {
 	})
 	// And the pools refill.
 	require.NoError(t, server.WaitReady(waitCtx(t), 8))
+}
+
+// A server answers handshakes in its own order, and may hold a stream without an ID while it has
+// no room: a client's stream that got its ID is ready at once, whatever the streams opened with it
+// are waiting for.
+func TestStreamsAnsweredOutOfOrderAreReadyAtOnce(t *testing.T) {
+	addr, pending := holdingServer(t)
+	client := quicpool.NewClientPool(4, 4, time.Hour, time.Hour, 10*time.Second,
+		"1", "localhost", quicpool.StaticAddr(addr))
+	go client.ClientManager()
+	t.Cleanup(client.Close)
+	var streams []*quic.Stream
+	for range 4 {
+		select {
+		case st := <-pending:
+			streams = append(streams, st)
+		case <-waitCtx(t).Done():
+			t.Fatalf("the client opened %d streams, want 4", len(streams))
+		}
+	}
+	slices.SortFunc(streams, func(a, b *quic.Stream) int { return cmp.Compare(a.StreamID(), b.StreamID()) })
+	for i := len(streams) - 1; i > 0; i-- { // the first one opened is held; the others are answered, last first
+		_, err := streams[i].Write([]byte{0, 0, 0, byte(i)})
+		require.NoError(t, err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second) // half the handshake timeout
+	defer cancel()
+	require.NoError(t, client.WaitReady(ctx, 3), "the three answered streams are idle before the held one times out")
+	for _, st := range streams {
+		st.CancelRead(0)
+		st.CancelWrite(0)
+	}
 }

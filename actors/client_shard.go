@@ -199,22 +199,17 @@ type opener struct {
 
 func (o opener) offer() bool { return o.workers != nil && o.workers.offer(o.job) }
 
-// idGrace is how long past its batch's deadline a stream's ID may still be read. quic-go's Read
-// checks the deadline before the data it holds, so without it a stream whose ID arrived while an
-// earlier stream of its batch waited out the deadline would be thrown away with its ID unread.
-const idGrace = 100 * time.Millisecond
-
 // openStream opens one stream and runs the client side of its handshake (openStreams of one).
 func (s *clientShard) openStream(conn *quic.Conn) { s.openStreams(conn, 1) }
 
-// openStreams opens n streams and runs their handshakes together, in rounds. A round opens a
-// stream, waiting for the server's stream credit if it has to (at most HandshakeTimeout), then as
-// many more as the credit allows at once, and writes each one's handshake byte (quic-go buffers
-// a write that small: none of this waits); then it reads their IDs in order. The IDs come back
-// in about one round trip, so a round costs one goroutine one round trip, where a goroutine per
-// stream would cost n goroutines and their stacks. The streams beyond the credit go in the next
-// round. Every one of the n opens is answered to the coordinator once: streamReady or
-// openFailed.
+// openStreams opens n streams and runs their handshakes, in rounds. A round opens a stream,
+// waiting for the server's stream credit if it has to (at most HandshakeTimeout), then as many
+// more as the credit allows at once, and writes each one's handshake byte (quic-go buffers a
+// write that small: none of this waits). Then each stream waits for its ID on a goroutine of its
+// own (an idle worker's if there is one; this one for the last): a server answers in its own
+// order, and holds a stream without an ID while it has no room, so one stream's wait must not
+// hold up the others. The streams beyond the credit go in the next round. Every one of the n
+// opens is answered to the coordinator once: streamReady or openFailed.
 func (s *clientShard) openStreams(conn *quic.Conn, n int) {
 	var buf [openBatch]*quic.Stream
 	for n > 0 {
@@ -238,8 +233,15 @@ func (s *clientShard) openStreams(conn *quic.Conn, n int) {
 			}
 		}
 		for i, stream := range started {
-			s.finishHandshake(stream, deadline)
 			started[i] = nil
+			if i == len(started)-1 {
+				s.finishHandshake(stream)
+				break
+			}
+			read := s.rt.guard(func() { s.finishHandshake(stream) }, func(err error) { s.openFailed(err, 1) })
+			if !s.openers.offer(read) { // offer, unlike tryRun, is safe off the shard's goroutine
+				s.rt.Go(read)
+			}
 		}
 	}
 }
@@ -257,13 +259,10 @@ func (s *clientShard) startHandshake(stream *quic.Stream, deadline time.Time) bo
 	return true
 }
 
-// finishHandshake reads the ID the server answered a stream's handshake with, until deadline (or
-// idGrace from now, if later), and hands the stream to the coordinator, which owns it from then
+// finishHandshake reads the ID the server answered a stream's handshake with (within the
+// deadline startHandshake set) and hands the stream to the coordinator, which owns it from then
 // on.
-func (s *clientShard) finishHandshake(stream *quic.Stream, deadline time.Time) {
-	if grace := time.Now().Add(idGrace); grace.After(deadline) {
-		_ = stream.SetReadDeadline(grace)
-	}
+func (s *clientShard) finishHandshake(stream *quic.Stream) {
 	id, err := wire.ReadID(stream)
 	if err != nil {
 		wire.Discard(stream)

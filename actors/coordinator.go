@@ -29,6 +29,7 @@ type coordinator struct {
 	peerTimer *time.Timer // the next checkPeers
 
 	shards  map[string]*shardLoad // connections up, by shard PID ID
+	silent  int                   // how many of them are suspect (liveness)
 	idle    idleStreams
 	gone    goneIDs
 	waiters waiters
@@ -356,6 +357,9 @@ func (c *coordinator) shardUp(m shardUp) {
 func (c *coordinator) shardDown(m shardDown) {
 	if st := c.shards[m.shard.ID]; st != nil {
 		delete(c.shards, m.shard.ID)
+		if st.suspect {
+			c.silent--
+		}
 		c.idle.removeShard(st)
 		for _, id := range c.idle.dropShard(st) {
 			c.streamGone(id)

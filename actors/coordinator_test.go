@@ -2,6 +2,7 @@ package actors
 
 import (
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -431,6 +432,32 @@ func TestFirstConnectionFillsWhileOthersConnect(t *testing.T) {
 	c.send(core.Start{}, shardUp{shard: shard, conn: lb.conn})
 	require.Equal(t, openStreams{n: 64}, recv(t, asked, "the first connection's openStreams"),
 		"the share of one connection of 8 would be 8")
+}
+
+// When a connection goes silent, the live ones make up for its streams at once, beyond their
+// share: a silent connection counts as down for the refill.
+func TestLiveConnectionsMakeUpForASilentOne(t *testing.T) {
+	c := startCoordinator(t, true, func(cfg *core.Config) { cfg.MinCap, cfg.MaxCap, cfg.Shards = 8, 16, 2 })
+	a, askedA := c.shard("a")
+	b, askedB := c.shard("b")
+	lb := quicStreams(t, 8)
+	c.send(shardUp{shard: a, slot: 0, conn: lb.conn}, shardUp{shard: b, slot: 1, conn: lb.conn}, core.Start{})
+	require.Equal(t, openStreams{n: 4}, recv(t, askedA, "a's share"))
+	require.Equal(t, openStreams{n: 4}, recv(t, askedB, "b's share"))
+	for i := range 4 {
+		c.send(streamReady{shard: a, id: fmt.Sprintf("000000a%d", i), stream: lb.streams[i]})
+	}
+	for i := 4; i < 8; i++ {
+		c.send(streamReady{shard: b, id: fmt.Sprintf("000000b%d", i), stream: lb.streams[i]})
+	}
+	s := c.state()
+	require.Equal(t, 8, s.Idle)
+	require.Zero(t, s.Opening)
+	require.Empty(t, askedB, "b holds its share (4): nothing asked of it")
+
+	c.send(liveness{shard: a, slot: 0, suspect: true, heard: time.Now()})
+	require.Equal(t, openStreams{n: 4}, recv(t, askedB, "b making up for a's streams"),
+		"b's share is 4, but a is silent: b opens what the pool lacks")
 }
 
 // A stream the peer's application closed (STOP_SENDING with code 0) before it was taken stops

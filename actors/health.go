@@ -76,6 +76,11 @@ func (c *coordinator) liveness(m liveness) {
 	}
 	c.idle.setSuspect(st, m.suspect)
 	if m.suspect {
+		c.silent++
+	} else {
+		c.silent--
+	}
+	if m.suspect {
 		c.replenish() // the live connections make up for the silent one's streams
 		return
 	}

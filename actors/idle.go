@@ -274,11 +274,11 @@ func (c *coordinator) peerStopped(id string) {
 		}
 	}
 	if c.rt.Client {
-		if err := e.shard.trust.peerClosed(c.share()); err != nil {
+		if err := e.shard.trust.peerClosed(c.connectionHold()); err != nil {
 			c.violation(e.shard, err)
 			return
 		}
-		if e.shard.trust.closesDominate(c.share()) {
+		if e.shard.trust.closesDominate(c.connectionHold()) {
 			return // replaced at the next tick, not at once: a server that closes every stream sets no pace
 		}
 	}

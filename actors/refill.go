@@ -46,18 +46,23 @@ func (c *coordinator) replenish() {
 }
 
 // refillLimit is how many idle streams a live client shard may be asked to hold. With every
-// shard up it is the shard's fair share of the capacity (capacity / shard slots), so that every
-// connection carries traffic. While some are down (still connecting at the start, or redialing)
-// it is as many as a connection holds: the first connection up fills the pool to its capacity at
-// once, instead of to its share while the others finish their handshakes, and the live ones
-// take up the share of a connection that died. The hand-outs and refills that follow spread
-// the streams over the connections again (leastLoaded).
+// shard up and answering it is the shard's fair share of the capacity (capacity / shard slots),
+// so that every connection carries traffic. While some are down (still connecting at the start,
+// or redialing) or silent, it is as many as a connection holds (connectionHold): the first
+// connection up fills the pool at once, instead of to its share while the others finish their
+// handshakes, and the live ones take up the share of a connection that died or went silent.
+// The hand-outs and refills that follow spread the streams over the connections again
+// (leastLoaded).
 func (c *coordinator) refillLimit() int {
-	if len(c.shards) < c.rt.Shards {
-		return c.rt.PerShard
+	if len(c.shards)-c.silent < c.rt.Shards {
+		return c.connectionHold()
 	}
 	return c.share()
 }
+
+// connectionHold is the most idle streams one client connection ever holds: the pool's maxCap,
+// at most PerShard. The trust rules judge a server's closes against it.
+func (c *coordinator) connectionHold() int { return min(c.rt.MaxCap, c.rt.PerShard) }
 
 // refillUpTo asks for the missing streams, one at a time to the least loaded shard below limit.
 // A single one goes straight to an idle opener of the shard if it has one; more go as one

@@ -123,27 +123,26 @@ func (s *supervisor) start() {
 		s.rt.Go(s.rt.guard(s.serve, func(err error) { s.engine.Send(s.self, listenResult{err: err}) }))
 		return
 	}
-	now := time.Now()
-	for i := range s.slots {
-		s.slots[i].downSince = now
-	}
 	s.firstDial = true
+	s.slots[0].downSince = time.Now()
 	s.spawnNext(0)
 }
 
 // startOthers starts the other slots' dials once slot 0's first dial has ended, connected or
-// failed. Dialing them all at once would share the CPU between their TLS handshakes, so that
-// the first connection, and with it the pool's first streams, would come up only when most of
-// them had; one handshake first fills the pool one handshake after the start (the first
-// connection takes up the others' share meanwhile: refillLimit). A server that cannot be reached
-// or trusted costs one dial's failure, not one per slot.
+// failed (another slot may still get through: the resolver is asked anew for every dial).
+// Dialing them all at once would share the CPU between their TLS handshakes, so that the first
+// connection, and with it the pool's first streams, would come up only when most of them had;
+// dialing one first fills the pool one handshake after the start (the first connection takes up
+// the others' share meanwhile: refillLimit). Their fast redial window starts now.
 func (s *supervisor) startOthers() {
 	if !s.firstDial {
 		return
 	}
 	s.firstDial = false
+	now := time.Now()
 	for i := 1; i < len(s.slots); i++ {
 		if !s.shutting {
+			s.slots[i].downSince = now
 			s.spawnNext(i)
 		}
 	}

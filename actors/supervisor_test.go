@@ -227,8 +227,7 @@ func TestSupervisorIgnoresForgedStopped(t *testing.T) {
 }
 
 // A client dials its first slot alone, and the others once that first dial has ended (here, in
-// failure): the first connection's handshake does not share the CPU with the others', and a
-// server that cannot be reached costs one failed dial, not one per slot.
+// failure): the first connection's handshake does not share the CPU with the others'.
 func TestSupervisorDialsOneSlotFirst(t *testing.T) {
 	release := make(chan struct{})
 	s := startSupervisor(t, 3, testPolicy{backoff: time.Hour, ceiling: time.Hour}, func() (string, error) {

@@ -43,12 +43,12 @@ func (t *trust) handshaken(id string, duplicate bool) error {
 	return nil
 }
 
-// peerClosed records a stream the server closed before this side took it; share is the number of
-// idle streams this connection is meant to hold. Closing most fresh streams before any is taken,
-// more than two flushes would (each closes the share and the control stream), is a violation.
-func (t *trust) peerClosed(share int) error {
+// peerClosed records a stream the server closed before this side took it; hold is the most idle
+// streams this connection may hold. Closing most fresh streams before any is taken, more than two
+// flushes would (each closes what the connection holds and the control stream), is a violation.
+func (t *trust) peerClosed(hold int) error {
 	t.peerLost++
-	if t.taken == 0 && t.peerLost > 2*share+8 && 4*t.peerLost > 3*t.fresh {
+	if t.taken == 0 && t.peerLost > 2*hold+8 && 4*t.peerLost > 3*t.fresh {
 		return fmt.Errorf("%w: it closed %d of the %d streams it handshook before any was taken",
 			core.ErrViolation, t.peerLost, t.fresh)
 	}
@@ -58,7 +58,7 @@ func (t *trust) peerClosed(share int) error {
 // closesDominate reports whether the server closes more streams than it leaves to be taken, beyond
 // what a flush or two explains: replacements for the streams it closes then wait for the refill
 // tick.
-func (t *trust) closesDominate(share int) bool { return t.peerLost > 2*share && 2*t.peerLost > t.fresh }
+func (t *trust) closesDominate(hold int) bool { return t.peerLost > 2*hold && 2*t.peerLost > t.fresh }
 
 // openFailed judges a failed stream open. Opens failing without a break for longer than limit
 // are a violation when the server gives no credit although this side never took a stream (its
