@@ -749,3 +749,24 @@ func (p *rawPending) SetWriteDeadline(t time.Time) error {
 	}
 	return nil
 }
+
+// packetsSent is the QUIC packets the server has sent on its connections.
+func (srv *rawServer) packetsSent() uint64 {
+	srv.mu.Lock()
+	defer srv.mu.Unlock()
+	var n uint64
+	for _, c := range srv.conns {
+		n += c.ConnectionStats().PacketsSent
+	}
+	return n
+}
+
+// packetsSent is the QUIC packets the client has sent on its connection.
+func (c *rawClient) packetsSent() uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.conn == nil {
+		return 0
+	}
+	return c.conn.ConnectionStats().PacketsSent
+}

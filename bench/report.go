@@ -239,7 +239,8 @@ func tunnelTables(cfg Config, rs []TunnelResult) string {
 		"reads the peer to EOF, closes. Ratios are against NodePass v1.1.1 at the same shape and worker count "+
 		"(ops/s: higher is better; p99: lower is better). *Gets p99* is IncomingGet + OutgoingGet alone (raw quic-go, "+
 		"server opens: the open alone, the client's wait for the stream falls in the exchange). *CPU/op*: this process's "+
-		"CPU time (both sides, all threads) in the window divided by its ops. *Others' CPU*: "+
+		"CPU time (both sides, all threads) in the window divided by its ops. *Packets/op*: QUIC packets both sides "+
+		"sent in the window divided by its ops (quicpool and raw quic-go, whose connections the bench can read). *Others' CPU*: "+
 		"the share of the machine's CPUs that other processes used during the run (a busy machine lowers every number). %s\n\n",
 		retryNote())
 	var shapes []Shape
@@ -250,14 +251,14 @@ func tunnelTables(cfg Config, rs []TunnelResult) string {
 	}
 	for _, s := range shapes {
 		fmt.Fprintf(&b, "### minCap/maxCap %s\n\n", s)
-		b.WriteString("| Workers | Implementation | ops/s | ops/s of all runs | vs NodePass | p50 | p99 | p99 vs NodePass | Gets p99 | CPU/op | Errors | Others' CPU |\n")
-		b.WriteString("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+		b.WriteString("| Workers | Implementation | ops/s | ops/s of all runs | vs NodePass | p50 | p99 | p99 vs NodePass | Gets p99 | CPU/op | Packets/op | Errors | Others' CPU |\n")
+		b.WriteString("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 		for _, r := range rs {
 			if r.Shape != s {
 				continue
 			}
 			if r.Err != "" {
-				fmt.Fprintf(&b, "| %d | %s | failed: %s | | | | | | | | | |\n", r.Workers, r.Impl, cell(r.Err))
+				fmt.Fprintf(&b, "| %d | %s | failed: %s | | | | | | | | | | |\n", r.Workers, r.Impl, cell(r.Err))
 				continue
 			}
 			np := findTunnel(rs, nameNodePass, s, r.Workers)
@@ -269,9 +270,13 @@ func tunnelTables(cfg Config, rs []TunnelResult) string {
 			if r.Runs > 1 {
 				spread = fmt.Sprintf("%.0f..%.0f", r.MinOps, r.MaxOps)
 			}
-			fmt.Fprintf(&b, "| %d | %s | %.0f | %s | %s | %s | %s | %s | %s | %s | %d | %.1f%% |\n", r.Workers, r.Impl, r.OpsPerSec,
+			packets := ""
+			if r.Packets > 0 {
+				packets = fmt.Sprintf("%.2f", r.Packets)
+			}
+			fmt.Fprintf(&b, "| %d | %s | %.0f | %s | %s | %s | %s | %s | %s | %s | %s | %d | %.1f%% |\n", r.Workers, r.Impl, r.OpsPerSec,
 				spread, ratio(r.OpsPerSec, npOps), dur(r.P50), dur(r.P99), ratio(float64(r.P99), npP99), dur(r.GetP99), dur(r.CPUPerOp),
-				r.Errors, 100*r.Elsewhere)
+				packets, r.Errors, 100*r.Elsewhere)
 		}
 		b.WriteString("\n")
 	}

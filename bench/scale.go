@@ -131,8 +131,8 @@ func runScaleWorkload(cfg Config) []ScaleResult {
 			logf("scale %s n=%d: shards %s, idle %d/%d after %s, heap %s (%s per idle stream end), %d goroutines %s", impl.Name, n,
 				r.Shards, r.IdleClient, r.IdleServer, dur(r.Fill), bytes(float64(r.Heap)), bytes(r.HeapPer()), r.Goroutines, r.Err)
 			for _, t := range r.Runs {
-				logf("scale %s n=%d %d workers: %.0f ops/s p50 %s p99 %s cpu/op %s errors %d %s", impl.Name, n, t.Workers,
-					t.OpsPerSec, dur(t.P50), dur(t.P99), dur(t.CPUPerOp), t.Errors, t.Err)
+				logf("scale %s n=%d %d workers: %.0f ops/s p50 %s p99 %s cpu/op %s packets/op %.2f errors %d %s", impl.Name, n, t.Workers,
+					t.OpsPerSec, dur(t.P50), dur(t.P99), dur(t.CPUPerOp), t.Packets, t.Errors, t.Err)
 			}
 			out = append(out, r)
 			settle()
@@ -261,8 +261,8 @@ func scaleTable(cfg Config, rs []ScaleResult) string {
 		fmt.Fprintf(&b, "| %d | %s | %s | %d / %d | %s | %s | %s | %s | %d | %s |\n", r.N, r.Impl, r.Shards, r.IdleClient, r.IdleServer,
 			dur(r.Fill), bytes(float64(r.Heap)), per, added, r.Goroutines, gper)
 	}
-	b.WriteString("\n| Streams each side | Workers | Implementation | ops/s | p50 | p99 | CPU/op | Errors | Others' CPU |\n")
-	b.WriteString("|---:|---:|---|---:|---:|---:|---:|---:|---:|\n")
+	b.WriteString("\n| Streams each side | Workers | Implementation | ops/s | p50 | p99 | CPU/op | Packets/op | Errors | Others' CPU |\n")
+	b.WriteString("|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, n := range c.Caps {
 		for _, w := range c.Workers {
 			for _, r := range rs {
@@ -274,11 +274,15 @@ func scaleTable(cfg Config, rs []ScaleResult) string {
 						continue
 					}
 					if t.Err != "" {
-						fmt.Fprintf(&b, "| %d | %d | %s | failed: %s | | | | | |\n", n, w, r.Impl, cell(t.Err))
+						fmt.Fprintf(&b, "| %d | %d | %s | failed: %s | | | | | | |\n", n, w, r.Impl, cell(t.Err))
 						continue
 					}
-					fmt.Fprintf(&b, "| %d | %d | %s | %.0f | %s | %s | %s | %d | %.1f%% |\n", n, w, r.Impl, t.OpsPerSec, dur(t.P50),
-						dur(t.P99), dur(t.CPUPerOp), t.Errors, 100*t.Elsewhere)
+					packets := ""
+					if t.Packets > 0 {
+						packets = fmt.Sprintf("%.2f", t.Packets)
+					}
+					fmt.Fprintf(&b, "| %d | %d | %s | %.0f | %s | %s | %s | %s | %d | %.1f%% |\n", n, w, r.Impl, t.OpsPerSec, dur(t.P50),
+						dur(t.P99), dur(t.CPUPerOp), packets, t.Errors, 100*t.Elsewhere)
 				}
 			}
 		}

@@ -127,6 +127,7 @@ type TunnelResult struct {
 	P50, P99  time.Duration // latency of a whole round trip
 	GetP99    time.Duration // latency of IncomingGet + OutgoingGet
 	CPUPerOp  time.Duration // this process's CPU time (both sides) in the window, per successful op
+	Packets   float64       // QUIC packets both sides sent in the window, per successful op (0: not readable)
 	Errors    int           // failed round trips completed in the window
 	Elsewhere float64       // share of the machine's CPUs other processes used meanwhile
 	Tries     int           // runs made to get one with little CPU used elsewhere (measureQuietly)
@@ -170,11 +171,13 @@ func runTunnelOn(pair *Pair, workers int, warmup, window time.Duration) TunnelRe
 	from := time.Now().Add(warmup)
 	to := from.Add(window)
 	cpu := make(chan time.Duration, 1)
+	packets := make(chan uint64, 1)
 	go func() {
 		time.Sleep(time.Until(from))
-		start := processCPU()
+		start, sent := processCPU(), packetsSent(pair)
 		time.Sleep(time.Until(to))
 		cpu <- processCPU() - start
+		packets <- packetsSent(pair) - sent
 	}()
 	type sample struct{ total, gets time.Duration }
 	samples := make([][]sample, workers)
@@ -215,6 +218,9 @@ func runTunnelOn(pair *Pair, workers int, warmup, window time.Duration) TunnelRe
 	r.GetP99 = percentile(gets, 0.99)
 	if used := <-cpu; r.Ops > 0 {
 		r.CPUPerOp = used / time.Duration(r.Ops)
+	}
+	if sent := <-packets; r.Ops > 0 {
+		r.Packets = float64(sent) / float64(r.Ops)
 	}
 	return r
 }
@@ -734,4 +740,24 @@ func runWake(impl Impl, s Shape, ops int) WakeResult {
 		r.Max = slices.Max(lat)
 	}
 	return r
+}
+
+// packetsSent is the number of QUIC packets both pools of pair have sent on their connections so
+// far, for the implementations whose connections can be read (quicpool's Stats, raw quic-go's
+// own connections); 0 for the others.
+func packetsSent(pair *Pair) uint64 {
+	var n uint64
+	for _, p := range []Pool{pair.Server, pair.Client} {
+		switch p := p.(type) {
+		case *quicpool.Pool:
+			for _, c := range p.Stats().Conns {
+				n += c.PacketsSent
+			}
+		case *rawServer:
+			n += p.packetsSent()
+		case *rawClient:
+			n += p.packetsSent()
+		}
+	}
+	return n
 }
