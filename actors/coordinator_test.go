@@ -460,16 +460,24 @@ func TestLiveConnectionsMakeUpForASilentOne(t *testing.T) {
 		"b's share is 4, but a is silent: b opens what the pool lacks")
 }
 
+// twoIdle files two idle streams on one shard of c, first then second, and returns their
+// loopback.
+func (c *coordTest) twoIdle(first, second string) loopback {
+	c.t.Helper()
+	shard, _ := c.shard("shard")
+	lb := quicStreams(c.t, 2)
+	c.send(shardUp{shard: shard, conn: lb.conn},
+		streamReady{shard: shard, id: first, stream: lb.streams[0]},
+		streamReady{shard: shard, id: second, stream: lb.streams[1]})
+	require.Equal(c.t, 2, c.state().Idle)
+	return lb
+}
+
 // A stream the peer's application closed (STOP_SENDING with code 0) before it was taken stops
 // counting as idle but is still handed out by its ID.
 func TestPeerClosedStreamStaysReachableByID(t *testing.T) {
 	c := startCoordinator(t, false, nil)
-	shard, _ := c.shard("shard")
-	lb := quicStreams(t, 2)
-	c.send(shardUp{shard: shard, conn: lb.conn},
-		streamReady{shard: shard, id: "00000021", stream: lb.streams[0]},
-		streamReady{shard: shard, id: "00000022", stream: lb.streams[1]})
-	require.Equal(t, 2, c.state().Idle)
+	lb := c.twoIdle("00000021", "00000022")
 
 	lb.peer[0].CancelRead(wire.StreamCodeClosed)
 	s := c.waitState("the peer close to be seen", func(s messages.Stats) bool { return s.PeerClosed == 1 })
@@ -490,12 +498,7 @@ func TestPeerClosedStreamStaysReachableByID(t *testing.T) {
 // before the periodic check (every peerCheckInterval) has seen it: the hand-out looks first.
 func TestPeerStoppedStreamIsNeverHandedOut(t *testing.T) {
 	c := startCoordinator(t, false, nil)
-	shard, _ := c.shard("shard")
-	lb := quicStreams(t, 2)
-	c.send(shardUp{shard: shard, conn: lb.conn},
-		streamReady{shard: shard, id: "00000041", stream: lb.streams[0]},
-		streamReady{shard: shard, id: "00000042", stream: lb.streams[1]})
-	require.Equal(t, 2, c.state().Idle)
+	lb := c.twoIdle("00000041", "00000042")
 
 	lb.peer[0].CancelRead(wire.StreamCodeDiscarded)
 	waitDone(t, lb.streams[0].Context(), "the peer's STOP_SENDING to arrive")
@@ -511,12 +514,7 @@ func TestPeerStoppedStreamIsNeverHandedOut(t *testing.T) {
 // counted as discarded, and a Get for its ID fails with ErrStreamGone.
 func TestPeerDiscardedStreamIsGone(t *testing.T) {
 	c := startCoordinator(t, false, nil)
-	shard, _ := c.shard("shard")
-	lb := quicStreams(t, 2)
-	c.send(shardUp{shard: shard, conn: lb.conn},
-		streamReady{shard: shard, id: "00000031", stream: lb.streams[0]},
-		streamReady{shard: shard, id: "00000032", stream: lb.streams[1]})
-	require.Equal(t, 2, c.state().Idle)
+	lb := c.twoIdle("00000031", "00000032")
 
 	lb.peer[0].CancelRead(wire.StreamCodeDiscarded)
 	s := c.waitState("the peer's discard to be seen", func(s messages.Stats) bool { return s.Discarded == 1 })
