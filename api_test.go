@@ -196,11 +196,7 @@ func TestFillDoesNotWaitForTick(t *testing.T) {
 // least 64 (the interval is 1s, so no tick could have done it).
 func TestBurstRaisesCapacityAtOnce(t *testing.T) {
 	server := startServer(t, 256)
-	client := quicpool.NewClientPool(8, 256, time.Second, 5*time.Second, 10*time.Second,
-		"1", "localhost", quicpool.StaticAddr(server.Addr()))
-	go client.ClientManager()
-	t.Cleanup(client.Close)
-	require.NoError(t, client.WaitReady(waitCtx(t), 8))
+	client := startClient(t, 8, 256, server.Addr(), quicpool.WithInterval(time.Second, 5*time.Second))
 	require.Equal(t, 8, client.Stats().Capacity)
 
 	const burst = 64
@@ -234,11 +230,7 @@ func TestBurstRaisesCapacityAtOnce(t *testing.T) {
 // maximum at once: the next round trip opens every stream it may hold.
 func TestExhaustedClientOpensUpToMaxCap(t *testing.T) {
 	server := startServer(t, 64)
-	client := quicpool.NewClientPool(8, 64, time.Second, 5*time.Second, 10*time.Second,
-		"1", "localhost", quicpool.StaticAddr(server.Addr()))
-	go client.ClientManager()
-	t.Cleanup(client.Close)
-	require.NoError(t, client.WaitReady(waitCtx(t), 8))
+	client := startClient(t, 8, 64, server.Addr(), quicpool.WithInterval(time.Second, 5*time.Second))
 	require.Equal(t, 8, client.Stats().Capacity)
 	// The server's callers take its 8 streams; the client's side of them is taken in one burst
 	// (eight requests in the coordinator's inbox at once, ahead of any replacement).

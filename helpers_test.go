@@ -68,6 +68,21 @@ func startClient(t testing.TB, minCap, maxCap int, addr string, opts ...quicpool
 	return p
 }
 
+// forceReconnect closes the server side of the connection of one of the server's idle streams
+// (the client's only connection) and waits until the client has redialed into the same slot.
+// CloseWithError returns once the connection has stopped.
+func forceReconnect(t testing.TB, server, client *quicpool.Pool) {
+	t.Helper()
+	before := client.Stats().Reconnects
+	reply := make(chan messages.Stream, 1)
+	server.Engine().Send(server.Coordinator(), messages.Get{Deadline: time.Now().Add(5 * time.Second), Reply: reply})
+	got := <-reply
+	require.NoError(t, got.Err)
+	require.NoError(t, got.Conn.CloseWithError(0, "test: forced reconnect"))
+	_ = got.Stream.Close()
+	waitFor(t, client, "a reconnect", func(s messages.Stats) bool { return s.Reconnects > before && s.ShardsUp == 1 })
+}
+
 // tunnel takes a stream on the server (any) and the same stream on the client (by ID), moves
 // payload both ways, and closes both ends without draining what is left.
 func tunnel(t testing.TB, server, client *quicpool.Pool, payload []byte) (serverConn, clientConn net.Conn) {

@@ -7,10 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/quicpool/quicpool"
-	"github.com/quicpool/quicpool/messages"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -38,14 +36,7 @@ func TestQlogDir(t *testing.T) {
 	// Close the connection from the server: CloseWithError returns once the connection has
 	// stopped, its trace flushed. The client's side is complete once the client has noticed,
 	// which it has when it has reconnected.
-	before := client.Stats().Reconnects
-	reply := make(chan messages.Stream, 1)
-	server.Engine().Send(server.Coordinator(), messages.Get{Deadline: time.Now().Add(5 * time.Second), Reply: reply})
-	got := <-reply
-	require.NoError(t, got.Err)
-	require.NoError(t, got.Conn.CloseWithError(0, "test: end of trace"))
-	_ = got.Stream.Close()
-	waitFor(t, client, "a reconnect", func(s messages.Stats) bool { return s.Reconnects > before && s.ShardsUp == 1 })
+	forceReconnect(t, server, client)
 
 	for _, side := range []string{"server", "client"} {
 		raw, err := os.ReadFile(filepath.Join(dir, odcid+"_"+side+".sqlog"))

@@ -70,12 +70,5 @@ func TestStatsAfterKnownTraffic(t *testing.T) {
 
 	// One forced reconnect: the client's connection is closed under it; it redials into the
 	// same slot.
-	before := client.Stats().Reconnects
-	reply := make(chan messages.Stream, 1)
-	server.Engine().Send(server.Coordinator(), messages.Get{Deadline: time.Now().Add(5 * time.Second), Reply: reply})
-	got := <-reply
-	require.NoError(t, got.Err)
-	require.NoError(t, got.Conn.CloseWithError(0, "test: forced reconnect"))
-	_ = got.Stream.Close()
-	waitFor(t, client, "a reconnect", func(s messages.Stats) bool { return s.Reconnects > before && s.ShardsUp == 1 })
+	forceReconnect(t, server, client)
 }
