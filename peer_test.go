@@ -3,6 +3,7 @@ package quicpool_test
 import (
 	"cmp"
 	"context"
+	"encoding/hex"
 	"io"
 	"slices"
 	"testing"
@@ -81,15 +82,51 @@ func TestStreamsAnsweredOutOfOrderAreReadyAtOnce(t *testing.T) {
 		}
 	}
 	slices.SortFunc(streams, func(a, b *quic.Stream) int { return cmp.Compare(a.StreamID(), b.StreamID()) })
-	for i := len(streams) - 1; i > 0; i-- { // the first one opened is held; the others are answered, last first
+	_, err := streams[0].Write([]byte{0x0a, 0x0b}) // the first one opened is held, half answered
+	require.NoError(t, err)
+	for i := len(streams) - 1; i > 0; i-- { // the others are answered, last first
 		_, err := streams[i].Write([]byte{0, 0, 0, byte(i)})
 		require.NoError(t, err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second) // half the handshake timeout
 	defer cancel()
 	require.NoError(t, client.WaitReady(ctx, 3), "the three answered streams are idle before the held one times out")
+	_, err = streams[0].Write([]byte{0x0c, 0x0d}) // the rest of the held one's ID
+	require.NoError(t, err)
+	c, err := client.OutgoingGet("0a0b0c0d", 5*time.Second)
+	require.NoError(t, err, "the held stream is idle under the ID its two halves make")
+	c.Close()
 	for _, st := range streams {
 		st.CancelRead(0)
 		st.CancelWrite(0)
 	}
+}
+
+// A stream can reach the server before its handshake byte: a client that opens streams 0 and 4
+// and writes only on 4 makes the server accept 0 first, empty. The server waits for 0's byte
+// without holding up 4, and answers 0 when its byte comes.
+func TestHandshakeByteAfterItsStream(t *testing.T) {
+	server := startServer(t, 4)
+	conn := rawClient(t, server.Addr())
+	first, err := conn.OpenStream()
+	require.NoError(t, err)
+	second, err := conn.OpenStream()
+	require.NoError(t, err)
+	readID := func(st *quic.Stream) string {
+		t.Helper()
+		_, err := st.Write([]byte{0})
+		require.NoError(t, err)
+		require.NoError(t, st.SetReadDeadline(time.Now().Add(5*time.Second)))
+		var id [4]byte
+		_, err = io.ReadFull(st, id[:])
+		require.NoError(t, err)
+		return hex.EncodeToString(id[:])
+	}
+	secondID := readID(second) // answered while the first stream, accepted before it, has no byte
+	firstID := readID(first)
+	require.NotEqual(t, firstID, secondID)
+	s := waitFor(t, server, "both streams idle (the first ID is the control stream's)", func(s messages.Stats) bool {
+		return s.Control && s.Idle == 1
+	})
+	require.Zero(t, s.Failed, "neither handshake failed")
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"time"
 
 	"github.com/anthdm/hollywood/actor"
@@ -205,11 +206,9 @@ func (s *clientShard) openStream(conn *quic.Conn) { s.openStreams(conn, 1) }
 // openStreams opens n streams and runs their handshakes, in rounds. A round opens a stream,
 // waiting for the server's stream credit if it has to (at most HandshakeTimeout), then as many
 // more as the credit allows at once, and writes each one's handshake byte (quic-go buffers a
-// write that small: none of this waits). Then each stream waits for its ID on a goroutine of its
-// own (an idle worker's if there is one; this one for the last): a server answers in its own
-// order, and holds a stream without an ID while it has no room, so one stream's wait must not
-// hold up the others. The streams beyond the credit go in the next round. Every one of the n
-// opens is answered to the coordinator once: streamReady or openFailed.
+// write that small: none of this waits). Then it reads the round's IDs (readIDs). The streams
+// beyond the credit go in the next round. Every one of the n opens is answered to the
+// coordinator once: streamReady or openFailed.
 func (s *clientShard) openStreams(conn *quic.Conn, n int) {
 	var buf [openBatch]*quic.Stream
 	for n > 0 {
@@ -232,18 +231,54 @@ func (s *clientShard) openStreams(conn *quic.Conn, n int) {
 				break // no credit now, or the connection is going: the next round's first open says which
 			}
 		}
-		for i, stream := range started {
-			started[i] = nil
-			if i == len(started)-1 {
-				s.finishHandshake(stream)
-				break
-			}
-			read := s.rt.guard(func() { s.finishHandshake(stream) }, func(err error) { s.openFailed(err, 1) })
-			if !s.openers.offer(read) { // offer, unlike tryRun, is safe off the shard's goroutine
-				s.rt.Go(read)
-			}
+		s.readIDs(conn, started, deadline)
+		clear(started)
+	}
+}
+
+// answerWait is how long readIDs waits, beyond twice the smoothed RTT, for a server to answer a
+// round's streams, and answerNext how long it waits for each one after that.
+const (
+	answerWait = time.Millisecond
+	answerNext = 50 * time.Microsecond
+)
+
+// readIDs reads the IDs the server answers a round's streams with, in the order they were
+// opened, on this goroutine, and hands each stream to the coordinator. A server answers in its
+// own order, and holds a stream without an ID while it has no room, so one stream's wait must
+// not hold up the others: a stream whose ID has not come by the time a round should be answered
+// (twice the smoothed RTT and answerWait after its bytes were written, and answerNext for each
+// stream after that) waits for the rest of its ID on a goroutine of its own, an idle worker's if
+// there is one, until the handshake deadline. The last stream is waited for here. Reading most
+// IDs on one goroutine, not a goroutine per stream, is what keeps a fill of a thousand streams
+// from leaving a thousand goroutine descriptors behind (the runtime keeps them).
+func (s *clientShard) readIDs(conn *quic.Conn, streams []*quic.Stream, deadline time.Time) {
+	answerBy := time.Now().Add(2*conn.ConnectionStats().SmoothedRTT + answerWait)
+	for i, stream := range streams {
+		var id wire.IDReader
+		if i == len(streams)-1 {
+			s.awaitID(stream, &id)
+			break
+		}
+		_ = stream.SetReadDeadline(later(answerBy, time.Now().Add(answerNext)))
+		got, err := id.Read(stream)
+		if !errors.Is(err, os.ErrDeadlineExceeded) {
+			s.answered(stream, got, err)
+			continue
+		}
+		_ = stream.SetReadDeadline(deadline)
+		read := s.rt.guard(func() { s.awaitID(stream, &id) }, func(err error) { s.openFailed(err, 1) })
+		if !s.openers.offer(read) { // offer, unlike tryRun, is safe off the shard's goroutine
+			s.rt.Go(read)
 		}
 	}
+}
+
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }
 
 // startHandshake sets the handshake's deadline on a stream just opened and writes the handshake
@@ -259,11 +294,16 @@ func (s *clientShard) startHandshake(stream *quic.Stream, deadline time.Time) bo
 	return true
 }
 
-// finishHandshake reads the ID the server answered a stream's handshake with (within the
-// deadline startHandshake set) and hands the stream to the coordinator, which owns it from then
-// on.
-func (s *clientShard) finishHandshake(stream *quic.Stream) {
-	id, err := wire.ReadID(stream)
+// awaitID reads (the rest of) a stream's ID, waiting until the stream's read deadline, and
+// hands the stream on (answered).
+func (s *clientShard) awaitID(stream *quic.Stream, id *wire.IDReader) {
+	got, err := id.Read(stream)
+	s.answered(stream, got, err)
+}
+
+// answered hands a stream whose ID was read to the coordinator, which owns it from then on. A
+// stream whose ID could not be read (err) is discarded and its open reported failed.
+func (s *clientShard) answered(stream *quic.Stream, id string, err error) {
 	if err != nil {
 		wire.Discard(stream)
 		s.openFailed(err, 1)

@@ -2,8 +2,10 @@ package actors
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
+	"os"
 	"time"
 
 	"github.com/anthdm/hollywood/actor"
@@ -62,20 +64,32 @@ func (s *serverShard) watch() {
 	}
 }
 
-// handshakesAtOnce is how many of a connection's streams may wait for their handshake byte at a
-// time. A client's handshake byte arrives with its stream, so the wait is a formality; a peer
-// that opens streams and sends nothing stalls only its own connection's accept loop, and costs
-// handshakesAtOnce goroutines, not one per stream.
+// handshakesAtOnce is how many of a connection's streams may wait for their handshake byte on a
+// worker at a time. A peer that opens streams and sends nothing stalls only its own
+// connection's accept loop, and costs handshakesAtOnce goroutines, not one per stream.
 const handshakesAtOnce = 32
 
-// accept takes the client's new streams and has workers read their handshake bytes, at most
-// handshakesAtOnce at a time: while that many wait for their byte, accept waits too.
+// byteWithStream is how long the accept loop waits for a stream's handshake byte itself before
+// it leaves the stream to a worker. A client's handshake byte comes in the frame that opens its
+// stream, so it has almost always arrived when the stream is accepted (a lost or reordered
+// packet is the exception); reading it in the loop saves a worker's wake per stream.
+const byteWithStream = 200 * time.Microsecond
+
+// accept takes the client's new streams and reads each one's handshake byte: in the loop if it
+// arrives within byteWithStream, otherwise on a worker, at most handshakesAtOnce at a time (while
+// that many wait for their byte, accept waits too).
 func (s *serverShard) accept() {
 	readers := newWorkers(s.rt, s.ctx, handshakesAtOnce)
 	for {
 		stream, err := s.conn.AcceptStream(s.ctx)
 		if err != nil {
 			return // the connection died (watch reports it) or the shard stopped
+		}
+		_ = stream.SetReadDeadline(time.Now().Add(byteWithStream))
+		err = wire.ReadHandshake(stream)
+		if !errors.Is(err, os.ErrDeadlineExceeded) {
+			s.handshaken(stream, err)
+			continue
 		}
 		handshake := s.rt.guard(func() { s.handshake(stream) }, func(err error) { s.reject(stream, err) })
 		if !readers.run(handshake) {
@@ -85,12 +99,17 @@ func (s *serverShard) accept() {
 	}
 }
 
-// handshake reads the stream's handshake byte and hands the stream to the coordinator, which
-// issues its ID. A stream without a valid handshake byte within HandshakeTimeout is reset both
-// ways and counted.
+// handshake waits up to HandshakeTimeout for the handshake byte of a stream whose byte did not
+// come with it.
 func (s *serverShard) handshake(stream *quic.Stream) {
 	_ = stream.SetReadDeadline(time.Now().Add(s.rt.HandshakeTimeout))
-	if err := wire.ReadHandshake(stream); err != nil {
+	s.handshaken(stream, wire.ReadHandshake(stream))
+}
+
+// handshaken hands a stream whose handshake byte was read (err nil) to the coordinator, which
+// issues its ID. A stream without a valid handshake byte is reset both ways and counted.
+func (s *serverShard) handshaken(stream *quic.Stream, err error) {
+	if err != nil {
 		s.reject(stream, err)
 		return
 	}

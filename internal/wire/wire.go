@@ -41,11 +41,28 @@ func ParseID(id string) ([IDLen]byte, error) {
 
 // ReadID reads the server's answer to a handshake: exactly IDLen bytes.
 func ReadID(r io.Reader) (string, error) {
-	var raw [IDLen]byte
-	if _, err := io.ReadFull(r, raw[:]); err != nil {
+	var ir IDReader
+	return ir.Read(r)
+}
+
+// IDReader reads the server's answer to a handshake over as many calls as it takes: a call that
+// ends early (at a read deadline, say) keeps the bytes it had, and the next call goes on from
+// there. The zero IDReader is ready to use.
+type IDReader struct {
+	raw [IDLen]byte
+	n   int // bytes of raw read so far
+}
+
+// Read reads the rest of the ID from r and returns it once all IDLen bytes are in. An error
+// wraps core.ErrBadHandshake and the reader's error (a deadline's os.ErrDeadlineExceeded
+// included), and leaves the bytes read so far in ir.
+func (ir *IDReader) Read(r io.Reader) (string, error) {
+	k, err := io.ReadFull(r, ir.raw[ir.n:])
+	ir.n += k
+	if err != nil {
 		return "", fmt.Errorf("%w: reading stream ID: %w", core.ErrBadHandshake, err)
 	}
-	return hex.EncodeToString(raw[:]), nil
+	return hex.EncodeToString(ir.raw[:]), nil
 }
 
 // ReadHandshake reads the client's first byte and checks that it is HandshakeByte.

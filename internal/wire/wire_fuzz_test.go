@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/hex"
 	"errors"
+	"io"
+	"os"
 	"strings"
 	"testing"
 
@@ -40,14 +42,26 @@ func isHex(s string) bool {
 	return err == nil
 }
 
-// FuzzReadID: whatever a server sends after the handshake byte, the client reads exactly IDLen
-// bytes and labels the stream with their lowercase hex, or fails with ErrBadHandshake.
+// FuzzReadID: a server's answer reads as an ID only when it has IDLen bytes, and then as their
+// lowercase hex, which ParseID accepts; a read cut short at a deadline (after at bytes) keeps
+// what it had and the next call finishes the same ID.
 func FuzzReadID(f *testing.F) {
-	for _, seed := range [][]byte{{0, 0, 0, 0}, {1, 2, 3, 4, 5}, {}, {0xff}, {0, 0, 0}} {
-		f.Add(seed)
+	for _, seed := range []struct {
+		data []byte
+		at   uint8
+	}{{[]byte{0, 0, 0, 0}, 4}, {[]byte{1, 2, 3, 4, 5}, 2}, {[]byte{}, 0}, {[]byte{0xff}, 1}, {[]byte{0, 0, 0}, 0}, {[]byte{9, 8, 7, 6}, 0}} {
+		f.Add(seed.data, seed.at)
 	}
-	f.Fuzz(func(t *testing.T, data []byte) {
-		id, err := ReadID(bytes.NewReader(data))
+	f.Fuzz(func(t *testing.T, data []byte, at uint8) {
+		r := &interrupted{data: data, at: int(at) % (len(data) + 1)}
+		var ir IDReader
+		id, err := ir.Read(r)
+		if r.at < IDLen && r.at < len(data) {
+			if !errors.Is(err, os.ErrDeadlineExceeded) || !errors.Is(err, core.ErrBadHandshake) {
+				t.Fatalf("Read cut at %d of %x = %q, %v; want a deadline error", r.at, data, id, err)
+			}
+			id, err = ir.Read(r)
+		}
 		if len(data) < IDLen {
 			if !errors.Is(err, core.ErrBadHandshake) {
 				t.Fatalf("ReadID(%x) = %q, %v; want ErrBadHandshake", data, id, err)
@@ -55,12 +69,37 @@ func FuzzReadID(f *testing.F) {
 			return
 		}
 		if err != nil || id != hex.EncodeToString(data[:IDLen]) {
-			t.Fatalf("ReadID(%x) = %q, %v", data, id, err)
+			t.Fatalf("ReadID(%x) cut at %d = %q, %v", data, r.at, id, err)
 		}
 		if _, err := ParseID(id); err != nil {
 			t.Fatalf("ReadID produced an ID ParseID rejects: %q", id)
 		}
 	})
+}
+
+// interrupted reads data, but fails once with os.ErrDeadlineExceeded when it reaches offset at,
+// as a stream read does at its deadline.
+type interrupted struct {
+	data     []byte
+	at, off  int
+	deadline bool // the deadline has passed: at is behind
+}
+
+func (r *interrupted) Read(p []byte) (int, error) {
+	end := len(r.data)
+	if !r.deadline {
+		if r.off == r.at {
+			r.deadline = true
+			return 0, os.ErrDeadlineExceeded
+		}
+		end = r.at
+	}
+	if r.off == len(r.data) {
+		return 0, io.EOF
+	}
+	n := copy(p, r.data[r.off:end])
+	r.off += n
+	return n, nil
 }
 
 // FuzzReadHandshake: a server accepts a stream only when its first byte is 0x00.
