@@ -42,6 +42,7 @@ type coordinator struct {
 	userErrors int
 	stats      counters
 	slotsSeen  []bool // slots that have held a connection (Stats.Reconnects)
+	filled     bool   // client: the supervisor was told the other slots may dial (dialOthers)
 }
 
 // shardLoad is the coordinator's record of one connection that is up.
@@ -298,6 +299,20 @@ func (c *coordinator) fileReady(st *shardLoad, id string, stream *quic.Stream) {
 		c.replenish() // it was opened as one of the capacity's streams but takes no slot
 	}
 	c.checkReady()
+	if c.stats.opened >= uint64(min(c.refill.capacity, c.connectionHold())) {
+		c.letOthersDial()
+	}
+}
+
+// letOthersDial tells a client's supervisor, once, that the other slots may dial: the pool has
+// opened its capacity, or as much of it as one connection holds (taken streams count: callers
+// may take them as fast as they come), or an open failed. Until then the first connection fills
+// the pool alone (supervisor.startOthers).
+func (c *coordinator) letOthersDial() {
+	if c.rt.Client && !c.filled {
+		c.filled = true
+		c.engine.Send(c.rt.supervisor, dialOthers{})
+	}
 }
 
 // openFailed counts m.n failed opens of a client shard, and judges whether its server still
@@ -311,6 +326,7 @@ func (c *coordinator) openFailed(m openFailed) {
 		return
 	}
 	st.opening = max(st.opening-m.n, 0)
+	c.letOthersDial()
 	if err := st.trust.openFailed(m.err, st.idle, time.Now(), 3*c.rt.HandshakeTimeout); err != nil {
 		c.violation(st, err)
 	}

@@ -19,6 +19,7 @@ type coordTest struct {
 	engine *actor.Engine
 	cfg    *core.Config
 	pid    *actor.PID
+	sup    chan any // what the coordinator sent the supervisor (a recorder)
 }
 
 // startCoordinator spawns a coordinator (a client's if client) on a fresh engine; tune may adjust
@@ -32,13 +33,15 @@ func startCoordinator(t *testing.T, client bool, tune func(*core.Config)) *coord
 		tune(cfg)
 	}
 	rt := &runtime{Config: cfg}
+	var sup chan any
+	rt.supervisor, sup = spawnRecorder(t, engine, "supervisor."+cfg.Name)
 	rt.coordinator = rt.spawn(engine.Spawn, newCoordinator(rt), "coordinator", coordinatorInbox)
 	t.Cleanup(func() {
 		waitDone(t, engine.Poison(rt.coordinator), "the coordinator to stop")
 		require.True(t, isClosed(cfg.Stopped), "a stopped coordinator closes Stopped")
 		require.True(t, cfg.Final.Closed, "a stopped coordinator leaves its last Stats")
 	})
-	return &coordTest{t: t, engine: engine, cfg: cfg, pid: rt.coordinator}
+	return &coordTest{t: t, engine: engine, cfg: cfg, pid: rt.coordinator, sup: sup}
 }
 
 func (c *coordTest) send(msgs ...any) {
@@ -432,6 +435,27 @@ func TestFirstConnectionFillsWhileOthersConnect(t *testing.T) {
 	c.send(core.Start{}, shardUp{shard: shard, conn: lb.conn})
 	require.Equal(t, openStreams{n: 64}, recv(t, asked, "the first connection's openStreams"),
 		"the share of one connection of 8 would be 8")
+}
+
+// The other slots dial once the first connection has opened what it may hold of the capacity
+// (here 64 of 1024 in 8 connections: their share would be 8): the coordinator tells the
+// supervisor then, once, and not before.
+func TestOthersDialOnceTheFirstConnectionOpenedTheCapacity(t *testing.T) {
+	c := startCoordinator(t, true, func(cfg *core.Config) { cfg.MinCap, cfg.MaxCap, cfg.Shards = 4, 1024, 8 })
+	shard, _ := c.shard("shard")
+	lb := quicStreams(t, 4)
+	c.send(core.Start{}, shardUp{shard: shard, conn: lb.conn})
+	for i := range 3 {
+		c.send(streamReady{shard: shard, id: fmt.Sprintf("0000000%d", i), stream: lb.streams[i]})
+	}
+	c.state()
+	require.Empty(t, c.sup, "three streams of four: the others wait")
+	c.send(streamReady{shard: shard, id: "00000003", stream: lb.streams[3]})
+	c.state()
+	require.Equal(t, dialOthers{}, recv(t, c.sup, "dialOthers"))
+	c.send(openFailed{shard: shard, err: errors.New("no"), n: 1})
+	c.state()
+	require.Empty(t, c.sup, "once")
 }
 
 // When a connection goes silent, the live ones make up for its streams at once, beyond their

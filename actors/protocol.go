@@ -100,6 +100,13 @@ type (
 		slot  int
 	}
 
+	// Coordinator to the supervisor.
+
+	// dialOthers (client): the first connection has opened the pool's capacity, or as much of it
+	// as one connection holds, or cannot (an open failed): the other slots may dial now
+	// (supervisor.startOthers). The supervisor's own fallback timer sends it too.
+	dialOthers struct{}
+
 	// Supervisor to the coordinator.
 
 	// shardDown: forget the shard and its idle streams. err is why it failed (nil when it was

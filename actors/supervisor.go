@@ -50,8 +50,9 @@ type supervisor struct {
 
 	started    bool
 	shutting   bool
-	generation int  // incarnation counter: every shard gets a fresh ID
-	firstDial  bool // client: the other slots wait for slot 0's first dial to end (startOthers)
+	generation int         // incarnation counter: every shard gets a fresh ID
+	firstDial  bool        // client: the other slots wait for the first connection (startOthers)
+	othersDue  *time.Timer // client: the fallback for dialOthers, from the first connection's start
 
 	slots    []slot
 	refusals uint64  // server: connections refused since start
@@ -97,6 +98,8 @@ func (s *supervisor) Receive(c *actor.Context) {
 		s.connected(m)
 	case liveness:
 		s.liveness(m)
+	case dialOthers:
+		s.startOthers()
 	case restartSlot:
 		s.restart(m.slot)
 	case shardsStopped:
@@ -128,17 +131,26 @@ func (s *supervisor) start() {
 	s.spawnNext(0)
 }
 
-// startOthers starts the other slots' dials once slot 0's first dial has ended, connected or
-// failed (another slot may still get through: the resolver is asked anew for every dial).
-// Dialing them all at once would share the CPU between their TLS handshakes, so that the first
-// connection, and with it the pool's first streams, would come up only when most of them had;
-// dialing one first fills the pool one handshake after the start (the first connection takes up
-// the others' share meanwhile: refillLimit). Their fast redial window starts now.
+// othersWait bounds how long the other slots wait for the first connection to fill the pool
+// (dialOthers) before they dial anyway.
+const othersWait = time.Second
+
+// startOthers starts the other slots' dials once the first connection has opened the pool's
+// capacity, or as much of it as one connection holds (the coordinator's dialOthers), or cannot
+// (an open failed, or othersWait passed since it came up), or slot 0's first dial failed (another slot
+// may still get through: the resolver is asked anew for every dial). Dialing them all at once
+// would share the CPU between their TLS handshakes, and the first connection's streams would
+// wait for it: dialing one first and filling the pool from it (it takes up the others' share
+// meanwhile: refillLimit) fills the pool one handshake and one round of opens after the start.
+// Their fast redial window starts now.
 func (s *supervisor) startOthers() {
 	if !s.firstDial {
 		return
 	}
 	s.firstDial = false
+	if s.othersDue != nil {
+		s.othersDue.Stop()
+	}
 	now := time.Now()
 	for i := 1; i < len(s.slots); i++ {
 		if !s.shutting {
@@ -186,7 +198,10 @@ func (s *supervisor) connected(m connected) {
 	}
 	old, outage := sl.shard, time.Since(sl.downSince)
 	sl.shard, sl.next, sl.suspect, sl.downSince = m.shard, nil, false, time.Time{}
-	s.startOthers()
+	if s.firstDial && s.othersDue == nil && len(s.slots) > 1 {
+		engine, self := s.engine, s.self
+		s.othersDue = time.AfterFunc(othersWait, func() { engine.Send(self, dialOthers{}) })
+	}
 	if old != nil {
 		s.rt.Log.Warn("switched over to a new connection", "slot", m.slot, "silent for", outage.Round(time.Millisecond))
 		s.rt.emit(s.engine, messages.Event{Kind: messages.EventSwitchOver, Slot: m.slot})
@@ -339,6 +354,9 @@ func (s *supervisor) stopAll() {
 }
 
 func (s *supervisor) stopTimers() {
+	if s.othersDue != nil {
+		s.othersDue.Stop()
+	}
 	for i := range s.slots {
 		if t := s.slots[i].timer; t != nil {
 			t.Stop()

@@ -226,6 +226,37 @@ func TestSupervisorIgnoresForgedStopped(t *testing.T) {
 	require.False(t, isClosed(s.cfg.SupervisorStopped), "a forged Stopped does not stop the supervisor")
 }
 
+// A client whose first connection is up dials the other slots only once the coordinator says
+// that connection has opened the pool's capacity (dialOthers).
+func TestSupervisorDialsOthersOnceTheFirstConnectionFilled(t *testing.T) {
+	release := make(chan struct{})
+	defer close(release)
+	s := startSupervisor(t, 3, testPolicy{backoff: time.Hour, ceiling: time.Hour}, func() (string, error) {
+		<-release
+		return failing()
+	})
+	s.engine.Send(s.pid, core.Start{})
+	recv(t, s.resolves, "slot 0's dial")
+	first := s.shardPID(0, 1)
+	require.NotNil(t, first)
+	s.engine.Send(s.pid, connected{shard: first, slot: 0}) // as the shard would
+	s.barrier()
+	require.Nil(t, s.shardPID(1, 2), "slot 1 waits for the first connection to fill")
+	require.Nil(t, s.shardPID(2, 3), "slot 2 waits for the first connection to fill")
+	s.engine.Send(s.pid, dialOthers{})
+	s.barrier()
+	require.NotNil(t, s.shardPID(1, 2), "slot 1 dials")
+	require.NotNil(t, s.shardPID(2, 3), "slot 2 dials")
+}
+
+// barrier returns once the supervisor has handled every message this goroutine sent it before.
+func (s *supTest) barrier() {
+	s.t.Helper()
+	reply := make(chan struct{})
+	s.engine.Send(s.pid, shardsStopped{reply: reply})
+	recv(s.t, reply, "the supervisor's barrier")
+}
+
 // A client dials its first slot alone, and the others once that first dial has ended (here, in
 // failure): the first connection's handshake does not share the CPU with the others'.
 func TestSupervisorDialsOneSlotFirst(t *testing.T) {
