@@ -34,6 +34,7 @@ type Config struct {
 	Warmup       time.Duration
 	Duration     time.Duration
 	TunnelReps   int
+	FillReps     int
 	RefillWait   time.Duration
 	RecoveryDown time.Duration
 	RecoveryWait time.Duration
@@ -67,6 +68,7 @@ func main() {
 		duration     = flag.Duration("duration", 3*time.Second, "tunnel workload: measured time per run")
 		warmup       = flag.Duration("warmup", 500*time.Millisecond, "tunnel workload: unmeasured time before each run")
 		tunnelReps   = flag.Int("tunnel-reps", 3, "tunnel workload: runs per configuration (the median by ops/s is reported)")
+		fillReps     = flag.Int("fill-reps", 9, "fill workload: runs per implementation and shape (the median is reported)")
 		tries        = flag.Int("quiet-tries", 4, "tries per measurement while other processes use more than 5% of the CPUs (the quietest is kept)")
 		refillWait   = flag.Duration("refill-wait", 10*time.Second, "burst workload: how long to wait for the pool to refill")
 		down         = flag.Duration("recovery-down", time.Second, "recovery workload: how long the server stays away")
@@ -124,6 +126,7 @@ func main() {
 		quickDefault("duration", func() { *duration = time.Second })
 		quickDefault("warmup", func() { *warmup = 300 * time.Millisecond })
 		quickDefault("tunnel-reps", func() { *tunnelReps = 1 })
+		quickDefault("fill-reps", func() { *fillReps = 3 })
 		quickDefault("quiet-tries", func() { *tries = 1 })
 		quickDefault("refill-wait", func() { *refillWait = 5 * time.Second })
 		quickDefault("recovery-down", func() { *down = 500 * time.Millisecond })
@@ -147,7 +150,7 @@ func main() {
 	}
 
 	cfg := Config{
-		Quick: *quick, Warmup: *warmup, Duration: *duration, TunnelReps: max(*tunnelReps, 1), RefillWait: *refillWait,
+		Quick: *quick, Warmup: *warmup, Duration: *duration, TunnelReps: max(*tunnelReps, 1), FillReps: max(*fillReps, 1), RefillWait: *refillWait,
 		RecoveryDown: *down, RecoveryWait: *recWait, HealthCheck: *health,
 		CrashDown: *crashDown, CrashWait: *crashWait, OutageWait: *outageWait,
 		BulkBytes: int64(*bulkMiB) << 20, BulkReps: max(*bulkReps, 1), Idle: *idle,
@@ -276,11 +279,17 @@ func run(cfg Config) Results {
 	})
 	step("fill", func() {
 		for _, s := range cfg.Shapes {
-			for _, impl := range pooled {
-				r, _, _ := measureQuietly(func() FillResult { return runFill(impl, s) })
-				logf("fill %s %s: %s %s", impl.Name, s, dur(r.Fill), r.Err)
-				res.Fill = append(res.Fill, r)
-				settle()
+			runs := make([][]FillResult, len(pooled))
+			for range cfg.FillReps { // the repetitions take turns across the implementations
+				for i, impl := range pooled {
+					r, _, _ := measureQuietly(func() FillResult { return runFill(impl, s) })
+					logf("fill %s %s: %s %s", impl.Name, s, dur(r.Fill), r.Err)
+					runs[i] = append(runs[i], r)
+					settle()
+				}
+			}
+			for _, rs := range runs {
+				res.Fill = append(res.Fill, medianFill(rs))
 			}
 		}
 	})

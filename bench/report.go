@@ -353,20 +353,26 @@ func fillTable(rs []FillResult) string {
 	var b strings.Builder
 	b.WriteString("## 3. Fill\n\nFrom the client pool's start (the server has been listening for 100ms) until both sides report " +
 		"minCap idle streams, as each library counts them (NodePass and vistone count the control stream, quicpool does " +
-		"not). Ratio against NodePass (lower is better).\n\n")
-	b.WriteString("| minCap/maxCap | Implementation | Time to minCap idle | vs NodePass |\n|---|---|---:|---:|\n")
+		"not). Each implementation and shape runs several times, the implementations taking turns; the median is " +
+		"reported, with the fastest and slowest run. Ratio of medians against NodePass (lower is better).\n\n")
+	b.WriteString("| minCap/maxCap | Implementation | Time to minCap idle (median) | Fastest – slowest | Runs | vs NodePass |\n|---|---|---:|---:|---:|---:|\n")
 	for _, r := range rs {
-		if r.Err != "" {
-			fmt.Fprintf(&b, "| %s | %s | failed: %s | |\n", r.Shape, r.Impl, cell(r.Err))
+		runs := fmt.Sprint(r.Runs)
+		if r.Failed > 0 {
+			runs = fmt.Sprintf("%d (%d failed: %s)", r.Runs, r.Failed, cell(r.Err))
+		}
+		if r.Runs == 0 {
+			fmt.Fprintf(&b, "| %s | %s | failed | | %s | |\n", r.Shape, r.Impl, runs)
 			continue
 		}
 		var npFill float64
 		for _, n := range rs {
-			if n.Impl == nameNodePass && n.Shape == r.Shape && n.Err == "" {
+			if n.Impl == nameNodePass && n.Shape == r.Shape && n.Runs > 0 {
 				npFill = float64(n.Fill)
 			}
 		}
-		fmt.Fprintf(&b, "| %s | %s | %s | %s |\n", r.Shape, r.Impl, dur(r.Fill), ratio(float64(r.Fill), npFill))
+		fmt.Fprintf(&b, "| %s | %s | %s | %s – %s | %s | %s |\n", r.Shape, r.Impl, dur(r.Fill), dur(r.Min), dur(r.Max), runs,
+			ratio(float64(r.Fill), npFill))
 	}
 	b.WriteString("\n")
 	return b.String()

@@ -310,10 +310,35 @@ func runBurst(impl Impl, s Shape, refillWait time.Duration) BurstResult {
 
 // FillResult is one run of the fill workload.
 type FillResult struct {
-	Impl  string
-	Shape Shape
-	Fill  time.Duration // from the client's start until both sides hold minCap idle streams
-	Err   string
+	Impl     string
+	Shape    Shape
+	Fill     time.Duration // from the client's start until both sides hold minCap idle streams
+	Min, Max time.Duration // the fastest and slowest of the runs medianFill took Fill from
+	Runs     int           // runs that filled
+	Err      string        // why the last run that failed failed
+	Failed   int           // runs that failed
+}
+
+// medianFill folds runs of one implementation and shape into one result: the median of those
+// that filled, with their range, and how many failed. A fill takes a few milliseconds, so one
+// run says little: the scheduler alone moves it by a millisecond or two.
+func medianFill(runs []FillResult) FillResult {
+	r := FillResult{Impl: runs[0].Impl, Shape: runs[0].Shape}
+	var fills []time.Duration
+	for _, run := range runs {
+		if run.Err != "" {
+			r.Err = run.Err
+			r.Failed++
+			continue
+		}
+		fills = append(fills, run.Fill)
+	}
+	if len(fills) == 0 {
+		return r
+	}
+	slices.Sort(fills)
+	r.Fill, r.Min, r.Max, r.Runs = fills[len(fills)/2], fills[0], fills[len(fills)-1], len(fills)
+	return r
 }
 
 // runFill starts a server, gives it 100ms to listen, then starts a client and measures until
