@@ -35,6 +35,7 @@ type Config struct {
 	Duration     time.Duration
 	TunnelReps   int
 	FillReps     int
+	BurstReps    int
 	RefillWait   time.Duration
 	RecoveryDown time.Duration
 	RecoveryWait time.Duration
@@ -69,6 +70,7 @@ func main() {
 		warmup       = flag.Duration("warmup", 500*time.Millisecond, "tunnel workload: unmeasured time before each run")
 		tunnelReps   = flag.Int("tunnel-reps", 3, "tunnel workload: runs per configuration (the median by ops/s is reported)")
 		fillReps     = flag.Int("fill-reps", 9, "fill workload: runs per implementation and shape (the median is reported)")
+		burstReps    = flag.Int("burst-reps", 5, "burst workload: runs per implementation (the median is reported)")
 		tries        = flag.Int("quiet-tries", 4, "tries per measurement while other processes use more than 5% of the CPUs (the quietest is kept)")
 		refillWait   = flag.Duration("refill-wait", 10*time.Second, "burst workload: how long to wait for the pool to refill")
 		down         = flag.Duration("recovery-down", time.Second, "recovery workload: how long the server stays away")
@@ -127,6 +129,7 @@ func main() {
 		quickDefault("warmup", func() { *warmup = 300 * time.Millisecond })
 		quickDefault("tunnel-reps", func() { *tunnelReps = 1 })
 		quickDefault("fill-reps", func() { *fillReps = 3 })
+		quickDefault("burst-reps", func() { *burstReps = 1 })
 		quickDefault("quiet-tries", func() { *tries = 1 })
 		quickDefault("refill-wait", func() { *refillWait = 5 * time.Second })
 		quickDefault("recovery-down", func() { *down = 500 * time.Millisecond })
@@ -150,7 +153,7 @@ func main() {
 	}
 
 	cfg := Config{
-		Quick: *quick, Warmup: *warmup, Duration: *duration, TunnelReps: max(*tunnelReps, 1), FillReps: max(*fillReps, 1), RefillWait: *refillWait,
+		Quick: *quick, Warmup: *warmup, Duration: *duration, TunnelReps: max(*tunnelReps, 1), FillReps: max(*fillReps, 1), BurstReps: max(*burstReps, 1), RefillWait: *refillWait,
 		RecoveryDown: *down, RecoveryWait: *recWait, HealthCheck: *health,
 		CrashDown: *crashDown, CrashWait: *crashWait, OutageWait: *outageWait,
 		BulkBytes: int64(*bulkMiB) << 20, BulkReps: max(*bulkReps, 1), Idle: *idle,
@@ -270,11 +273,17 @@ func run(cfg Config) Results {
 		}
 	})
 	step("burst", func() {
-		for _, impl := range cfg.Impls {
-			r, _, _ := measureQuietly(func() BurstResult { return runBurst(impl, small, cfg.RefillWait) })
-			logf("burst %s: served %s refilled %s (%v) errors %d %s", impl.Name, dur(r.Served), dur(r.Refilled), r.Refill, r.Errors, r.Err)
-			res.Burst = append(res.Burst, r)
-			settle()
+		runs := make([][]BurstResult, len(cfg.Impls))
+		for range cfg.BurstReps { // the repetitions take turns across the implementations
+			for i, impl := range cfg.Impls {
+				r, _, _ := measureQuietly(func() BurstResult { return runBurst(impl, small, cfg.RefillWait) })
+				logf("burst %s: served %s refilled %s (%v) errors %d %s", impl.Name, dur(r.Served), dur(r.Refilled), r.Refill, r.Errors, r.Err)
+				runs[i] = append(runs[i], r)
+				settle()
+			}
+		}
+		for _, rs := range runs {
+			res.Burst = append(res.Burst, medianBurst(rs))
 		}
 	})
 	step("fill", func() {

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"slices"
 	"sort"
@@ -245,8 +246,32 @@ type BurstResult struct {
 	Served   time.Duration // from the burst's start until every take was served
 	Refilled time.Duration // from the burst's start until both sides were back at their idle count
 	Refill   bool          // the pool was back at its idle count within the wait (pools only)
-	Errors   int
+	Errors   int           // failed takes, over all runs
+	Runs     int           // runs medianBurst chose from
 	Err      string
+}
+
+// medianBurst returns the median of runs of one implementation: by the time back at capacity
+// (all served for raw quic-go, which keeps no streams), a run that did not refill or failed
+// counting as the slowest. Errors add up over the runs.
+func medianBurst(runs []BurstResult) BurstResult {
+	key := func(r BurstResult) time.Duration {
+		switch {
+		case r.Err != "" || (r.Impl != nameRaw && !r.Refill):
+			return time.Duration(math.MaxInt64)
+		case r.Impl == nameRaw:
+			return r.Served
+		}
+		return r.Refilled
+	}
+	sorted := slices.Clone(runs)
+	slices.SortStableFunc(sorted, func(a, b BurstResult) int { return cmp.Compare(key(a), key(b)) })
+	r := sorted[len(sorted)/2]
+	r.Runs, r.Errors = len(runs), 0
+	for _, run := range runs {
+		r.Errors += run.Errors
+	}
+	return r
 }
 
 // runBurst fills a pair, then takes 2 x maxCap streams at once (each take is a server
