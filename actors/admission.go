@@ -133,6 +133,9 @@ type creditHandout struct {
 func (h *creditHandout) config(base *quic.Config, info *quic.ClientInfo) (*quic.Config, error) {
 	h.unpaired()
 	g, err := h.rt.askCredit(h.engine)
+	if errors.Is(err, errCreditTimeout) { // the pool is overloaded: a refusal like any other
+		h.engine.Send(h.rt.supervisor, refusal{addr: info.RemoteAddr.String(), err: err, reason: refusedFull})
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -159,7 +159,7 @@ const (
 	refusedNotAllowed  refusalReason = iota // the address is not on the allow-list
 	refusedMoved                            // the connection moved to an address not on it
 	refusedCertificate                      // no acceptable client certificate
-	refusedFull                             // no shard slot for it
+	refusedFull                             // no shard slot for it, or no answer on its credit
 )
 
 // deliver puts v in a reply channel without blocking; false means nobody takes it (the caller

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/anthdm/hollywood/actor"
+	"github.com/quic-go/quic-go"
 	"github.com/quicpool/quicpool/internal/core"
 	"github.com/stretchr/testify/require"
 )
@@ -276,4 +277,24 @@ func TestSupervisorDialsOneSlotFirst(t *testing.T) {
 	recv(t, s.resolves, "a second slot's dial")
 	recv(t, s.resolves, "a third slot's dial")
 	require.Equal(t, 0, slotOf(t, s.nextShardDown().shard), "slot 0 failed first")
+}
+
+// A connection whose stream credit the supervisor does not give within creditWait is refused in
+// its handshake, and the refusal is reported to the supervisor like any other, so that it counts
+// in Stats().Refusals.Full.
+func TestCreditTimeoutIsARefusal(t *testing.T) {
+	engine := newEngine(t)
+	cfg := testConfig(t, false)
+	rt := &runtime{Config: cfg}
+	var sup chan any
+	rt.supervisor, sup = spawnRecorder(t, engine, "supervisor."+cfg.Name) // never answers
+	h := &creditHandout{rt: rt, engine: engine}
+	info := &quic.ClientInfo{RemoteAddr: &net.UDPAddr{IP: net.IPv4(127, 0, 0, 2), Port: 4242}}
+	_, err := h.config(&quic.Config{}, info)
+	require.ErrorIs(t, err, errCreditTimeout)
+	require.IsType(t, creditAsk{}, recv(t, sup, "the credit ask"))
+	r, ok := recv(t, sup, "the refusal").(refusal)
+	require.True(t, ok, "the supervisor is told of the refusal")
+	require.Equal(t, refusedFull, r.reason)
+	require.Equal(t, "127.0.0.2:4242", r.addr)
 }

@@ -139,7 +139,8 @@ type Refusals struct {
 	// Certificate: the client presented no acceptable certificate (mutual TLS).
 	Certificate uint64
 	// Full: every slot was taken by a connection that could not be displaced, or the client's
-	// address held every connection one address may.
+	// address held every connection one address may, or the pool was too busy to give the
+	// connection its stream credit within a second.
 	Full uint64
 }
 
