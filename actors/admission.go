@@ -3,6 +3,7 @@ package actors
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/netip"
 	"time"
 
@@ -134,7 +135,7 @@ func (h *creditHandout) config(base *quic.Config, info *quic.ClientInfo) (*quic.
 	h.unpaired()
 	g, err := h.rt.askCredit(h.engine)
 	if errors.Is(err, errCreditTimeout) { // the pool is overloaded: a refusal like any other
-		h.engine.Send(h.rt.supervisor, refusal{addr: info.RemoteAddr.String(), err: err, reason: refusedFull})
+		h.engine.Send(h.rt.supervisor, refusal{addr: info.RemoteAddr.String(), err: fmt.Errorf("%w: %w", core.ErrPoolFull, err), reason: refusedFull})
 	}
 	if err != nil {
 		return nil, err

@@ -237,10 +237,12 @@ func (s *clientShard) openStreams(conn *quic.Conn, n int) {
 }
 
 // answerWait is how long readIDs waits, beyond twice the smoothed RTT, for a server to answer a
-// round's streams, and answerNext how long it waits for each one after that.
+// round's streams, and answerNext how long it waits for each one after that. quic-go checks a
+// read's deadline before the data it holds, so a wait shorter than a scheduling delay would hand
+// streams whose ID has arrived to a goroutine for nothing.
 const (
 	answerWait = time.Millisecond
-	answerNext = 50 * time.Microsecond
+	answerNext = 250 * time.Microsecond
 )
 
 // readIDs reads the IDs the server answers a round's streams with, in the order they were
@@ -260,7 +262,7 @@ func (s *clientShard) readIDs(conn *quic.Conn, streams []*quic.Stream, deadline 
 			s.awaitID(stream, &id)
 			break
 		}
-		_ = stream.SetReadDeadline(later(answerBy, time.Now().Add(answerNext)))
+		_ = stream.SetReadDeadline(earlier(later(answerBy, time.Now().Add(answerNext)), deadline))
 		got, err := id.Read(stream)
 		if !errors.Is(err, os.ErrDeadlineExceeded) {
 			s.answered(stream, got, err)
@@ -276,6 +278,13 @@ func (s *clientShard) readIDs(conn *quic.Conn, streams []*quic.Stream, deadline 
 
 func later(a, b time.Time) time.Time {
 	if a.After(b) {
+		return a
+	}
+	return b
+}
+
+func earlier(a, b time.Time) time.Time {
+	if a.Before(b) {
 		return a
 	}
 	return b

@@ -284,6 +284,9 @@ func (c *coordinator) fileReady(st *shardLoad, id string, stream *quic.Stream) {
 	c.stats.opened++
 	st.opened++
 	c.gone.forget(id)
+	if c.stats.opened >= uint64(min(c.refill.capacity, c.connectionHold())) {
+		c.letOthersDial() // whether the stream is filed or goes straight to a waiting caller
+	}
 	now := time.Now()
 	for !st.suspect && !peerGone(stream) { // a silent connection's streams wait with the others (liveness)
 		g, ok := c.waiters.next(id, now)
@@ -299,9 +302,6 @@ func (c *coordinator) fileReady(st *shardLoad, id string, stream *quic.Stream) {
 		c.replenish() // it was opened as one of the capacity's streams but takes no slot
 	}
 	c.checkReady()
-	if c.stats.opened >= uint64(min(c.refill.capacity, c.connectionHold())) {
-		c.letOthersDial()
-	}
 }
 
 // letOthersDial tells a client's supervisor, once, that the other slots may dial: the pool has

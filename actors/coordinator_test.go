@@ -19,7 +19,8 @@ type coordTest struct {
 	engine *actor.Engine
 	cfg    *core.Config
 	pid    *actor.PID
-	sup    chan any // what the coordinator sent the supervisor (a recorder)
+	sup    chan any   // what the coordinator sent the supervisor (a recorder)
+	supPID *actor.PID // the recorder
 }
 
 // startCoordinator spawns a coordinator (a client's if client) on a fresh engine; tune may adjust
@@ -41,7 +42,7 @@ func startCoordinator(t *testing.T, client bool, tune func(*core.Config)) *coord
 		require.True(t, isClosed(cfg.Stopped), "a stopped coordinator closes Stopped")
 		require.True(t, cfg.Final.Closed, "a stopped coordinator leaves its last Stats")
 	})
-	return &coordTest{t: t, engine: engine, cfg: cfg, pid: rt.coordinator, sup: sup}
+	return &coordTest{t: t, engine: engine, cfg: cfg, pid: rt.coordinator, sup: sup, supPID: rt.supervisor}
 }
 
 func (c *coordTest) send(msgs ...any) {
@@ -437,25 +438,63 @@ func TestFirstConnectionFillsWhileOthersConnect(t *testing.T) {
 		"the share of one connection of 8 would be 8")
 }
 
-// The other slots dial once the first connection has opened what it may hold of the capacity
-// (here 64 of 1024 in 8 connections: their share would be 8): the coordinator tells the
-// supervisor then, once, and not before.
+// The other slots dial once the first connection has opened the pool's capacity (here 4; one
+// connection of 8 may hold 128): the coordinator tells the supervisor then, once, and not before.
 func TestOthersDialOnceTheFirstConnectionOpenedTheCapacity(t *testing.T) {
 	c := startCoordinator(t, true, func(cfg *core.Config) { cfg.MinCap, cfg.MaxCap, cfg.Shards = 4, 1024, 8 })
 	shard, _ := c.shard("shard")
 	lb := quicStreams(t, 4)
 	c.send(core.Start{}, shardUp{shard: shard, conn: lb.conn})
 	for i := range 3 {
-		c.send(streamReady{shard: shard, id: fmt.Sprintf("0000000%d", i), stream: lb.streams[i]})
+		c.send(streamReady{shard: shard, id: fmt.Sprintf("0000000%d", i+1), stream: lb.streams[i]})
 	}
-	c.state()
-	require.Empty(t, c.sup, "three streams of four: the others wait")
-	c.send(streamReady{shard: shard, id: "00000003", stream: lb.streams[3]})
-	c.state()
-	require.Equal(t, dialOthers{}, recv(t, c.sup, "dialOthers"))
+	require.Empty(t, c.supervisorGot(), "three streams of four: the others wait")
+	c.send(streamReady{shard: shard, id: "00000004", stream: lb.streams[3]})
+	require.Equal(t, []any{dialOthers{}}, c.supervisorGot())
 	c.send(openFailed{shard: shard, err: errors.New("no"), n: 1})
+	require.Empty(t, c.supervisorGot(), "once")
+}
+
+// Streams that go straight to waiting callers count towards the capacity opened, and a failed
+// open before it lets the others dial too.
+func TestOthersDialWhenCallersTakeTheStreamsOrAnOpenFails(t *testing.T) {
+	c := startCoordinator(t, true, func(cfg *core.Config) { cfg.MinCap, cfg.MaxCap, cfg.Shards = 2, 2, 2 })
+	shard, _ := c.shard("shard")
+	lb := quicStreams(t, 2)
+	c.send(core.Start{}, shardUp{shard: shard, conn: lb.conn})
+	replies := make([]chan messages.Stream, 2)
+	for i := range replies {
+		replies[i] = make(chan messages.Stream, 1)
+		c.send(messages.Get{Reply: replies[i]})
+	}
+	for i := range 2 {
+		c.send(streamReady{shard: shard, id: fmt.Sprintf("0000000%d", i+1), stream: lb.streams[i]})
+		recv(t, replies[i], "a waiting caller's stream")
+	}
+	require.Equal(t, []any{dialOthers{}}, c.supervisorGot(), "two streams opened, both taken at once")
+
+	c2 := startCoordinator(t, true, func(cfg *core.Config) { cfg.MinCap, cfg.MaxCap, cfg.Shards = 2, 1024, 8 })
+	shard2, _ := c2.shard("shard")
+	c2.send(core.Start{}, shardUp{shard: shard2, conn: lb.conn}, openFailed{shard: shard2, err: errors.New("no"), n: 1})
+	require.Equal(t, []any{dialOthers{}}, c2.supervisorGot(), "the first connection cannot fill the pool")
+}
+
+// supervisorGot returns what the coordinator has sent the supervisor since the last call, once
+// the coordinator has handled every message sent before and the recorder has passed on all it
+// got.
+func (c *coordTest) supervisorGot() []any {
+	c.t.Helper()
 	c.state()
-	require.Empty(t, c.sup, "once")
+	type marker struct{}
+	c.engine.Send(c.supPID, marker{})
+	var got []any
+	for {
+		m := recv(c.t, c.sup, "the supervisor recorder's marker")
+		if _, ok := m.(marker); ok {
+			return got
+		}
+		got = append(got, m)
+	}
 }
 
 // When a connection goes silent, the live ones make up for its streams at once, beyond their

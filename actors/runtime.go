@@ -17,6 +17,7 @@ type runtime struct {
 	*core.Config
 	coordinator *actor.PID
 	supervisor  *actor.PID
+	othersWait  time.Duration // tests only: replaces othersWait when positive
 }
 
 // guard wraps a goroutine body so that a panic in it is recovered, logged with its stack, and

@@ -137,12 +137,12 @@ const othersWait = time.Second
 
 // startOthers starts the other slots' dials once the first connection has opened the pool's
 // capacity, or as much of it as one connection holds (the coordinator's dialOthers), or cannot
-// (an open failed, or othersWait passed since it came up), or slot 0's first dial failed (another slot
-// may still get through: the resolver is asked anew for every dial). Dialing them all at once
-// would share the CPU between their TLS handshakes, and the first connection's streams would
-// wait for it: dialing one first and filling the pool from it (it takes up the others' share
-// meanwhile: refillLimit) fills the pool one handshake and one round of opens after the start.
-// Their fast redial window starts now.
+// (an open failed, or othersWait passed since it came up), or a shard failed first: slot 0's
+// dial, or its connection (another slot may still get through: the resolver is asked anew for
+// every dial). Dialing them all at once would share the CPU between their TLS handshakes, and
+// the first connection's streams would wait for it: dialing one first and filling the pool from
+// it (it takes up the others' share meanwhile: refillLimit) fills a pool of up to 128 streams one
+// handshake and one round of opens after the start. Their fast redial window starts now.
 func (s *supervisor) startOthers() {
 	if !s.firstDial {
 		return
@@ -200,7 +200,11 @@ func (s *supervisor) connected(m connected) {
 	sl.shard, sl.next, sl.suspect, sl.downSince = m.shard, nil, false, time.Time{}
 	if s.firstDial && s.othersDue == nil && len(s.slots) > 1 {
 		engine, self := s.engine, s.self
-		s.othersDue = time.AfterFunc(othersWait, func() { engine.Send(self, dialOthers{}) })
+		wait := othersWait
+		if s.rt.othersWait > 0 {
+			wait = s.rt.othersWait
+		}
+		s.othersDue = time.AfterFunc(wait, func() { engine.Send(self, dialOthers{}) })
 	}
 	if old != nil {
 		s.rt.Log.Warn("switched over to a new connection", "slot", m.slot, "silent for", outage.Round(time.Millisecond))

@@ -31,7 +31,7 @@ type supTest struct {
 
 // startSupervisor spawns a client supervisor with shards slots whose dials call resolve, under
 // policy. It is stopped when the test ends, and must then close SupervisorStopped.
-func startSupervisor(t *testing.T, shards int, policy testPolicy, resolve func() (string, error)) *supTest {
+func startSupervisor(t *testing.T, shards int, policy testPolicy, resolve func() (string, error), tune ...func(*runtime)) *supTest {
 	t.Helper()
 	engine := newEngine(t)
 	cfg := testConfig(t, true)
@@ -45,7 +45,10 @@ func startSupervisor(t *testing.T, shards int, policy testPolicy, resolve func()
 		}
 		return resolve()
 	}
-	rt := &runtime{Config: cfg}
+	rt := &runtime{Config: cfg, othersWait: time.Hour} // the tests send dialOthers themselves
+	for _, f := range tune {
+		f(rt)
+	}
 	rt.coordinator, s.coord = spawnRecorder(t, engine, "coordinator."+cfg.Name)
 	rt.supervisor = rt.spawn(engine.Spawn, newSupervisor(rt), "supervisor", smallInbox)
 	s.pid = rt.supervisor
@@ -250,6 +253,22 @@ func TestSupervisorDialsOthersOnceTheFirstConnectionFilled(t *testing.T) {
 	require.NotNil(t, s.shardPID(2, 3), "slot 2 dials")
 }
 
+// If the coordinator never says the first connection filled the pool, the other slots dial
+// othersWait after it came up.
+func TestSupervisorDialsOthersAfterOthersWait(t *testing.T) {
+	release := make(chan struct{})
+	defer close(release)
+	s := startSupervisor(t, 3, testPolicy{backoff: time.Hour, ceiling: time.Hour}, func() (string, error) {
+		<-release
+		return failing()
+	}, func(rt *runtime) { rt.othersWait = 10 * time.Millisecond })
+	s.engine.Send(s.pid, core.Start{})
+	recv(t, s.resolves, "slot 0's dial")
+	s.engine.Send(s.pid, connected{shard: s.shardPID(0, 1), slot: 0}) // as the shard would
+	recv(t, s.resolves, "a second slot's dial")
+	recv(t, s.resolves, "a third slot's dial")
+}
+
 // barrier returns once the supervisor has handled every message this goroutine sent it before.
 func (s *supTest) barrier() {
 	s.t.Helper()
@@ -258,8 +277,8 @@ func (s *supTest) barrier() {
 	recv(s.t, reply, "the supervisor's barrier")
 }
 
-// A client dials its first slot alone, and the others once that first dial has ended (here, in
-// failure): the first connection's handshake does not share the CPU with the others'.
+// A client dials its first slot alone, and the others at once if that first dial fails: the
+// first connection's handshake does not share the CPU with the others'.
 func TestSupervisorDialsOneSlotFirst(t *testing.T) {
 	release := make(chan struct{})
 	s := startSupervisor(t, 3, testPolicy{backoff: time.Hour, ceiling: time.Hour}, func() (string, error) {
@@ -296,5 +315,6 @@ func TestCreditTimeoutIsARefusal(t *testing.T) {
 	r, ok := recv(t, sup, "the refusal").(refusal)
 	require.True(t, ok, "the supervisor is told of the refusal")
 	require.Equal(t, refusedFull, r.reason)
+	require.ErrorIs(t, r.err, core.ErrPoolFull)
 	require.Equal(t, "127.0.0.2:4242", r.addr)
 }

@@ -8,13 +8,14 @@ import (
 // workerIdle is how long a worker waits for its next job before it exits.
 const workerIdle = 250 * time.Millisecond
 
-// workers runs a shard's blocking stream work (a client's opens, a server's handshake reads) on
-// long-lived goroutines, at most max at a time. A goroutine keeps its stack from one job to the
-// next, where a goroutine per job starts with a small stack and grows it again every time (a
-// copy of the whole stack each time it doubles). A worker that has had nothing to do for
-// workerIdle exits. A workers value belongs to the one goroutine or actor that calls run and
-// tryRun (which count and start workers); offer, which only sends on the jobs channel, is safe
-// from anywhere. The workers themselves only receive jobs and report their exit.
+// workers runs a shard's blocking stream work (a client's opens and late IDs, a server's late
+// handshake bytes) on long-lived goroutines, at most max at a time. A goroutine keeps its stack
+// from one job to the next, where a goroutine per job starts with a small stack and grows it
+// again every time (a copy of the whole stack each time it doubles). A worker that has had
+// nothing to do for workerIdle exits. A workers value belongs to the one goroutine or actor that
+// calls run and tryRun (which count and start workers); offer, which only sends on the jobs
+// channel, is safe from anywhere. The workers themselves only receive jobs and report their
+// exit.
 type workers struct {
 	rt     *runtime
 	ctx    context.Context // the shard's: workers exit when it ends

@@ -320,7 +320,7 @@ func burstTable(cfg Config, rs []BurstResult) string {
 		"is the time to open that many fresh streams). Each implementation runs %d times, taking turns; the run with the "+
 		"median time back at capacity (raw quic-go: all served) is shown, with the failed takes of all runs. Ratios "+
 		"against NodePass (lower is better).\n\n", cfg.Shapes[0], cfg.BurstReps)
-	b.WriteString("| Implementation | Takes | All served | vs NodePass | Back at capacity | vs NodePass | Errors |\n|---|---:|---:|---:|---:|---:|---:|\n")
+	b.WriteString("| Implementation | Takes | All served | vs NodePass | Back at capacity | vs NodePass | Errors (all runs) |\n|---|---:|---:|---:|---:|---:|---:|\n")
 	np := findBurst(rs, nameNodePass)
 	for _, r := range rs {
 		if r.Err != "" {
