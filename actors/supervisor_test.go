@@ -233,17 +233,7 @@ func TestSupervisorIgnoresForgedStopped(t *testing.T) {
 // A client whose first connection is up dials the other slots only once the coordinator says
 // that connection has opened the pool's capacity (dialOthers).
 func TestSupervisorDialsOthersOnceTheFirstConnectionFilled(t *testing.T) {
-	release := make(chan struct{})
-	defer close(release)
-	s := startSupervisor(t, 3, testPolicy{backoff: time.Hour, ceiling: time.Hour}, func() (string, error) {
-		<-release
-		return failing()
-	})
-	s.engine.Send(s.pid, core.Start{})
-	recv(t, s.resolves, "slot 0's dial")
-	first := s.shardPID(0, 1)
-	require.NotNil(t, first)
-	s.engine.Send(s.pid, connected{shard: first, slot: 0}) // as the shard would
+	s := firstConnected(t)
 	s.barrier()
 	require.Nil(t, s.shardPID(1, 2), "slot 1 waits for the first connection to fill")
 	require.Nil(t, s.shardPID(2, 3), "slot 2 waits for the first connection to fill")
@@ -256,17 +246,26 @@ func TestSupervisorDialsOthersOnceTheFirstConnectionFilled(t *testing.T) {
 // If the coordinator never says the first connection filled the pool, the other slots dial
 // othersWait after it came up.
 func TestSupervisorDialsOthersAfterOthersWait(t *testing.T) {
+	s := firstConnected(t, func(rt *runtime) { rt.othersWait = 10 * time.Millisecond })
+	recv(t, s.resolves, "a second slot's dial")
+	recv(t, s.resolves, "a third slot's dial")
+}
+
+// firstConnected starts a client supervisor of three slots whose dials wait until the test
+// ends, and tells it, as slot 0's shard would, that slot 0 connected.
+func firstConnected(t *testing.T, tune ...func(*runtime)) *supTest {
 	release := make(chan struct{})
-	defer close(release)
 	s := startSupervisor(t, 3, testPolicy{backoff: time.Hour, ceiling: time.Hour}, func() (string, error) {
 		<-release
 		return failing()
-	}, func(rt *runtime) { rt.othersWait = 10 * time.Millisecond })
+	}, tune...)
+	t.Cleanup(func() { close(release) }) // before startSupervisor's cleanup stops the supervisor
 	s.engine.Send(s.pid, core.Start{})
 	recv(t, s.resolves, "slot 0's dial")
-	s.engine.Send(s.pid, connected{shard: s.shardPID(0, 1), slot: 0}) // as the shard would
-	recv(t, s.resolves, "a second slot's dial")
-	recv(t, s.resolves, "a third slot's dial")
+	first := s.shardPID(0, 1)
+	require.NotNil(t, first)
+	s.engine.Send(s.pid, connected{shard: first, slot: 0})
+	return s
 }
 
 // barrier returns once the supervisor has handled every message this goroutine sent it before.
