@@ -140,3 +140,34 @@ func TestLaterArrivalsDoNotStarveAClient(t *testing.T) {
 		require.LessOrEqual(t, c.Idle, maxCap/4, "no connection holds more than its share: %+v", s.Conns)
 	}
 }
+
+// Accept takes the client addresses in turn, however many connections each holds: a client with
+// two connections gets no more of what the application takes than a client with one (taken
+// connection by connection, it would get two thirds).
+func TestAcceptTakesClientAddressesInTurn(t *testing.T) {
+	server := startServer(t, 256) // two connections per client address
+	// From 127.0.0.1 two connections holding 128 streams between them, from 127.0.0.2 one of 64.
+	startClient(t, 128, 256, server.Addr(), quicpool.WithLocalAddr("127.0.0.1:0"))
+	startClient(t, 64, 128, server.Addr(), quicpool.WithLocalAddr("127.0.0.2:0"))
+	waitFor(t, server, "three connections, each with 32 idle streams to take", func(s messages.Stats) bool {
+		if len(s.Conns) != 3 {
+			return false
+		}
+		for _, c := range s.Conns {
+			if c.Idle < 32 {
+				return false
+			}
+		}
+		return true
+	})
+	taken := map[string]int{}
+	for range 60 {
+		_, c, err := server.IncomingGet(5 * time.Second)
+		require.NoError(t, err)
+		host, _, err := net.SplitHostPort(c.RemoteAddr().String())
+		require.NoError(t, err)
+		taken[host]++
+		require.NoError(t, c.Close())
+	}
+	require.Equal(t, map[string]int{"127.0.0.1": 30, "127.0.0.2": 30}, taken)
+}

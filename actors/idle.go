@@ -3,6 +3,7 @@ package actors
 import (
 	"context"
 	"errors"
+	"net/netip"
 	"slices"
 	"time"
 
@@ -34,14 +35,24 @@ type idleStream struct {
 }
 
 // idleStreams is the coordinator's store of idle streams: by ID, and for the callers that take
-// any stream, per connection in arrival order (shardLoad.queue), taken round robin over the
-// connections so that no connection monopolises what the application takes.
+// any stream, per connection in arrival order (shardLoad.queue). A caller that takes any stream
+// gets one from the next peer address in turn, and within that peer from its next connection in
+// turn: no client monopolises what the application takes, however many connections it holds,
+// and one client's streams are spread over its connections.
 type idleStreams struct {
 	byID       map[string]idleStream
-	ring       []*shardLoad // the connections up, in the order they came up
-	next       int          // the ring position the next hand-out starts from
+	peers      []*peerConns // the peer addresses with a connection up, in the order they came
+	next       int          // the peer the next hand-out starts from
 	usable     int          // streams Accept may hand out: neither peer-closed nor the control stream
 	peerClosed int
+}
+
+// peerConns is the connections up from one peer address (a client's; on a client, the
+// server's), in the order they came up.
+type peerConns struct {
+	addr  netip.Addr
+	conns []*shardLoad
+	next  int // the connection the peer's next hand-out starts from
 }
 
 func newIdleStreams() idleStreams { return idleStreams{byID: make(map[string]idleStream)} }
@@ -72,12 +83,40 @@ func (is *idleStreams) add(id string, e idleStream) {
 	}
 }
 
-// addShard and removeShard keep the ring of connections that hand-outs go round.
-func (is *idleStreams) addShard(st *shardLoad) { is.ring = append(is.ring, st) }
+// addShard and removeShard keep the peers and their connections that hand-outs go round. A
+// connection belongs to the address it came up from.
+func (is *idleStreams) addShard(st *shardLoad) {
+	addr := netip.Addr{}
+	if st.conn != nil {
+		addr = addrIP(st.conn.RemoteAddr())
+	}
+	for _, p := range is.peers {
+		if p.addr == addr {
+			p.conns = append(p.conns, st)
+			return
+		}
+	}
+	is.peers = append(is.peers, &peerConns{addr: addr, conns: []*shardLoad{st}})
+}
 
 func (is *idleStreams) removeShard(st *shardLoad) {
-	if i := slices.Index(is.ring, st); i >= 0 {
-		is.ring = slices.Delete(is.ring, i, i+1)
+	for i, p := range is.peers {
+		if j := slices.Index(p.conns, st); j >= 0 {
+			p.conns = slices.Delete(p.conns, j, j+1)
+			if len(p.conns) == 0 {
+				is.peers = slices.Delete(is.peers, i, i+1)
+			}
+			return
+		}
+	}
+}
+
+// clearQueues empties every connection's queue.
+func (is *idleStreams) clearQueues() {
+	for _, p := range is.peers {
+		for _, st := range p.conns {
+			st.queue = nil
+		}
 	}
 }
 
@@ -100,15 +139,20 @@ func (is *idleStreams) take(id string) (idleStream, bool) {
 	return e, true
 }
 
-// oldest removes and returns a usable stream for a caller that takes any: the oldest of the next
-// connection round the ring that has one.
+// oldest removes and returns a usable stream for a caller that takes any: from the next peer in
+// turn that has one, the oldest of that peer's next connection in turn that has one.
 func (is *idleStreams) oldest() (string, idleStream, bool) {
-	for range is.ring {
-		is.next %= len(is.ring)
-		st := is.ring[is.next]
+	for range is.peers {
+		is.next %= len(is.peers)
+		p := is.peers[is.next]
 		is.next++
-		if id, e, ok := is.oldestOf(st); ok {
-			return id, e, true
+		for range p.conns {
+			p.next %= len(p.conns)
+			st := p.conns[p.next]
+			p.next++
+			if id, e, ok := is.oldestOf(st); ok {
+				return id, e, true
+			}
 		}
 	}
 	return "", idleStream{}, false
@@ -190,9 +234,7 @@ func (is *idleStreams) drain() []string {
 		ids = append(ids, id)
 	}
 	clear(is.byID)
-	for _, st := range is.ring {
-		st.queue = nil
-	}
+	is.clearQueues()
 	is.usable, is.peerClosed = 0, 0
 	return ids
 }
@@ -215,9 +257,7 @@ func (is *idleStreams) dropShard(st *shardLoad) []string {
 // forget drops every stream without resetting it, for a pool whose connections are closing.
 func (is *idleStreams) forget() {
 	clear(is.byID)
-	for _, st := range is.ring {
-		st.queue = nil
-	}
+	is.clearQueues()
 	is.usable, is.peerClosed = 0, 0
 }
 
