@@ -3,6 +3,7 @@ package actors
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -99,6 +100,27 @@ func issuedID(t *testing.T, lb loopback, i int) string {
 // shard spawns a fake shard that records what the coordinator sends it.
 func (c *coordTest) shard(name string) (*actor.PID, chan any) {
 	return spawnRecorder(c.t, c.engine, name+"."+c.cfg.Name)
+}
+
+// Gets for any stream take up to handOutRun in a row from one connection of a peer, then go on
+// to its next connection: streams taken together share packets.
+func TestAnyGetsTakeRunsFromOneConnection(t *testing.T) {
+	c := startCoordinator(t, false, func(cfg *core.Config) { cfg.MinCap, cfg.MaxCap, cfg.Shards = 64, 64, 1 })
+	a, _ := c.shard("a")
+	b, _ := c.shard("b")
+	lb := quicStreams(t, 2*handOutRun)
+	c.send(shardUp{shard: a, slot: 0, conn: lb.conn}, shardUp{shard: b, slot: 1, conn: lb.conn}) // one peer
+	for i := range handOutRun {
+		c.send(streamReady{shard: a, id: fmt.Sprintf("000000a%x", i), stream: lb.streams[i]},
+			streamReady{shard: b, id: fmt.Sprintf("000000b%x", i), stream: lb.streams[handOutRun+i]})
+	}
+	var from []byte
+	for range handOutRun + 1 {
+		got := recv(t, c.get(""), "a stream for Get any")
+		require.NoError(t, got.Err)
+		from = append(from, got.ID[6])
+	}
+	require.Equal(t, strings.Repeat("a", handOutRun)+"b", string(from))
 }
 
 // A Get waiting for an ID is served in the very step that files the stream's arrival: the State
