@@ -57,7 +57,7 @@ type shardLoad struct {
 	heard      time.Time // when the peer was last heard
 	upAt       time.Time
 	trust      trust          // client: how the server has kept to the protocol on this connection
-	queue      []string       // its usable idle IDs in arrival order; may hold IDs taken since
+	queue      []wire.Key     // its usable idle IDs in arrival order; may hold IDs taken since
 	held       []heldStream   // server: its handshaken streams waiting for room, oldest first
 	inUse      []*quic.Stream // handed out; those whose write side closed are swept out (stats.go)
 	inUseSwept int            // len(inUse) after the last sweep
@@ -177,10 +177,10 @@ func (c *coordinator) get(g messages.Get) {
 			c.answer(deliver(g.Reply, messages.Stream{ID: g.ID, Err: err}))
 			return
 		}
-		if e, ok := c.idle.byID[g.ID]; ok && e.closedAt.IsZero() && peerGone(e.stream) {
+		if e, ok := c.idle.get(g.ID); ok && !c.idle.isPeerClosed(g.ID) && peerGone(e.stream) {
 			c.peerStopped(g.ID) // not seen yet: a discarded stream goes, a closed one stays reachable
 		}
-		if e, ok := c.idle.byID[g.ID]; ok && !e.shard.suspect {
+		if e, ok := c.idle.get(g.ID); ok && !e.shard.suspect {
 			c.idle.take(g.ID)
 			c.handOut(g.ID, e, waiter{Get: g})
 			return
@@ -264,7 +264,7 @@ func (c *coordinator) streamReady(m streamReady) {
 	}
 	st.opening = max(st.opening-1, 0)
 	c.refill.created++
-	old, dup := c.idle.byID[m.id]
+	old, dup := c.idle.get(m.id)
 	if err := st.trust.handshaken(m.id, dup && old.shard == st); err != nil {
 		wire.Discard(m.stream)
 		c.violation(st, err)

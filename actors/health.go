@@ -91,7 +91,7 @@ func (c *coordinator) liveness(m liveness) {
 func (c *coordinator) serveWaiting() {
 	now := time.Now()
 	for id := range c.waiters.byID {
-		if e, ok := c.idle.byID[id]; ok && !e.shard.suspect {
+		if e, ok := c.idle.get(id); ok && !e.shard.suspect {
 			if g, ok := c.waiters.next(id, now); ok {
 				c.idle.take(id)
 				c.handOut(id, e, g)

@@ -3,6 +3,7 @@ package actors
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/netip"
 	"slices"
 	"time"
@@ -31,9 +32,6 @@ const (
 type idleStream struct {
 	stream *quic.Stream
 	shard  *shardLoad
-	// closedAt is when the peer stopped reading the stream, zero while it has not. Such a stream
-	// no longer counts as idle and is handed out by ID only, until its grace period ends.
-	closedAt time.Time
 }
 
 // idleStreams is the coordinator's store of idle streams: by ID, and for the callers that take
@@ -44,12 +42,17 @@ type idleStream struct {
 // streams taken together share their packets and acknowledgements. Taken one connection after
 // the other, 64 callers on 64 connections cost twice the packets and CPU per op of 64 callers on
 // one.
+//
+// Streams are filed under their wire.Key, not their string ID: an idle stream costs the store
+// about 50 bytes (a map slot and a queue entry) instead of about 140.
 type idleStreams struct {
-	byID       map[string]idleStream
-	peers      []*peerConns // the peer addresses with a connection up, in the order they came
-	next       int          // the peer the next hand-out starts from
-	usable     int          // streams Accept may hand out: neither peer-closed nor the control stream
-	peerClosed int
+	byID map[wire.Key]idleStream
+	// closedAt holds when the peer stopped reading each of byID's peer-closed streams. Such a
+	// stream no longer counts as idle and is handed out by ID only, until its grace period ends.
+	closedAt map[wire.Key]time.Time
+	peers    []*peerConns // the peer addresses with a connection up, in the order they came
+	next     int          // the peer the next hand-out starts from
+	usable   int          // streams Accept may hand out: neither peer-closed nor the control stream
 }
 
 // peerConns is the connections up from one peer address (a client's; on a client, the
@@ -61,31 +64,70 @@ type peerConns struct {
 	run   int // hand-outs in a row from conns[next-1]
 }
 
-func newIdleStreams() idleStreams { return idleStreams{byID: make(map[string]idleStream)} }
-
-// usable reports whether Accept may hand out e: not the control stream, not closed by the peer,
-// and not on a connection that has gone silent (suspect).
-func usable(id string, e idleStream) bool {
-	return id != wire.ControlID && e.closedAt.IsZero() && !e.shard.suspect
+func newIdleStreams() idleStreams {
+	return idleStreams{byID: make(map[wire.Key]idleStream), closedAt: make(map[wire.Key]time.Time)}
 }
 
-func (is *idleStreams) has(id string) bool { _, ok := is.byID[id]; return ok }
+// controlKey is the control stream's Key.
+var controlKey, _ = wire.KeyOf(wire.ControlID)
+
+// key returns id's Key; ok is false when id is not an ID, which the store never holds.
+func key(id string) (k wire.Key, ok bool) {
+	k, err := wire.KeyOf(id)
+	return k, err == nil
+}
+
+// isUsable reports whether Accept may hand out e, filed under k: not the control stream, not
+// closed by the peer, and not on a connection that has gone silent (suspect).
+func (is *idleStreams) isUsable(k wire.Key, e idleStream) bool {
+	return k != controlKey && !is.peerClosed(k) && !e.shard.suspect
+}
+
+// peerClosed reports whether the stream filed under k is one the peer stopped reading.
+func (is *idleStreams) peerClosed(k wire.Key) bool { _, ok := is.closedAt[k]; return ok }
+
+// peerClosedCount is the number of peer-closed streams held.
+func (is *idleStreams) peerClosedCount() int { return len(is.closedAt) }
+
+// get returns the stream id, in whatever state, without taking it.
+func (is *idleStreams) get(id string) (idleStream, bool) {
+	k, ok := key(id)
+	if !ok {
+		return idleStream{}, false
+	}
+	e, ok := is.byID[k]
+	return e, ok
+}
+
+func (is *idleStreams) has(id string) bool { _, ok := is.get(id); return ok }
+
+// isPeerClosed reports whether id is held and its peer stopped reading it.
+func (is *idleStreams) isPeerClosed(id string) bool {
+	k, ok := key(id)
+	return ok && is.peerClosed(k)
+}
 
 func (is *idleStreams) hasControl() bool {
-	e, ok := is.byID[wire.ControlID]
-	return ok && e.closedAt.IsZero()
+	_, ok := is.byID[controlKey]
+	return ok && !is.peerClosed(controlKey)
 }
 
-// add stores e under id, which is not stored yet.
+// add stores e under id, which is not stored yet and is an ID (the pool issued it, or read its
+// IDLen bytes off the wire).
 func (is *idleStreams) add(id string, e idleStream) {
-	is.byID[id] = e
-	switch {
-	case !e.closedAt.IsZero():
-		is.peerClosed++
-	case usable(id, e):
+	k, ok := key(id)
+	if !ok {
+		panic(fmt.Sprintf("idle streams: %q is not an ID", id))
+	}
+	is.addKey(k, e)
+}
+
+func (is *idleStreams) addKey(k wire.Key, e idleStream) {
+	is.byID[k] = e
+	if is.isUsable(k, e) {
 		is.usable++
 		e.shard.idle++
-		e.shard.queue = append(e.shard.queue, id)
+		e.shard.queue = append(e.shard.queue, k)
 	}
 }
 
@@ -128,17 +170,24 @@ func (is *idleStreams) clearQueues() {
 
 // take removes and returns the stream id, in whatever state.
 func (is *idleStreams) take(id string) (idleStream, bool) {
-	e, ok := is.byID[id]
+	k, ok := key(id)
+	if !ok {
+		return idleStream{}, false
+	}
+	return is.takeKey(k)
+}
+
+func (is *idleStreams) takeKey(k wire.Key) (idleStream, bool) {
+	e, ok := is.byID[k]
 	if !ok {
 		return e, false
 	}
-	delete(is.byID, id)
-	if usable(id, e) {
+	if is.isUsable(k, e) {
 		is.usable--
 		e.shard.idle--
-	} else if !e.closedAt.IsZero() {
-		is.peerClosed--
 	}
+	delete(is.byID, k)
+	delete(is.closedAt, k)
 	if st := e.shard; len(st.queue) > 64 && len(st.queue) > 2*st.idle {
 		is.compact(st)
 	}
@@ -176,11 +225,11 @@ func (is *idleStreams) oldest() (string, idleStream, bool) {
 // oldestOf removes and returns st's usable stream that arrived first.
 func (is *idleStreams) oldestOf(st *shardLoad) (string, idleStream, bool) {
 	for len(st.queue) > 0 {
-		id := st.queue[0]
+		k := st.queue[0]
 		st.queue = st.queue[1:]
-		if e, ok := is.byID[id]; ok && e.shard == st && usable(id, e) {
-			e, _ = is.take(id)
-			return id, e, true
+		if e, ok := is.byID[k]; ok && e.shard == st && is.isUsable(k, e) {
+			e, _ = is.takeKey(k)
+			return k.ID(), e, true
 		}
 	}
 	return "", idleStream{}, false
@@ -188,10 +237,10 @@ func (is *idleStreams) oldestOf(st *shardLoad) (string, idleStream, bool) {
 
 // compact drops the entries of st's queue that are no longer usable streams of st.
 func (is *idleStreams) compact(st *shardLoad) {
-	fresh := make([]string, 0, st.idle)
-	for _, id := range st.queue {
-		if e, ok := is.byID[id]; ok && e.shard == st && usable(id, e) {
-			fresh = append(fresh, id)
+	fresh := make([]wire.Key, 0, st.idle)
+	for _, k := range st.queue {
+		if e, ok := is.byID[k]; ok && e.shard == st && is.isUsable(k, e) {
+			fresh = append(fresh, k)
 		}
 	}
 	st.queue = fresh
@@ -200,37 +249,62 @@ func (is *idleStreams) compact(st *shardLoad) {
 // setSuspect marks st's connection silent (its streams stop being usable) or alive again (they
 // are usable again, queued after those already idle).
 func (is *idleStreams) setSuspect(st *shardLoad, suspect bool) {
-	var ids []string
-	for id, e := range is.byID {
+	type filed struct {
+		k        wire.Key
+		e        idleStream
+		closedAt time.Time
+		closed   bool
+	}
+	var taken []filed
+	for k, e := range is.byID {
 		if e.shard == st {
-			ids = append(ids, id)
+			at, closed := is.closedAt[k]
+			taken = append(taken, filed{k, e, at, closed})
 		}
 	}
-	taken := make([]idleStream, len(ids))
-	for i, id := range ids {
-		taken[i], _ = is.take(id)
+	for _, f := range taken {
+		is.takeKey(f.k)
 	}
 	st.suspect = suspect
-	for i, id := range ids {
-		is.add(id, taken[i])
+	for _, f := range taken {
+		if f.closed {
+			is.closedAt[f.k] = f.closedAt
+		}
+		is.addKey(f.k, f.e)
 	}
 }
 
 // markPeerClosed turns the idle stream id into a peer-closed one.
 func (is *idleStreams) markPeerClosed(id string, now time.Time) {
-	if e, ok := is.take(id); ok {
-		e.closedAt = now
-		is.add(id, e)
+	k, ok := key(id)
+	if !ok {
+		return
 	}
+	if e, ok := is.takeKey(k); ok {
+		is.closedAt[k] = now
+		is.addKey(k, e)
+	}
+}
+
+// oldestPeerClosed returns the peer-closed stream that has waited longest.
+func (is *idleStreams) oldestPeerClosed() (string, bool) {
+	var oldest wire.Key
+	var at time.Time
+	for k, t := range is.closedAt {
+		if at.IsZero() || t.Before(at) {
+			oldest, at = k, t
+		}
+	}
+	return oldest.ID(), !at.IsZero()
 }
 
 // expirePeerClosed discards the peer-closed streams whose grace period is over and returns
 // their IDs.
 func (is *idleStreams) expirePeerClosed(now time.Time) []string {
 	var expired []string
-	for id, e := range is.byID {
-		if !e.closedAt.IsZero() && now.Sub(e.closedAt) >= peerClosedGrace {
-			expired = append(expired, id)
+	for k, at := range is.closedAt {
+		if now.Sub(at) >= peerClosedGrace {
+			expired = append(expired, k.ID())
 		}
 	}
 	for _, id := range expired {
@@ -243,28 +317,28 @@ func (is *idleStreams) expirePeerClosed(now time.Time) []string {
 // drain discards every stream, resetting each both ways, and returns their IDs.
 func (is *idleStreams) drain() []string {
 	ids := make([]string, 0, len(is.byID))
-	for id, e := range is.byID {
+	for k, e := range is.byID {
 		wire.Discard(e.stream)
 		e.shard.idle = 0
-		ids = append(ids, id)
+		ids = append(ids, k.ID())
 	}
-	clear(is.byID)
-	is.clearQueues()
-	is.usable, is.peerClosed = 0, 0
+	is.forget()
 	return ids
 }
 
 // dropShard forgets the streams of a connection that is closing, without resetting them: its
 // CONNECTION_CLOSE ends them all at once. It returns their IDs.
 func (is *idleStreams) dropShard(st *shardLoad) []string {
-	var ids []string
-	for id, e := range is.byID {
+	var keys []wire.Key
+	for k, e := range is.byID {
 		if e.shard == st {
-			ids = append(ids, id)
+			keys = append(keys, k)
 		}
 	}
-	for _, id := range ids {
-		is.take(id)
+	ids := make([]string, len(keys))
+	for i, k := range keys {
+		is.takeKey(k)
+		ids[i] = k.ID()
 	}
 	return ids
 }
@@ -272,8 +346,9 @@ func (is *idleStreams) dropShard(st *shardLoad) []string {
 // forget drops every stream without resetting it, for a pool whose connections are closing.
 func (is *idleStreams) forget() {
 	clear(is.byID)
+	clear(is.closedAt)
 	is.clearQueues()
-	is.usable, is.peerClosed = 0, 0
+	is.usable = 0
 }
 
 // peerGone reports whether the peer stopped reading s (it sends STOP_SENDING, which ends the
@@ -289,9 +364,9 @@ func (c *coordinator) checkPeers() {
 		c.peerTimer = time.AfterFunc(peerCheckInterval, func() { engine.Send(self, checkPeers{}) })
 	}
 	var gone []string
-	for id, e := range c.idle.byID {
-		if e.closedAt.IsZero() && peerGone(e.stream) {
-			gone = append(gone, id)
+	for k, e := range c.idle.byID {
+		if !c.idle.peerClosed(k) && peerGone(e.stream) {
+			gone = append(gone, k.ID())
 		}
 	}
 	for _, id := range gone {
@@ -307,8 +382,8 @@ func (c *coordinator) checkPeers() {
 // closing connection's streams before the connection's own context) goes without a reset or a
 // count: the connection's close ends it, and shardDown deals with the rest.
 func (c *coordinator) peerStopped(id string) {
-	e, ok := c.idle.byID[id]
-	if !ok || !e.closedAt.IsZero() {
+	e, ok := c.idle.get(id)
+	if !ok || c.idle.isPeerClosed(id) {
 		return
 	}
 	var se *quic.StreamError
@@ -324,7 +399,7 @@ func (c *coordinator) peerStopped(id string) {
 		c.streamGone(id)
 	default:
 		c.idle.markPeerClosed(id, time.Now())
-		if c.idle.peerClosed > c.capacity() { // bounded: the oldest goes
+		if c.idle.peerClosedCount() > c.capacity() { // bounded: the oldest goes
 			c.discardOldestPeerClosed()
 		}
 	}
@@ -342,11 +417,9 @@ func (c *coordinator) peerStopped(id string) {
 
 // discardOldestPeerClosed discards the peer-closed stream that has waited longest.
 func (c *coordinator) discardOldestPeerClosed() {
-	oldest, at := "", time.Time{}
-	for id, e := range c.idle.byID {
-		if !e.closedAt.IsZero() && (oldest == "" || e.closedAt.Before(at)) {
-			oldest, at = id, e.closedAt
-		}
+	oldest, ok := c.idle.oldestPeerClosed()
+	if !ok {
+		return
 	}
 	if e, ok := c.idle.take(oldest); ok {
 		wire.Discard(e.stream)

@@ -18,8 +18,9 @@ import (
 // worker is idle, with openStreams to the shard, which runs them on its workers. A worker opens
 // a stream, reads its ID and hands the stream straight to the coordinator (streamReady), which
 // owns it from then on, hands it to a caller (one step, no hop through the shard), or discards
-// it. Server side: the shard's goroutine accepts a stream, a worker reads its handshake byte and
-// hands the stream to the coordinator (handshaken), which issues and writes its ID.
+// it. Server side: the shard's goroutine accepts a stream and reads its handshake byte (a worker
+// waits for a byte that is late) and hands the stream to the coordinator (handshaken), which
+// issues and writes its ID.
 //
 // A connection's life: the shard reports shardUp to the coordinator when its connection is up,
 // and shardFailed to the supervisor when it dies. The supervisor stops the shard, decides on the

@@ -95,7 +95,7 @@ func (c *coordinator) snapshot() messages.Stats {
 		Side:       "server",
 		Idle:       c.idle.usable,
 		Control:    c.idle.hasControl(),
-		PeerClosed: c.idle.peerClosed,
+		PeerClosed: c.idle.peerClosedCount(),
 		MinCap:     c.rt.MinCap,
 		MaxCap:     c.rt.MaxCap,
 		Shards:     c.rt.SlotCount(),

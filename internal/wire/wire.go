@@ -4,6 +4,7 @@
 package wire
 
 import (
+	"encoding/binary"
 	"encoding/hex"
 	"fmt"
 	"io"
@@ -17,7 +18,7 @@ import (
 // the server answers with IDLen bytes of ID. The ID a caller sees is those bytes in lowercase hex.
 const (
 	HandshakeByte = 0x00
-	IDLen         = 4
+	IDLen         = 4 // a Key holds the bytes of one ID
 	// ControlID is the first ID a server pool issues, exactly once. NodePass uses that stream as
 	// its control channel.
 	ControlID = "00000000"
@@ -37,6 +38,23 @@ func ParseID(id string) ([IDLen]byte, error) {
 	}
 	_, err := hex.Decode(raw[:], []byte(id))
 	return raw, err
+}
+
+// Key is an ID's IDLen bytes read as one big-endian number: the compact form the pool files its
+// streams under (a string ID costs a 16-byte header and a separate allocation).
+type Key uint32
+
+// KeyOf returns the Key of id, or ParseID's error when id is not an ID.
+func KeyOf(id string) (Key, error) {
+	raw, err := ParseID(id)
+	return Key(binary.BigEndian.Uint32(raw[:])), err
+}
+
+// ID returns the ID whose bytes k holds: KeyOf(k.ID()) is k.
+func (k Key) ID() string {
+	var raw [IDLen]byte
+	binary.BigEndian.PutUint32(raw[:], uint32(k))
+	return hex.EncodeToString(raw[:])
 }
 
 // ReadID reads the server's answer to a handshake: exactly IDLen bytes.

@@ -13,7 +13,7 @@ import (
 )
 
 // FuzzParseID: any string a caller passes to OutgoingGet either is exactly the lowercase hex of
-// IDLen bytes, and round-trips, or is rejected with ErrInvalidID. Never a panic.
+// IDLen bytes, and round-trips (through its Key too), or is rejected with ErrInvalidID. Never a panic.
 func FuzzParseID(f *testing.F) {
 	for _, seed := range []string{"00000000", "0a1b2c3d", "ffffffff", "", "non-existent-id", "000000000",
 		"0000000", "ABCDEF01", "0000000g", "0x000000", " 0000000", "00000000\n", "\x00\x00\x00\x00\x00\x00\x00\x00"} {
@@ -26,6 +26,9 @@ func FuzzParseID(f *testing.F) {
 			if !errors.Is(err, core.ErrInvalidID) {
 				t.Fatalf("ParseID(%q) = %v, want ErrInvalidID", id, err)
 			}
+			if _, err := KeyOf(id); !errors.Is(err, core.ErrInvalidID) {
+				t.Fatalf("KeyOf(%q) = %v, want ErrInvalidID", id, err)
+			}
 			return
 		}
 		if err != nil {
@@ -33,6 +36,10 @@ func FuzzParseID(f *testing.F) {
 		}
 		if got := hex.EncodeToString(raw[:]); got != id {
 			t.Fatalf("ParseID(%q) round-trips to %q", id, got)
+		}
+		k, err := KeyOf(id)
+		if err != nil || k.ID() != id {
+			t.Fatalf("KeyOf(%q) = %v, %v; its ID is %q", id, k, err, k.ID())
 		}
 	})
 }

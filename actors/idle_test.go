@@ -1,0 +1,68 @@
+package actors
+
+import (
+	"testing"
+	"time"
+
+	"github.com/quicpool/quicpool/internal/wire"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// TestIdleStoreKeepsStatesThroughSuspicion: the store files streams under their Key, keeps its
+// counts (usable, per connection, peer-closed) through every change of state, hands out in
+// arrival order, and a connection that goes silent and comes back keeps each peer-closed
+// stream's time, so its grace period is not restarted.
+func TestIdleStoreKeepsStatesThroughSuspicion(t *testing.T) {
+	is := newIdleStreams()
+	a, b := &shardLoad{slot: 0}, &shardLoad{slot: 1}
+	is.addShard(a)
+	is.addShard(b)
+	closedAt := time.Now().Add(-time.Second)
+
+	is.add(wire.ControlID, idleStream{shard: a})
+	for _, id := range []string{"0000000a", "0000000b", "0000000c"} {
+		is.add(id, idleStream{shard: a})
+	}
+	is.add("000000b1", idleStream{shard: b})
+	is.markPeerClosed("0000000b", closedAt)
+	require.Equal(t, 3, is.usable) // not the control stream, not the peer-closed one
+	require.Equal(t, 2, a.idle)
+	require.Equal(t, 1, is.peerClosedCount())
+	require.True(t, is.hasControl())
+	require.True(t, is.isPeerClosed("0000000b"))
+
+	is.setSuspect(a, true)
+	assert.Equal(t, 1, is.usable, "a silent connection's streams are not usable")
+	assert.Equal(t, 0, a.idle)
+	assert.True(t, is.has("0000000a"), "but they stay reachable by ID")
+	is.setSuspect(a, false)
+	assert.Equal(t, 3, is.usable)
+	assert.Equal(t, 2, a.idle)
+	assert.Equal(t, closedAt, is.closedAt[mustKey(t, "0000000b")], "the peer-closed time survives")
+	assert.Empty(t, is.expirePeerClosed(closedAt.Add(peerClosedGrace/2)), "its grace is not over")
+
+	var ids []string
+	var slots []int
+	for {
+		id, e, ok := is.oldest()
+		if !ok {
+			break
+		}
+		ids, slots = append(ids, id), append(slots, e.shard.slot)
+	}
+	assert.ElementsMatch(t, []string{"0000000a", "0000000c", "000000b1"}, ids)
+	assert.Equal(t, []int{0, 0, 1}, slots, "a run from one connection, then the next")
+	assert.Equal(t, 0, is.usable)
+	assert.True(t, is.has(wire.ControlID) && is.has("0000000b"))
+
+	_, ok := is.get("not an id")
+	assert.False(t, ok)
+	assert.Panics(t, func() { is.add("not an id", idleStream{shard: a}) })
+}
+
+func mustKey(t *testing.T, id string) wire.Key {
+	k, err := wire.KeyOf(id)
+	require.NoError(t, err)
+	return k
+}
