@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/anthdm/hollywood/actor"
+	"github.com/quic-go/quic-go"
 	"github.com/quicpool/quicpool/internal/core"
 	"github.com/quicpool/quicpool/internal/wire"
 	"github.com/quicpool/quicpool/messages"
@@ -85,7 +86,7 @@ func (c *coordTest) get(id string) chan messages.Stream {
 
 // handshaken hands the coordinator the server side of lb's stream i as shard's handshaken stream.
 func (c *coordTest) handshaken(shard *actor.PID, lb loopback, i int) {
-	c.send(handshaken{shard: shard, stream: lb.peer[i]})
+	c.send(handshaken{shard: shard, streams: []*quic.Stream{lb.peer[i]}})
 }
 
 // issuedID reads the ID the server wrote on lb's stream i, from the client side.

@@ -53,23 +53,25 @@ type heldStream struct {
 	since  time.Time
 }
 
-// handshaken issues an ID to a stream whose handshake byte arrived, at once if its connection
+// handshaken issues an ID to each stream whose handshake byte arrived, at once if its connection
 // has room for it; holds it until room frees up otherwise (see grantHeld); and refuses it if its
 // connection already has its share and heldMargin streams waiting, or is down.
 func (c *coordinator) handshaken(m handshaken) {
 	st := c.shards[m.shard.ID]
-	switch {
-	case st == nil:
-		wire.Discard(m.stream)
-		c.noteFailure(nil)
-	case c.fits(st):
-		c.issue(m.stream, st)
-	case len(st.held) >= c.fairShare()+heldMargin:
-		wire.Discard(m.stream)
-		c.noteFailure(st)
-		c.rt.Log.Debug("stream refused", "slot", st.slot, "err", errNoRoom)
-	default:
-		st.held = append(st.held, heldStream{stream: m.stream, since: time.Now()})
+	for _, stream := range m.streams {
+		switch {
+		case st == nil:
+			wire.Discard(stream)
+			c.noteFailure(nil)
+		case c.fits(st):
+			c.issue(stream, st)
+		case len(st.held) >= c.fairShare()+heldMargin:
+			wire.Discard(stream)
+			c.noteFailure(st)
+			c.rt.Log.Debug("stream refused", "slot", st.slot, "err", errNoRoom)
+		default:
+			st.held = append(st.held, heldStream{stream: stream, since: time.Now()})
+		}
 	}
 }
 

@@ -20,7 +20,7 @@ import (
 // owns it from then on, hands it to a caller (one step, no hop through the shard), or discards
 // it. Server side: the shard's goroutine accepts a stream and reads its handshake byte (a worker
 // waits for a byte that is late) and hands the stream to the coordinator (handshaken), which
-// issues and writes its ID.
+// issues and writes its ID (the streams the loop accepted back to back come in one message).
 //
 // A connection's life: the shard reports shardUp to the coordinator when its connection is up,
 // and shardFailed to the supervisor when it dies. The supervisor stops the shard, decides on the
@@ -52,11 +52,12 @@ type (
 		shard *actor.PID
 		err   error
 	}
-	// handshaken hands the coordinator a server stream of shard whose handshake byte arrived:
-	// the coordinator issues its ID (or holds or refuses it) and owns it from then on.
+	// handshaken hands the coordinator server streams of shard whose handshake byte arrived, in
+	// the order they were accepted: the coordinator issues their IDs (or holds or refuses them)
+	// and owns them from then on.
 	handshaken struct {
-		shard  *actor.PID
-		stream *quic.Stream
+		shard   *actor.PID
+		streams []*quic.Stream
 	}
 	// checkPeers: time to look for idle streams the peer stopped reading (idle.go).
 	checkPeers struct{}

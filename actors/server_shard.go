@@ -75,26 +75,51 @@ const handshakesAtOnce = 32
 // packet is the exception); reading it in the loop saves a worker's wake per stream.
 const byteWithStream = 200 * time.Microsecond
 
+// handshakeBatch is the most handshaken streams the accept loop hands the coordinator in one
+// message.
+const handshakeBatch = 32
+
 // accept takes the client's new streams and reads each one's handshake byte: in the loop if it
 // arrives within byteWithStream, otherwise on a worker, at most handshakesAtOnce at a time (while
-// that many wait for their byte, accept waits too).
+// that many wait for their byte, accept waits too). The streams accepted back to back, a client's
+// round of opens, go to the coordinator in one message (up to handshakeBatch): one coordinator
+// wake for the round instead of one per stream.
 func (s *serverShard) accept() {
 	readers := newWorkers(s.rt, s.ctx, handshakesAtOnce)
+	noWait, cancel := context.WithCancel(context.Background())
+	cancel() // AcceptStream(noWait) takes a stream that is already there, or fails at once
+	var ready []*quic.Stream
+	ctx := s.ctx
 	for {
-		stream, err := s.conn.AcceptStream(s.ctx)
+		stream, err := s.conn.AcceptStream(ctx)
 		if err != nil {
+			s.handshaken(ready)
+			ready = nil
+			if ctx == noWait && errors.Is(err, context.Canceled) {
+				ctx = s.ctx // the round is over: wait for the next stream
+				continue
+			}
 			return // the connection died (watch reports it) or the shard stopped
 		}
+		ctx = noWait
 		_ = stream.SetReadDeadline(time.Now().Add(byteWithStream))
-		err = wire.ReadHandshake(stream)
-		if !errors.Is(err, os.ErrDeadlineExceeded) {
-			s.handshaken(stream, err)
-			continue
-		}
-		handshake := s.rt.guard(func() { s.handshake(stream) }, func(err error) { s.reject(stream, err) })
-		if !readers.run(handshake) {
-			wire.Discard(stream)
-			return
+		switch err := wire.ReadHandshake(stream); {
+		case err == nil:
+			_ = stream.SetReadDeadline(time.Time{})
+			if ready = append(ready, stream); len(ready) == handshakeBatch {
+				s.handshaken(ready)
+				ready = nil
+			}
+		case errors.Is(err, os.ErrDeadlineExceeded):
+			s.handshaken(ready) // first: the worker may have to wait for room
+			ready = nil
+			handshake := s.rt.guard(func() { s.handshake(stream) }, func(err error) { s.reject(stream, err) })
+			if !readers.run(handshake) {
+				wire.Discard(stream)
+				return
+			}
+		default:
+			s.reject(stream, err)
 		}
 	}
 }
@@ -103,20 +128,23 @@ func (s *serverShard) accept() {
 // come with it.
 func (s *serverShard) handshake(stream *quic.Stream) {
 	_ = stream.SetReadDeadline(time.Now().Add(s.rt.HandshakeTimeout))
-	s.handshaken(stream, wire.ReadHandshake(stream))
-}
-
-// handshaken hands a stream whose handshake byte was read (err nil) to the coordinator, which
-// issues its ID. A stream without a valid handshake byte is reset both ways and counted.
-func (s *serverShard) handshaken(stream *quic.Stream, err error) {
-	if err != nil {
+	if err := wire.ReadHandshake(stream); err != nil {
 		s.reject(stream, err)
 		return
 	}
 	_ = stream.SetReadDeadline(time.Time{})
-	s.engine.Send(s.rt.coordinator, handshaken{shard: s.self, stream: stream})
+	s.handshaken([]*quic.Stream{stream})
 }
 
+// handshaken hands streams whose handshake byte was read to the coordinator, which issues their
+// IDs.
+func (s *serverShard) handshaken(streams []*quic.Stream) {
+	if len(streams) > 0 {
+		s.engine.Send(s.rt.coordinator, handshaken{shard: s.self, streams: streams})
+	}
+}
+
+// reject resets a stream without a valid handshake byte both ways and reports it.
 func (s *serverShard) reject(stream *quic.Stream, err error) {
 	wire.Discard(stream)
 	s.engine.Send(s.rt.coordinator, handshakeFailed{shard: s.self, err: err})
