@@ -216,6 +216,7 @@ func (c *coordinator) takeAny() (string, idleStream, bool) {
 			return id, e, ok
 		}
 		c.idle.add(id, e)
+		c.idle.repeatTurn() // a stream its peer stopped reading does not cost the peer its turn
 		c.peerStopped(id)
 	}
 }

@@ -147,15 +147,29 @@ func (is *idleStreams) addShard(st *shardLoad) {
 	is.peers = append(is.peers, &peerConns{addr: addr, conns: []*shardLoad{st}})
 }
 
+// removeShard keeps the turns where they were: the peer and the connection whose turn is next
+// keep it, and a run on the removed connection ends.
 func (is *idleStreams) removeShard(st *shardLoad) {
 	for i, p := range is.peers {
-		if j := slices.Index(p.conns, st); j >= 0 {
-			p.conns = slices.Delete(p.conns, j, j+1)
-			if len(p.conns) == 0 {
-				is.peers = slices.Delete(is.peers, i, i+1)
-			}
-			return
+		j := slices.Index(p.conns, st)
+		if j < 0 {
+			continue
 		}
+		p.conns = slices.Delete(p.conns, j, j+1)
+		switch {
+		case j < p.next-1:
+			p.next--
+		case j == p.next-1:
+			p.next--
+			p.run = handOutRun
+		}
+		if len(p.conns) == 0 {
+			is.peers = slices.Delete(is.peers, i, i+1)
+			if i < is.next {
+				is.next--
+			}
+		}
+		return
 	}
 }
 
@@ -209,17 +223,24 @@ func (is *idleStreams) oldest() (string, idleStream, bool) {
 				return id, e, true
 			}
 		}
-		p.run = 1
 		for range p.conns {
 			p.next %= len(p.conns)
 			st := p.conns[p.next]
 			p.next++
 			if id, e, ok := is.oldestOf(st); ok {
+				p.run = 1
 				return id, e, true
 			}
 		}
 	}
 	return "", idleStream{}, false
+}
+
+// repeatTurn gives the peer of the last oldest() its turn again: the stream it took is no use.
+func (is *idleStreams) repeatTurn() {
+	if is.next > 0 {
+		is.next--
+	}
 }
 
 // oldestOf removes and returns st's usable stream that arrived first.

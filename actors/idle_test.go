@@ -1,6 +1,9 @@
 package actors
 
 import (
+	"fmt"
+	"net/netip"
+	"slices"
 	"testing"
 	"time"
 
@@ -65,4 +68,55 @@ func mustKey(t *testing.T, id string) wire.Key {
 	k, err := wire.KeyOf(id)
 	require.NoError(t, err)
 	return k
+}
+
+// fill files n usable streams of st under IDs that start with prefix (one hex digit).
+func fill(is *idleStreams, st *shardLoad, prefix string, n int) {
+	for i := range n {
+		is.add(fmt.Sprintf("%s%07x", prefix, i), idleStream{shard: st})
+	}
+}
+
+// takeSlots takes n streams for callers that take any and returns the slots they came from.
+func takeSlots(t *testing.T, is *idleStreams, n int) []int {
+	t.Helper()
+	slots := make([]int, n)
+	for i := range slots {
+		_, e, ok := is.oldest()
+		require.True(t, ok)
+		slots[i] = e.shard.slot
+	}
+	return slots
+}
+
+// TestHandOutTurnsSurviveARemovedConnection: when a connection goes, the connection whose run is
+// under way keeps it, and the peer whose turn is next keeps its turn.
+func TestHandOutTurnsSurviveARemovedConnection(t *testing.T) {
+	t.Run("connections of one peer", func(t *testing.T) {
+		is := newIdleStreams()
+		x, y, z := &shardLoad{slot: 0}, &shardLoad{slot: 1}, &shardLoad{slot: 2}
+		for i, st := range []*shardLoad{x, y, z} {
+			is.addShard(st)
+			fill(&is, st, fmt.Sprint(i+1), 2*handOutRun)
+		}
+		takeSlots(t, &is, handOutRun+4) // a run from x, then 4 of y's
+		is.removeShard(x)
+		is.dropShard(x)
+		got := takeSlots(t, &is, handOutRun-4+1)
+		assert.Equal(t, slices.Repeat([]int{1}, handOutRun-4), got[:handOutRun-4], "y's run goes on")
+		assert.Equal(t, 2, got[handOutRun-4], "then z")
+	})
+	t.Run("peers", func(t *testing.T) {
+		is := newIdleStreams()
+		for i, addr := range []string{"127.0.0.2", "127.0.0.3", "127.0.0.4"} {
+			st := &shardLoad{slot: i}
+			is.peers = append(is.peers, &peerConns{addr: netip.MustParseAddr(addr), conns: []*shardLoad{st}})
+			fill(&is, st, fmt.Sprint(i+1), 4)
+		}
+		require.Equal(t, []int{0, 1}, takeSlots(t, &is, 2))
+		is.removeShard(is.peers[0].conns[0])
+		assert.Equal(t, []int{2, 1, 2}, takeSlots(t, &is, 3), "the third peer's turn was next")
+		is.repeatTurn() // takeAny: that stream's peer had stopped reading it
+		assert.Equal(t, []int{2, 1}, takeSlots(t, &is, 2), "the same peer's turn again")
+	})
 }
