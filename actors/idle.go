@@ -44,7 +44,7 @@ type idleStream struct {
 // one.
 //
 // Streams are filed under their wire.Key, not their string ID: an idle stream costs the store
-// about 50 bytes (a map slot and a queue entry) instead of about 140.
+// about 60 bytes (a map slot and a queue entry) instead of about 145.
 type idleStreams struct {
 	byID map[wire.Key]idleStream
 	// closedAt holds when the peer stopped reading each of byID's peer-closed streams. Such a
