@@ -173,15 +173,16 @@ func (c *coordinator) get(g messages.Get) {
 		return
 	}
 	if g.ID != "" {
-		if _, err := wire.ParseID(g.ID); err != nil {
+		k, err := wire.KeyOf(g.ID)
+		if err != nil {
 			c.answer(deliver(g.Reply, messages.Stream{ID: g.ID, Err: err}))
 			return
 		}
-		if e, ok := c.idle.get(g.ID); ok && !c.idle.isPeerClosed(g.ID) && peerGone(e.stream) {
+		if e, ok := c.idle.byID[k]; ok && !c.idle.peerClosed(k) && peerGone(e.stream) {
 			c.peerStopped(g.ID) // not seen yet: a discarded stream goes, a closed one stays reachable
 		}
-		if e, ok := c.idle.get(g.ID); ok && !e.shard.suspect {
-			c.idle.take(g.ID)
+		if e, ok := c.idle.byID[k]; ok && !e.shard.suspect {
+			c.idle.takeKey(k)
 			c.handOut(g.ID, e, waiter{Get: g})
 			return
 		} else if ok && !g.NoWait { // its connection is silent: wait until it answers or dies

@@ -268,30 +268,17 @@ func (is *idleStreams) compact(st *shardLoad) {
 }
 
 // setSuspect marks st's connection silent (its streams stop being usable) or alive again (they
-// are usable again, queued after those already idle).
+// are usable again; their order in st's queue starts over). Peer-closed streams stay as they
+// are, their time included.
 func (is *idleStreams) setSuspect(st *shardLoad, suspect bool) {
-	type filed struct {
-		k        wire.Key
-		e        idleStream
-		closedAt time.Time
-		closed   bool
-	}
-	var taken []filed
+	is.usable -= st.idle
+	st.idle, st.queue, st.suspect = 0, nil, suspect
 	for k, e := range is.byID {
-		if e.shard == st {
-			at, closed := is.closedAt[k]
-			taken = append(taken, filed{k, e, at, closed})
+		if e.shard == st && is.isUsable(k, e) {
+			is.usable++
+			st.idle++
+			st.queue = append(st.queue, k)
 		}
-	}
-	for _, f := range taken {
-		is.takeKey(f.k)
-	}
-	st.suspect = suspect
-	for _, f := range taken {
-		if f.closed {
-			is.closedAt[f.k] = f.closedAt
-		}
-		is.addKey(f.k, f.e)
 	}
 }
 
