@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
 	"io"
 	"net"
 	"testing"
@@ -14,8 +15,9 @@ import (
 )
 
 // BenchmarkTunnel is the tunnel round trip of the side-by-side benchmark: server IncomingGet,
-// client OutgoingGet(id), 1 KiB each way, both close. Run with -cpu and -benchtime to vary;
-// b.SetParallelism(8) on 2 cores gives 16 workers.
+// client OutgoingGet(id), 1 KiB each way, each side half-closes and reads the peer to EOF, then
+// both close. Run with -cpu and -benchtime to vary; b.SetParallelism(8) on 2 cores gives 16
+// workers.
 func BenchmarkTunnel(b *testing.B) {
 	server := startServer(b, 64)
 	client := startClient(b, 32, 64, server.Addr())
@@ -23,7 +25,6 @@ func BenchmarkTunnel(b *testing.B) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
-		buf := make([]byte, len(kib))
 		for pb.Next() {
 			id, sc, err := server.IncomingGet(5 * time.Second)
 			if err != nil {
@@ -35,21 +36,38 @@ func BenchmarkTunnel(b *testing.B) {
 				b.Error(err)
 				return
 			}
-			go func() { sc.Write(kib) }()
-			if _, err := io.ReadFull(cc, buf); err != nil {
+			if err := tunnelExchange(sc, cc); err != nil {
 				b.Error(err)
 				return
 			}
-			go func() { cc.Write(kib) }()
-			if _, err := io.ReadFull(sc, buf); err != nil {
-				b.Error(err)
-				return
-			}
-			sc.Close()
-			cc.Close()
 		}
 	})
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "ops/s")
+}
+
+// tunnelExchange moves 1 KiB each way over a taken pair as a tunnel does (write, half-close, read the
+// peer to EOF) and closes both.
+func tunnelExchange(sc, cc net.Conn) error {
+	defer sc.Close()
+	defer cc.Close()
+	for _, c := range []net.Conn{sc, cc} {
+		if _, err := c.Write(kib); err != nil {
+			return err
+		}
+		if err := c.(interface{ CloseWrite() error }).CloseWrite(); err != nil {
+			return err
+		}
+	}
+	for _, c := range []net.Conn{cc, sc} {
+		got, err := io.Copy(io.Discard, c)
+		if err != nil {
+			return err
+		}
+		if got != int64(len(kib)) {
+			return fmt.Errorf("read %d bytes, want %d", got, len(kib))
+		}
+	}
+	return nil
 }
 
 // BenchmarkTakeReady measures handing out a stream that is already idle: the message round trip
