@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"runtime/metrics"
 	"testing"
 	"time"
 
@@ -23,6 +24,7 @@ func BenchmarkTunnel(b *testing.B) {
 	client := startClient(b, 32, 64, server.Addr())
 	b.SetParallelism(8)
 	b.ReportAllocs()
+	created := goroutinesCreated()
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
@@ -43,6 +45,14 @@ func BenchmarkTunnel(b *testing.B) {
 		}
 	})
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "ops/s")
+	b.ReportMetric(float64(goroutinesCreated()-created)/float64(b.N), "goroutines/op")
+}
+
+// goroutinesCreated is the number of goroutines this process has started.
+func goroutinesCreated() uint64 {
+	s := []metrics.Sample{{Name: "/sched/goroutines-created:goroutines"}}
+	metrics.Read(s)
+	return s[0].Value.Uint64()
 }
 
 // tunnelExchange moves 1 KiB each way over a taken pair as a tunnel does (write, half-close, read the

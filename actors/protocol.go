@@ -127,7 +127,10 @@ type (
 
 	// The supervisor's own goroutines and timers.
 
-	restartSlot   struct{ slot int }
+	restartSlot struct{ slot int }
+	// dialNext (client): the first dial of slot has not ended within dialGap; the next slot's
+	// first dial starts anyway (supervisor.dialNextOther).
+	dialNext      struct{ slot int }
 	shardsStopped struct{ reply chan struct{} }
 	listenResult  struct {
 		addr net.Addr

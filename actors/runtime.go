@@ -18,6 +18,7 @@ type runtime struct {
 	coordinator *actor.PID
 	supervisor  *actor.PID
 	othersWait  time.Duration // tests only: replaces othersWait when positive
+	dialGap     time.Duration // tests only: replaces dialGap when positive
 }
 
 // guard wraps a goroutine body so that a panic in it is recovered, logged with its stack, and

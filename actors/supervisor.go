@@ -52,7 +52,8 @@ type supervisor struct {
 	shutting   bool
 	generation int         // incarnation counter: every shard gets a fresh ID
 	firstDial  bool        // client: the other slots wait for the first connection (startOthers)
-	othersDue  *time.Timer // client: the fallback for dialOthers, from the first connection's start
+	othersNext int         // client: the slot whose first dial starts next (dialNextOther)
+	othersDue  *time.Timer // client: the fallback for dialOthers, then for the next slot's dial
 
 	slots    []slot
 	refusals uint64  // server: connections refused since start
@@ -100,6 +101,10 @@ func (s *supervisor) Receive(c *actor.Context) {
 		s.liveness(m)
 	case dialOthers:
 		s.startOthers()
+	case dialNext:
+		if m.slot == s.othersNext-1 {
+			s.dialNextOther()
+		}
 	case restartSlot:
 		s.restart(m.slot)
 	case shardsStopped:
@@ -135,6 +140,11 @@ func (s *supervisor) start() {
 // (dialOthers) before they dial anyway.
 const othersWait = time.Second
 
+// dialGap bounds how long the first dial of one of the other slots holds up the next one's
+// (dialNextOther). A handshake over loopback takes a few milliseconds, over a long path one or
+// two round trips: a dial that takes longer is most likely waiting for its timeout.
+const dialGap = 100 * time.Millisecond
+
 // startOthers starts the other slots' dials once the first connection has opened the pool's
 // capacity, or as much of it as one connection holds (the coordinator's dialOthers), or cannot
 // (an open failed, or othersWait passed since it came up), or a shard failed first: slot 0's
@@ -142,7 +152,7 @@ const othersWait = time.Second
 // every dial). Dialing them all at once would share the CPU between their TLS handshakes, and
 // the first connection's streams would wait for it: dialing one first and filling the pool from
 // it (it takes up the others' share meanwhile: refillLimit) fills a pool of up to 128 streams one
-// handshake and one round of opens after the start. Their fast redial window starts now.
+// handshake and one round of opens after the start.
 func (s *supervisor) startOthers() {
 	if !s.firstDial {
 		return
@@ -151,12 +161,39 @@ func (s *supervisor) startOthers() {
 	if s.othersDue != nil {
 		s.othersDue.Stop()
 	}
-	now := time.Now()
-	for i := 1; i < len(s.slots); i++ {
-		if !s.shutting {
-			s.slots[i].downSince = now
-			s.spawnNext(i)
+	s.othersNext = 1
+	s.dialNextOther()
+}
+
+// dialNextOther starts the first dial of the next of the other slots. The one after it starts
+// when this one's dial ends, connected or failed, or after dialGap: one handshake at a time, so
+// that the pool, just filled, serves its first callers without seven or sixty-three handshakes
+// taking the CPU from them all at once. A slot's fast redial window starts with its first dial.
+func (s *supervisor) dialNextOther() {
+	if s.othersDue != nil {
+		s.othersDue.Stop()
+	}
+	if s.shutting || s.othersNext < 1 || s.othersNext >= len(s.slots) {
+		return
+	}
+	i := s.othersNext
+	s.othersNext++
+	s.slots[i].downSince = time.Now()
+	s.spawnNext(i)
+	if s.othersNext < len(s.slots) {
+		wait := dialGap
+		if s.rt.dialGap > 0 {
+			wait = s.rt.dialGap
 		}
+		engine, self := s.engine, s.self
+		s.othersDue = time.AfterFunc(wait, func() { engine.Send(self, dialNext{slot: i}) })
+	}
+}
+
+// firstDialEnded moves the other slots' dials on when the latest of them ended.
+func (s *supervisor) firstDialEnded(slot int) {
+	if slot > 0 && slot == s.othersNext-1 {
+		s.dialNextOther()
 	}
 }
 
@@ -198,6 +235,7 @@ func (s *supervisor) connected(m connected) {
 	}
 	old, outage := sl.shard, time.Since(sl.downSince)
 	sl.shard, sl.next, sl.suspect, sl.downSince = m.shard, nil, false, time.Time{}
+	s.firstDialEnded(m.slot)
 	if s.firstDial && s.othersDue == nil && len(s.slots) > 1 {
 		engine, self := s.engine, s.self
 		wait := othersWait
@@ -259,6 +297,7 @@ func (s *supervisor) shardFailed(m shardFailed) {
 	}
 	s.engine.Poison(m.shard)
 	s.startOthers()
+	s.firstDialEnded(m.slot)
 	reason, permanent := permanent(m.err)
 	var reset *quic.StatelessResetError
 	if errors.As(m.err, &reset) {

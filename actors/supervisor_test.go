@@ -45,7 +45,8 @@ func startSupervisor(t *testing.T, shards int, policy testPolicy, resolve func()
 		}
 		return resolve()
 	}
-	rt := &runtime{Config: cfg, othersWait: time.Hour} // the tests send dialOthers themselves
+	// The tests send dialOthers themselves, and end the other slots' first dials themselves.
+	rt := &runtime{Config: cfg, othersWait: time.Hour, dialGap: time.Hour}
 	for _, f := range tune {
 		f(rt)
 	}
@@ -240,7 +241,34 @@ func TestSupervisorDialsOthersOnceTheFirstConnectionFilled(t *testing.T) {
 	s.engine.Send(s.pid, dialOthers{})
 	s.barrier()
 	require.NotNil(t, s.shardPID(1, 2), "slot 1 dials")
-	require.NotNil(t, s.shardPID(2, 3), "slot 2 dials")
+	require.Nil(t, s.shardPID(2, 3), "slot 2 waits for slot 1's handshake")
+	s.engine.Send(s.pid, connected{shard: s.shardPID(1, 2), slot: 1})
+	s.barrier()
+	require.NotNil(t, s.shardPID(2, 3), "slot 2 dials once slot 1 connected")
+}
+
+// The other slots' first dials go one after another: the next starts when one fails, as when it
+// connects, or after dialGap if it has not ended by then.
+func TestSupervisorDialsTheOtherSlotsOneAfterAnother(t *testing.T) {
+	t.Run("after a failure", func(t *testing.T) {
+		s := firstConnected(t)
+		s.engine.Send(s.pid, dialOthers{})
+		s.barrier()
+		require.NotNil(t, s.shardPID(1, 2), "slot 1 dials")
+		require.Nil(t, s.shardPID(2, 3), "slot 2 waits for slot 1's handshake")
+		s.engine.Send(s.pid, shardFailed{shard: s.shardPID(1, 2), slot: 1, err: errNoHost})
+		s.barrier()
+		require.NotNil(t, s.shardPID(2, 3), "slot 2 dials once slot 1's dial failed")
+	})
+	t.Run("after dialGap", func(t *testing.T) {
+		s := firstConnected(t, func(rt *runtime) { rt.dialGap = 10 * time.Millisecond })
+		s.engine.Send(s.pid, dialOthers{})
+		recv(t, s.resolves, "slot 1's dial")
+		recv(t, s.resolves, "slot 2's dial, while slot 1's has not ended")
+		s.barrier()
+		require.NotNil(t, s.shardPID(1, 2))
+		require.NotNil(t, s.shardPID(2, 3))
+	})
 }
 
 // If the coordinator never says the first connection filled the pool, the other slots dial
@@ -248,7 +276,8 @@ func TestSupervisorDialsOthersOnceTheFirstConnectionFilled(t *testing.T) {
 func TestSupervisorDialsOthersAfterOthersWait(t *testing.T) {
 	s := firstConnected(t, func(rt *runtime) { rt.othersWait = 10 * time.Millisecond })
 	recv(t, s.resolves, "a second slot's dial")
-	recv(t, s.resolves, "a third slot's dial")
+	s.barrier()
+	require.NotNil(t, s.shardPID(1, 2), "slot 1 dials")
 }
 
 // firstConnected starts a client supervisor of three slots whose dials wait until the test
