@@ -80,19 +80,34 @@ func tunnelExchange(sc, cc net.Conn) error {
 	return nil
 }
 
-// BenchmarkTakeReady measures handing out a stream that is already idle: the message round trip
-// through the coordinator and the shard, without I/O.
+// BenchmarkTakeReady measures handing out a stream that is already idle: IncomingGet on a full
+// server pool, the message round trip through the coordinator, without I/O. Untimed, the client
+// takes the same stream, both close it, and both pools refill to capacity before the next take
+// (a server closing streams the client never took would look like a server flushing its pool).
 func BenchmarkTakeReady(b *testing.B) {
-	server := startServer(b, 128)
-	startClient(b, 128, 128, server.Addr())
+	const capacity = 128
+	server := startServer(b, capacity)
+	client := startClient(b, capacity, capacity, server.Addr())
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
 	b.ReportAllocs()
 	for b.Loop() {
-		_, c, err := server.IncomingGet(5 * time.Second)
+		b.StopTimer()
+		if err := server.WaitReady(ctx, capacity); err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+		id, sc, err := server.IncomingGet(5 * time.Second)
 		if err != nil {
 			b.Fatal(err)
 		}
 		b.StopTimer()
-		c.Close()
+		cc, err := client.OutgoingGet(id, 5*time.Second)
+		if err != nil {
+			b.Fatal(err)
+		}
+		sc.Close()
+		cc.Close()
 		b.StartTimer()
 	}
 }
