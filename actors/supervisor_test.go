@@ -305,8 +305,8 @@ func (s *supTest) barrier() {
 	recv(s.t, reply, "the supervisor's barrier")
 }
 
-// A client dials its first slot alone, and the others at once if that first dial fails: the
-// first connection's handshake does not share the CPU with the others'.
+// A client dials its first slot alone, and the others (one after another) if that first dial
+// fails: the first connection's handshake does not share the CPU with the others'.
 func TestSupervisorDialsOneSlotFirst(t *testing.T) {
 	release := make(chan struct{})
 	s := startSupervisor(t, 3, testPolicy{backoff: time.Hour, ceiling: time.Hour}, func() (string, error) {
