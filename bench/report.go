@@ -316,7 +316,8 @@ func burstTable(cfg Config, rs []BurstResult) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "## 2. Burst\n\nA full %s pool, then 2 x maxCap takes at once (each: IncomingGet + OutgoingGet, released "+
 		"at once). *All served*: from the burst's start until the last take was served. *Back at capacity*: from the "+
-		"burst's start until both sides hold as many idle streams as before it (raw quic-go keeps none: its *all served* "+
+		"burst's start until both sides hold as many idle streams as before it, watched every millisecond from the moment the "+
+		"last take is served while the exchanges on the taken streams still run (raw quic-go keeps none: its *all served* "+
 		"is the time to open that many fresh streams). Each implementation runs %d times, taking turns; the run with the "+
 		"median time back at capacity (raw quic-go: all served) is shown, with the failed takes of all runs. Ratios "+
 		"against NodePass (lower is better).\n\n", cfg.Shapes[0], cfg.BurstReps)

@@ -300,22 +300,23 @@ func intList(ns []int) string {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Targets of the performance issue: the wide-area path, scale and CPU per op
+// Targets of the performance issue: the wide-area path, fill, scale and CPU per op
 
-// perfChecklist compares the wan, scale and tunnel numbers with the performance targets.
+// perfChecklist compares the wan, fill, scale and tunnel numbers with the performance targets.
 func perfChecklist(cfg Config, res Results) string {
 	var checks []check
 	add := func(target string, ok, pass bool, measured string, args ...any) {
 		checks = append(checks, check{target: target, measured: fmt.Sprintf(measured, args...), pass: pass, measuredOK: ok})
 	}
 	wanChecks(cfg, res, add)
+	fillChecks(cfg, res, add)
 	scaleChecks(cfg, res, add)
 	tunnelRawChecks(cfg, res, add)
 	if len(checks) == 0 {
 		return ""
 	}
 	var b strings.Builder
-	b.WriteString("## Targets (performance: wide-area path, scale, CPU per op), against this run's numbers\n\n")
+	b.WriteString("## Targets (performance: wide-area path, fill, scale, CPU per op), against this run's numbers\n\n")
 	b.WriteString("| | Target | quicpool measured |\n|---|---|---|\n")
 	for _, c := range checks {
 		status := "MISS"
@@ -329,6 +330,31 @@ func perfChecklist(cfg Config, res Results) string {
 	}
 	b.WriteString("\n")
 	return b.String()
+}
+
+// fillChecks: for every shape, quicpool's median fill to minCap is no slower than NodePass's.
+func fillChecks(cfg Config, res Results, add func(string, bool, bool, string, ...any)) {
+	if len(res.Fill) == 0 {
+		return
+	}
+	find := func(impl string, s Shape) *FillResult {
+		for i := range res.Fill {
+			if r := &res.Fill[i]; r.Impl == impl && r.Shape == s && r.Runs > 0 {
+				return r
+			}
+		}
+		return nil
+	}
+	for _, s := range cfg.Shapes {
+		t := fmt.Sprintf("Fill to minCap, %s: median no slower than NodePass's", s)
+		q, n := find(nameQuicpool, s), find(nameNodePass, s)
+		if q == nil || n == nil {
+			add(t, false, false, "not measured")
+			continue
+		}
+		add(t, true, q.Fill <= n.Fill, "%s vs %s (%s; runs %s – %s against %s – %s)", dur(q.Fill), dur(n.Fill),
+			ratio(float64(q.Fill), float64(n.Fill)), dur(q.Min), dur(q.Max), dur(n.Min), dur(n.Max))
+	}
 }
 
 // scaleChecks: throughput holds from 64 workers on 64 streams to the most workers on the most
