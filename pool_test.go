@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"runtime"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -88,6 +89,48 @@ func TestMultiShard(t *testing.T) {
 	for addr, n := range serverSide {
 		assert.Greater(t, n, 50, "shard %s carried %d of 300 tunnels", addr, n)
 	}
+}
+
+// An idle pool costs few goroutines of its own per connection, besides quic-go's: on a server,
+// the connection's accept loop and its watcher (death, closing, liveness); on a client, its
+// watcher. The server's listener adds one. Opens and handshakes run on workers that end when there
+// is nothing left to do.
+func TestIdlePoolGoroutinesPerConnection(t *testing.T) {
+	const shards = 3
+	server := startServer(t, shards*128)
+	client := startClient(t, shards*128, shards*128, server.Addr())
+	require.NoError(t, server.WaitReady(waitCtx(t), shards*128))
+	require.NoError(t, client.WaitReady(waitCtx(t), shards*128))
+	require.Equal(t, shards, server.ShardCount())
+	require.Equal(t, shards, client.ShardCount())
+
+	want := 1 + 2*shards + 1*shards
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		got, dump := poolGoroutines()
+		if got <= want {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d goroutines of the pools' actors for %d connections, want at most %d:\n%s", got, shards, want, dump)
+		}
+		time.Sleep(10 * time.Millisecond) // the workers of the fill end on their own; the loop waits on the count
+	}
+}
+
+// poolGoroutines counts the goroutines running code of package actors, with their stacks.
+func poolGoroutines() (int, string) {
+	buf := make([]byte, 4<<20)
+	buf = buf[:runtime.Stack(buf, true)]
+	var n int
+	var dump strings.Builder
+	for g := range strings.SplitSeq(string(buf), "\n\n") {
+		if strings.Contains(g, "github.com/quicpool/quicpool/actors.") {
+			n++
+			dump.WriteString(g + "\n\n")
+		}
+	}
+	return n, dump.String()
 }
 
 // A caller waiting for an ID is woken when the stream arrives, long before its timeout.

@@ -47,10 +47,10 @@ func (s *clientShard) Receive(c *actor.Context) {
 	}
 }
 
-// dial runs in its own goroutine for the life of the connection: it connects, reports, watches
-// the peer's liveness, then waits for the connection to die (reported as connLost) or for the
-// shard to stop (it closes the connection then, so a connection is never leaked, even if the
-// shard stopped mid-dial).
+// dial runs in its own goroutine for the life of the connection: it connects, reports, then
+// watches the connection (watchConn) until it dies (reported as connLost) or the shard stops (it
+// closes the connection then, so a connection is never leaked, even if the shard stopped
+// mid-dial).
 func (s *clientShard) dial() {
 	conn, release, err := s.connect()
 	if err != nil {
@@ -59,13 +59,7 @@ func (s *clientShard) dial() {
 	}
 	defer release()
 	s.engine.Send(s.self, dialed{conn: conn})
-	s.rt.Go(s.rt.guard(func() { s.watchLiveness(conn) }, s.lost))
-	select {
-	case <-conn.Context().Done():
-		s.lost(context.Cause(conn.Context()))
-	case <-s.ctx.Done():
-		s.closeConn(s.ctx, conn, "quicpool: connection closed by the client pool")
-	}
+	s.watchConn(conn, "quicpool: connection closed by the client pool")
 }
 
 // attempt is the outcome of one dial.

@@ -1,6 +1,7 @@
 package actors
 
 import (
+	"context"
 	"time"
 
 	"github.com/quic-go/quic-go"
@@ -15,13 +16,19 @@ func silenceLimit(smoothedRTT time.Duration) time.Duration {
 	return 4*core.ProbeInterval + 4*smoothedRTT
 }
 
-// watchLiveness runs in its own goroutine for the life of a shard's connection. Every
-// core.ProbeInterval it reads the connection's received-packet counter. A connection not heard
-// from for silenceLimit is suspect: the shard tells the coordinator (which stops handing out its
-// streams) and the supervisor (which, on a client, dials a standby connection); when the peer is
-// heard again it tells them it is alive. Once a second the coordinator also learns when the peer
-// was last heard, for Stats.
-func (s *shard) watchLiveness(conn *quic.Conn) {
+// watchConn runs in its own goroutine for the life of a shard's connection: one goroutine per
+// connection watches its end, its closing and its peer's liveness.
+//   - When the connection dies, it reports the cause to the shard.
+//   - When the shard stops, it closes the connection (with the reason the shard's context carries,
+//     else closing). It also closes it if the liveness check panics; closing a connection that is
+//     already dead does nothing.
+//   - Every core.ProbeInterval it reads the connection's received-packet counter. A connection not
+//     heard from for silenceLimit is suspect: the shard tells the coordinator (which stops handing
+//     out its streams) and the supervisor (which, on a client, dials a standby connection); when
+//     the peer is heard again it tells them it is alive. Once a second the coordinator also learns
+//     when the peer was last heard, for Stats.
+func (s *shard) watchConn(conn *quic.Conn, closing string) {
+	defer s.closeConn(s.ctx, conn, closing)
 	ticker := time.NewTicker(core.ProbeInterval)
 	defer ticker.Stop()
 	received, heard, remote := conn.ConnectionStats().PacketsReceived, time.Now(), conn.RemoteAddr().String()
@@ -32,6 +39,7 @@ func (s *shard) watchLiveness(conn *quic.Conn) {
 		case <-s.ctx.Done():
 			return
 		case <-conn.Context().Done():
+			s.lost(context.Cause(conn.Context()))
 			return
 		case now := <-ticker.C:
 			if addr := conn.RemoteAddr(); !s.rt.Client && addr.String() != remote { // the allow-list again

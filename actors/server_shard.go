@@ -49,19 +49,13 @@ func (s *serverShard) start(c *actor.Context) {
 	s.engine.Send(s.rt.coordinator, shardUp{shard: s.self, slot: s.slot, conn: s.conn})
 	s.rt.Go(s.rt.guard(s.watch, s.lost))
 	s.rt.Go(s.rt.guard(s.accept, s.lost))
-	s.rt.Go(s.rt.guard(func() { s.watchLiveness(s.conn) }, s.lost))
 }
 
-// watch reports the death of the connection, or closes it when the shard stops; either way it
-// then tells the listener the connection is closed.
+// watch watches the connection (watchConn) until it dies or the shard stops, then tells the
+// listener the connection is closed.
 func (s *serverShard) watch() {
 	defer close(s.closed)
-	select {
-	case <-s.conn.Context().Done():
-		s.lost(context.Cause(s.conn.Context()))
-	case <-s.ctx.Done():
-		s.closeConn(s.ctx, s.conn, "quicpool: connection closed by the server pool")
-	}
+	s.watchConn(s.conn, "quicpool: connection closed by the server pool")
 }
 
 // handshakesAtOnce is how many of a connection's streams may wait for their handshake byte on a
