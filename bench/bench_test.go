@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/google/pprof/profile"
 )
 
 // TestQuickTunnel runs the tunnel workload briefly on quicpool and renders its report and
@@ -109,5 +111,70 @@ func TestRelay(t *testing.T) {
 	case <-done:
 	case <-time.After(5 * time.Second):
 		t.Fatal("Close did not return within 5s")
+	}
+}
+
+// TestProfileAttribution checks how a CPU sample is split: by the innermost frame of quicpool,
+// hollywood, quic-go or the bench; quic-go's time by its caller; the rest by the runtime's
+// goroutine it ran on.
+func TestProfileAttribution(t *testing.T) {
+	stack := func(names ...string) *profile.Sample { // leaf first
+		smp := &profile.Sample{}
+		for _, n := range names {
+			smp.Location = append(smp.Location, &profile.Location{Line: []profile.Line{{Function: &profile.Function{Name: n}}}})
+		}
+		return smp
+	}
+	for _, c := range []struct {
+		smp     *profile.Sample
+		part    string
+		fn      string
+		syscall bool
+	}{
+		{stack("runtime.mallocgc", "github.com/quicpool/quicpool/actors.(*coordinator).Receive", "github.com/anthdm/hollywood/actor.(*process).Invoke"),
+			partQuicpool, "actors.(*coordinator).Receive", false},
+		{stack("github.com/anthdm/hollywood/ringbuffer.(*RingBuffer[go.shape.struct { Msg interface {} }]).PopN", "runtime.goexit"),
+			partHollywood, "ringbuffer.(*RingBuffer[…]).PopN", false},
+		{stack("internal/runtime/syscall/linux.Syscall6", "syscall.Syscall", "github.com/quic-go/quic-go.(*oobConn).WritePacket", "github.com/quic-go/quic-go.(*Conn).run"),
+			partQuicGoRun, "quic-go.(*oobConn).WritePacket", true},
+		{stack("github.com/quic-go/quic-go.(*Conn).OpenStream", "github.com/quicpool/quicpool/actors.(*clientShard).openStreams"),
+			partQuicGoGet, "quic-go.(*Conn).OpenStream", false},
+		{stack("github.com/quic-go/quic-go.(*ReceiveStream).Read", "github.com/quicpool/quicpool.(*StreamConn).Read", "main.readToEOF", "main.exchange"),
+			partQuicGoX, "quic-go.(*ReceiveStream).Read", false},
+		{stack("runtime.futex", "runtime.findRunnable", "runtime.schedule"), partScheduler, "", true},
+		{stack("runtime.scanobject", "runtime.gcDrain", "runtime.gcBgMarkWorker.func2"), partGC, "", false},
+	} {
+		part, fn, syscall := attribute(c.smp)
+		if part != c.part || fn != c.fn || syscall != c.syscall {
+			t.Errorf("%s: got %q %q %v, want %q %q %v", c.smp.Location[0].Line[0].Function.Name, part, fn, syscall, c.part, c.fn, c.syscall)
+		}
+	}
+}
+
+// TestProfiledTunnel profiles a short tunnel run of quicpool and checks that the samples were
+// split (every part adds up to what was sampled, quicpool's own code and quic-go have some) and
+// that the report shows them.
+func TestProfiledTunnel(t *testing.T) {
+	small := Shape{MinCap: 8, MaxCap: 16, MinIvl: 100 * time.Millisecond, MaxIvl: time.Second, KeepAlive: 30 * time.Second}
+	r := runProfile(quicpoolImpl(), small, 4, 100*time.Millisecond, 500*time.Millisecond)
+	if r.Err != "" {
+		t.Fatal(r.Err)
+	}
+	var sum time.Duration
+	for _, d := range r.Parts {
+		sum += d
+	}
+	if r.Tunnel.Ops == 0 || r.Sampled == 0 || sum != r.Sampled {
+		t.Fatalf("%d ops, %v sampled, parts add up to %v", r.Tunnel.Ops, r.Sampled, sum)
+	}
+	if r.Parts[partQuicpool] == 0 || r.Parts[partQuicGoRun] == 0 || len(r.Funcs) == 0 {
+		t.Fatalf("no quicpool or quic-go samples: %v", r.Parts)
+	}
+	cfg := Config{Shapes: []Shape{small}, Duration: 500 * time.Millisecond, Warmup: 100 * time.Millisecond}
+	md := profileTable(cfg, []ProfileResult{r})
+	for _, want := range []string{"## 1c.", "| " + partQuicpool + " |", "| all sampled |"} {
+		if !strings.Contains(md, want) {
+			t.Errorf("profile table lacks %q:\n%s", want, md)
+		}
 	}
 }

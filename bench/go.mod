@@ -6,6 +6,7 @@ replace github.com/quicpool/quicpool => ../
 
 require (
 	github.com/NodePassProject/quic v1.1.1
+	github.com/google/pprof v0.0.0-20261016150608-1facf8f91b50
 	github.com/quic-go/quic-go v0.65.0
 	github.com/quicpool/quicpool v0.0.0
 	github.com/vistone/quic v1.0.0

@@ -6,7 +6,7 @@
 //	cd bench && go run . -quick   # about two minutes, for CI; writes results/quick.md
 //	cd bench && go run . -only crash,outage   # only the given workloads
 //
-// Workloads (-only): tunnel, wake, burst, fill, recovery, crash, outage, bulk, memory,
+// Workloads (-only): tunnel, profile, wake, burst, fill, recovery, crash, outage, bulk, memory,
 // accessors, hostile, wan, scale. Everything runs on 127.0.0.1 (hostile's attacker on
 // 127.0.0.2; wan's wide-area path is emulated by relays in the process); every operation is
 // bounded by a timeout and failures are counted, so a peer that hangs cannot stop the run.
@@ -59,7 +59,7 @@ type Config struct {
 }
 
 // workloads are the names -only accepts, in the order they run.
-var workloads = []string{"tunnel", "wake", "burst", "fill", "recovery", "crash", "outage", "bulk", "memory", "accessors", "hostile", "wan", "scale"}
+var workloads = []string{"tunnel", "profile", "wake", "burst", "fill", "recovery", "crash", "outage", "bulk", "memory", "accessors", "hostile", "wan", "scale"}
 
 func main() {
 	var (
@@ -261,6 +261,17 @@ func run(cfg Config) Results {
 					res.Tunnel = append(res.Tunnel, medianTunnel(runs[i]))
 				}
 			}
+		}
+	})
+	step("profile", func() {
+		for _, impl := range cfg.Impls {
+			if impl.Name != nameQuicpool && impl.Name != nameRaw {
+				continue
+			}
+			r, _, _ := measureQuietly(func() ProfileResult { return runProfile(impl, small, 16, cfg.Warmup, cfg.Duration) })
+			logf("profile %s: %.0f ops/s, %s sampled %s", impl.Name, r.Tunnel.OpsPerSec, dur(r.Sampled), r.Err)
+			res.Profile = append(res.Profile, r)
+			settle()
 		}
 	})
 	step("wake", func() {

@@ -22,6 +22,7 @@ type Results struct {
 	Wan       []WanResult
 	Scale     []ScaleResult
 	Wake      []WakeResult
+	Profile   []ProfileResult
 	// Elsewhere is, per workload run, the share of the machine's CPUs that other processes used
 	// meanwhile (the memory and crash workloads' own child processes count as others).
 	Elsewhere map[string]float64
@@ -59,8 +60,11 @@ func report(env Env, cfg Config, res Results, charts []string) string {
 		fmt.Fprintf(&b, "- CPU used by other processes during each workload, retries included (share of all CPUs; memory "+
 			"and crash run child processes of this program, which count as others): %s. %s\n\n", strings.Join(parts, ", "), retryNote())
 	}
-	b.WriteString(checklist(cfg, res))
-	b.WriteString(perfChecklist(cfg, res))
+	text, checks := checklist(cfg, res)
+	b.WriteString(text)
+	text, more := perfChecklist(cfg, res)
+	b.WriteString(text)
+	b.WriteString(missReasons(cfg, res, append(checks, more...)))
 	for _, c := range charts {
 		fmt.Fprintf(&b, "![%s](%s)\n", strings.TrimSuffix(c, ".svg"), c)
 	}
@@ -69,6 +73,7 @@ func report(env Env, cfg Config, res Results, charts []string) string {
 	}
 	b.WriteString(tunnelTables(cfg, res.Tunnel))
 	b.WriteString(wakeTable(res.Wake))
+	b.WriteString(profileTable(cfg, res.Profile))
 	b.WriteString(burstTable(cfg, res.Burst))
 	b.WriteString(fillTable(res.Fill))
 	b.WriteString(recoveryTable(cfg, res.Recovery))
@@ -125,7 +130,7 @@ type check struct {
 
 // checklist compares the measured numbers with the targets of issue 5. A target whose numbers
 // were not measured in this run says so.
-func checklist(cfg Config, res Results) string {
+func checklist(cfg Config, res Results) (string, []check) {
 	var checks []check
 	add := func(target string, ok bool, pass bool, measured string, args ...any) {
 		checks = append(checks, check{target: target, measured: fmt.Sprintf(measured, args...), pass: pass, measuredOK: ok})
@@ -198,21 +203,29 @@ func checklist(cfg Config, res Results) string {
 			bytes(q.HeapPer()), bytes(n.HeapPer()), q.GoroutinesPer(), n.GoroutinesPer(), q.Idle, n.Idle)
 	}
 
+	return checkTable("Targets (issue 5), against this run's numbers", checks), checks
+}
+
+// checkTable renders checks as a table of PASS, MISS and n/a (not measured) rows.
+func checkTable(title string, checks []check) string {
 	var b strings.Builder
-	b.WriteString("## Targets (issue 5), against this run's numbers\n\n")
+	fmt.Fprintf(&b, "## %s\n\n", title)
 	b.WriteString("| | Target | quicpool measured |\n|---|---|---|\n")
 	for _, c := range checks {
-		status := "MISS"
-		switch {
-		case !c.measuredOK:
-			status = "n/a"
-		case c.pass:
-			status = "PASS"
-		}
-		fmt.Fprintf(&b, "| **%s** | %s | %s |\n", status, c.target, c.measured)
+		fmt.Fprintf(&b, "| **%s** | %s | %s |\n", c.status(), c.target, c.measured)
 	}
 	b.WriteString("\n")
 	return b.String()
+}
+
+func (c check) status() string {
+	switch {
+	case !c.measuredOK:
+		return "n/a"
+	case c.pass:
+		return "PASS"
+	}
+	return "MISS"
 }
 
 func firstNonEmpty(s ...string) string {
@@ -766,6 +779,6 @@ func retryNote() string {
 	if quietTries <= 1 {
 		return "Measurements were not repeated when other processes were busy."
 	}
-	return fmt.Sprintf("A measurement of tunnel, wake, burst, fill, bulk or accessors during which other processes used "+
+	return fmt.Sprintf("A measurement of tunnel, profile, wake, burst, fill, bulk or accessors during which other processes used "+
 		"more than %.0f%% of the CPUs was repeated, up to %d tries in all, keeping the quietest.", 100*maxElsewhere, quietTries)
 }

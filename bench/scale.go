@@ -205,7 +205,7 @@ func runScale(impl Impl, n int, c ScaleConfig) ScaleResult {
 				time.Sleep(5 * time.Millisecond)
 			}
 		}
-		t, elsewhere, tries := measureQuietly(func() TunnelResult { return runTunnelOn(pair, w, c.Warmup, c.Window) })
+		t, elsewhere, tries := measureQuietly(func() TunnelResult { return runTunnelOn(pair, w, c.Warmup, c.Window, nil) })
 		t.Elsewhere, t.Tries = elsewhere, tries
 		r.Runs = append(r.Runs, t)
 		settle()
@@ -303,7 +303,7 @@ func intList(ns []int) string {
 // Targets of the performance issue: the wide-area path, fill, scale and CPU per op
 
 // perfChecklist compares the wan, fill, scale and tunnel numbers with the performance targets.
-func perfChecklist(cfg Config, res Results) string {
+func perfChecklist(cfg Config, res Results) (string, []check) {
 	var checks []check
 	add := func(target string, ok, pass bool, measured string, args ...any) {
 		checks = append(checks, check{target: target, measured: fmt.Sprintf(measured, args...), pass: pass, measuredOK: ok})
@@ -313,23 +313,9 @@ func perfChecklist(cfg Config, res Results) string {
 	scaleChecks(cfg, res, add)
 	tunnelRawChecks(cfg, res, add)
 	if len(checks) == 0 {
-		return ""
+		return "", nil
 	}
-	var b strings.Builder
-	b.WriteString("## Targets (performance: wide-area path, fill, scale, CPU per op), against this run's numbers\n\n")
-	b.WriteString("| | Target | quicpool measured |\n|---|---|---|\n")
-	for _, c := range checks {
-		status := "MISS"
-		switch {
-		case !c.measuredOK:
-			status = "n/a"
-		case c.pass:
-			status = "PASS"
-		}
-		fmt.Fprintf(&b, "| **%s** | %s | %s |\n", status, c.target, c.measured)
-	}
-	b.WriteString("\n")
-	return b.String()
+	return checkTable("Targets (performance: wide-area path, fill, scale, CPU per op), against this run's numbers", checks), checks
 }
 
 // fillChecks: for every shape, quicpool's median fill to minCap is no slower than NodePass's.

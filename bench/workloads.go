@@ -11,6 +11,7 @@ import (
 	"io"
 	"math"
 	"net"
+	"runtime/pprof"
 	"slices"
 	"sort"
 	"sync"
@@ -162,23 +163,33 @@ func runTunnel(impl Impl, s Shape, workers int, warmup, window time.Duration) Tu
 		return r
 	}
 	defer pair.Close()
-	return runTunnelOn(pair, workers, warmup, window)
+	return runTunnelOn(pair, workers, warmup, window, nil)
 }
 
 // runTunnelOn is runTunnel on a started pair. It also reads this process's CPU time at the
-// window's start and end.
-func runTunnelOn(pair *Pair, workers int, warmup, window time.Duration) TunnelResult {
+// window's start and end, and, with a non-nil profile, writes a CPU profile of the window to it
+// (r.Err says if the profiler could not start).
+func runTunnelOn(pair *Pair, workers int, warmup, window time.Duration, profile io.Writer) TunnelResult {
 	r := TunnelResult{Impl: pair.Impl.Name, Shape: pair.Shape, Workers: workers}
 	from := time.Now().Add(warmup)
 	to := from.Add(window)
 	cpu := make(chan time.Duration, 1)
 	packets := make(chan uint64, 1)
+	profiled := make(chan error, 1)
 	go func() {
 		time.Sleep(time.Until(from))
+		var perr error
+		if profile != nil {
+			perr = pprof.StartCPUProfile(profile)
+		}
 		start, sent := processCPU(), packetsSent(pair)
 		time.Sleep(time.Until(to))
 		cpu <- processCPU() - start
 		packets <- packetsSent(pair) - sent
+		if profile != nil && perr == nil {
+			pprof.StopCPUProfile()
+		}
+		profiled <- perr
 	}()
 	type sample struct{ total, gets time.Duration }
 	samples := make([][]sample, workers)
@@ -222,6 +233,9 @@ func runTunnelOn(pair *Pair, workers int, warmup, window time.Duration) TunnelRe
 	}
 	if sent := <-packets; r.Ops > 0 {
 		r.Packets = float64(sent) / float64(r.Ops)
+	}
+	if err := <-profiled; err != nil {
+		r.Err = "cpu profile: " + err.Error()
 	}
 	return r
 }

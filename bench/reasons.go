@@ -1,0 +1,174 @@
+package main
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+)
+
+// missReasons explains each family of missed targets with this run's numbers: what the time or
+// the memory went to, as far as the run measured it. Targets that passed or were not measured
+// get nothing.
+func missReasons(cfg Config, res Results, checks []check) string {
+	missed := func(prefixes ...string) bool {
+		return slices.ContainsFunc(checks, func(c check) bool {
+			return c.status() == "MISS" && slices.ContainsFunc(prefixes, func(p string) bool { return strings.HasPrefix(c.target, p) })
+		})
+	}
+	var reasons []string
+	if missed("Tunnel, 16 workers: ops/s", "Tunnel, 16 workers: p50", "Tunnel, 64 workers:", "Tunnel, 16 workers: CPU") {
+		reasons = append(reasons, tunnelReason(cfg, res))
+	}
+	if missed("Burst") {
+		reasons = append(reasons, burstReason(res))
+	}
+	if missed("Memory per idle stream, server", "Memory per idle stream, client") {
+		reasons = append(reasons, memoryReason(res))
+	}
+	if missed("Fill to minCap") {
+		reasons = append(reasons, fillReason(cfg, res))
+	}
+	if missed("Scale: ops/s") {
+		reasons = append(reasons, scaleReason(cfg, res))
+	}
+	if len(reasons) == 0 {
+		return ""
+	}
+	return "## Why the misses\n\n" + strings.Join(reasons, "") + "\n"
+}
+
+// tunnelReason: quicpool's tunnel op against raw quic-go's fresh stream, from the profile.
+func tunnelReason(cfg Config, res Results) string {
+	var b strings.Builder
+	b.WriteString("- **Tunnel against raw quic-go (server opens).** On two cores the tunnel is CPU-bound, so ops/s and p50 follow " +
+		"the CPU per op. The pool's op does work the leanest op does not: every pooled stream also carries the NodePass " +
+		"handshake (the client's byte, the server's 4-byte ID, each in a packet of its own unless it shares one), the " +
+		"replacement stream is opened by the client and its ID read, and the take and the refill pass through the actors.")
+	q, r := findTunnel(res.Tunnel, nameQuicpool, cfg.Shapes[0], 16), findTunnel(res.Tunnel, nameRaw, cfg.Shapes[0], 16)
+	if q != nil && r != nil && q.Packets > 0 && r.Packets > 0 {
+		fmt.Fprintf(&b, " Packets per op at 16 workers: %.2f against %.2f.", q.Packets, r.Packets)
+	}
+	qp, rp := findProfile(res.Profile, nameQuicpool), findProfile(res.Profile, nameRaw)
+	if qp == nil || rp == nil {
+		b.WriteString(" (Run the profile workload for where the CPU goes.)\n")
+		return b.String()
+	}
+	type diff struct {
+		part string
+		d    time.Duration
+	}
+	var ds []diff
+	for _, part := range profileParts {
+		ds = append(ds, diff{part, qp.PerOp(qp.Parts[part]) - rp.PerOp(rp.Parts[part])})
+	}
+	slices.SortFunc(ds, func(a, b diff) int { return int(b.d - a.d) })
+	var top []string
+	for _, d := range ds[:3] {
+		top = append(top, fmt.Sprintf("%s %s", partShort[d.part], signed(d.d)))
+	}
+	fmt.Fprintf(&b, " Profiled (section 1c): %s of CPU per op against %s (%s), the largest differences in %s.\n",
+		micros(qp.PerOp(qp.Sampled)), micros(rp.PerOp(rp.Sampled)), signed(qp.PerOp(qp.Sampled)-rp.PerOp(rp.Sampled)), strings.Join(top, "; "))
+	return b.String()
+}
+
+// burstReason: three rounds of work on two cores against raw quic-go's one round of opens.
+func burstReason(res Results) string {
+	var b strings.Builder
+	b.WriteString("- **Burst.** Raw quic-go opens the 128 streams in one round. The pool works in three that overlap: it hands " +
+		"out its idle streams, opens streams for the callers still waiting (its opens in flight are bounded by maxCap), " +
+		"then refills both sides; every take is a message round trip to each side's coordinator, and both pools and all " +
+		"128 callers share the two cores.")
+	if q, r := findBurst(res.Burst, nameQuicpool), findBurst(res.Burst, nameRaw); q != nil && r != nil && q.Err == "" && r.Err == "" {
+		fmt.Fprintf(&b, " This run: every take served after %s (raw quic-go %s), back at capacity %s later.", dur(q.Served),
+			dur(r.Served), dur(q.Refilled-q.Served))
+	}
+	b.WriteString("\n")
+	return b.String()
+}
+
+// memoryReason: the heap the pool adds to the QUIC streams themselves is mostly fixed cost.
+func memoryReason(res Results) string {
+	var b strings.Builder
+	b.WriteString("- **Memory per idle stream.** The QUIC stream is most of it; the pool adds fixed costs spread over the " +
+		"streams (a QUIC connection per 128 streams where NodePass has one, and the actor engine's registry and inboxes) " +
+		"and its idle store, a few dozen bytes a stream.")
+	q, n, r := findMemory(res.Memory, nameQuicpool), findMemory(res.Memory, nameNodePass), findMemory(res.Memory, nameRawClientOpens)
+	if q != nil && n != nil && r != nil {
+		var sides []string
+		for _, side := range []string{"server", "client"} {
+			qs, ns, rs := q.Server, n.Server, r.Server
+			if side == "client" {
+				qs, ns, rs = q.Client, n.Client, r.Client
+			}
+			if qs.Idle == 0 || ns.Idle == 0 || rs.Idle == 0 {
+				continue
+			}
+			sides = append(sides, fmt.Sprintf("%s side at %d idle: quicpool %s, NodePass %s, raw quic-go's %d streams on one connection %s",
+				side, qs.Idle, bytes(qs.HeapPer()), bytes(ns.HeapPer()), rs.Idle, bytes(rs.HeapPer())))
+		}
+		if len(sides) > 0 {
+			fmt.Fprintf(&b, " Per stream, %s.", strings.Join(sides, "; "))
+		}
+		if n := shardsFor(q.N); n > 1 {
+			fmt.Fprintf(&b, " quicpool uses %d connections.", n)
+		}
+	}
+	b.WriteString("\n")
+	return b.String()
+}
+
+// shardsFor is the number of QUIC connections a quicpool pool of maxCap n uses.
+func shardsFor(n int) int { return min(max((n+127)/128, 1), 64) }
+
+// fillReason: fill is a TLS handshake and a round of opens for both; say whether the runs overlap.
+func fillReason(cfg Config, res Results) string {
+	var b strings.Builder
+	b.WriteString("- **Fill.** A fill is one TLS handshake and one round of opens for quicpool (the first connection fills " +
+		"the pool before the others dial) as for NodePass, so the two medians differ by the scheduler's noise on a " +
+		"few milliseconds.")
+	for _, s := range cfg.Shapes {
+		var q, n *FillResult
+		for i := range res.Fill {
+			switch f := &res.Fill[i]; {
+			case f.Shape != s || f.Runs == 0:
+			case f.Impl == nameQuicpool:
+				q = f
+			case f.Impl == nameNodePass:
+				n = f
+			}
+		}
+		if q != nil && n != nil && q.Fill > n.Fill {
+			overlap := "overlap"
+			if q.Min > n.Max {
+				overlap = "do not overlap"
+			}
+			fmt.Fprintf(&b, " %s: %s against %s; the runs (%s – %s against %s – %s) %s.", s, dur(q.Fill), dur(n.Fill),
+				dur(q.Min), dur(q.Max), dur(n.Min), dur(n.Max), overlap)
+		}
+	}
+	b.WriteString("\n")
+	return b.String()
+}
+
+// scaleReason: many connections share fewer packets.
+func scaleReason(cfg Config, res Results) string {
+	var b strings.Builder
+	b.WriteString("- **Scale.** Hand-outs go round the connections, up to 16 in a row from one, so that every connection " +
+		"carries its share of the tunnels; with many connections the streams taken together share fewer packets and " +
+		"acknowledgements, and each op costs more CPU.")
+	c := cfg.Scale
+	if len(c.Caps) > 0 && len(c.Workers) > 0 {
+		bigN, bigW := slices.Max(c.Caps), slices.Max(c.Workers)
+		big, small := findScale(res.Scale, nameQuicpool, bigN), findScale(res.Scale, nameQuicpool, 64)
+		if big != nil && small != nil {
+			if bt, st := big.run(bigW), small.run(64); bt != nil && st != nil && bt.Ops > 0 && st.Ops > 0 {
+				fmt.Fprintf(&b, " %d workers on %d streams (%d connections each side): %.2f packets and %s of CPU per op, "+
+					"against %.2f and %s at 64 workers on 64 streams (one connection).", bigW, bigN, shardsFor(bigN),
+					bt.Packets, micros(bt.CPUPerOp), st.Packets, micros(st.CPUPerOp))
+			}
+		}
+	}
+	b.WriteString("\n")
+	return b.String()
+}
