@@ -156,25 +156,25 @@ func (p *Pool) stopping() bool {
 // errors.Is(err, ErrTimeout) and errors.Is(err, context.DeadlineExceeded), and wraps the reason
 // the pool has no connection, if it has none.
 func (p *Pool) Get(ctx context.Context, id string) (*StreamConn, error) {
-	return p.getByID(ctx, "Get", id, false, false)
+	return p.getByID(ctxBound(ctx), "Get", id, false)
 }
 
 // Accept returns any idle stream (its ID is StreamConn.ID), oldest first, waiting for one until
 // ctx is done. The control stream (ControlID) is only ever returned by Get. Errors are those of
 // Get.
 func (p *Pool) Accept(ctx context.Context) (*StreamConn, error) {
-	s, err := p.take(ctx, "", false, false)
+	s, err := p.take(ctxBound(ctx), "", false)
 	if err != nil {
 		return nil, &OpError{Op: "Accept", Err: err}
 	}
 	return NewStreamConn(s), nil
 }
 
-func (p *Pool) getByID(ctx context.Context, op, id string, noWait, plain bool) (*StreamConn, error) {
+func (p *Pool) getByID(b bound, op, id string, noWait bool) (*StreamConn, error) {
 	if _, err := wire.ParseID(id); err != nil {
 		return nil, &OpError{Op: op, ID: id, Err: err}
 	}
-	s, err := p.take(ctx, id, noWait, plain)
+	s, err := p.take(b, id, noWait)
 	if err != nil {
 		return nil, &OpError{Op: op, ID: id, Err: err}
 	}
@@ -188,9 +188,9 @@ func (p *Pool) getByID(ctx context.Context, op, id string, noWait, plain bool) (
 // it fails with ErrTimeout (wrapping why the pool has no connection, if it has none). A timeout
 // <= 0 takes the stream only if it is idle now.
 func (p *Pool) OutgoingGet(id string, timeout time.Duration) (net.Conn, error) {
-	ctx, cancel := timeoutContext(timeout)
-	defer cancel()
-	c, err := p.getByID(ctx, "OutgoingGet", id, timeout <= 0, true)
+	b := timeoutBound(timeout)
+	defer b.stop()
+	c, err := p.getByID(b, "OutgoingGet", id, timeout <= 0)
 	if err != nil {
 		return nil, err
 	}
@@ -201,40 +201,70 @@ func (p *Pool) OutgoingGet(id string, timeout time.Duration) (net.Conn, error) {
 // handed out oldest first; the control stream (ControlID) is never handed out here. Errors are
 // those of OutgoingGet. A timeout <= 0 takes a stream only if one is idle now.
 func (p *Pool) IncomingGet(timeout time.Duration) (string, net.Conn, error) {
-	ctx, cancel := timeoutContext(timeout)
-	defer cancel()
-	s, err := p.take(ctx, "", timeout <= 0, true)
+	b := timeoutBound(timeout)
+	defer b.stop()
+	s, err := p.take(b, "", timeout <= 0)
 	if err != nil {
 		return "", nil, &OpError{Op: "IncomingGet", Err: err}
 	}
 	return s.ID, NewStreamConn(s), nil
 }
 
-func timeoutContext(timeout time.Duration) (context.Context, context.CancelFunc) {
-	if timeout <= 0 {
-		return context.Background(), func() {}
-	}
-	return context.WithTimeout(context.Background(), timeout)
+// bound is what ends a Get's wait: the caller's context (Get, Accept), or the timeout of a
+// NodePass-compatible call, which has no context and is timed with a plain timer (cheaper than a
+// context with a deadline, on every take of the hot path).
+type bound struct {
+	ctx      context.Context // nil for a timeout
+	expired  <-chan time.Time
+	timer    *time.Timer
+	deadline time.Time // zero for none
 }
 
-// take asks the coordinator for a stream and waits for it, ctx, or the pool's end. With noWait
-// the coordinator answers at once, with a stream or ErrTimeout. plain reports a deadline as
-// ErrTimeout alone, for the NodePass-compatible calls, whose callers gave a timeout and no
-// context.
-func (p *Pool) take(ctx context.Context, id string, noWait, plain bool) (messages.Stream, error) {
+func ctxBound(ctx context.Context) bound {
+	b := bound{ctx: ctx}
+	b.deadline, _ = ctx.Deadline()
+	return b
+}
+
+// timeoutBound bounds a wait by timeout; <= 0 is no bound (the call does not wait).
+func timeoutBound(timeout time.Duration) bound {
+	if timeout <= 0 {
+		return bound{}
+	}
+	t := time.NewTimer(timeout)
+	return bound{expired: t.C, timer: t, deadline: time.Now().Add(timeout)}
+}
+
+func (b bound) done() <-chan struct{} {
+	if b.ctx == nil {
+		return nil
+	}
+	return b.ctx.Done()
+}
+
+func (b bound) stop() {
+	if b.timer != nil {
+		b.timer.Stop()
+	}
+}
+
+// take asks the coordinator for a stream and waits for it, the bound, or the pool's end. With
+// noWait the coordinator answers at once, with a stream or ErrTimeout.
+func (p *Pool) take(b bound, id string, noWait bool) (messages.Stream, error) {
 	if p.stopping() {
 		return messages.Stream{}, ErrClosed
 	}
 	reply := make(chan messages.Stream, 1)
-	get := messages.Get{ID: id, Reply: reply, NoWait: noWait}
-	get.Deadline, _ = ctx.Deadline()
+	get := messages.Get{ID: id, Reply: reply, NoWait: noWait, Deadline: b.deadline}
 	select {
 	case p.cfg.Admission <- struct{}{}:
 	default: // the coordinator is behind: wait for room, within the caller's time
 		select {
 		case p.cfg.Admission <- struct{}{}:
-		case <-ctx.Done():
-			return messages.Stream{}, p.ctxErr(ctx, plain)
+		case <-b.done():
+			return messages.Stream{}, p.boundErr(b)
+		case <-b.expired:
+			return messages.Stream{}, p.boundErr(b)
 		case <-p.done:
 			return messages.Stream{}, ErrClosed
 		case <-p.cfg.Stopped:
@@ -245,7 +275,8 @@ func (p *Pool) take(ctx context.Context, id string, noWait, plain bool) (message
 	select {
 	case s := <-reply:
 		return s, s.Err
-	case <-ctx.Done():
+	case <-b.done():
+	case <-b.expired:
 	case <-p.done:
 	case <-p.cfg.Stopped:
 	}
@@ -255,15 +286,30 @@ func (p *Pool) take(ctx context.Context, id string, noWait, plain bool) (message
 	if p.stopping() {
 		return messages.Stream{}, ErrClosed
 	}
-	return messages.Stream{}, p.ctxErr(ctx, plain)
+	return messages.Stream{}, p.boundErr(b)
 }
 
-// ctxErr is the error of a call whose ctx is done: for a deadline, ErrTimeout (with
-// context.DeadlineExceeded unless plain) and why the pool has no connection, if it has none.
-func (p *Pool) ctxErr(ctx context.Context, plain bool) error {
+// boundErr is the error of a call whose bound ended: the context's error, or, for a timeout,
+// ErrTimeout alone (the NodePass-compatible calls) and why the pool has no connection.
+func (p *Pool) boundErr(b bound) error {
+	if b.ctx == nil {
+		return p.deadlineErr(true)
+	}
+	return p.ctxErr(b.ctx)
+}
+
+// ctxErr is the error of a call whose ctx is done: for a deadline, ErrTimeout and
+// context.DeadlineExceeded, and why the pool has no connection, if it has none.
+func (p *Pool) ctxErr(ctx context.Context) error {
 	if !errors.Is(ctx.Err(), context.DeadlineExceeded) {
 		return ctx.Err()
 	}
+	return p.deadlineErr(false)
+}
+
+// deadlineErr is the error of a call that timed out: ErrTimeout (with context.DeadlineExceeded
+// unless plain) and why the pool has no connection, if it has none.
+func (p *Pool) deadlineErr(plain bool) error {
 	cause := p.Err()
 	if errors.Is(cause, ErrClosed) {
 		cause = nil
@@ -294,7 +340,7 @@ func (p *Pool) WaitReady(ctx context.Context, n int) error {
 	select {
 	case err = <-reply:
 	case <-ctx.Done():
-		err = p.ctxErr(ctx, false)
+		err = p.ctxErr(ctx)
 	case <-p.done:
 		err = ErrClosed
 	case <-p.cfg.Stopped:
