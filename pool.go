@@ -231,8 +231,9 @@ func timeoutBound(timeout time.Duration) bound {
 	if timeout <= 0 {
 		return bound{}
 	}
+	deadline := time.Now().Add(timeout) // the coordinator's drop time is never after the timer fires
 	t := time.NewTimer(timeout)
-	return bound{expired: t.C, timer: t, deadline: time.Now().Add(timeout)}
+	return bound{expired: t.C, timer: t, deadline: deadline}
 }
 
 func (b bound) done() <-chan struct{} {

@@ -28,12 +28,13 @@ const (
 	partQuicGoRun = "quic-go: its connections' own goroutines (packets in and out, acknowledgements, crypto, timers)"
 	partQuicGoGet = "quic-go: called to get a stream (opens, accepts; quicpool's handshake byte, ID and deadlines)"
 	partQuicGoX   = "quic-go: called by the exchange (1 KiB each way, half-close, read to EOF, close)"
-	partHarness   = "bench harness (workers, 1 KiB each way)"
+	partRawPool   = "raw quic-go's stand-in pool (the bench's Gets around OpenStreamSync and AcceptStream)"
+	partHarness   = "bench harness (workers, the exchange's loop)"
 	partGC        = "Go runtime: garbage collector"
 	partScheduler = "Go runtime: scheduler, timers, idle"
 )
 
-var profileParts = []string{partQuicpool, partHollywood, partQuicGoRun, partQuicGoGet, partQuicGoX, partHarness, partGC, partScheduler}
+var profileParts = []string{partQuicpool, partHollywood, partQuicGoRun, partQuicGoGet, partQuicGoX, partRawPool, partHarness, partGC, partScheduler}
 
 // partShort names a part in a sentence.
 var partShort = map[string]string{
@@ -42,6 +43,7 @@ var partShort = map[string]string{
 	partQuicGoRun: "quic-go's connection goroutines",
 	partQuicGoGet: "quic-go called to get a stream",
 	partQuicGoX:   "quic-go called by the exchange",
+	partRawPool:   "raw quic-go's stand-in pool",
 	partHarness:   "the bench harness",
 	partGC:        "the garbage collector",
 	partScheduler: "the scheduler",
@@ -145,8 +147,7 @@ func attribute(smp *profile.Sample) (part, fn string, syscall bool) {
 			}
 			name := line.Function.Name
 			if first {
-				syscall = strings.HasPrefix(name, "syscall.") || strings.HasPrefix(name, "internal/runtime/syscall") ||
-					strings.HasPrefix(name, "runtime/internal/syscall") || name == "runtime.futex"
+				syscall = isSyscall(name)
 				first = false
 			}
 			if p := owner(name); p != "" {
@@ -156,7 +157,7 @@ func attribute(smp *profile.Sample) (part, fn string, syscall bool) {
 				return p, shortName(name), syscall
 			}
 			if strings.HasPrefix(name, "runtime.gcBgMarkWorker") || strings.HasPrefix(name, "runtime.bgsweep") ||
-				strings.HasPrefix(name, "runtime.bgscavenge") || strings.HasPrefix(name, "runtime.gcStart") {
+				strings.HasPrefix(name, "runtime.bgscavenge") || strings.HasPrefix(name, "runtime.gcStart") || name == "runtime._GC" {
 				gc = true
 			}
 		}
@@ -167,9 +168,21 @@ func attribute(smp *profile.Sample) (part, fn string, syscall bool) {
 	return partScheduler, "", syscall
 }
 
+// isSyscall tells whether a leaf function is the entry into a system call.
+func isSyscall(name string) bool {
+	switch name {
+	case "syscall.Syscall", "syscall.Syscall6", "syscall.RawSyscall", "syscall.RawSyscall6",
+		"runtime.futex", "runtime.usleep", "runtime.epollwait", "runtime.write1", "runtime.read":
+		return true
+	}
+	return strings.HasPrefix(name, "internal/runtime/syscall") || strings.HasPrefix(name, "runtime/internal/syscall")
+}
+
 // owner returns the part a function belongs to, "" for the standard library and the runtime.
 func owner(name string) string {
 	switch {
+	case strings.HasPrefix(name, "main.(*raw") || strings.HasPrefix(name, "main.raw"):
+		return partRawPool
 	case strings.HasPrefix(name, "github.com/quicpool/quicpool"):
 		return partQuicpool
 	case strings.HasPrefix(name, "github.com/anthdm/hollywood"):
@@ -183,7 +196,7 @@ func owner(name string) string {
 }
 
 // quicGoCaller tells, for a sample in quic-go, who called quic-go: the exchange (the bench's
-// tunnel op once it holds both streams), quicpool or the bench's raw pools getting a stream, or
+// tunnel op once it holds both streams), quicpool or the bench's raw pool getting a stream, or
 // no one (quic-go's own goroutines).
 func quicGoCaller(smp *profile.Sample) string {
 	part := partQuicGoRun
@@ -231,50 +244,45 @@ func profileTable(cfg Config, rs []ProfileResult) string {
 	fmt.Fprintf(&b, "One more tunnel run per implementation (%d workers, %s, %s after %s unmeasured) with Go's CPU profiler on during the "+
 		"measured window. Each sample counts for the innermost frame of its stack that belongs to quicpool, hollywood, quic-go or "+
 		"this bench (time in crypto, the runtime's allocator or a system call counts for the package that called it); a sample "+
-		"with none of them on its stack is the Go runtime's own work. quic-go's time is split by who called it: the exchange "+
-		"on the two streams, the code that gets a stream (quicpool; raw quic-go's open and accept), or no one (quic-go's "+
-		"goroutines); raw quic-go's client accepts its stream at its first read or write, so its accept counts for the exchange. A "+
-		"blocking call's parking and waking count for the part that made the call. Divided by the window's ops: CPU per op by part (the "+
+		"with none of them on its stack is the Go runtime's own work: the garbage collector, or the scheduler (a goroutine "+
+		"parking, the runtime finding the next one to run). quic-go's time is split by who called it: the exchange on the two "+
+		"streams, the code that gets a stream (quicpool; raw quic-go's stand-in pool, whose server opens with OpenStreamSync "+
+		"and whose client accepts with AcceptStream on a goroutine of its own), or no one (quic-go's goroutines). *Difference*: "+
+		"quicpool's CPU per op minus raw quic-go's. Divided by the window's ops: CPU per op by part (the "+
 		"profiler samples 100 times a second per thread, so parts below a few µs per op are rough). *In syscalls*: of it, "+
 		"time in system calls (UDP sends and receives, futex wake-ups).\n\n",
 		rs[0].Workers, cfg.Shapes[0], dur(cfg.Duration), dur(cfg.Warmup))
+	q, raw := findProfile(rs, nameQuicpool), findProfile(rs, nameRaw)
+	diff := q != nil && raw != nil
 	b.WriteString("| Part |")
 	for _, r := range rs {
 		fmt.Fprintf(&b, " %s: CPU/op | in syscalls |", r.Impl)
 	}
-	if len(rs) == 2 {
+	if diff {
 		b.WriteString(" difference |")
 	}
 	b.WriteString("\n|---|")
 	for range rs {
 		b.WriteString("---:|---:|")
 	}
-	if len(rs) == 2 {
+	if diff {
 		b.WriteString("---:|")
 	}
 	b.WriteString("\n")
 	for _, part := range append(slices.Clone(profileParts), "all sampled") {
 		fmt.Fprintf(&b, "| %s |", part)
-		var per [2]time.Duration
-		for i, r := range rs {
+		for _, r := range rs {
 			if r.Err != "" {
 				fmt.Fprintf(&b, " %s | |", cell(r.Err))
 				continue
 			}
-			d, sys := r.Parts[part], r.Syscall[part]
-			if part == "all sampled" {
-				d, sys = r.Sampled, 0
-				for _, v := range r.Syscall {
-					sys += v
-				}
-			}
-			if i < 2 {
-				per[i] = r.PerOp(d)
-			}
+			d, sys := r.part(part)
 			fmt.Fprintf(&b, " %s | %s |", micros(r.PerOp(d)), micros(r.PerOp(sys)))
 		}
-		if len(rs) == 2 {
-			fmt.Fprintf(&b, " %s |", signed(per[0]-per[1]))
+		if diff {
+			dq, _ := q.part(part)
+			dr, _ := raw.part(part)
+			fmt.Fprintf(&b, " %s |", signed(q.PerOp(dq)-raw.PerOp(dr)))
 		}
 		b.WriteString("\n")
 	}
@@ -282,7 +290,7 @@ func profileTable(cfg Config, rs []ProfileResult) string {
 	for _, r := range rs {
 		fmt.Fprintf(&b, " %d (%.0f) | |", r.Tunnel.Ops, r.Tunnel.OpsPerSec)
 	}
-	if len(rs) == 2 {
+	if diff {
 		b.WriteString(" |")
 	}
 	b.WriteString("\n\n")
@@ -298,6 +306,18 @@ func profileTable(cfg Config, rs []ProfileResult) string {
 		b.WriteString("\n")
 	}
 	return b.String()
+}
+
+// part returns the sampled CPU time of one part and, of it, the time in system calls; "all
+// sampled" is the whole profile.
+func (r ProfileResult) part(name string) (cpu, syscalls time.Duration) {
+	if name != "all sampled" {
+		return r.Parts[name], r.Syscall[name]
+	}
+	for _, v := range r.Syscall {
+		syscalls += v
+	}
+	return r.Sampled, syscalls
 }
 
 // signed formats a difference of CPU times per op with its sign.

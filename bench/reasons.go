@@ -1,10 +1,14 @@
 package main
 
 import (
+	"cmp"
 	"fmt"
+	"runtime"
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/quicpool/quicpool"
 )
 
 // missReasons explains each family of missed targets with this run's numbers: what the time or
@@ -41,8 +45,9 @@ func missReasons(cfg Config, res Results, checks []check) string {
 // tunnelReason: quicpool's tunnel op against raw quic-go's fresh stream, from the profile.
 func tunnelReason(cfg Config, res Results) string {
 	var b strings.Builder
-	b.WriteString("- **Tunnel against raw quic-go (server opens).** On two cores the tunnel is CPU-bound, so ops/s and p50 follow " +
-		"the CPU per op. The pool's op does work the leanest op does not: every pooled stream also carries the NodePass " +
+	fmt.Fprintf(&b, "- **Tunnel against raw quic-go (server opens).** On %d cores the tunnel is CPU-bound, so ops/s and p50 follow "+
+		"the CPU per op.", runtime.NumCPU())
+	b.WriteString(" The pool's op does work the leanest op does not: every pooled stream also carries the NodePass " +
 		"handshake (the client's byte, the server's 4-byte ID, each in a packet of its own unless it shares one), the " +
 		"replacement stream is opened by the client and its ID read, and the take and the refill pass through the actors.")
 	q, r := findTunnel(res.Tunnel, nameQuicpool, cfg.Shapes[0], 16), findTunnel(res.Tunnel, nameRaw, cfg.Shapes[0], 16)
@@ -62,24 +67,35 @@ func tunnelReason(cfg Config, res Results) string {
 	for _, part := range profileParts {
 		ds = append(ds, diff{part, qp.PerOp(qp.Parts[part]) - rp.PerOp(rp.Parts[part])})
 	}
-	slices.SortFunc(ds, func(a, b diff) int { return int(b.d - a.d) })
-	var top []string
+	slices.SortFunc(ds, func(a, b diff) int { return cmp.Compare(b.d, a.d) })
+	var more []string
 	for _, d := range ds[:3] {
-		top = append(top, fmt.Sprintf("%s %s", partShort[d.part], signed(d.d)))
+		if d.d > 0 {
+			more = append(more, fmt.Sprintf("%s %s", partShort[d.part], signed(d.d)))
+		}
 	}
-	fmt.Fprintf(&b, " Profiled (section 1c): %s of CPU per op against %s (%s), the largest differences in %s.\n",
-		micros(qp.PerOp(qp.Sampled)), micros(rp.PerOp(rp.Sampled)), signed(qp.PerOp(qp.Sampled)-rp.PerOp(rp.Sampled)), strings.Join(top, "; "))
+	fmt.Fprintf(&b, " Profiled (section 1c): %s of CPU per op against %s (%s)", micros(qp.PerOp(qp.Sampled)), micros(rp.PerOp(rp.Sampled)),
+		signed(qp.PerOp(qp.Sampled)-rp.PerOp(rp.Sampled)))
+	if len(more) > 0 {
+		fmt.Fprintf(&b, "; the largest excesses: %s", strings.Join(more, "; "))
+	}
+	b.WriteString(".\n")
 	return b.String()
 }
 
 // burstReason: three rounds of work on two cores against raw quic-go's one round of opens.
 func burstReason(res Results) string {
 	var b strings.Builder
-	b.WriteString("- **Burst.** Raw quic-go opens the 128 streams in one round. The pool works in three that overlap: it hands " +
-		"out its idle streams, opens streams for the callers still waiting (its opens in flight are bounded by maxCap), " +
-		"then refills both sides; every take is a message round trip to each side's coordinator, and both pools and all " +
-		"128 callers share the two cores.")
-	if q, r := findBurst(res.Burst, nameQuicpool), findBurst(res.Burst, nameRaw); q != nil && r != nil && q.Err == "" && r.Err == "" {
+	q, r := findBurst(res.Burst, nameQuicpool), findBurst(res.Burst, nameRaw)
+	takes := "the"
+	if q != nil {
+		takes = fmt.Sprint(q.Takes)
+	}
+	fmt.Fprintf(&b, "- **Burst.** Raw quic-go opens %[1]s streams in one round. The pool works in three that overlap: it hands "+
+		"out its idle streams, opens streams for the callers still waiting (its opens in flight are bounded by maxCap), "+
+		"then refills both sides; every take is a message round trip to each side's coordinator, and both pools and all "+
+		"%[1]s callers share %[2]d cores.", takes, runtime.NumCPU())
+	if q != nil && r != nil && q.Err == "" && r.Err == "" {
 		fmt.Fprintf(&b, " This run: every take served after %s (raw quic-go %s), back at capacity %s later.", dur(q.Served),
 			dur(r.Served), dur(q.Refilled-q.Served))
 	}
@@ -90,9 +106,9 @@ func burstReason(res Results) string {
 // memoryReason: the heap the pool adds to the QUIC streams themselves is mostly fixed cost.
 func memoryReason(res Results) string {
 	var b strings.Builder
-	b.WriteString("- **Memory per idle stream.** The QUIC stream is most of it; the pool adds fixed costs spread over the " +
-		"streams (a QUIC connection per 128 streams where NodePass has one, and the actor engine's registry and inboxes) " +
-		"and its idle store, a few dozen bytes a stream.")
+	fmt.Fprintf(&b, "- **Memory per idle stream.** The QUIC stream is most of it; the pool adds fixed costs spread over the "+
+		"streams (a QUIC connection per %d streams where NodePass has one, and the actor engine's registry and inboxes) "+
+		"and its idle store, a few dozen bytes a stream.", quicpool.StreamsPerShard)
 	q, n, r := findMemory(res.Memory, nameQuicpool), findMemory(res.Memory, nameNodePass), findMemory(res.Memory, nameRawClientOpens)
 	if q != nil && n != nil && r != nil {
 		var sides []string
@@ -119,14 +135,15 @@ func memoryReason(res Results) string {
 }
 
 // shardsFor is the number of QUIC connections a quicpool pool of maxCap n uses.
-func shardsFor(n int) int { return min(max((n+127)/128, 1), 64) }
+func shardsFor(n int) int {
+	return min(max((n+quicpool.StreamsPerShard-1)/quicpool.StreamsPerShard, 1), quicpool.MaxShards)
+}
 
 // fillReason: fill is a TLS handshake and a round of opens for both; say whether the runs overlap.
 func fillReason(cfg Config, res Results) string {
 	var b strings.Builder
 	b.WriteString("- **Fill.** A fill is one TLS handshake and one round of opens for quicpool (the first connection fills " +
-		"the pool before the others dial) as for NodePass, so the two medians differ by the scheduler's noise on a " +
-		"few milliseconds.")
+		"the pool before the others dial) as for NodePass.")
 	for _, s := range cfg.Shapes {
 		var q, n *FillResult
 		for i := range res.Fill {
@@ -139,12 +156,12 @@ func fillReason(cfg Config, res Results) string {
 			}
 		}
 		if q != nil && n != nil && q.Fill > n.Fill {
-			overlap := "overlap"
+			spread := "overlap: the medians differ by less than the runs' spread"
 			if q.Min > n.Max {
-				overlap = "do not overlap"
+				spread = "do not overlap: quicpool was slower in every run"
 			}
 			fmt.Fprintf(&b, " %s: %s against %s; the runs (%s – %s against %s – %s) %s.", s, dur(q.Fill), dur(n.Fill),
-				dur(q.Min), dur(q.Max), dur(n.Min), dur(n.Max), overlap)
+				dur(q.Min), dur(q.Max), dur(n.Min), dur(n.Max), spread)
 		}
 	}
 	b.WriteString("\n")
@@ -155,16 +172,16 @@ func fillReason(cfg Config, res Results) string {
 func scaleReason(cfg Config, res Results) string {
 	var b strings.Builder
 	b.WriteString("- **Scale.** Hand-outs go round the connections, up to 16 in a row from one, so that every connection " +
-		"carries its share of the tunnels; with many connections the streams taken together share fewer packets and " +
-		"acknowledgements, and each op costs more CPU.")
+		"carries its share of the tunnels; with many connections, streams taken together are less likely to share " +
+		"packets and acknowledgements.")
 	c := cfg.Scale
 	if len(c.Caps) > 0 && len(c.Workers) > 0 {
 		bigN, bigW := slices.Max(c.Caps), slices.Max(c.Workers)
 		big, small := findScale(res.Scale, nameQuicpool, bigN), findScale(res.Scale, nameQuicpool, 64)
 		if big != nil && small != nil {
 			if bt, st := big.run(bigW), small.run(64); bt != nil && st != nil && bt.Ops > 0 && st.Ops > 0 {
-				fmt.Fprintf(&b, " %d workers on %d streams (%d connections each side): %.2f packets and %s of CPU per op, "+
-					"against %.2f and %s at 64 workers on 64 streams (one connection).", bigW, bigN, shardsFor(bigN),
+				fmt.Fprintf(&b, " This run: %d workers on %d streams (%d connections each side) sent %.2f packets and used %s "+
+					"of CPU per op, against %.2f and %s at 64 workers on 64 streams (one connection).", bigW, bigN, shardsFor(bigN),
 					bt.Packets, micros(bt.CPUPerOp), st.Packets, micros(st.CPUPerOp))
 			}
 		}
