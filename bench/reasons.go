@@ -143,7 +143,8 @@ func shardsFor(n int) int {
 func fillReason(cfg Config, res Results) string {
 	var b strings.Builder
 	b.WriteString("- **Fill.** A fill is one TLS handshake and one round of opens for quicpool (the first connection fills " +
-		"the pool before the others dial) as for NodePass.")
+		"the pool before the others dial) as for NodePass; with more than one connection, the next one's TLS handshake " +
+		"starts as the first has filled the pool, and its CPU can overlap the fill's last steps.")
 	for _, s := range cfg.Shapes {
 		var q, n *FillResult
 		for i := range res.Fill {
