@@ -138,28 +138,21 @@ func (r *ProfileResult) split(p *profile.Profile) error {
 // whether the sample is in a system call. Frames go from the leaf to the root; a location's
 // inlined functions come innermost first.
 func attribute(smp *profile.Sample) (part, fn string, syscall bool) {
+	names := frames(smp)
+	if len(names) > 0 {
+		syscall = isSyscall(names[0])
+	}
 	gc := false
-	first := true
-	for _, loc := range smp.Location {
-		for _, line := range loc.Line {
-			if line.Function == nil {
-				continue
+	for i, name := range names {
+		if p := owner(name); p != "" {
+			if p == partQuicGoRun {
+				p = quicGoCaller(names[i+1:])
 			}
-			name := line.Function.Name
-			if first {
-				syscall = isSyscall(name)
-				first = false
-			}
-			if p := owner(name); p != "" {
-				if p == partQuicGoRun {
-					p = quicGoCaller(smp)
-				}
-				return p, shortName(name), syscall
-			}
-			if strings.HasPrefix(name, "runtime.gcBgMarkWorker") || strings.HasPrefix(name, "runtime.bgsweep") ||
-				strings.HasPrefix(name, "runtime.bgscavenge") || strings.HasPrefix(name, "runtime.gcStart") || name == "runtime._GC" {
-				gc = true
-			}
+			return p, shortName(name), syscall
+		}
+		if strings.HasPrefix(name, "runtime.gcBgMarkWorker") || strings.HasPrefix(name, "runtime.bgsweep") ||
+			strings.HasPrefix(name, "runtime.bgscavenge") || strings.HasPrefix(name, "runtime.gcStart") || name == "runtime._GC" {
+			gc = true
 		}
 	}
 	if gc {
@@ -195,26 +188,34 @@ func owner(name string) string {
 	return ""
 }
 
-// quicGoCaller tells, for a sample in quic-go, who called quic-go: the exchange (the bench's
-// tunnel op once it holds both streams), quicpool or the bench's raw pool getting a stream, or
-// no one (quic-go's own goroutines).
-func quicGoCaller(smp *profile.Sample) string {
+// quicGoCaller tells, for a sample in quic-go, who called quic-go, from the frames outside the
+// innermost quic-go one: the exchange (the bench's tunnel op once it holds both streams),
+// quicpool or the bench's raw pool getting a stream, or no one (quic-go's own goroutines).
+func quicGoCaller(callers []string) string {
 	part := partQuicGoRun
-	for _, loc := range smp.Location {
-		for _, line := range loc.Line {
-			if line.Function == nil {
-				continue
-			}
-			name := line.Function.Name
-			switch {
-			case strings.HasPrefix(name, "main.exchange") || strings.HasPrefix(name, "main.readToEOF"):
-				return partQuicGoX
-			case strings.HasPrefix(name, "main.") || strings.HasPrefix(name, "github.com/quicpool/quicpool"):
-				part = partQuicGoGet
-			}
+	for _, name := range callers {
+		switch {
+		case strings.HasPrefix(name, "main.exchange") || strings.HasPrefix(name, "main.readToEOF"):
+			return partQuicGoX
+		case strings.HasPrefix(name, "main.") || strings.HasPrefix(name, "github.com/quicpool/quicpool"):
+			part = partQuicGoGet
 		}
 	}
 	return part
+}
+
+// frames returns the function names of a sample's stack from the leaf to the root; a location's
+// inlined functions come innermost first.
+func frames(smp *profile.Sample) []string {
+	var names []string
+	for _, loc := range smp.Location {
+		for _, line := range loc.Line {
+			if line.Function != nil {
+				names = append(names, line.Function.Name)
+			}
+		}
+	}
+	return names
 }
 
 // shortName drops a function name's module path and a generic type's arguments:
