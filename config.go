@@ -89,9 +89,10 @@ const resetKeyInfo = "quicpool stateless reset key v1"
 // deriveResetKey derives a server's QUIC stateless reset key from the private key of the first
 // certificate in conf: HKDF-SHA256 (RFC 5869) with the key's PKCS #8 encoding as input keying
 // material, no salt, and resetKeyInfo as info. The same certificate gives the same key in every
-// process, so a server restarted after a crash answers the first packet of a connection its
-// previous process held with a stateless reset, and the client redials at once instead of waiting
-// out its idle timeout. HKDF is one-way: the derived key reveals nothing of the private key.
+// process, so a server restarted after a crash answers a packet of a connection its previous
+// process held with a stateless reset, and the client redials at once instead of waiting out its
+// idle timeout. (quic-go answers only packets longer than 42 bytes: stream data, not a bare
+// keep-alive PING; an idle connection is replaced once its silence makes it suspect.) HKDF is one-way: the derived key reveals nothing of the private key.
 // It returns nil when conf has no static certificate (GetCertificate only): set a key with
 // WithStatelessResetKey then.
 func deriveResetKey(conf *tls.Config) *quic.StatelessResetKey {

@@ -40,8 +40,12 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// runChildServer runs a server pool until the process is killed, and prints "listening ADDR".
+// runChildServer waits for a line on stdin, then runs a server pool until the process is killed,
+// and prints "listening ADDR" once it listens.
 func runChildServer(spec string) {
+	if _, err := bufio.NewReader(os.Stdin).ReadString('\n'); err != nil {
+		os.Exit(2)
+	}
 	parts := strings.Split(spec, "|")
 	cert, err := tls.LoadX509KeyPair(parts[1], parts[2])
 	if err != nil {
@@ -83,30 +87,49 @@ func writeCert(t *testing.T) (certFile, keyFile string) {
 // startChildServer starts the test binary as a server pool on addr and waits until it listens.
 func startChildServer(t *testing.T, addr, certFile, keyFile string) *exec.Cmd {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd, listen := prepareChildServer(t, addr, certFile, keyFile)
+	listen()
+	return cmd
+}
+
+// prepareChildServer starts the test binary as a server pool on addr that listens only when
+// listen is called; listen returns once it does. A test that restarts a server starts the next
+// process ahead, so the restart takes milliseconds whatever starting a process costs on a loaded
+// machine.
+func prepareChildServer(t *testing.T, addr, certFile, keyFile string) (cmd *exec.Cmd, listen func()) {
+	t.Helper()
+	cmd = exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), childServerEnv+"="+addr+"|"+certFile+"|"+keyFile)
+	in, err := cmd.StdinPipe()
+	require.NoError(t, err)
 	out, err := cmd.StdoutPipe()
 	require.NoError(t, err)
 	require.NoError(t, cmd.Start())
 	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	line := make(chan string, 1)
-	go func() {
-		s, _ := bufio.NewReader(out).ReadString('\n')
-		line <- s
-	}()
-	select {
-	case l := <-line:
-		require.True(t, strings.HasPrefix(l, "listening "), "child server: %q", l)
-	case <-waitCtx(t).Done():
-		t.Fatal("the child server did not start")
+	return cmd, func() {
+		t.Helper()
+		line := make(chan string, 1)
+		go func() {
+			s, _ := bufio.NewReader(out).ReadString('\n')
+			line <- s
+		}()
+		_, err := io.WriteString(in, "listen\n")
+		require.NoError(t, err)
+		select {
+		case l := <-line:
+			require.True(t, strings.HasPrefix(l, "listening "), "child server: %q", l)
+		case <-waitCtx(t).Done():
+			t.Fatal("the child server did not start")
+		}
 	}
-	return cmd
 }
 
 // A server process killed with SIGKILL and restarted with the same certificate resets the
-// connections of its previous process on their first packet (its stateless reset key is derived
-// from the certificate's key): the client learns of the crash from a stateless reset, not from
-// its idle timeout, and reconnects to the new process.
+// connections of its previous process (its stateless reset key is derived from the certificate's
+// key): the client learns of the crash from a stateless reset, not from its idle timeout, and
+// reconnects to the new process. quic-go answers only a packet longer than a stateless reset
+// could be (42 bytes), which a keep-alive PING alone is not, so the test writes on a stream of the
+// old connection after the restart, as a busy client would.
 func TestRestartedServerResetsOldConnections(t *testing.T) {
 	certFile, keyFile := writeCert(t)
 	addr := deadAddr(t)
@@ -115,18 +138,27 @@ func TestRestartedServerResetsOldConnections(t *testing.T) {
 	engine, err := actor.NewEngine(actor.NewEngineConfig())
 	require.NoError(t, err)
 	events := subscribe(t, engine)
-	// Keep-alive 1s: the client's next packet goes out within a second of the restart, while its
-	// idle timeout (3s) is far off, so only a stateless reset can end the connection that soon.
+	// Keep-alive 1s: the idle timeout (3s) is far off, so only a stateless reset can end the old
+	// connection that soon.
 	client, err := quicpool.NewClient(addr, quicpool.WithTLSConfig(&tls.Config{InsecureSkipVerify: true}),
 		quicpool.WithCapacity(2, 2), quicpool.WithKeepAlive(time.Second), quicpool.WithEngine(engine))
 	require.NoError(t, err)
 	defer client.Close()
 	require.NoError(t, client.WaitReady(waitCtx(t), 2))
 
+	// The next process is started ahead and listens right after the kill: the restart is over
+	// long before the old connection's silence (1s) would make the client dial a standby, which
+	// would replace the old connection rather than let it be reset.
+	_, listen := prepareChildServer(t, addr, certFile, keyFile)
 	require.NoError(t, first.Process.Kill())
 	_ = first.Wait()
-	startChildServer(t, addr, certFile, keyFile)
+	listen()
 	restarted := time.Now()
+
+	_, c, err := client.IncomingGet(time.Second)
+	require.NoError(t, err, "a stream of the old connection")
+	defer c.Close()
+	_, _ = c.Write(kib) // its first packet reaches the new process, which answers with a reset
 
 	ev := waitEvent(t, events, messages.EventShardFailed)
 	var reset *quic.StatelessResetError
@@ -161,7 +193,7 @@ func echoOp(client *quicpool.Pool, timeout time.Duration) error {
 // The server process is killed with SIGKILL and restarted a second later with the same
 // certificate: the client serves within a second of the restart, and no operation started after
 // the restart waits out its timeout on a stream of the dead connection (the connection is
-// suspect before the restart, or the stateless reset ends it on the first packet).
+// suspect before the restart, or the stateless reset ends it on its first data packet).
 func TestClientServesSoonAfterServerCrash(t *testing.T) {
 	certFile, keyFile := writeCert(t)
 	addr := deadAddr(t)
@@ -173,10 +205,11 @@ func TestClientServesSoonAfterServerCrash(t *testing.T) {
 	require.NoError(t, client.WaitReady(waitCtx(t), 4))
 	require.NoError(t, echoOp(client, 5*time.Second))
 
+	_, listen := prepareChildServer(t, addr, certFile, keyFile)
 	require.NoError(t, first.Process.Kill())
 	_ = first.Wait()
 	time.Sleep(time.Second) // the server is down for a second: that is the scenario
-	startChildServer(t, addr, certFile, keyFile)
+	listen()
 	restarted := time.Now()
 
 	const timeout = 2 * time.Second

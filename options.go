@@ -204,7 +204,8 @@ func WithAllowedClients(addrs ...string) Option {
 
 // WithStatelessResetKey sets the key a server pool derives its QUIC stateless reset tokens from.
 // Keep it secret and the same across restarts: a restarted server then resets the connections its
-// previous process held on their first packet, and their clients redial at once. Server only.
+// previous process held on their first packet longer than 42 bytes (stream data, not a bare
+// keep-alive PING), and their clients redial at once. Server only.
 // Default: derived from the private key of the server's certificate (HKDF-SHA256), which is stable
 // as long as the certificate is; a TLS config with only GetCertificate gets no key unless this
 // option sets one.
