@@ -14,7 +14,6 @@ import (
 
 	"github.com/anthdm/hollywood/actor"
 	"github.com/quicpool/quicpool"
-	"github.com/quicpool/quicpool/messages"
 	"github.com/stretchr/testify/require"
 )
 
@@ -223,36 +222,6 @@ func TestBurstRaisesCapacityAtOnce(t *testing.T) {
 	s := client.Stats()
 	require.GreaterOrEqual(t, s.Capacity, burst, "capacity after the burst: %+v", s)
 	require.LessOrEqual(t, s.Capacity, 256)
-}
-
-// When the server's callers take every idle stream of a client (the demand is on the server's
-// side, where the client cannot see how much of it there is), the client's capacity goes to its
-// maximum at once: the next round trip opens every stream it may hold.
-func TestExhaustedClientOpensUpToMaxCap(t *testing.T) {
-	server := startServer(t, 64)
-	client := startClient(t, 8, 64, server.Addr(), quicpool.WithInterval(time.Second, 5*time.Second))
-	require.Equal(t, 8, client.Stats().Capacity)
-	// The server's callers take its 8 streams; the client's side of them is taken in one burst
-	// (eight requests in the coordinator's inbox at once, ahead of any replacement).
-	var ids []string
-	for range 8 {
-		id, sc, err := server.IncomingGet(5 * time.Second)
-		require.NoError(t, err)
-		defer sc.Close()
-		ids = append(ids, id)
-	}
-	replies := make([]chan messages.Stream, len(ids))
-	for i, id := range ids {
-		replies[i] = make(chan messages.Stream, 1)
-		client.Engine().Send(client.Coordinator(), messages.Get{ID: id, Deadline: time.Now().Add(5 * time.Second), Reply: replies[i]})
-	}
-	for _, reply := range replies {
-		got := <-reply
-		require.NoError(t, got.Err)
-		defer got.Stream.Close()
-	}
-	require.Equal(t, 64, client.Stats().Capacity, "exhausted: the capacity goes to maxCap")
-	require.NoError(t, client.WaitReady(waitCtx(t), 64), "and the pool fills to it")
 }
 
 // CloseWrite half-closes a stream as *net.TCPConn does, through the interface proxy code checks

@@ -450,6 +450,33 @@ func TestClientRefillsAndReplacesTakenStream(t *testing.T) {
 	require.Equal(t, 1, c.state().Opening)
 }
 
+// A hand-out that leaves a client without an idle stream sends its capacity to MaxCap at once,
+// and the replacements asked for cover all of it: the demand may be on the server's side, where
+// the client cannot see how much of it there is. A hand-out that leaves a stream idle does not.
+func TestExhaustedClientRaisesCapacityToMaxCap(t *testing.T) {
+	c := startCoordinator(t, true, func(cfg *core.Config) { cfg.MinCap, cfg.MaxCap = 2, 8 })
+	shard, asked := c.shard("shard")
+	lb := quicStreams(t, 2)
+	c.send(core.Start{}, shardUp{shard: shard, conn: lb.conn})
+	for opened := 0; opened < 2; {
+		opened += recv(t, asked, "openStreams").(openStreams).n
+	}
+	c.send(streamReady{shard: shard, id: "00000011", stream: lb.streams[0]},
+		streamReady{shard: shard, id: "00000012", stream: lb.streams[1]})
+	require.Equal(t, 2, c.state().Idle)
+
+	require.NoError(t, recv(t, c.get("00000011"), "the first stream").Err)
+	s := c.state()
+	require.Equal(t, 2, s.Capacity, "a stream is still idle: the capacity stays")
+	require.Equal(t, openStreams{n: 1}, recv(t, asked, "the first replacement"))
+
+	require.NoError(t, recv(t, c.get("00000012"), "the last idle stream").Err)
+	s = c.state()
+	require.Equal(t, 8, s.Capacity, "exhausted: the capacity goes to MaxCap")
+	require.Equal(t, openStreams{n: 7}, recv(t, asked, "the rest of MaxCap, in one request"))
+	require.Equal(t, 8, s.Opening, "every stream of MaxCap is on its way")
+}
+
 // The first connection of a multi-connection client fills the pool to its capacity at once, not
 // to its share while the others are still connecting: fill time is one connection's handshake.
 func TestFirstConnectionFillsWhileOthersConnect(t *testing.T) {
