@@ -187,11 +187,15 @@ func attack(t *testing.T, addr string, handshake bool) int {
 // server has worked through what the attackers sent.
 func (c *heldChild) settled(t *testing.T) childStats {
 	t.Helper()
+	ctx := waitCtx(t)
 	last := c.stats(t)
 	for {
 		s := c.stats(t)
 		if s.opening == last.opening && s.goroutines == last.goroutines && s.idle == last.idle {
 			return s
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("the server never settled after the attack: %+v, then %+v", last, s)
 		}
 		last = s
 	}
