@@ -92,7 +92,8 @@ const resetKeyInfo = "quicpool stateless reset key v1"
 // process, so a server restarted after a crash answers a packet of a connection its previous
 // process held with a stateless reset, and the client redials at once instead of waiting out its
 // idle timeout. (quic-go answers only packets longer than 42 bytes: stream data, not a bare
-// keep-alive PING; an idle connection is replaced once its silence makes it suspect.) HKDF is one-way: the derived key reveals nothing of the private key.
+// keep-alive PING; an idle connection is replaced once its silence makes it suspect.) HKDF is
+// one-way: the derived key reveals nothing of the private key.
 // It returns nil when conf has no static certificate (GetCertificate only): set a key with
 // WithStatelessResetKey then.
 func deriveResetKey(conf *tls.Config) *quic.StatelessResetKey {
