@@ -144,7 +144,8 @@ func TestWanScaleReport(t *testing.T) {
 	}
 	md := report(Env{Date: time.Now(), Command: "test"}, cfg, res, nil)
 	for _, want := range []string{"## Targets (performance", "## 8. Wide-area path", "## 9. Scale", "| **MISS** | Scale: ops/s at 256 workers",
-		"| 64 | quicpool |", "1.20 RTT"} {
+		"| 64 | quicpool |", "1.20 RTT",
+		"| **MISS** | Tunnel 32/64, 64 workers: ops/s >= 0.9x raw quic-go (server opens) | 30000 vs 45000 ops/s (0.67x; the scale workload's 64/64 pools) |"} {
 		if !strings.Contains(md, want) {
 			t.Errorf("report lacks %q", want)
 		}
@@ -156,6 +157,36 @@ func TestWanScaleReport(t *testing.T) {
 	for name, svg := range charts {
 		if err := xml.Unmarshal([]byte(svg), new(struct{})); err != nil {
 			t.Errorf("%s is not well-formed: %v", name, err)
+		}
+	}
+}
+
+// The tunnel targets against raw quic-go are judged for every shape, and a miss at the larger
+// shape is explained by its connections.
+func TestTunnelTargetsForEveryShape(t *testing.T) {
+	small := Shape{MinCap: 32, MaxCap: 64, MinIvl: 100 * time.Millisecond, MaxIvl: time.Second, KeepAlive: 30 * time.Second}
+	large := small
+	large.MinCap, large.MaxCap = 64, 1024
+	cfg := Config{Shapes: []Shape{small, large}, TunnelReps: 1, Duration: time.Second}
+	run := func(impl string, s Shape, w int, ops float64, packets float64) TunnelResult {
+		return TunnelResult{Impl: impl, Shape: s, Workers: w, Ops: int(ops), OpsPerSec: ops, P50: time.Millisecond,
+			P99: 2 * time.Millisecond, CPUPerOp: time.Duration(1.6e9 / ops), Packets: packets}
+	}
+	var res Results
+	for _, w := range []int{16, 64} {
+		res.Tunnel = append(res.Tunnel,
+			run(nameQuicpool, small, w, 46000, 2.2), run(nameRaw, small, w, 48000, 2.2),
+			run(nameQuicpool, large, w, 27000, 3.6), run(nameRaw, large, w, 50000, 2.2))
+	}
+	md := report(Env{Date: time.Now(), Command: "test"}, cfg, res, nil)
+	for _, want := range []string{
+		"| **PASS** | Tunnel 32/64, 16 workers: ops/s >= 0.9x raw quic-go (server opens) | 46000 vs 48000 ops/s (0.96x) |",
+		"| **MISS** | Tunnel 64/1024, 16 workers: ops/s >= 0.9x raw quic-go (server opens) | 27000 vs 50000 ops/s (0.54x) |",
+		"| **MISS** | Tunnel 64/1024, 64 workers: CPU/op <= 1.2x raw quic-go's |",
+		"A 64/1024 pool keeps its idle streams on 8 connections",
+	} {
+		if !strings.Contains(md, want) {
+			t.Errorf("report lacks %q", want)
 		}
 	}
 }
