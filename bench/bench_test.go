@@ -178,3 +178,59 @@ func TestProfiledTunnel(t *testing.T) {
 		}
 	}
 }
+
+// TestHeapAttribution checks how a live allocation is split: by the innermost frame of a known
+// package; quic-go's by whether a stream function is on the stack; goroutine descriptors apart;
+// a TLS handshake's goroutine counts for the connections.
+func TestHeapAttribution(t *testing.T) {
+	for _, c := range []struct {
+		stack []string // leaf first
+		part  string
+	}{
+		{[]string{"runtime.mallocgc", "github.com/quic-go/quic-go.newSendStream", "github.com/quic-go/quic-go.newStream",
+			"github.com/quic-go/quic-go.(*incomingStreamsMap[go.shape.*uint8]).GetOrOpenStream", "github.com/quic-go/quic-go.(*Conn).run"}, heapStreams},
+		{[]string{"context.withCancel", "context.WithCancelCause", "github.com/quic-go/quic-go.newSendStream"}, heapStreams},
+		{[]string{"runtime.mallocgc", "github.com/quic-go/quic-go.newStreamsMap", "github.com/quic-go/quic-go.(*Conn).preSetup"}, heapConns},
+		{[]string{"github.com/quic-go/quic-go.newCryptoStream", "github.com/quic-go/quic-go.(*Conn).preSetup"}, heapConns},
+		{[]string{"crypto/tls.QUICServer", "github.com/quic-go/quic-go/internal/handshake.NewCryptoSetupServer"}, heapConns},
+		{[]string{"github.com/anthdm/hollywood/ringbuffer.New[go.shape.struct {}]", "github.com/anthdm/hollywood/actor.NewInbox",
+			"github.com/quicpool/quicpool/actors.(*runtime).spawn"}, heapHollywood},
+		{[]string{"github.com/quicpool/quicpool/actors.(*idleStreams).addKey", "github.com/quicpool/quicpool/actors.(*coordinator).fileReady"}, heapQuicpool},
+		{[]string{"internal/sync.newIndirectNode[go.shape.interface {}]", "sync.(*Map).Store", "github.com/NodePassProject/quic.(*Pool).handleStream"}, heapNodePass},
+		{[]string{"runtime.malg", "runtime.newproc1", "runtime.newproc.func1", "runtime.systemstack"}, heapG},
+		{[]string{"bytes.growSlice", "crypto/tls.(*Conn).readHandshakeBytes", "crypto/tls.(*Conn).HandshakeContext"}, heapConns},
+		{[]string{"runtime.mallocgc", "runtime.allgadd"}, heapOther},
+	} {
+		if got := heapPart(c.stack); got != c.part {
+			t.Errorf("%s: got %q, want %q", c.stack[0], got, c.part)
+		}
+	}
+}
+
+// A memory miss is explained part by part from the heap profiles.
+func TestMemoryReasonByPart(t *testing.T) {
+	side := func(heap int64, parts map[string]int64) MemSide {
+		return MemSide{Idle: 1024, Heap: heap, Parts: parts}
+	}
+	res := Results{Memory: []MemoryResult{
+		{Impl: nameQuicpool, N: 1024,
+			Server: side(2800<<10, map[string]int64{heapStreams: 2100 << 10, heapConns: 360 << 10, heapHollywood: 143 << 10, heapQuicpool: 88 << 10}),
+			Client: side(2700<<10, nil)},
+		{Impl: nameNodePass, N: 1024,
+			Server: side(2600<<10, map[string]int64{heapStreams: 2095 << 10, heapConns: 170 << 10, heapNodePass: 158 << 10}),
+			Client: side(2900<<10, nil)},
+		{Impl: nameRawClientOpens, N: 1024, Server: side(2400<<10, nil), Client: side(2200<<10, nil)},
+	}}
+	got := memoryReason(res)
+	want := "The server's heap against NodePass's, by part (2800 KiB against 2600 KiB in all): quic-go's connections +190 KiB; " +
+		"hollywood +143 KiB; quicpool +88 KiB; NodePass's own -158 KiB."
+	if !strings.Contains(got, want) {
+		t.Errorf("reason lacks %q:\n%s", want, got)
+	}
+	if strings.Contains(got, "client's heap") {
+		t.Errorf("the client side, below NodePass's, is explained:\n%s", got)
+	}
+	if md := heapPartsTable(res.Memory); !strings.Contains(md, "| hollywood (engine registry, actors, inboxes) | 143 KiB | 0.0 KiB |") {
+		t.Errorf("parts table:\n%s", md)
+	}
+}

@@ -92,6 +92,7 @@ func main() {
 		memRole      = flag.String("memchild", "", "internal: run one side of the memory workload (server or client)")
 		memImpl      = flag.String("memimpl", "", "internal: the memory child's implementation")
 		memAddr      = flag.String("memaddr", "", "internal: the memory child's address")
+		memProfile   = flag.Bool("memprofile", false, "internal: the memory child samples every allocation and reports the heap's parts")
 		crashImpl    = flag.String("crashchild", "", "internal: run the crash workload's server of this implementation")
 		crashAddr    = flag.String("crashaddr", "", "internal: the crash child's address")
 		crashCert    = flag.String("crashcert", "", "internal: the crash child's certificate (PEM file)")
@@ -104,7 +105,7 @@ func main() {
 		return
 	}
 	if *memRole != "" {
-		memChild(*memRole, *memImpl, *memAddr, *idle)
+		memChild(*memRole, *memImpl, *memAddr, *idle, *memProfile)
 		return
 	}
 	if *crashImpl != "" {
@@ -359,7 +360,10 @@ func run(cfg Config) Results {
 	})
 	step("memory", func() {
 		for _, impl := range rawClientOpens(cfg.Impls) {
-			r := runMemory(impl, cfg.Idle)
+			r := runMemory(impl, cfg.Idle, false)
+			if p := runMemory(impl, cfg.Idle, true); p.Err == "" { // the heap's parts, from a second, profiled pair
+				r.Server.Parts, r.Client.Parts = p.Server.Parts, p.Client.Parts
+			}
 			logf("memory %s: server %+v client %+v %s", impl.Name, r.Server, r.Client, r.Err)
 			res.Memory = append(res.Memory, r)
 		}

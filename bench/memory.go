@@ -20,14 +20,19 @@ import (
 // and goroutines are counted per side without the other side's share. A child measures its
 // baseline before it creates its pool, fills the pool to n idle streams (or until it stops
 // growing), lets it settle, collects garbage twice and reports the difference. It then stays up
-// until the parent closes its stdin, so that its peer can finish measuring too.
+// until the parent closes its stdin, so that its peer can finish measuring too. A second pair of
+// children, which sample every allocation, reports what the heap is made of (heapparts.go); the
+// heap itself is the first pair's, measured without the profiler.
 
 // MemSide is what one side's process measured.
 type MemSide struct {
 	Idle       int   `json:"idle"`       // idle streams when measured
 	Heap       int64 `json:"heap"`       // live heap over the baseline, bytes
 	Goroutines int   `json:"goroutines"` // goroutines over the baseline
-	Err        string
+	// Parts is the heap's growth over the baseline by part (heapParts), from heap profiles of
+	// every allocation; nil if the profiles could not be read.
+	Parts map[string]int64 `json:"parts,omitempty"`
+	Err   string
 }
 
 // HeapPer is the heap bytes per idle stream (0 when there are none).
@@ -59,8 +64,9 @@ func memShape(n int) Shape {
 	return Shape{MinCap: n, MaxCap: n, MinIvl: 100 * time.Millisecond, MaxIvl: time.Second, KeepAlive: 30 * time.Second}
 }
 
-// runMemory measures one implementation with a server process and a client process.
-func runMemory(impl Impl, n int) MemoryResult {
+// runMemory measures one implementation with a server process and a client process. Profiled
+// children sample every allocation and report the heap's parts (heapparts.go).
+func runMemory(impl Impl, n int, profiled bool) MemoryResult {
 	r := MemoryResult{Impl: impl.Name, N: n}
 	exe, err := os.Executable()
 	if err != nil {
@@ -72,7 +78,7 @@ func runMemory(impl Impl, n int) MemoryResult {
 		r.Err = err.Error()
 		return r
 	}
-	server, err := startChild(exe, "server", impl.Name, addr, n)
+	server, err := startChild(exe, "server", impl.Name, addr, n, profiled)
 	if err != nil {
 		r.Err = err.Error()
 		return r
@@ -82,7 +88,7 @@ func runMemory(impl Impl, n int) MemoryResult {
 		r.Err = "server: " + err.Error()
 		return r
 	}
-	client, err := startChild(exe, "client", impl.Name, addr, n)
+	client, err := startChild(exe, "client", impl.Name, addr, n, profiled)
 	if err != nil {
 		r.Err = err.Error()
 		return r
@@ -111,8 +117,9 @@ type child struct {
 	lines chan string
 }
 
-func startChild(exe, role, impl, addr string, n int) (*child, error) {
-	return startProcess(exe, "-memchild", role, "-memimpl", impl, "-memaddr", addr, "-idle", fmt.Sprint(n))
+func startChild(exe, role, impl, addr string, n int, profiled bool) (*child, error) {
+	return startProcess(exe, "-memchild", role, "-memimpl", impl, "-memaddr", addr, "-idle", fmt.Sprint(n),
+		fmt.Sprintf("-memprofile=%v", profiled))
 }
 
 // startProcess starts exe with args, its stderr to ours, its stdout lines to child.line.
@@ -189,7 +196,7 @@ func (c *child) kill() {
 type prefiller interface{ Prefill(n int) error }
 
 // memChild is the -memchild mode: one side of the memory workload. It never returns.
-func memChild(role, implName, addr string, n int) {
+func memChild(role, implName, addr string, n int, profiled bool) {
 	fail := func(err error) {
 		fmt.Fprintln(os.Stderr, "memchild:", err)
 		os.Exit(1)
@@ -198,7 +205,15 @@ func memChild(role, implName, addr string, n int) {
 	if !ok {
 		fail(fmt.Errorf("unknown implementation %q", implName))
 	}
+	if profiled {
+		runtime.MemProfileRate = 1 // every allocation, for the heap's parts
+	}
 	heap0, g0 := settledHeap()
+	var parts0 map[string]int64
+	var perr error
+	if profiled {
+		parts0, perr = heapNow()
+	}
 	s := memShape(n)
 	var pool Pool
 	var err error
@@ -232,7 +247,13 @@ func memChild(role, implName, addr string, n int) {
 	}
 	time.Sleep(500 * time.Millisecond)
 	heap1, g1 := settledHeap()
-	out, _ := json.Marshal(MemSide{Idle: pool.Active(), Heap: heap1 - heap0, Goroutines: g1 - g0})
+	side := MemSide{Idle: pool.Active(), Heap: heap1 - heap0, Goroutines: g1 - g0}
+	if profiled && perr == nil {
+		if parts1, err := heapNow(); err == nil {
+			side.Parts = heapGrowth(parts0, parts1)
+		}
+	}
+	out, _ := json.Marshal(side)
 	fmt.Printf("result %s\n", out)
 	_, _ = io.Copy(io.Discard, os.Stdin) // until the parent is done with us
 	os.Exit(0)                           // no Close: NodePass's Close races with its manager

@@ -78,13 +78,17 @@ func (r ProfileResult) PerOp(d time.Duration) time.Duration {
 
 // runProfile runs one profiled tunnel run of impl.
 func runProfile(impl Impl, s Shape, workers int, warmup, window time.Duration) ProfileResult {
-	r := ProfileResult{Impl: impl.Name, Workers: workers}
 	pair, err := startPair(impl, s, setupWait)
 	if err != nil {
-		r.Err = err.Error()
-		return r
+		return ProfileResult{Impl: impl.Name, Workers: workers, Err: err.Error()}
 	}
 	defer pair.Close()
+	return profilePair(pair, workers, warmup, window)
+}
+
+// profilePair runs one profiled tunnel run on a pair.
+func profilePair(pair *Pair, workers int, warmup, window time.Duration) ProfileResult {
+	r := ProfileResult{Impl: pair.Impl.Name, Workers: workers}
 	var buf strings.Builder // the profile, gzipped protobuf
 	r.Tunnel = runTunnelOn(pair, workers, warmup, window, &buf)
 	if r.Tunnel.Err != "" {
@@ -253,11 +257,38 @@ func profileTable(cfg Config, rs []ProfileResult) string {
 		"profiler samples 100 times a second per thread, so parts below a few µs per op are rough). *In syscalls*: of it, "+
 		"time in system calls (UDP sends and receives, futex wake-ups).\n\n",
 		rs[0].Workers, cfg.Shapes[0], dur(cfg.Duration), dur(cfg.Warmup))
-	q, raw := findProfile(rs, nameQuicpool), findProfile(rs, nameRaw)
-	diff := q != nil && raw != nil
-	b.WriteString("| Part |")
+	var cols []ProfileResult
+	var labels []string
+	for _, impl := range []string{nameQuicpool, nameRaw} { // the difference is quicpool's minus raw's
+		for _, r := range rs {
+			if r.Impl == impl {
+				cols, labels = append(cols, r), append(labels, r.Impl)
+			}
+		}
+	}
+	b.WriteString(cpuPartsTable(cols, labels))
 	for _, r := range rs {
-		fmt.Fprintf(&b, " %s: CPU/op | in syscalls |", r.Impl)
+		if r.Impl != nameQuicpool || r.Err != "" || len(r.Funcs) == 0 {
+			continue
+		}
+		b.WriteString("quicpool's and hollywood's heaviest functions in that run (each with what it called in the runtime, crypto and " +
+			"syscalls, but not in quic-go):\n\n| Function | CPU/op |\n|---|---:|\n")
+		for _, f := range r.Funcs[:min(len(r.Funcs), 12)] {
+			fmt.Fprintf(&b, "| `%s` | %s |\n", f.Name, micros(r.PerOp(f.CPU)))
+		}
+		b.WriteString("\n")
+	}
+	return b.String()
+}
+
+// cpuPartsTable shows profiled runs side by side: CPU per op by part, and with two runs that
+// both worked, the first's minus the second's.
+func cpuPartsTable(rs []ProfileResult, labels []string) string {
+	var b strings.Builder
+	diff := len(rs) == 2 && rs[0].Err == "" && rs[1].Err == ""
+	b.WriteString("| Part |")
+	for i := range rs {
+		fmt.Fprintf(&b, " %s: CPU/op | in syscalls |", labels[i])
 	}
 	if diff {
 		b.WriteString(" difference |")
@@ -281,9 +312,9 @@ func profileTable(cfg Config, rs []ProfileResult) string {
 			fmt.Fprintf(&b, " %s | %s |", micros(r.PerOp(d)), micros(r.PerOp(sys)))
 		}
 		if diff {
-			dq, _ := q.part(part)
-			dr, _ := raw.part(part)
-			fmt.Fprintf(&b, " %s |", signed(q.PerOp(dq)-raw.PerOp(dr)))
+			d0, _ := rs[0].part(part)
+			d1, _ := rs[1].part(part)
+			fmt.Fprintf(&b, " %s |", signed(rs[0].PerOp(d0)-rs[1].PerOp(d1)))
 		}
 		b.WriteString("\n")
 	}
@@ -295,18 +326,27 @@ func profileTable(cfg Config, rs []ProfileResult) string {
 		b.WriteString(" |")
 	}
 	b.WriteString("\n\n")
-	for _, r := range rs {
-		if r.Impl != nameQuicpool || r.Err != "" || len(r.Funcs) == 0 {
-			continue
-		}
-		b.WriteString("quicpool's and hollywood's heaviest functions in that run (each with what it called in the runtime, crypto and " +
-			"syscalls, but not in quic-go):\n\n| Function | CPU/op |\n|---|---:|\n")
-		for _, f := range r.Funcs[:min(len(r.Funcs), 12)] {
-			fmt.Fprintf(&b, "| `%s` | %s |\n", f.Name, micros(r.PerOp(f.CPU)))
-		}
-		b.WriteString("\n")
-	}
 	return b.String()
+}
+
+// excesses names the parts in which a costs the most CPU per op beyond b, at most three.
+func excesses(a, b ProfileResult) []string {
+	type diff struct {
+		part string
+		d    time.Duration
+	}
+	var ds []diff
+	for _, part := range profileParts {
+		ds = append(ds, diff{part, a.PerOp(a.Parts[part]) - b.PerOp(b.Parts[part])})
+	}
+	slices.SortFunc(ds, func(x, y diff) int { return cmp.Compare(y.d, x.d) })
+	var more []string
+	for _, d := range ds[:min(3, len(ds))] {
+		if d.d > 0 {
+			more = append(more, fmt.Sprintf("%s %s", partShort[d.part], signed(d.d)))
+		}
+	}
+	return more
 }
 
 // part returns the sampled CPU time of one part and, of it, the time in system calls; "all

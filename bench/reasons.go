@@ -6,7 +6,6 @@ import (
 	"runtime"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/quicpool/quicpool"
 )
@@ -60,21 +59,7 @@ func tunnelReason(cfg Config, res Results) string {
 		b.WriteString(" (Run the profile workload for where the CPU goes.)\n")
 		return b.String()
 	}
-	type diff struct {
-		part string
-		d    time.Duration
-	}
-	var ds []diff
-	for _, part := range profileParts {
-		ds = append(ds, diff{part, qp.PerOp(qp.Parts[part]) - rp.PerOp(rp.Parts[part])})
-	}
-	slices.SortFunc(ds, func(a, b diff) int { return cmp.Compare(b.d, a.d) })
-	var more []string
-	for _, d := range ds[:3] {
-		if d.d > 0 {
-			more = append(more, fmt.Sprintf("%s %s", partShort[d.part], signed(d.d)))
-		}
-	}
+	more := excesses(*qp, *rp)
 	fmt.Fprintf(&b, " Profiled (section 1c): %s of CPU per op against %s (%s)", micros(qp.PerOp(qp.Sampled)), micros(rp.PerOp(rp.Sampled)),
 		signed(qp.PerOp(qp.Sampled)-rp.PerOp(rp.Sampled)))
 	if len(more) > 0 {
@@ -153,9 +138,63 @@ func memoryReason(res Results) string {
 		if n := shardsFor(q.N); n > 1 {
 			fmt.Fprintf(&b, " quicpool uses %d connections.", n)
 		}
+		for _, side := range []string{"server", "client"} {
+			qs, ns := q.Server, n.Server
+			if side == "client" {
+				qs, ns = q.Client, n.Client
+			}
+			if qs.Idle > 0 && ns.Idle > 0 && qs.HeapPer() > ns.HeapPer() {
+				b.WriteString(heapDifference(side, qs, ns))
+			}
+		}
 	}
 	b.WriteString("\n")
 	return b.String()
+}
+
+// heapDifference explains, part by part (section 6's heap profiles), what quicpool's side holds
+// beyond NodePass's: the parts that differ by 8 KiB or more, largest first.
+func heapDifference(side string, q, n MemSide) string {
+	if q.Parts == nil || n.Parts == nil {
+		return ""
+	}
+	type diff struct {
+		part string
+		d    int64
+	}
+	var ds []diff
+	for _, part := range heapParts {
+		if d := q.Parts[part] - n.Parts[part]; d >= 8<<10 || d <= -8<<10 {
+			ds = append(ds, diff{part, d})
+		}
+	}
+	slices.SortFunc(ds, func(a, b diff) int { return cmp.Compare(b.d, a.d) })
+	var parts []string
+	for _, d := range ds {
+		sign := "+"
+		if d.d < 0 {
+			sign = ""
+		}
+		parts = append(parts, fmt.Sprintf("%s %s%s", heapShort[d.part], sign, kib(d.d)))
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	return fmt.Sprintf(" The %s's heap against NodePass's, by part (%s against %s in all): %s.", side, kib(q.Heap), kib(n.Heap),
+		strings.Join(parts, "; "))
+}
+
+// heapShort names the heap's parts in a sentence.
+var heapShort = map[string]string{
+	heapStreams:   "quic-go's streams",
+	heapConns:     "quic-go's connections",
+	heapQuicpool:  "quicpool",
+	heapHollywood: "hollywood",
+	heapNodePass:  "NodePass's own",
+	heapVistone:   "vistone's own",
+	heapHarness:   "the bench",
+	heapG:         "goroutine descriptors",
+	heapOther:     "the runtime and standard library",
 }
 
 // shardsFor is the number of QUIC connections a quicpool pool of maxCap n uses.
@@ -209,6 +248,14 @@ func scaleReason(cfg Config, res Results) string {
 					"of CPU per op, against %.2f and %s at 64 workers on 64 streams (one connection).", bigW, bigN, shardsFor(bigN),
 					bt.Packets, micros(bt.CPUPerOp), st.Packets, micros(st.CPUPerOp))
 			}
+		}
+		if bp, sp := scaleProfiles(c, res.Scale); bp != nil && sp != nil && bp.Err == "" && sp.Err == "" {
+			fmt.Fprintf(&b, " Profiled (section 9): %s of CPU per op against %s (%s)", micros(bp.PerOp(bp.Sampled)),
+				micros(sp.PerOp(sp.Sampled)), signed(bp.PerOp(bp.Sampled)-sp.PerOp(sp.Sampled)))
+			if more := excesses(*bp, *sp); len(more) > 0 {
+				fmt.Fprintf(&b, "; the largest excesses: %s", strings.Join(more, "; "))
+			}
+			b.WriteString(".")
 		}
 	}
 	b.WriteString("\n")

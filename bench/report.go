@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 	"time"
 )
@@ -599,7 +600,71 @@ func memoryTable(rs []MemoryResult) string {
 		}
 	}
 	b.WriteString("\n")
+	b.WriteString(heapPartsTable(rs))
 	return b.String()
+}
+
+// heapPartsTable shows what each side's heap over its baseline is made of (heapparts.go).
+func heapPartsTable(rs []MemoryResult) string {
+	type column struct {
+		name  string
+		parts map[string]int64
+	}
+	var cols []column
+	for _, r := range rs {
+		for _, side := range []string{"server", "client"} {
+			m := r.Server
+			if side == "client" {
+				m = r.Client
+			}
+			if r.Err == "" && m.Err == "" && m.Parts != nil {
+				cols = append(cols, column{r.Impl + " " + side, m.Parts})
+			}
+		}
+	}
+	if len(cols) == 0 {
+		return ""
+	}
+	var b strings.Builder
+	b.WriteString("What each side's heap over its baseline is made of, from a second pair of processes that sample every " +
+		"allocation and take a heap profile at the baseline and at the measurement (the heap above comes from the first " +
+		"pair, without the profiler): each live allocation counts for the innermost frame of its stack that belongs " +
+		"to a known package (an allocation in the runtime or the standard library counts for the package that called " +
+		"it); quic-go's are split into those made for a stream (a quic-go function on the stack that opens, accepts or " +
+		"feeds one) and the rest. The parts add up to about the heap above: they are another run's, and a profile is as " +
+		"of the last garbage collection.\n\n| Part |")
+	for _, c := range cols {
+		fmt.Fprintf(&b, " %s |", c.name)
+	}
+	b.WriteString("\n|---|" + strings.Repeat("---:|", len(cols)) + "\n")
+	for _, part := range heapParts {
+		if !slices.ContainsFunc(cols, func(c column) bool { return c.parts[part] != 0 }) {
+			continue
+		}
+		fmt.Fprintf(&b, "| %s |", part)
+		for _, c := range cols {
+			fmt.Fprintf(&b, " %s |", kib(c.parts[part]))
+		}
+		b.WriteString("\n")
+	}
+	b.WriteString("| all parts |")
+	for _, c := range cols {
+		var sum int64
+		for _, v := range c.parts {
+			sum += v
+		}
+		fmt.Fprintf(&b, " %s |", kib(sum))
+	}
+	b.WriteString("\n\n")
+	return b.String()
+}
+
+// kib formats a byte count, which may be negative, in KiB.
+func kib(v int64) string {
+	if v > -10<<10 && v < 10<<10 {
+		return fmt.Sprintf("%.1f KiB", float64(v)/(1<<10))
+	}
+	return fmt.Sprintf("%.0f KiB", float64(v)/(1<<10))
 }
 
 func accessorTable(rs []AccessorResult) string {

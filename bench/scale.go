@@ -70,7 +70,23 @@ type ScaleResult struct {
 	Heap                   int64         // live heap over the baseline, both sides in this process
 	Goroutines             int
 	Runs                   []TunnelResult
-	Err                    string
+	// Profile is one more tunnel run with the CPU profiler on, for quicpool at the two
+	// configurations the scale target compares (scaleProfiled); nil for the others.
+	Profile *ProfileResult
+	Err     string
+}
+
+// scaleProfiled returns the worker count whose tunnel op the scale workload profiles for
+// quicpool at pool size n: the two configurations the scale target compares (64 workers on 64
+// streams, the most workers on the most streams), or 0.
+func scaleProfiled(c ScaleConfig, n int) int {
+	switch {
+	case n == slices.Max(c.Caps):
+		return slices.Max(c.Workers)
+	case n == 64 && slices.Contains(c.Workers, 64):
+		return 64
+	}
+	return 0
 }
 
 // Ends is the idle stream ends the pair holds (a stream idle on both sides counts twice).
@@ -198,16 +214,23 @@ func runScale(impl Impl, n int, c ScaleConfig) ScaleResult {
 	heap1, g1 := settledHeap()
 	r.IdleClient, r.IdleServer = pair.Client.Active(), pair.Server.Active()
 	r.Heap, r.Goroutines = heap1-heap0, g1-g0
-	for _, w := range c.Workers {
-		if impl.Pooled { // back near the idle count the run before left, at most 5s
-			deadline := time.Now().Add(5 * time.Second)
-			for pair.Client.Active() < r.IdleClient*9/10 && time.Now().Before(deadline) {
-				time.Sleep(5 * time.Millisecond)
-			}
+	refilled := func() { // back near the idle count the run before left, at most 5s
+		deadline := time.Now().Add(5 * time.Second)
+		for impl.Pooled && pair.Client.Active() < r.IdleClient*9/10 && time.Now().Before(deadline) {
+			time.Sleep(5 * time.Millisecond)
 		}
+	}
+	for _, w := range c.Workers {
+		refilled()
 		t, elsewhere, tries := measureQuietly(func() TunnelResult { return runTunnelOn(pair, w, c.Warmup, c.Window, nil) })
 		t.Elsewhere, t.Tries = elsewhere, tries
 		r.Runs = append(r.Runs, t)
+		settle()
+	}
+	if w := scaleProfiled(c, n); w > 0 && impl.Name == nameQuicpool {
+		refilled()
+		p, _, _ := measureQuietly(func() ProfileResult { return profilePair(pair, w, c.Warmup, c.Window) })
+		r.Profile = &p
 		settle()
 	}
 	return r
@@ -288,7 +311,28 @@ func scaleTable(cfg Config, rs []ScaleResult) string {
 		}
 	}
 	b.WriteString("\n")
+	if big, small := scaleProfiles(c, rs); big != nil && small != nil {
+		fmt.Fprintf(&b, "Where quicpool's CPU goes at the two configurations the scale target compares: one more tunnel run of each "+
+			"(%s after %s unmeasured) with Go's CPU profiler on, split as in section 1c. *Difference*: %d workers on %d streams "+
+			"minus 64 workers on 64 streams, per op.\n\n", dur(c.Window), dur(c.Warmup), big.Workers, slices.Max(c.Caps))
+		b.WriteString(cpuPartsTable([]ProfileResult{*big, *small}, []string{
+			fmt.Sprintf("%d streams, %d workers", slices.Max(c.Caps), big.Workers), "64 streams, 64 workers"}))
+	}
 	return b.String()
+}
+
+// scaleProfiles returns quicpool's profiled runs at the most streams and at 64, if both ran.
+func scaleProfiles(c ScaleConfig, rs []ScaleResult) (big, small *ProfileResult) {
+	if len(c.Caps) == 0 || slices.Max(c.Caps) == 64 {
+		return nil, nil
+	}
+	if r := findScale(rs, nameQuicpool, slices.Max(c.Caps)); r != nil {
+		big = r.Profile
+	}
+	if r := findScale(rs, nameQuicpool, 64); r != nil {
+		small = r.Profile
+	}
+	return big, small
 }
 
 func intList(ns []int) string {
