@@ -146,7 +146,7 @@ func TestWanScaleReport(t *testing.T) {
 		return &ProfileResult{Impl: nameQuicpool, Workers: w, Tunnel: TunnelResult{Ops: ops, OpsPerSec: float64(ops)},
 			Sampled: gc + conns, Parts: map[string]time.Duration{partGC: gc, partQuicGoRun: conns}}
 	}
-	res.Scale[0].Profile = prof(64, 1000, 5*time.Millisecond, 40*time.Millisecond)  // 5 and 40µs per op
+	res.Scale[0].Profile = prof(64, 1000, 5*time.Millisecond, 40*time.Millisecond)   // 5 and 40µs per op
 	res.Scale[1].Profile = prof(256, 1000, 15*time.Millisecond, 60*time.Millisecond) // 15 and 60µs per op
 	md := report(Env{Date: time.Now(), Command: "test"}, cfg, res, nil)
 	for _, want := range []string{"## Targets (performance", "## 8. Wide-area path", "## 9. Scale", "| **MISS** | Scale: ops/s at 256 workers",
