@@ -37,24 +37,15 @@ const (
 var heapParts = []string{heapStreams, heapConns, heapQuicpool, heapHollywood, heapNodePass, heapVistone, heapHarness, heapG,
 	heapOther}
 
-// heapOwner returns the heap part a function belongs to, "" for the standard library and the
-// runtime, and heapConns for quic-go (heapSplit decides between its two parts).
-func heapOwner(name string) string {
-	switch {
-	case strings.HasPrefix(name, "github.com/quicpool/quicpool"):
-		return heapQuicpool
-	case strings.HasPrefix(name, "github.com/anthdm/hollywood"):
-		return heapHollywood
-	case strings.HasPrefix(name, "github.com/quic-go/quic-go"):
-		return heapConns
-	case strings.HasPrefix(name, "github.com/NodePassProject"):
-		return heapNodePass
-	case strings.HasPrefix(name, "github.com/vistone"):
-		return heapVistone
-	case strings.HasPrefix(name, "main."):
-		return heapHarness
-	}
-	return ""
+// heapOwners are the heap's parts by the prefix of a function's name; quic-go's functions count
+// for heapConns until heapPart looks for a stream among them.
+var heapOwners = []prefixPart{
+	{"github.com/quicpool/quicpool", heapQuicpool},
+	{"github.com/anthdm/hollywood", heapHollywood},
+	{"github.com/quic-go/quic-go", heapConns},
+	{"github.com/NodePassProject", heapNodePass},
+	{"github.com/vistone", heapVistone},
+	{"main.", heapHarness},
 }
 
 // forStream reports whether a quic-go function opens, accepts or feeds a stream (its name
@@ -72,7 +63,7 @@ func heapPart(names []string) string {
 		return heapG
 	}
 	for i, name := range names {
-		switch p := heapOwner(name); p {
+		switch p := partOf(name, heapOwners); p {
 		case "":
 			continue
 		case heapConns:

@@ -175,19 +175,27 @@ func isSyscall(name string) bool {
 	return strings.HasPrefix(name, "internal/runtime/syscall") || strings.HasPrefix(name, "runtime/internal/syscall")
 }
 
+// cpuOwners are the CPU profile's parts by the prefix of a function's name, first match first.
+var cpuOwners = []prefixPart{
+	{"main.(*raw", partRawPool}, {"main.raw", partRawPool},
+	{"github.com/quicpool/quicpool", partQuicpool},
+	{"github.com/anthdm/hollywood", partHollywood},
+	{"github.com/quic-go/quic-go", partQuicGoRun},
+	{"main.", partHarness},
+}
+
 // owner returns the part a function belongs to, "" for the standard library and the runtime.
-func owner(name string) string {
-	switch {
-	case strings.HasPrefix(name, "main.(*raw") || strings.HasPrefix(name, "main.raw"):
-		return partRawPool
-	case strings.HasPrefix(name, "github.com/quicpool/quicpool"):
-		return partQuicpool
-	case strings.HasPrefix(name, "github.com/anthdm/hollywood"):
-		return partHollywood
-	case strings.HasPrefix(name, "github.com/quic-go/quic-go"):
-		return partQuicGoRun
-	case strings.HasPrefix(name, "main."):
-		return partHarness
+func owner(name string) string { return partOf(name, cpuOwners) }
+
+// prefixPart is a part of a profile and the prefix of the names of the functions it holds.
+type prefixPart struct{ prefix, part string }
+
+// partOf returns the part of the first entry of table whose prefix name has, "" for none.
+func partOf(name string, table []prefixPart) string {
+	for _, t := range table {
+		if strings.HasPrefix(name, t.prefix) {
+			return t.part
+		}
 	}
 	return ""
 }
