@@ -190,8 +190,14 @@ func TestHeapAttribution(t *testing.T) {
 		{[]string{"runtime.mallocgc", "github.com/quic-go/quic-go.newSendStream", "github.com/quic-go/quic-go.newStream",
 			"github.com/quic-go/quic-go.(*incomingStreamsMap[go.shape.*uint8]).GetOrOpenStream", "github.com/quic-go/quic-go.(*Conn).run"}, heapStreams},
 		{[]string{"context.withCancel", "context.WithCancelCause", "github.com/quic-go/quic-go.newSendStream"}, heapStreams},
-		{[]string{"runtime.mallocgc", "github.com/quic-go/quic-go.newStreamsMap", "github.com/quic-go/quic-go.(*Conn).preSetup"}, heapConns},
+		{[]string{"runtime.mallocgc", "github.com/quic-go/quic-go.newIncomingStreamsMap[go.shape.*uint8]",
+			"github.com/quic-go/quic-go.(*streamsMap).initMaps", "github.com/quic-go/quic-go.newStreamsMap",
+			"github.com/quic-go/quic-go.(*Conn).preSetup"}, heapConns},
 		{[]string{"github.com/quic-go/quic-go.newCryptoStream", "github.com/quic-go/quic-go.(*Conn).preSetup"}, heapConns},
+		{[]string{"github.com/quic-go/quic-go.newStream", "github.com/quic-go/quic-go.(*streamsMap).initMaps.func2",
+			"github.com/quic-go/quic-go.(*incomingStreamsMap[go.shape.*uint8]).GetOrOpenStream"}, heapStreams},
+		{[]string{"runtime.growslice", "github.com/quic-go/quic-go.(*baseCryptoStream).HandleCryptoFrame",
+			"github.com/quic-go/quic-go.(*cryptoStreamManager).HandleCryptoFrame", "github.com/quic-go/quic-go.(*Conn).handleCryptoFrame"}, heapConns},
 		{[]string{"crypto/tls.QUICServer", "github.com/quic-go/quic-go/internal/handshake.NewCryptoSetupServer"}, heapConns},
 		{[]string{"github.com/anthdm/hollywood/ringbuffer.New[go.shape.struct {}]", "github.com/anthdm/hollywood/actor.NewInbox",
 			"github.com/quicpool/quicpool/actors.(*runtime).spawn"}, heapHollywood},
@@ -215,22 +221,22 @@ func TestMemoryReasonByPart(t *testing.T) {
 	res := Results{Memory: []MemoryResult{
 		{Impl: nameQuicpool, N: 1024,
 			Server: side(2800<<10, map[string]int64{heapStreams: 2100 << 10, heapConns: 360 << 10, heapHollywood: 143 << 10, heapQuicpool: 88 << 10}),
-			Client: side(2700<<10, nil)},
+			Client: side(2700<<10, map[string]int64{heapStreams: 2100 << 10, heapHollywood: 143 << 10})},
 		{Impl: nameNodePass, N: 1024,
 			Server: side(2600<<10, map[string]int64{heapStreams: 2095 << 10, heapConns: 170 << 10, heapNodePass: 158 << 10}),
-			Client: side(2900<<10, nil)},
+			Client: side(2900<<10, map[string]int64{heapStreams: 2500 << 10})},
 		{Impl: nameRawClientOpens, N: 1024, Server: side(2400<<10, nil), Client: side(2200<<10, nil)},
 	}}
 	got := memoryReason(res)
-	want := "The server's heap against NodePass's, by part (2800 KiB against 2600 KiB in all): quic-go's connections +190 KiB; " +
-		"hollywood +143 KiB; quicpool +88 KiB; NodePass's own -158 KiB."
+	want := "The server's heap against NodePass's, by part (section 6; 2691 KiB against 2423 KiB in all in the profiled pair): " +
+		"quic-go's connections +190 KiB; hollywood +143 KiB; quicpool +88 KiB; NodePass's own -158 KiB."
 	if !strings.Contains(got, want) {
 		t.Errorf("reason lacks %q:\n%s", want, got)
 	}
 	if strings.Contains(got, "client's heap") {
 		t.Errorf("the client side, below NodePass's, is explained:\n%s", got)
 	}
-	if md := heapPartsTable(res.Memory); !strings.Contains(md, "| hollywood (engine registry, actors, inboxes) | 143 KiB | 0.0 KiB |") {
+	if md := heapPartsTable(res.Memory); !strings.Contains(md, "| hollywood (engine registry, actors, inboxes) | 143 KiB | 143 KiB | 0.0 KiB | 0.0 KiB |") {
 		t.Errorf("parts table:\n%s", md)
 	}
 }

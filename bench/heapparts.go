@@ -17,7 +17,7 @@ import (
 // when it measures. Each live allocation counts for the innermost frame of its stack
 // that belongs to a known package, as in the CPU profile; quic-go's are split into those made
 // for a stream (a quic-go frame on the stack that opens, accepts or feeds one) and the rest, the
-// connections' and the listener's own state. The parts' growth from the baseline to the
+// connections' and the listener's own state (their crypto streams and stream maps included). The parts' growth from the baseline to the
 // measurement is what the pool's streams and connections hold.
 
 // The heap's parts.
@@ -48,11 +48,26 @@ var heapOwners = []prefixPart{
 	{"main.", heapHarness},
 }
 
-// forStream reports whether a quic-go function opens, accepts or feeds a stream (its name
-// mentions Stream), apart from the connection's crypto streams and its stream map itself.
+// forStream reports whether a quic-go function opens, accepts or feeds a stream: its name
+// mentions Stream.
 func forStream(name string) bool {
-	return strings.HasPrefix(name, "github.com/quic-go/quic-go") && strings.Contains(name, "Stream") &&
-		!strings.Contains(name, "CryptoStream") && !strings.Contains(name, "newStreamsMap")
+	return strings.HasPrefix(name, "github.com/quic-go/quic-go") && strings.Contains(name, "Stream")
+}
+
+// forConnection reports whether a quic-go function sets up or feeds the connection's own state
+// although its name mentions streams: the crypto streams (their handshake buffers stay), and
+// the functions that make a connection's stream maps when it starts (not the closures they
+// leave behind, which open each stream).
+func forConnection(name string) bool {
+	if !strings.HasPrefix(name, "github.com/quic-go/quic-go") {
+		return false
+	}
+	if strings.Contains(strings.ToLower(name), "cryptostream") {
+		return true
+	}
+	short := shortName(name)
+	fn := strings.TrimSuffix(short[strings.LastIndexByte(short, '.')+1:], "[…]")
+	return slices.Contains([]string{"newStreamsMap", "initMaps", "newIncomingStreamsMap", "newOutgoingStreamsMap"}, fn)
 }
 
 // heapPart returns the part of one allocation's stack (leaf first). A goroutine's descriptor is
@@ -67,7 +82,8 @@ func heapPart(names []string) string {
 		case "":
 			continue
 		case heapConns:
-			if slices.ContainsFunc(names[i:], forStream) {
+			callers := names[i:]
+			if !slices.ContainsFunc(callers, forConnection) && slices.ContainsFunc(callers, forStream) {
 				return heapStreams
 			}
 			return p

@@ -361,8 +361,14 @@ func run(cfg Config) Results {
 	step("memory", func() {
 		for _, impl := range rawClientOpens(cfg.Impls) {
 			r := runMemory(impl, cfg.Idle, false)
-			if p := runMemory(impl, cfg.Idle, true); p.Err == "" { // the heap's parts, from a second, profiled pair
-				r.Server.Parts, r.Client.Parts = p.Server.Parts, p.Client.Parts
+			if r.Err == "" { // the heap's parts, from a second, profiled pair that held as many idle streams
+				p := runMemory(impl, cfg.Idle, true)
+				if p.Server.Idle == r.Server.Idle {
+					r.Server.Parts = p.Server.Parts
+				}
+				if p.Client.Idle == r.Client.Idle {
+					r.Client.Parts = p.Client.Parts
+				}
 			}
 			logf("memory %s: server %+v client %+v %s", impl.Name, r.Server, r.Client, r.Err)
 			res.Memory = append(res.Memory, r)

@@ -59,6 +59,14 @@ type MemoryResult struct {
 	Err            string
 }
 
+// side returns the server's or the client's side.
+func (r MemoryResult) side(name string) MemSide {
+	if name == "client" {
+		return r.Client
+	}
+	return r.Server
+}
+
 // memShape is the shape of the memory workload: n streams kept idle.
 func memShape(n int) Shape {
 	return Shape{MinCap: n, MaxCap: n, MinIvl: 100 * time.Millisecond, MaxIvl: time.Second, KeepAlive: 30 * time.Second}

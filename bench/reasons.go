@@ -85,8 +85,8 @@ func spreadReason(cfg Config, res Results) string {
 		}
 		fmt.Fprintf(&b, " A %s pool keeps its idle streams on %d connections, and hand-outs go round them (up to 16 in a "+
 			"row from one) so that each carries its share of the tunnels: streams taken together share fewer packets. "+
-			"At 16 workers it sent %.2f packets and used %s of CPU per op (%s: %.2f and %s; raw quic-go %.2f and %s).",
-			s, n, q.Packets, micros(q.CPUPerOp), cfg.Shapes[0], first.Packets, micros(first.CPUPerOp), r.Packets,
+			"At 16 workers it sent %.2f packets and used %s of CPU per op (%s: %.2f and %s; raw quic-go at %s: %.2f and %s).",
+			s, n, q.Packets, micros(q.CPUPerOp), cfg.Shapes[0], first.Packets, micros(first.CPUPerOp), s, r.Packets,
 			micros(r.CPUPerOp))
 	}
 	return b.String()
@@ -122,10 +122,7 @@ func memoryReason(res Results) string {
 	if q != nil && n != nil && r != nil {
 		var sides []string
 		for _, side := range []string{"server", "client"} {
-			qs, ns, rs := q.Server, n.Server, r.Server
-			if side == "client" {
-				qs, ns, rs = q.Client, n.Client, r.Client
-			}
+			qs, ns, rs := q.side(side), n.side(side), r.side(side)
 			if qs.Idle == 0 || ns.Idle == 0 || rs.Idle == 0 {
 				continue
 			}
@@ -135,14 +132,13 @@ func memoryReason(res Results) string {
 		if len(sides) > 0 {
 			fmt.Fprintf(&b, " Per stream, %s.", strings.Join(sides, "; "))
 		}
-		if n := shardsFor(q.N); n > 1 {
-			fmt.Fprintf(&b, " quicpool uses %d connections.", n)
+	}
+	if q != nil && n != nil {
+		if conns := shardsFor(q.N); conns > 1 {
+			fmt.Fprintf(&b, " quicpool uses %d connections.", conns)
 		}
 		for _, side := range []string{"server", "client"} {
-			qs, ns := q.Server, n.Server
-			if side == "client" {
-				qs, ns = q.Client, n.Client
-			}
+			qs, ns := q.side(side), n.side(side)
 			if qs.Idle > 0 && ns.Idle > 0 && qs.HeapPer() > ns.HeapPer() {
 				b.WriteString(heapDifference(side, qs, ns))
 			}
@@ -180,8 +176,17 @@ func heapDifference(side string, q, n MemSide) string {
 	if len(parts) == 0 {
 		return ""
 	}
-	return fmt.Sprintf(" The %s's heap against NodePass's, by part (%s against %s in all): %s.", side, kib(q.Heap), kib(n.Heap),
-		strings.Join(parts, "; "))
+	return fmt.Sprintf(" The %s's heap against NodePass's, by part (section 6; %s against %s in all in the profiled pair): %s.",
+		side, kib(sum(q.Parts)), kib(sum(n.Parts)), strings.Join(parts, "; "))
+}
+
+// sum adds up a side's heap parts.
+func sum(parts map[string]int64) int64 {
+	var total int64
+	for _, v := range parts {
+		total += v
+	}
+	return total
 }
 
 // heapShort names the heap's parts in a sentence.

@@ -192,10 +192,7 @@ func checklist(cfg Config, res Results) (string, []check) {
 			add(t, false, false, "not measured")
 			continue
 		}
-		q, n := qm.Server, nm.Server
-		if side == "client" {
-			q, n = qm.Client, nm.Client
-		}
+		q, n := qm.side(side), nm.side(side)
 		if q.Idle == 0 || n.Idle == 0 {
 			add(t, false, false, "not measured (%s)", firstNonEmpty(q.Err, n.Err, "no idle streams"))
 			continue
@@ -581,15 +578,9 @@ func memoryTable(rs []MemoryResult) string {
 	np := findMemory(rs, nameNodePass)
 	for _, r := range rs {
 		for _, side := range []string{"server", "client"} {
-			m, n := r.Server, MemSide{}
+			m, n := r.side(side), MemSide{}
 			if np != nil {
-				n = np.Server
-			}
-			if side == "client" {
-				m = r.Client
-				if np != nil {
-					n = np.Client
-				}
+				n = np.side(side)
 			}
 			if r.Err != "" || m.Err != "" {
 				fmt.Fprintf(&b, "| %s | %s | failed: %s | | | | | |\n", r.Impl, side, cell(firstNonEmpty(r.Err, m.Err)))
@@ -613,11 +604,7 @@ func heapPartsTable(rs []MemoryResult) string {
 	var cols []column
 	for _, r := range rs {
 		for _, side := range []string{"server", "client"} {
-			m := r.Server
-			if side == "client" {
-				m = r.Client
-			}
-			if r.Err == "" && m.Err == "" && m.Parts != nil {
+			if m := r.side(side); r.Err == "" && m.Err == "" && m.Parts != nil {
 				cols = append(cols, column{r.Impl + " " + side, m.Parts})
 			}
 		}
@@ -631,7 +618,8 @@ func heapPartsTable(rs []MemoryResult) string {
 		"pair, without the profiler): each live allocation counts for the innermost frame of its stack that belongs " +
 		"to a known package (an allocation in the runtime or the standard library counts for the package that called " +
 		"it); quic-go's are split into those made for a stream (a quic-go function on the stack that opens, accepts or " +
-		"feeds one) and the rest. The parts add up to about the heap above: they are another run's, and a profile is as " +
+		"feeds one) and the rest: the connections' own state, their crypto streams and stream maps included. Each column's " +
+		"idle streams are those of the table above. The parts add up to about the heap above: they are another run's, and a profile is as " +
 		"of the last garbage collection.\n\n| Part |")
 	for _, c := range cols {
 		fmt.Fprintf(&b, " %s |", c.name)

@@ -81,6 +81,8 @@ type ScaleResult struct {
 // streams, the most workers on the most streams), or 0.
 func scaleProfiled(c ScaleConfig, n int) int {
 	switch {
+	case slices.Max(c.Caps) == 64: // one configuration: nothing to compare
+		return 0
 	case n == slices.Max(c.Caps):
 		return slices.Max(c.Workers)
 	case n == 64 && slices.Contains(c.Workers, 64):
