@@ -24,7 +24,7 @@ import (
 )
 
 // ---------------------------------------------------------------------------------------------
-// 9. Hostile clients
+// 7b. Hostile clients
 //
 // An attacker written with plain quic-go speaks the pools' handshake to a server pool: it dials
 // (keep-alive 1s), opens bidirectional streams, writes 0x00 on each, reads the 4-byte ID and keeps
@@ -935,7 +935,7 @@ func hostileTable(cfg Config, rs []HostileResult) string {
 	}
 	h := hostileConfig(cfg.Quick)
 	var b strings.Builder
-	fmt.Fprintf(&b, "## 9. Hostile clients\n\nAn attacker written with plain quic-go (from 127.0.0.2, keep-alive 1s) speaks the "+
+	fmt.Fprintf(&b, "## 7b. Hostile clients\n\nAn attacker written with plain quic-go (from 127.0.0.2, keep-alive 1s) speaks the "+
 		"pools' handshake to a server pool of each implementation: it opens bidirectional streams, writes 0x00 on each, "+
 		"reads the 4-byte ID and keeps every stream open and unread (a stream the server refuses or closes, it resets in "+
 		"turn, so that its stream credit comes back). The legitimate client is a client pool of the same "+
