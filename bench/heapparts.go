@@ -14,11 +14,12 @@ import (
 //
 // A profiled memory child (-memprofile, the second pair of the memory workload) samples every
 // allocation (runtime.MemProfileRate = 1) and takes a heap profile at its baseline and again
-// when it measures. Each live allocation counts for the innermost frame of its stack
-// that belongs to a known package, as in the CPU profile; quic-go's are split into those made
-// for a stream (a quic-go frame on the stack that opens, accepts or feeds one) and the rest, the
-// connections' and the listener's own state (their crypto streams and stream maps included). The parts' growth from the baseline to the
-// measurement is what the pool's streams and connections hold.
+// when it measures. Each live allocation counts for the innermost frame of its stack that
+// belongs to a known package, as in the CPU profile; quic-go's are split into those made for a
+// stream (a quic-go frame on the stack that opens, accepts or feeds one) and the rest, the
+// connections' and the listener's own state (their crypto streams and stream maps included).
+// The parts' growth from the baseline to the measurement is what the pool's streams and
+// connections hold.
 
 // The heap's parts.
 const (
@@ -99,12 +100,7 @@ func heapPart(names []string) string {
 
 // heapByPart returns the live heap of a heap profile by part.
 func heapByPart(p *profile.Profile) (map[string]int64, error) {
-	space := -1
-	for i, st := range p.SampleType {
-		if st.Type == "inuse_space" {
-			space = i
-		}
-	}
+	space := sampleIndex(p, "inuse_space", "bytes")
 	if space < 0 {
 		return nil, fmt.Errorf("heap profile: no inuse_space samples")
 	}

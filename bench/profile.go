@@ -108,12 +108,7 @@ func profilePair(pair *Pair, workers int, warmup, window time.Duration) ProfileR
 
 // split attributes every sample of p to its part and, for quicpool and hollywood, its function.
 func (r *ProfileResult) split(p *profile.Profile) error {
-	cpu := -1
-	for i, st := range p.SampleType {
-		if st.Type == "cpu" && st.Unit == "nanoseconds" {
-			cpu = i
-		}
-	}
+	cpu := sampleIndex(p, "cpu", "nanoseconds")
 	if cpu < 0 {
 		return fmt.Errorf("cpu profile: no cpu/nanoseconds samples")
 	}
@@ -136,6 +131,12 @@ func (r *ProfileResult) split(p *profile.Profile) error {
 	}
 	slices.SortFunc(r.Funcs, func(a, b FuncCost) int { return cmp.Or(cmp.Compare(b.CPU, a.CPU), strings.Compare(a.Name, b.Name)) })
 	return nil
+}
+
+// sampleIndex returns the index of a profile's sample values of the given type and unit, -1 if
+// it has none.
+func sampleIndex(p *profile.Profile, typ, unit string) int {
+	return slices.IndexFunc(p.SampleType, func(st *profile.ValueType) bool { return st.Type == typ && st.Unit == unit })
 }
 
 // attribute returns a sample's part, the function of the innermost frame that decided it, and

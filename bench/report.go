@@ -618,9 +618,9 @@ func heapPartsTable(rs []MemoryResult) string {
 		"pair, without the profiler): each live allocation counts for the innermost frame of its stack that belongs " +
 		"to a known package (an allocation in the runtime or the standard library counts for the package that called " +
 		"it); quic-go's are split into those made for a stream (a quic-go function on the stack that opens, accepts or " +
-		"feeds one) and the rest: the connections' own state, their crypto streams and stream maps included. Each column's " +
-		"idle streams are those of the table above. The parts add up to about the heap above: they are another run's, and a profile is as " +
-		"of the last garbage collection.\n\n| Part |")
+		"feeds one) and the rest: the connections' own state, their crypto streams and stream maps included. Each " +
+		"column's idle streams are those of the table above. The parts add up to about the heap above: they are another " +
+		"run's, and a profile is as of the last garbage collection.\n\n| Part |")
 	for _, c := range cols {
 		fmt.Fprintf(&b, " %s |", c.name)
 	}
@@ -637,11 +637,7 @@ func heapPartsTable(rs []MemoryResult) string {
 	}
 	b.WriteString("| all parts |")
 	for _, c := range cols {
-		var sum int64
-		for _, v := range c.parts {
-			sum += v
-		}
-		fmt.Fprintf(&b, " %s |", kib(sum))
+		fmt.Fprintf(&b, " %s |", kib(sum(c.parts)))
 	}
 	b.WriteString("\n\n")
 	return b.String()
