@@ -171,6 +171,9 @@ func WithTLSConfig(conf *tls.Config) Option {
 
 // WithResolver makes a client pool ask resolve for the server's address before every dial,
 // instead of using the address it was created with (for DNS changes or failover). Client only.
+// resolve is called from the dialing goroutines, possibly at once from several; an error or a
+// panic fails that dial, retried after the restart backoff. It must return promptly: Close waits
+// for a call in progress.
 func WithResolver(resolve func() (string, error)) Option {
 	return func(s *settings) {
 		if !s.only(clientSide, "WithResolver") {

@@ -172,6 +172,38 @@ func TestCloseDuringRestartStorm(t *testing.T) {
 	settleGoroutines(t, baseline)
 }
 
+// A resolver that panics fails that dial with ErrPanic: the slot restarts after its backoff and
+// connects, and Close returns with no goroutine left behind.
+func TestPanickingResolverIsAFailedDial(t *testing.T) {
+	server := startServer(t, 2)
+	baseline := runtime.NumGoroutine()
+	panicOnce := make(chan struct{}, 1)
+	panicOnce <- struct{}{}
+	resolver := func() (string, error) {
+		select {
+		case <-panicOnce:
+			panic("resolver bug")
+		default:
+			return server.Addr(), nil
+		}
+	}
+	client := quicpool.NewClientPool(2, 2, 0, 0, time.Second, "1", "localhost", resolver,
+		quicpool.WithRestartPolicy(fastRetry))
+	go client.ClientManager()
+	require.NoError(t, client.WaitReady(waitCtx(t), 2), "the slot restarted after the panic")
+	require.Empty(t, panicOnce, "the first dial panicked")
+	require.Equal(t, uint64(1), client.Stats().Restarts)
+
+	closed := make(chan struct{})
+	go func() { client.Close(); close(closed) }()
+	select {
+	case <-closed:
+	case <-waitCtx(t).Done():
+		t.Fatal("Close did not return")
+	}
+	settleGoroutines(t, baseline)
+}
+
 // When a client's connection dies, the server's shard stops, its streams are purged, and the
 // client's next connection takes the free slot.
 func TestServerSlotIsFreedForNextConnection(t *testing.T) {

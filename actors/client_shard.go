@@ -82,10 +82,11 @@ func (s *clientShard) connect() (*quic.Conn, func(), error) {
 	inflight := 0
 	start := func() {
 		inflight++
-		s.rt.Go(func() {
+		// A panic (in the resolver, say) ends the attempt with ErrPanic: every attempt reports.
+		s.rt.Go(s.rt.guard(func() {
 			conn, release, err := s.rt.dial(ctx)
 			results <- attempt{conn: conn, release: release, err: err}
-		})
+		}, func(err error) { results <- attempt{err: err} }))
 	}
 	ticker := time.NewTicker(core.RedialInterval)
 	defer ticker.Stop()
