@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"time"
 
 	"github.com/anthdm/hollywood/actor"
@@ -71,6 +72,7 @@ type slot struct {
 	attempts  int         // failures in a row
 	restarts  []time.Time // recent restarts, for the intensity limit
 	timer     *time.Timer // the pending restart
+	failing   bool        // its last failure was permanent or over the restart limit; cleared when it connects
 
 	// Server.
 	peer netip.Addr // the client holding the slot
@@ -234,7 +236,7 @@ func (s *supervisor) connected(m connected) {
 		return
 	}
 	old, outage := sl.shard, time.Since(sl.downSince)
-	sl.shard, sl.next, sl.suspect, sl.downSince = m.shard, nil, false, time.Time{}
+	sl.shard, sl.next, sl.suspect, sl.downSince, sl.failing = m.shard, nil, false, time.Time{}, false
 	s.firstDialEnded(m.slot)
 	if s.firstDial && s.othersDue == nil && len(s.slots) > 1 {
 		engine, self := s.engine, s.self
@@ -305,16 +307,21 @@ func (s *supervisor) shardFailed(m shardFailed) {
 		s.rt.emit(s.engine, messages.Event{Kind: messages.EventStatelessReset, Slot: m.slot, Err: m.err})
 	}
 	s.rt.emit(s.engine, messages.Event{Kind: messages.EventShardFailed, Slot: m.slot, Err: m.err, Permanent: permanent})
-	failFast := false
 	if s.rt.Client && !s.shutting {
 		if sl.downSince.IsZero() {
 			sl.downSince = time.Now()
 		}
 		if sl.next == nil && sl.timer == nil && (sl.shard == nil || sl.suspect) {
-			failFast = s.scheduleRestart(m, permanent, reason)
+			sl.failing = s.scheduleRestart(m, permanent, reason)
 		}
 	}
-	s.engine.Send(s.rt.coordinator, shardDown{shard: m.shard, err: m.err, failFast: failFast})
+	s.engine.Send(s.rt.coordinator, shardDown{shard: m.shard, err: m.err, failFast: s.failing()})
+}
+
+// failing reports whether a client slot is failing (see slot.failing): while no connection is
+// up, calls then fail at once, whichever slot failed last.
+func (s *supervisor) failing() bool {
+	return slices.ContainsFunc(s.slots, func(sl slot) bool { return sl.failing })
 }
 
 // scheduleRestart arms the restart of a client slot after the policy's backoff and reports

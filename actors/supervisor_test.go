@@ -2,6 +2,7 @@ package actors
 
 import (
 	"errors"
+	"fmt"
 	"net"
 	"strconv"
 	"strings"
@@ -108,13 +109,15 @@ func TestSupervisorRestartsEverySlotAfterFailedDials(t *testing.T) {
 }
 
 // The restart intensity limit counts each slot on its own: failFast turns true exactly when one
-// slot has failed more often than the limit, never after failures spread over slots.
+// slot has failed more often than the limit, never after failures spread over slots, and stays
+// true whichever slot fails next.
 func TestSupervisorIntensityIsPerSlot(t *testing.T) {
 	const limit = 3
 	s := startSupervisor(t, 4, testPolicy{backoff: 5 * time.Millisecond, ceiling: 5 * time.Millisecond, limit: limit}, failing)
 	s.engine.Send(s.pid, core.Start{})
 	failures := map[int]int{}
 	total := 0
+	exceeded := false
 	deadline := time.Now().Add(bound)
 	for done := 0; done < 4; {
 		require.True(t, time.Now().Before(deadline), "not every slot exceeded its limit within %v: failures by slot %v", bound, failures)
@@ -122,12 +125,62 @@ func TestSupervisorIntensityIsPerSlot(t *testing.T) {
 		slot := slotOf(t, sd.shard)
 		failures[slot]++
 		total++
-		require.Equal(t, failures[slot] > limit, sd.failFast,
-			"slot %d at its failure %d (%d failures in all)", slot, failures[slot], total)
+		exceeded = exceeded || failures[slot] > limit
+		require.Equal(t, exceeded, sd.failFast,
+			"slot %d at its failure %d (%d failures in all, by slot %v)", slot, failures[slot], total, failures)
 		if failures[slot] == limit+1 {
 			done++
 		}
 	}
+}
+
+// While one slot is failing (its last failure was permanent or over the limit), calls fail at
+// once whichever slot failed last: another slot's ordinary failure does not turn that off. A
+// slot stops failing when it connects.
+func TestSupervisorFailFastLastsUntilTheFailingSlotConnects(t *testing.T) {
+	answers := make(chan func() (string, error))
+	done := make(chan struct{})
+	s := startSupervisor(t, 2, testPolicy{backoff: time.Hour, ceiling: time.Hour}, func() (string, error) {
+		select {
+		case answer := <-answers:
+			return answer()
+		case <-done:
+			return failing()
+		}
+	})
+	t.Cleanup(func() { close(done) }) // before startSupervisor's cleanup stops the supervisor
+	// dialing waits until slot's incarnation generation has asked the resolver.
+	dialing := func(slot, generation int) *actor.PID {
+		for s.shardPID(slot, generation) == nil {
+			recv(t, s.resolves, fmt.Sprintf("slot %d's dial", slot))
+		}
+		return s.shardPID(slot, generation)
+	}
+	s.engine.Send(s.pid, core.Start{})
+
+	dialing(0, 1)
+	answers <- func() (string, error) { return "localhost", nil } // no port: permanent
+	sd := s.nextShardDown()
+	require.Equal(t, 0, slotOf(t, sd.shard))
+	require.True(t, sd.failFast, "a permanent failure fails calls at once")
+
+	one := dialing(1, 2) // slot 1's first dial starts once slot 0's has ended
+	s.engine.Send(s.pid, connected{shard: one, slot: 1})
+	answers <- failing // slot 1's connection dies for an ordinary reason
+	sd = s.nextShardDown()
+	require.Equal(t, 1, slotOf(t, sd.shard))
+	require.True(t, sd.failFast, "slot 0 is still failing: calls still fail at once")
+
+	s.engine.Send(s.pid, restartSlot{slot: 0}) // as its backoff ending would
+	zero := dialing(0, 3)
+	answers <- func() (string, error) { <-done; return failing() } // it stays in its dial
+	s.engine.Send(s.pid, connected{shard: zero, slot: 0})
+	s.engine.Send(s.pid, restartSlot{slot: 1})
+	dialing(1, 4)
+	answers <- failing
+	sd = s.nextShardDown()
+	require.Equal(t, 1, slotOf(t, sd.shard))
+	require.False(t, sd.failFast, "slot 0 connected: no slot is failing")
 }
 
 // A permanent failure (an address that does not parse: *net.AddrError) fails calls at once, from
