@@ -85,7 +85,7 @@ func newCoordinator(rt *runtime) actor.Producer {
 			rt:        rt,
 			shards:    make(map[string]*shardLoad),
 			idle:      newIdleStreams(),
-			gone:      newGoneIDs(),
+			gone:      newGoneIDs(rt.MaxCap),
 			refill:    refiller{capacity: rt.MinCap, interval: rt.MinIvl},
 			issuer:    issuer{},
 			slotsSeen: make([]bool, rt.SlotCount()),
@@ -178,12 +178,8 @@ func (c *coordinator) get(g messages.Get) {
 			c.answer(deliver(g.Reply, messages.Stream{ID: g.ID, Err: err}))
 			return
 		}
-		if e, ok := c.idle.byID[k]; ok && !c.idle.peerClosed(k) && peerGone(e.stream) {
-			c.peerStopped(g.ID) // not seen yet: a discarded stream goes, a closed one stays reachable
-		}
-		if e, ok := c.idle.byID[k]; ok && !e.shard.suspect {
-			c.idle.takeKey(k)
-			c.handOut(g.ID, e, waiter{Get: g})
+		if e, ok := c.lookUp(g.ID, k); ok && !e.shard.suspect {
+			c.handOutByID(g.ID, k, waiter{Get: g})
 			return
 		} else if ok && !g.NoWait { // its connection is silent: wait until it answers or dies
 			c.waiters.add(g, time.Now())
@@ -219,6 +215,27 @@ func (c *coordinator) takeAny() (string, idleStream, bool) {
 		c.idle.add(id, e)
 		c.idle.repeatTurn() // a stream its peer stopped reading does not cost the peer its turn
 		c.peerStopped(id)
+	}
+}
+
+// lookUp returns the stream filed under k (id's Key) for a caller that asks for it by ID. A peer
+// that stopped reading it since the last checkPeers is dealt with first (peerStopped): a
+// discarded stream goes, a closed one stays reachable by ID.
+func (c *coordinator) lookUp(id string, k wire.Key) (idleStream, bool) {
+	if e, ok := c.idle.byID[k]; ok && !c.idle.peerClosed(k) && peerGone(e.stream) {
+		c.peerStopped(id)
+	}
+	e, ok := c.idle.byID[k]
+	return e, ok
+}
+
+// handOutByID takes the stream filed under k (id's Key) out of the store and gives it to g. If
+// g's caller has gone, the stream goes back as it was: a peer-closed one keeps its time.
+func (c *coordinator) handOutByID(id string, k wire.Key, g waiter) {
+	closedAt := c.idle.closedSince(k)
+	e, _ := c.idle.takeKey(k)
+	if !c.deliverStream(g, messages.Stream{ID: id, Stream: e.stream, Conn: e.shard.conn}, e.shard) {
+		c.idle.restore(k, e, closedAt)
 	}
 }
 
@@ -461,10 +478,6 @@ func (c *coordinator) flush(reply chan struct{}) {
 func (c *coordinator) tick() {
 	now := time.Now()
 	c.waiters.sweep(now)
-	for _, id := range c.idle.expirePeerClosed(now) {
-		c.streamGone(id)
-		c.stats.discarded++
-	}
 	c.reclaim()
 	c.expireHeld(now)
 	c.grantHeld() // also drops held streams whose client gave up

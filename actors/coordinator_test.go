@@ -695,3 +695,116 @@ func TestControlIDIssuedOnceThroughAConnectionRace(t *testing.T) {
 	require.False(t, s.Control, "A's control stream died with A")
 	require.Equal(t, 3, s.Idle)
 }
+
+// A Get by ID looks at its stream before handing it out: a stream the peer discarded a moment
+// ago, before the periodic check (every peerCheckInterval) has seen it, fails with ErrStreamGone
+// and is counted, instead of reaching the caller dead.
+func TestGetByIDLooksAtItsStreamFirst(t *testing.T) {
+	c := startCoordinator(t, false, nil)
+	lb := c.twoIdle("00000051", "00000052")
+
+	lb.peer[0].CancelRead(wire.StreamCodeDiscarded)
+	waitDone(t, lb.streams[0].Context(), "the peer's STOP_SENDING to arrive")
+	got := recv(t, c.get("00000051"), "the answer for the discarded ID")
+	require.ErrorIs(t, got.Err, core.ErrStreamGone)
+	require.Nil(t, got.Stream)
+	s := c.state()
+	require.Equal(t, uint64(1), s.Discarded)
+	require.Equal(t, 1, s.Idle)
+	require.Zero(t, s.HandedOut)
+}
+
+// A caller waiting by ID for a stream of a silent connection is served when the connection
+// answers again, but not with a stream the peer discarded meanwhile: that fails with
+// ErrStreamGone.
+func TestWaiterOnSilentConnectionGetsNoDiscardedStream(t *testing.T) {
+	c := startCoordinator(t, false, nil)
+	shard, _ := c.shard("shard")
+	lb := quicStreams(t, 2)
+	c.send(shardUp{shard: shard, conn: lb.conn},
+		streamReady{shard: shard, id: "00000061", stream: lb.streams[0]},
+		streamReady{shard: shard, id: "00000062", stream: lb.streams[1]},
+		liveness{shard: shard, suspect: true, heard: time.Now()})
+	discarded, kept := c.get("00000061"), c.get("00000062")
+	require.Equal(t, 2, c.state().Waiters, "both wait for the silent connection")
+
+	lb.peer[0].CancelRead(wire.StreamCodeDiscarded)
+	waitDone(t, lb.streams[0].Context(), "the peer's STOP_SENDING to arrive")
+	c.send(liveness{shard: shard, suspect: false, heard: time.Now()})
+	got := recv(t, discarded, "the answer for the discarded stream")
+	require.ErrorIs(t, got.Err, core.ErrStreamGone)
+	require.Nil(t, got.Stream)
+	got = recv(t, kept, "the other stream")
+	require.NoError(t, got.Err)
+	require.Same(t, lb.streams[1], got.Stream)
+	s := c.state()
+	require.Equal(t, uint64(1), s.Discarded)
+	require.Equal(t, uint64(1), s.HandedOut)
+}
+
+// A peer-closed stream whose hand-out by ID fails (the reply cannot take it) goes back as it was:
+// still peer-closed, not counted as idle, not handed to a caller that takes any.
+func TestFailedHandOutKeepsAPeerClosedStreamPeerClosed(t *testing.T) {
+	c := startCoordinator(t, false, nil)
+	lb := c.twoIdle("00000071", "00000072")
+
+	lb.peer[0].CancelRead(wire.StreamCodeClosed)
+	c.waitState("the peer close to be seen", func(s messages.Stats) bool { return s.PeerClosed == 1 })
+	full := make(chan messages.Stream, 1)
+	full <- messages.Stream{}
+	c.send(messages.Get{ID: "00000071", Reply: full})
+	s := c.state()
+	require.Equal(t, 1, s.PeerClosed, "still peer-closed")
+	require.Equal(t, 1, s.Idle, "a peer-closed stream is not idle")
+	require.Zero(t, s.HandedOut)
+	got := recv(t, c.get(""), "any stream")
+	require.Equal(t, "00000072", got.ID)
+	none := make(chan messages.Stream, 1)
+	c.send(messages.Get{Reply: none, NoWait: true})
+	require.ErrorIs(t, recv(t, none, "the NoWait answer").Err, core.ErrTimeout,
+		"the peer-closed stream is not handed to a caller that takes any")
+	got = recv(t, c.get("00000071"), "the peer-closed stream by ID")
+	require.Same(t, lb.streams[0], got.Stream)
+}
+
+// When a client pool starts failing calls at once, the calls already waiting fail at once too,
+// with ErrUnavailable wrapping the failure.
+func TestFailFastFailsTheWaitingCalls(t *testing.T) {
+	c := startCoordinator(t, true, nil)
+	shard, _ := c.shard("shard")
+	waiting := c.get("")
+	require.Equal(t, 1, c.state().Waiters)
+	errCert := errors.New("certificate signed by unknown authority")
+	c.send(shardDown{shard: shard, err: errCert, failFast: true})
+	got := recv(t, waiting, "the waiting call's answer")
+	require.ErrorIs(t, got.Err, core.ErrUnavailable)
+	require.ErrorIs(t, got.Err, errCert)
+	s := c.state()
+	require.Zero(t, s.Waiters)
+	require.True(t, s.FailFast)
+}
+
+// A peer-closed stream is discarded when its grace period ends, whatever the refill interval:
+// the check runs with checkPeers (every peerCheckInterval), not on the pool's tick, which this
+// coordinator never starts.
+func TestPeerClosedStreamGoesAfterItsGrace(t *testing.T) {
+	c := startCoordinator(t, false, nil)
+	lb := c.twoIdle("00000081", "00000082")
+
+	lb.peer[0].CancelRead(wire.StreamCodeClosed)
+	c.waitState("the peer close to be seen", func(s messages.Stats) bool { return s.PeerClosed == 1 })
+	seen := time.Now()
+	deadline := seen.Add(peerClosedGrace + bound)
+	for c.state().Discarded == 0 {
+		require.True(t, time.Now().Before(deadline), "the peer-closed stream outlived its grace by %v", bound)
+		time.Sleep(peerCheckInterval / 5) // polls Stats; the discard itself comes from checkPeers
+	}
+	held := time.Since(seen)
+	require.Greater(t, held, peerClosedGrace-time.Second, "kept for its grace")
+	require.Less(t, held, peerClosedGrace+2*peerCheckInterval, "discarded within a check of its grace's end")
+	s := c.state()
+	require.Zero(t, s.PeerClosed)
+	require.Equal(t, 1, s.Idle, "the other stream stays")
+	got := recv(t, c.get("00000081"), "the answer for the expired ID")
+	require.ErrorIs(t, got.Err, core.ErrStreamGone)
+}

@@ -91,10 +91,13 @@ func (c *coordinator) liveness(m liveness) {
 func (c *coordinator) serveWaiting() {
 	now := time.Now()
 	for id := range c.waiters.byID {
-		if e, ok := c.idle.get(id); ok && !e.shard.suspect {
+		k, ok := key(id)
+		if !ok {
+			continue // never filed: get answers a malformed ID at once
+		}
+		if e, ok := c.lookUp(id, k); ok && !e.shard.suspect {
 			if g, ok := c.waiters.next(id, now); ok {
-				c.idle.take(id)
-				c.handOut(id, e, g)
+				c.handOutByID(id, k, g)
 			}
 		}
 	}

@@ -17,9 +17,10 @@ const (
 	// peerClosedGrace is how long a stream the peer closed before this side took it stays
 	// reachable by ID: the peer may have written data for the caller who will ask for it.
 	peerClosedGrace = 10 * time.Second
-	// goneMemory is how many discarded IDs are remembered, so that asking for one fails with
-	// ErrStreamGone at once instead of waiting.
-	goneMemory = 4096
+	// minGoneMemory is the fewest discarded IDs a pool remembers, so that asking for one fails
+	// with ErrStreamGone at once instead of waiting; a pool remembers 2 x maxCap if that is more
+	// (newGoneIDs), enough for a flush of everything it holds.
+	minGoneMemory = 4096
 	// peerCheckInterval is how often the coordinator looks for idle streams the peer stopped
 	// reading (checkPeers). A hand-out looks at its stream first, so the interval bounds how soon
 	// such a stream is replaced and counted, not whether a caller gets a dead one.
@@ -282,6 +283,18 @@ func (is *idleStreams) setSuspect(st *shardLoad, suspect bool) {
 	}
 }
 
+// closedSince returns when the peer stopped reading the stream filed under k, or zero if it has
+// not (or k is not held).
+func (is *idleStreams) closedSince(k wire.Key) time.Time { return is.closedAt[k] }
+
+// restore files e under k again as takeKey found it: closedAt is closedSince's answer then.
+func (is *idleStreams) restore(k wire.Key, e idleStream, closedAt time.Time) {
+	if !closedAt.IsZero() {
+		is.closedAt[k] = closedAt
+	}
+	is.addKey(k, e)
+}
+
 // markPeerClosed turns the idle stream id into a peer-closed one.
 func (is *idleStreams) markPeerClosed(id string, now time.Time) {
 	k, ok := key(id)
@@ -363,13 +376,18 @@ func (is *idleStreams) forget() {
 // context of the stream's write side) or s's connection ended.
 func peerGone(s *quic.Stream) bool { return s.Context().Err() != nil }
 
-// checkPeers runs every peerCheckInterval: it finds the idle streams the peer stopped reading.
-// Looking at each stream's context costs a load per stream; a watch armed on every stream
-// (context.AfterFunc) would cost half a KiB per idle stream and an allocation per hand-out.
+// checkPeers runs every peerCheckInterval: it finds the idle streams the peer stopped reading,
+// and discards the peer-closed ones whose grace period is over. Looking at each stream's context
+// costs a load per stream; a watch armed on every stream (context.AfterFunc) would cost half a
+// KiB per idle stream and an allocation per hand-out.
 func (c *coordinator) checkPeers() {
 	if !c.stopped { // first: a panic below must not end the checks
 		engine, self := c.engine, c.self
 		c.peerTimer = time.AfterFunc(peerCheckInterval, func() { engine.Send(self, checkPeers{}) })
+	}
+	for _, id := range c.idle.expirePeerClosed(time.Now()) {
+		c.streamGone(id)
+		c.stats.discarded++
 	}
 	var gone []string
 	for k, e := range c.idle.byID {
@@ -442,13 +460,17 @@ func (c *coordinator) streamGone(id string) {
 	c.waiters.failID(id, core.ErrStreamGone)
 }
 
-// goneIDs remembers the last goneMemory discarded IDs.
+// goneIDs remembers the last limit discarded IDs.
 type goneIDs struct {
 	set   map[string]bool
 	order []string
+	limit int
 }
 
-func newGoneIDs() goneIDs { return goneIDs{set: make(map[string]bool)} }
+// newGoneIDs remembers up to 2 x maxCap discarded IDs, and at least minGoneMemory.
+func newGoneIDs(maxCap int) goneIDs {
+	return goneIDs{set: make(map[string]bool), limit: max(minGoneMemory, 2*maxCap)}
+}
 
 func (g *goneIDs) has(id string) bool { return g.set[id] }
 
@@ -460,7 +482,7 @@ func (g *goneIDs) add(id string) {
 	}
 	g.set[id] = true
 	g.order = append(g.order, id)
-	if len(g.order) > goneMemory {
+	if len(g.order) > g.limit {
 		delete(g.set, g.order[0])
 		g.order = g.order[1:]
 	}
