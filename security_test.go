@@ -347,3 +347,36 @@ func TestMutualTLS(t *testing.T) {
 		client.Close()
 	}
 }
+
+// With WithClientCAs the server's own TLS check still runs: a client whose certificate chains to
+// the CA but which the application's VerifyConnection rejects (revoked, say) is refused, counted,
+// and sees why; the others are served.
+func TestMutualTLSKeepsTheApplicationsCheck(t *testing.T) {
+	ca, caKey := newCA(t, "tunnel CA")
+	pool := x509.NewCertPool()
+	pool.AddCert(ca)
+	conf := selfSigned(t)
+	conf.VerifyConnection = func(cs tls.ConnectionState) error {
+		if len(cs.PeerCertificates) > 0 && cs.PeerCertificates[0].Subject.CommonName == "revoked client" {
+			return errors.New("certificate revoked")
+		}
+		return nil
+	}
+	server, err := quicpool.NewServer("127.0.0.1:0", conf, quicpool.WithCapacity(1, 256), quicpool.WithClientCAs(pool))
+	require.NoError(t, err)
+	defer server.Close()
+	insecure := quicpool.WithTLSConfig(&tls.Config{InsecureSkipVerify: true})
+
+	good, err := quicpool.NewClient(server.Addr(), insecure, quicpool.WithCapacity(2, 2),
+		quicpool.WithClientCertificate(clientCert(t, ca, caKey, "good client")))
+	require.NoError(t, err)
+	defer good.Close()
+	require.NoError(t, good.WaitReady(waitCtx(t), 2))
+
+	revoked, err := quicpool.NewClient(server.Addr(), insecure, quicpool.WithCapacity(2, 2),
+		quicpool.WithClientCertificate(clientCert(t, ca, caKey, "revoked client")))
+	require.NoError(t, err)
+	defer revoked.Close()
+	require.ErrorIs(t, revoked.WaitReady(waitCtx(t), 1), quicpool.ErrUnavailable, "refused during the handshake")
+	waitFor(t, server, "the refusal to be counted", func(s messages.Stats) bool { return s.Refused == 1 })
+}

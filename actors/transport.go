@@ -73,9 +73,10 @@ func (rt *runtime) listen(engine *actor.Engine) (ln *quic.Listener, closeTranspo
 }
 
 // serverTLS is the server's TLS config: rt.TLS, and with rt.VerifyClient set, a client
-// certificate asked of every client and vetted by VerifyClient during the handshake. A client it
-// rejects (or that presents none) fails its handshake and is reported to the supervisor with its
-// address.
+// certificate asked of every client and vetted by VerifyClient during the handshake, then by the
+// config's own VerifyConnection, if it has one (its ClientAuth is kept if it asks more). A client
+// either rejects (or that presents none) fails its handshake and is reported to the supervisor
+// with its address.
 func (rt *runtime) serverTLS(engine *actor.Engine) *tls.Config {
 	if rt.VerifyClient == nil {
 		return rt.TLS
@@ -93,10 +94,15 @@ func (rt *runtime) serverTLS(engine *actor.Engine) *tls.Config {
 			}
 		}
 		c = c.Clone()
-		c.ClientAuth = tls.RequestClientCert // verified below, so that a refusal is counted
-		addr := info.Conn.RemoteAddr()
+		if c.ClientAuth < tls.RequestClientCert {
+			c.ClientAuth = tls.RequestClientCert // verified below, so that a refusal is counted
+		}
+		addr, own := info.Conn.RemoteAddr(), c.VerifyConnection
 		c.VerifyConnection = func(cs tls.ConnectionState) error {
 			err := rt.VerifyClient(cs.PeerCertificates)
+			if err == nil && own != nil {
+				err = own(cs) // the application's own check, after the pool's
+			}
 			if err != nil {
 				engine.Send(rt.supervisor, refusal{addr: addr.String(), err: err, reason: refusedCertificate})
 			}
