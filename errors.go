@@ -2,6 +2,7 @@ package quicpool
 
 import (
 	"errors"
+	"strconv"
 
 	"github.com/quicpool/quicpool/internal/core"
 )
@@ -71,9 +72,20 @@ type OpError struct {
 // Error reports the operation, the stream ID if any, and the cause.
 func (e *OpError) Error() string {
 	if e.ID != "" {
-		return e.Op + "(" + e.ID + "): " + e.Err.Error()
+		return e.Op + "(" + quoteID(e.ID) + "): " + e.Err.Error()
 	}
 	return e.Op + ": " + e.Err.Error()
+}
+
+// quoteID is id as the error shows it: as it is if it is letters and digits (every ID the pool
+// issues), quoted otherwise, since an ID may come from the peer.
+func quoteID(id string) string {
+	for _, r := range id {
+		if !('0' <= r && r <= '9' || 'a' <= r && r <= 'z' || 'A' <= r && r <= 'Z') {
+			return strconv.Quote(id)
+		}
+	}
+	return id
 }
 
 // Unwrap returns the cause.

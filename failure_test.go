@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
+	"math"
 	"net"
 	"testing"
 	"time"
@@ -170,12 +171,19 @@ func TestOptionRules(t *testing.T) {
 		quicpool.WithClientCertificate(tlsConf.Certificates[0]))
 	_, invalid["unparsable client fingerprint"] = quicpool.NewServer("127.0.0.1:0", tlsConf, quicpool.WithClientFingerprints("zz"))
 	_, invalid["nil logger"] = quicpool.NewClient("127.0.0.1:1", quicpool.WithLogger(nil))
+	_, invalid["NaN multiplier"] = quicpool.NewClient("127.0.0.1:1", quicpool.WithRestartPolicy(quicpool.RestartPolicy{Multiplier: math.NaN()}))
+	_, invalid["infinite multiplier"] = quicpool.NewClient("127.0.0.1:1", quicpool.WithRestartPolicy(quicpool.RestartPolicy{Multiplier: math.Inf(1)}))
+	_, invalid["NaN jitter"] = quicpool.NewClient("127.0.0.1:1", quicpool.WithRestartPolicy(quicpool.RestartPolicy{Jitter: math.NaN()}))
+	_, invalid["empty client address"] = quicpool.NewServer("127.0.0.1:0", tlsConf, quicpool.WithAllowedClients(""))
+	_, invalid["all-zero reset key"] = quicpool.NewServer("127.0.0.1:0", tlsConf, quicpool.WithStatelessResetKey(quic.StatelessResetKey{}))
+	_, invalid["keep-alive above 24h"] = quicpool.NewServer("127.0.0.1:0", tlsConf, quicpool.WithKeepAlive(100*365*24*time.Hour))
 	for _, pool := range map[string]*quicpool.Pool{
 		"client option on a NodePass server": quicpool.NewServerPool(4, "", tlsConf, "127.0.0.1:0", 0,
 			quicpool.WithResolver(quicpool.StaticAddr("x:1"))),
 		"server option on a NodePass client": quicpool.NewClientPool(1, 1, 0, 0, 0, "0", "", quicpool.StaticAddr("127.0.0.1:1"),
 			quicpool.WithAllowedClients("not-an-ip")),
-		"nil option on a NodePass client": quicpool.NewClientPool(1, 1, 0, 0, 0, "0", "", quicpool.StaticAddr("127.0.0.1:1"), nil),
+		"nil option on a NodePass client":           quicpool.NewClientPool(1, 1, 0, 0, 0, "0", "", quicpool.StaticAddr("127.0.0.1:1"), nil),
+		"keep-alive above 24h on a NodePass server": quicpool.NewServerPool(4, "", tlsConf, "127.0.0.1:0", 25*time.Hour),
 	} {
 		defer pool.Close()
 		_, err := pool.OutgoingGet(quicpool.ControlID, time.Minute)

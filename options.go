@@ -13,6 +13,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 	"unicode"
@@ -80,6 +81,9 @@ func (s *settings) apply(opts []Option) {
 		}
 		opt(s)
 	}
+	if s.keepAlive > maxKeepAlive {
+		s.fail(invalid("keep-alive %v (want at most %v)", s.keepAlive, maxKeepAlive))
+	}
 }
 
 // only checks that an option applies to the pool's side; it reports whether it does.
@@ -141,7 +145,7 @@ func WithInterval(min, max time.Duration) Option {
 }
 
 // WithKeepAlive sets the QUIC keep-alive period; a connection silent for three periods is dead.
-// Must be positive. Both sides. Default: 10s.
+// Must be positive and at most 24h. Both sides. Default: 10s.
 func WithKeepAlive(d time.Duration) Option {
 	return func(s *settings) {
 		if d <= 0 {
@@ -190,11 +194,15 @@ func WithResolver(resolve func() (string, error)) Option {
 // WithAllowedClients restricts a server pool to clients whose address is one of the given IPs or
 // within one of the given CIDR prefixes ("10.0.0.0/8", "2001:db8::/32"), in addition to the
 // clientIP argument of NewServerPool when that is set. Other connections are refused before the
-// TLS handshake, counted and logged. An entry that is neither an IP nor a prefix is an error.
-// Server only.
+// TLS handshake, counted and logged. An entry that is neither an IP nor a prefix is an error, and
+// so is an empty one (an unset variable must not open the server to everyone). Server only.
 func WithAllowedClients(addrs ...string) Option {
 	return func(s *settings) {
 		if !s.only(serverSide, "WithAllowedClients") {
+			return
+		}
+		if slices.Contains(addrs, "") {
+			s.fail(invalid("empty client address in WithAllowedClients"))
 			return
 		}
 		if _, err := allowClients(addrs...); err != nil {
@@ -211,20 +219,26 @@ func WithAllowedClients(addrs ...string) Option {
 // keep-alive PING), and their clients redial at once. Server only.
 // Default: derived from the private key of the server's certificate (HKDF-SHA256), which is stable
 // as long as the certificate is; a TLS config with only GetCertificate gets no key unless this
-// option sets one.
+// option sets one. The all-zero key is an error: anyone could forge its resets.
 func WithStatelessResetKey(key quic.StatelessResetKey) Option {
 	return func(s *settings) {
-		if s.only(serverSide, "WithStatelessResetKey") {
-			s.resetKey = &key
+		if !s.only(serverSide, "WithStatelessResetKey") {
+			return
 		}
+		if key == (quic.StatelessResetKey{}) {
+			s.fail(invalid("all-zero stateless reset key"))
+			return
+		}
+		s.resetKey = &key
 	}
 }
 
 // WithClientCAs makes a server pool require mutual TLS: every client must present a certificate
 // that chains to one of the CAs in pool (with the client-authentication usage, or none). A client
 // without one is refused during the handshake (counted in Stats().Refused, logged, broadcast) and
-// sees a TLS alert. Server only. See also WithClientFingerprints and, on the client,
-// WithClientCertificate.
+// sees a TLS alert. The server TLS config's own VerifyConnection, if any, still runs after this
+// check, and its ClientAuth is kept if it asks more than a certificate. Server only. See also
+// WithClientFingerprints and, on the client, WithClientCertificate.
 func WithClientCAs(pool *x509.CertPool) Option {
 	return func(s *settings) {
 		if !s.only(serverSide, "WithClientCAs") {

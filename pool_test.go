@@ -185,6 +185,11 @@ func TestInvalidID(t *testing.T) {
 		_, err := server.OutgoingGet(id, time.Minute)
 		require.ErrorIs(t, err, quicpool.ErrInvalidID, "id %q", id)
 	}
+	// An ID may come from the peer: the error shows one that is not letters and digits quoted.
+	_, err := server.OutgoingGet("1a2b\n[ERROR] forged log line", time.Minute)
+	require.ErrorContains(t, err, `OutgoingGet("1a2b\n[ERROR] forged log line"): `)
+	_, err = server.OutgoingGet("zz", time.Minute)
+	require.ErrorContains(t, err, "OutgoingGet(zz): ")
 }
 
 // Callers that close without reading to EOF must not leak stream credit: 10 x maxCap cycles

@@ -1,6 +1,7 @@
 package quicpool
 
 import (
+	"math"
 	"math/rand/v2"
 	"time"
 )
@@ -20,8 +21,8 @@ import (
 // pool of one.
 //
 // The zero value is ready to use: every zero field takes the default in brackets. A negative
-// duration, a Multiplier below 1, a Jitter above 1, or a MaxBackoff below InitialBackoff is
-// invalid: WithRestartPolicy reports it as ErrInvalidConfig.
+// duration, a Multiplier below 1 or infinite, a Jitter above 1, a NaN, or a MaxBackoff below
+// InitialBackoff is invalid: WithRestartPolicy reports it as ErrInvalidConfig.
 type RestartPolicy struct {
 	// InitialBackoff is the delay before the first retry [100ms].
 	InitialBackoff time.Duration
@@ -84,9 +85,9 @@ func (p RestartPolicy) validate() error {
 	}
 	d := p.withDefaults()
 	switch {
-	case d.Multiplier < 1:
+	case !(d.Multiplier >= 1) || math.IsInf(d.Multiplier, 1): // NaN fails every comparison
 		return invalid("RestartPolicy.Multiplier %v (want >= 1, or 0 for the default)", p.Multiplier)
-	case d.Jitter > 1:
+	case !(d.Jitter <= 1):
 		return invalid("RestartPolicy.Jitter %v (want <= 1)", p.Jitter)
 	case d.MaxBackoff < d.InitialBackoff:
 		return invalid("RestartPolicy.MaxBackoff %v is below InitialBackoff %v", d.MaxBackoff, d.InitialBackoff)
