@@ -51,15 +51,17 @@ func (c clientConfig) validate() error {
 		return errors.New("-min must be at least 1")
 	case c.MaxCap < c.MinCap || c.MaxCap > quicpool.MaxCapacity:
 		return fmt.Errorf("-max must be between -min and %d", quicpool.MaxCapacity)
-	case c.KeepAlive <= 0:
-		return errors.New("-keepalive must be positive")
+	case c.KeepAlive < minKeepAlive || c.KeepAlive > maxKeepAlive:
+		return errors.New("-keepalive must be between 1s and 24h")
 	case c.Retry < 100*time.Millisecond:
 		return errors.New("-retry must be at least 100ms")
 	case c.Grace < 0 || c.Stats < 0:
 		return errors.New("-grace and -stats cannot be negative")
 	}
-	if _, _, err := net.SplitHostPort(c.Server); err != nil {
+	if _, port, err := net.SplitHostPort(c.Server); err != nil {
 		return fmt.Errorf("-server: %w", err)
+	} else if port == "0" || port == "" {
+		return fmt.Errorf("-server %s: the port the server listens on is missing", c.Server)
 	}
 	fp, err := parseFingerprint(c.Fingerprint)
 	if err != nil {

@@ -68,6 +68,9 @@ func TestRunUsage(t *testing.T) {
 		{[]string{"client", "-server", "h:1", "-insecure", "-servername", "x"}, 2, false, "-servername"},
 		{[]string{"client", "-server", "h:1", "-insecure", "-max", "4", "-min", "8"}, 2, false, "-max"},
 		{[]string{"client", "-insecure", "-server", "h:1", "extra"}, 2, false, "unexpected arguments"},
+		{[]string{"client", "-insecure", "-server", "127.0.0.1:0"}, 2, false, "the port the server listens on is missing"},
+		{[]string{"client", "-insecure", "-server", "h:1", "-keepalive", "1ms"}, 2, false, "-keepalive must be between 1s and 24h"},
+		{[]string{"server", "-target", "127.0.0.1:1", "-keepalive", "25h"}, 2, false, "-keepalive must be between 1s and 24h"},
 	} {
 		var stdout, stderr bytes.Buffer
 		code := run(context.Background(), tc.args, &stdout, &stderr)

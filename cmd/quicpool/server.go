@@ -46,8 +46,8 @@ func (c serverConfig) validate() error {
 		return errors.New("-cert and -key go together")
 	case c.CertFile == "" && c.StateDir == "":
 		return errors.New("no state directory to keep the server's certificate in: pass -state DIR (or -cert and -key)")
-	case c.KeepAlive <= 0:
-		return errors.New("-keepalive must be positive")
+	case c.KeepAlive < minKeepAlive || c.KeepAlive > maxKeepAlive:
+		return errors.New("-keepalive must be between 1s and 24h")
 	case c.Grace < 0 || c.Stats < 0:
 		return errors.New("-grace and -stats cannot be negative")
 	}

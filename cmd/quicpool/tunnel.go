@@ -39,8 +39,12 @@ const (
 // Defaults of the flags both tunnel commands have.
 const (
 	defaultKeepAlive = 10 * time.Second
-	defaultGrace     = 5 * time.Second
-	defaultRetry     = time.Second // the client's; the library's default, 5s, heals a long outage late
+	// The -keepalive range: a connection silent for three periods is closed, so a shorter period
+	// closes connections over a hiccup, and the library takes at most 24h.
+	minKeepAlive = time.Second
+	maxKeepAlive = 24 * time.Hour
+	defaultGrace = 5 * time.Second
+	defaultRetry = time.Second // the client's; the library's default, 5s, heals a long outage late
 )
 
 // newLogger returns the logger of a tunnel command, writing text lines to w: events that matter
