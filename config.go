@@ -41,9 +41,9 @@ const (
 	defaultMinIvl = 100 * time.Millisecond
 	defaultMaxIvl = time.Second
 
-	defaultKeepAlive        = 10 * time.Second
+	defaultKeepAlive = 10 * time.Second
 	// maxKeepAlive is the longest keep-alive period a pool accepts (the idle timeout is three).
-	maxKeepAlive = 24 * time.Hour
+	maxKeepAlive            = 24 * time.Hour
 	defaultHandshakeTimeout = 10 * time.Second
 	// maxConnHandshake bounds a connection's QUIC handshake (quic-go's default): a dial to a
 	// server that does not answer fails within it, whatever the stream handshake timeout.
