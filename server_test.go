@@ -3,6 +3,7 @@ package quicpool_test
 import (
 	"bytes"
 	"crypto/tls"
+	"errors"
 	"log/slog"
 	"net"
 	"strings"
@@ -51,6 +52,7 @@ func TestServerRefusesConnectionBeyondSlots(t *testing.T) {
 	defer third.Close()
 	s := waitFor(t, third, "the third connection to be refused", func(s messages.Stats) bool { return s.Err != nil })
 	require.Contains(t, s.Err.Error(), "shard slots are taken")
+	require.ErrorIs(t, s.Err, quicpool.ErrPoolFull, "the refused client knows why")
 	require.Zero(t, s.Idle)
 	require.Equal(t, 2, server.Stats().ShardsUp)
 
@@ -162,6 +164,16 @@ func TestLiveConnectionsAreNotReplaced(t *testing.T) {
 	defer second.Close()
 	waitFor(t, second, "the second client to be refused a few times", func(s messages.Stats) bool { return s.Restarts >= 3 })
 	require.ErrorContains(t, second.Stats().Err, "holds all the connections one address may hold (1)", "the server's reason, across the wire")
+	// A call that times out says why; a refused connection is up for a moment before the refusal
+	// arrives, and a call ending then has no cause to give: a few tries.
+	var err error
+	for range 20 {
+		if _, err = second.OutgoingGet(quicpool.ControlID, 10*time.Millisecond); errors.Is(err, quicpool.ErrPoolFull) {
+			break
+		}
+	}
+	require.ErrorIs(t, err, quicpool.ErrTimeout)
+	require.ErrorIs(t, err, quicpool.ErrPoolFull, "a call that times out says why")
 
 	roundTrip(t, sc, cc, kib) // the stream in use survived
 	sc.Close()

@@ -5,8 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strings"
 
 	"github.com/quic-go/quic-go"
+	"github.com/quicpool/quicpool/internal/core"
+	"github.com/quicpool/quicpool/internal/wire"
 )
 
 // tlsAlertNoApplicationProtocol is the TLS alert a server sends when it speaks none of the
@@ -35,4 +38,23 @@ func permanent(err error) (reason string, permanent bool) {
 		return fmt.Sprintf("TLS handshake failed (alert %d): %v", alert, err), true
 	}
 	return "", false
+}
+
+// refusedBy wraps the end of a client connection the server refused with the sentinel that says
+// why: ErrPoolFull (no free slot, or the client's address holds all the connections it may) or
+// ErrUnauthorized (its address is not allowed, found when it moved). A quicpool server tells both
+// with ConnCodeRefused and its error's text. An address refused before the handshake sees
+// CONNECTION_REFUSED, which quic-go also sends when its accept queue overflows, so that stays a
+// plain transport error. Any other error is returned as it is.
+func refusedBy(err error) error {
+	var app *quic.ApplicationError
+	if !errors.As(err, &app) || !app.Remote || app.ErrorCode != wire.ConnCodeRefused {
+		return err
+	}
+	for _, why := range []error{core.ErrPoolFull, core.ErrUnauthorized} {
+		if strings.Contains(app.ErrorMessage, why.Error()) {
+			return fmt.Errorf("%w: %w", why, err)
+		}
+	}
+	return err
 }

@@ -54,7 +54,7 @@ func (s *clientShard) Receive(c *actor.Context) {
 func (s *clientShard) dial() {
 	conn, release, err := s.connect()
 	if err != nil {
-		s.lost(err)
+		s.lost(refusedBy(err))
 		return
 	}
 	defer release()

@@ -39,7 +39,11 @@ func (s *shard) watchConn(conn *quic.Conn, closing string) {
 		case <-s.ctx.Done():
 			return
 		case <-conn.Context().Done():
-			s.lost(context.Cause(conn.Context()))
+			err := context.Cause(conn.Context())
+			if s.rt.Client {
+				err = refusedBy(err)
+			}
+			s.lost(err)
 			return
 		case now := <-ticker.C:
 			if addr := conn.RemoteAddr(); !s.rt.Client && addr.String() != remote { // the allow-list again
