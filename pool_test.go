@@ -9,6 +9,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -339,6 +340,9 @@ func TestServerListenFailure(t *testing.T) {
 	_, _, err = server.IncomingGet(time.Minute)
 	require.ErrorContains(t, err, "address already in use", "the listen error, not a timeout")
 	require.False(t, errors.Is(err, quicpool.ErrTimeout))
+	require.ErrorIs(t, err, quicpool.ErrUnavailable, "a pool that cannot serve")
+	require.ErrorIs(t, err, syscall.EADDRINUSE, "the cause stays reachable")
+	require.NotContains(t, err.Error(), "no connection to the server", "a server has none to speak of")
 }
 
 // Invalid arguments never panic: every call reports ErrInvalidConfig.

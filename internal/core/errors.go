@@ -34,6 +34,15 @@ func (e *SilentError) Error() string {
 	return fmt.Sprintf("quicpool: no answer from the server for %v", time.Since(e.Since).Round(time.Millisecond))
 }
 
+// Unavailable is err, why a pool cannot serve, matching ErrUnavailable as well, with err's own
+// text: a server that cannot listen has no "connection to the server" to speak of.
+func Unavailable(err error) error { return unavailableError{err} }
+
+type unavailableError struct{ err error }
+
+func (e unavailableError) Error() string   { return e.err.Error() }
+func (e unavailableError) Unwrap() []error { return []error{ErrUnavailable, e.err} }
+
 type timeoutError struct{}
 
 func (timeoutError) Error() string   { return "quicpool: timed out waiting for a stream" }
