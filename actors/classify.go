@@ -53,7 +53,7 @@ func refusedBy(err error) error {
 	}
 	for _, why := range []error{core.ErrPoolFull, core.ErrUnauthorized} {
 		if strings.Contains(app.ErrorMessage, why.Error()) {
-			return fmt.Errorf("%w: %w", why, err)
+			return core.Also(why, err) // the server's reason already says it
 		}
 	}
 	return err

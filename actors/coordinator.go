@@ -143,7 +143,7 @@ func (c *coordinator) Receive(ctx *actor.Context) {
 	case listening:
 		c.listening(m.addr)
 	case listenFailed:
-		c.setCondition(condition{err: core.Unavailable(m.err), failFast: true})
+		c.setCondition(condition{err: core.Also(core.ErrUnavailable, m.err), failFast: true})
 	case connRefused:
 		c.countRefusal(m.reason)
 	}

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"slices"
 	"sync"
 	"time"
 
@@ -383,6 +384,7 @@ func (c *client) monitor(ctx context.Context, events <-chan messages.Event) {
 	var everUp bool
 	var lostAt time.Time
 	var lastFailure string // the connection failure logged last while the server is unreachable
+	var full bool          // the server refused a connection for want of a slot since the client was last up
 	for {
 		select {
 		case ev := <-events:
@@ -390,7 +392,7 @@ func (c *client) monitor(ctx context.Context, events <-chan messages.Event) {
 			case messages.EventStatelessReset:
 				log.Info("the server restarted: reconnecting")
 			case messages.EventShardFailed:
-				up := c.isUp()
+				up, refused := c.isUp(), errors.Is(ev.Err, quicpool.ErrPoolFull)
 				switch {
 				case ev.Permanent && !everUp:
 					select {
@@ -399,10 +401,14 @@ func (c *client) monitor(ctx context.Context, events <-chan messages.Event) {
 					}
 				case ev.Permanent:
 					log.Error("cannot connect to the server", "reason", reason(ev.Err))
-				case !up && reason(ev.Err) != lastFailure:
+				case refused && !full:
+					log.Warn("the server is full: it refuses this client's connection; retrying", "reason", reason(ev.Err),
+						"fix", "raise the server's -clients, or stop another client on this address")
+				case !up && !refused && reason(ev.Err) != lastFailure:
 					lastFailure = reason(ev.Err)
 					log.Info("cannot connect to the server yet", "reason", lastFailure)
 				}
+				full = full || refused
 			}
 		case <-stats.C:
 			st := c.pool.Stats()
@@ -418,7 +424,7 @@ func (c *client) monitor(ctx context.Context, events <-chan messages.Event) {
 		}
 
 		st := c.pool.Stats()
-		up := st.Err == nil && st.ShardsUp > 0
+		up := st.Err == nil && serving(st)
 		var was bool
 		var refused int
 		c.withLink(func(l *link) {
@@ -430,6 +436,9 @@ func (c *client) monitor(ctx context.Context, events <-chan messages.Event) {
 				close(l.lost)
 			}
 		})
+		if up && !was {
+			full = false
+		}
 		switch {
 		case up && !everUp:
 			everUp = true
@@ -445,8 +454,16 @@ func (c *client) monitor(ctx context.Context, events <-chan messages.Event) {
 			}
 			log.Warn("server unreachable: refusing new connections until it is back", "reason", reason(st.Err),
 				"tunnels_open", c.tunnels.Open())
+
 		}
 	}
+}
+
+// serving reports whether one of the pool's connections answers and has opened a stream: the
+// server accepted it. A connection the server refuses (full) is up for a moment before the
+// refusal arrives, and never opens one.
+func serving(st quicpool.Stats) bool {
+	return slices.ContainsFunc(st.Conns, func(cs messages.ConnStats) bool { return !cs.Suspect && cs.Opened > 0 })
 }
 
 func (c *client) isUp() bool {

@@ -574,6 +574,36 @@ func TestTwoClients(t *testing.T) {
 	server.stop(2 * time.Second)
 }
 
+// A client the server has no room for says so once, and neither flaps between "reachable" and
+// "unreachable" nor forwards meanwhile; it gets in once the other client leaves.
+func TestFullServerRefusesASecondClient(t *testing.T) {
+	t.Parallel()
+	web := startWeb(t)
+	server := startServer(t, "-listen", "127.0.0.1:0", "-target", web, "-state", t.TempDir(), "-clients", "1")
+	first := startClient(t, server.clientArgs...)
+	second := startClientNoWait(t, server.clientArgs...) // from the same address: no slot left
+	second.expectLog(`level=WARN msg="the server is full: it refuses this client's connection; retrying" reason=.*pool full`, startupTimeout)
+	for range 3 { // three more refusals (the client retries within -retry, 1s)
+		server.expectLog(`level=WARN msg="refused a client" .*pool full`, 5*time.Second)
+	}
+	mustBeRefused(t, second.listen)
+	log := second.stderr.String()
+	if n := strings.Count(log, "the server is full"); n != 1 {
+		t.Errorf("the second client said %d times that the server is full, want once", n)
+	}
+	for _, flap := range []string{"connected to the server", "reachable again", "server unreachable"} {
+		if strings.Contains(log, flap) {
+			t.Errorf("the refused client logged %q", flap)
+		}
+	}
+
+	first.stop(defaultGrace + time.Second)
+	second.expectLog(`msg="connected to the server"`, 10*time.Second)
+	mustGet(t, second.listen)
+	second.stop(defaultGrace + time.Second)
+	server.stop(2 * time.Second)
+}
+
 // A client must be told how to check its server: without -fingerprint, -ca or -insecure it
 // refuses to start and names the three. With -ca (and -tls 2) it verifies a CA-signed server,
 // and it refuses to start against a server that fails its check.

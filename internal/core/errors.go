@@ -34,14 +34,15 @@ func (e *SilentError) Error() string {
 	return fmt.Sprintf("quicpool: no answer from the server for %v", time.Since(e.Since).Round(time.Millisecond))
 }
 
-// Unavailable is err, why a pool cannot serve, matching ErrUnavailable as well, with err's own
-// text: a server that cannot listen has no "connection to the server" to speak of.
-func Unavailable(err error) error { return unavailableError{err} }
+// Also is err matching sentinel as well, with err's own text: for an err that already says what
+// sentinel would (a server's refusal across the wire), or for which sentinel's text would be
+// wrong (a server that cannot listen has no "connection to the server" to speak of).
+func Also(sentinel, err error) error { return alsoError{sentinel, err} }
 
-type unavailableError struct{ err error }
+type alsoError struct{ sentinel, err error }
 
-func (e unavailableError) Error() string   { return e.err.Error() }
-func (e unavailableError) Unwrap() []error { return []error{ErrUnavailable, e.err} }
+func (e alsoError) Error() string   { return e.err.Error() }
+func (e alsoError) Unwrap() []error { return []error{e.sentinel, e.err} }
 
 type timeoutError struct{}
 
