@@ -325,7 +325,8 @@ func (p *Pool) deadlineErr(plain bool) error {
 	}
 }
 
-// WaitReady blocks until the pool is running (see Ready) with at least n idle streams. It fails
+// WaitReady blocks until the pool is running (see Ready) with at least n idle streams; a client
+// whose capacity is below n raises it to n at once (it decays as usual afterwards). It fails
 // at once with ErrInvalidArgument if the pool can never hold n idle streams, with the pool's
 // error if it cannot serve (see Err and ErrUnavailable), with ErrClosed if the pool closes, and
 // when ctx is done with ctx's error: after its deadline that is ErrTimeout (and

@@ -450,6 +450,33 @@ func TestClientRefillsAndReplacesTakenStream(t *testing.T) {
 	require.Equal(t, 1, c.state().Opening)
 }
 
+// A client's WaitReady for more idle streams than its capacity raises the capacity to that many,
+// and the streams are asked for at once: WaitReady(maxCap) on a pool at its minimum is met.
+func TestWaitReadyRaisesAClientsCapacity(t *testing.T) {
+	c := startCoordinator(t, true, func(cfg *core.Config) { cfg.MinCap, cfg.MaxCap = 2, 8 })
+	shard, asked := c.shard("shard")
+	lb := quicStreams(t, 8)
+	c.send(core.Start{}, shardUp{shard: shard, conn: lb.conn})
+	for total := 0; total < 2; {
+		total += recv(t, asked, "the minimum's openStreams").(openStreams).n
+	}
+	for i := range 2 {
+		c.send(streamReady{shard: shard, id: fmt.Sprintf("0000009%d", i), stream: lb.streams[i]})
+	}
+	require.Equal(t, 2, c.state().Capacity)
+
+	ready := make(chan error, 1)
+	c.send(messages.WaitReady{N: 8, Reply: ready})
+	require.Equal(t, openStreams{n: 6}, recv(t, asked, "the openStreams for the rest"))
+	require.Equal(t, 8, c.state().Capacity)
+	for i := 2; i < 8; i++ {
+		c.state() // every message before it handled
+		require.Empty(t, ready, "only %d idle", i)
+		c.send(streamReady{shard: shard, id: fmt.Sprintf("0000009%d", i), stream: lb.streams[i]})
+	}
+	require.NoError(t, recv(t, ready, "the WaitReady answer"))
+}
+
 // A hand-out that leaves a client without an idle stream sends its capacity to MaxCap at once,
 // and the replacements asked for cover all of it: the demand may be on the server's side, where
 // the client cannot see how much of it there is. A hand-out that leaves a stream idle does not.
