@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -454,9 +455,22 @@ func (c *client) monitor(ctx context.Context, events <-chan messages.Event) {
 			}
 			log.Warn("server unreachable: refusing new connections until it is back", "reason", reason(st.Err),
 				"tunnels_open", c.tunnels.Open())
-
+		case !up && !everUp && !full && dialFailure(st.Err) != "" && dialFailure(st.Err) != lastFailure:
+			// Before the first connection: the pool's first attempts have failed (no answer
+			// within the handshake timeout, say), long before a shard gives up on its fast redials.
+			lastFailure = dialFailure(st.Err)
+			log.Info("cannot connect to the server yet", "reason", lastFailure)
 		}
 	}
+}
+
+// dialFailure is why the pool has no connection, as a shard failure says it, or "" if it has a
+// connection that is silent, or no error.
+func dialFailure(err error) string {
+	if err == nil || errors.As(err, new(*quicpool.SilentError)) {
+		return ""
+	}
+	return strings.TrimPrefix(reason(err), "no connection to the server: ")
 }
 
 // serving reports whether one of the pool's connections answers and has opened a stream: the

@@ -120,6 +120,26 @@ func TestTunnelInProcess(t *testing.T) {
 	}
 }
 
+// A client whose server does not answer says so after its first attempts (within the QUIC
+// handshake timeout, 5s), not only once its fast redials are over (20s), and keeps running.
+func TestClientSaysEarlyThatNoServerAnswers(t *testing.T) {
+	t.Parallel()
+	silent, err := net.ListenPacket("udp", "127.0.0.1:0") // a port that takes datagrams and never answers
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+	client, _ := inProcessClient(t, silent.LocalAddr().String(), strings.Repeat("00", 32))
+	started := time.Now()
+	client.waitFor(t, client.log, `msg="cannot connect to the server yet" reason="dialing \S+: timeout: no recent network activity"`)
+	if took := time.Since(started); took > 10*time.Second {
+		t.Errorf("the client said it only after %v", took.Round(time.Millisecond))
+	}
+	if err := client.stop(); err != nil {
+		t.Fatalf("client: %v", err)
+	}
+}
+
 // A tunnel whose target refuses the connection ends at once for the TCP client, with no data,
 // and both sides say why.
 func TestTunnelTargetDown(t *testing.T) {
