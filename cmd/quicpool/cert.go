@@ -91,8 +91,13 @@ func loadIdentity(dir string) (cert tls.Certificate, path string, created bool, 
 	if cert, err = tls.LoadX509KeyPair(path, path); err == nil {
 		return cert, path, false, nil
 	}
-	if !errors.Is(err, fs.ErrNotExist) {
-		return cert, path, false, fmt.Errorf("reading the server identity: %w (remove the file to make a new one, which changes the fingerprint)", err)
+	var unreadable *fs.PathError // the error names the path
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+	case errors.As(err, &unreadable):
+		return cert, path, false, fmt.Errorf("reading the server identity: %w", err)
+	default: // the file is there but holds no certificate and key
+		return cert, path, false, fmt.Errorf("reading the server identity %s: %w (remove the file to make a new one, which changes the fingerprint)", path, err)
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return cert, path, false, fmt.Errorf("state directory: %w", err)

@@ -87,10 +87,16 @@ func (c clientConfig) validate() error {
 			return errNoTrust
 		}
 	case "0":
+		if c.CAFile != "" {
+			return errors.New("-tls 0 checks nothing about the server and would ignore -ca: use -tls 2, or leave -tls out")
+		}
 		if !c.Insecure {
 			return errors.New("-tls 0 checks nothing about the server: add -insecure to confirm, or pass -fingerprint instead")
 		}
 	case "1":
+		if c.CAFile != "" {
+			return errors.New("-tls 1 checks the server by -fingerprint, not -ca: use -tls 2 with -ca, or leave -tls out")
+		}
 		if fp == "" {
 			return errors.New("-tls 1 (a self-signed server) needs -fingerprint HEX, which the server prints when it starts")
 		}
@@ -290,7 +296,8 @@ var (
 	errLost       = errors.New("the server was lost before the tunnel started")
 	errNoStatus   = errors.New("no answer from the server")
 	errNotOpened  = errors.New("the server did not open the tunnel")
-	tunnelProblem = []error{errNoTarget, errLost, errNoStatus, errNotOpened}
+	errStopping   = errors.New("the server is shutting down")
+	tunnelProblem = []error{errNoTarget, errLost, errNoStatus, errNotOpened, errStopping}
 )
 
 // tunnel forwards one accepted TCP connection: it takes an idle stream, says hello on it and
@@ -352,6 +359,8 @@ func awaitStatus(st *quicpool.StreamConn, lost <-chan struct{}) error {
 		return fmt.Errorf("%w: %w", errNotOpened, err)
 	case b[0] == statusNoTarget:
 		return errNoTarget
+	case b[0] == statusStopping:
+		return errStopping
 	case b[0] != statusOK:
 		return fmt.Errorf("%w: unexpected status %d", errNotOpened, b[0])
 	}

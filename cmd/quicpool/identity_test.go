@@ -63,8 +63,15 @@ func TestLoadIdentity(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, identityFile), []byte("garbage"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, _, err := loadIdentity(dir); err == nil || !strings.Contains(err.Error(), "changes the fingerprint") {
-		t.Errorf("a damaged identity file: %v, want an error that warns before replacing it", err)
+	_, path, _, err := loadIdentity(dir)
+	if err == nil || !strings.Contains(err.Error(), "changes the fingerprint") || !strings.Contains(err.Error(), path) {
+		t.Errorf("a damaged identity file: %v, want an error that names it and warns before replacing it", err)
+	}
+
+	notDir := filepath.Join(dir, identityFile) // -state given a file
+	if _, _, _, err := loadIdentity(notDir); err == nil || !strings.Contains(err.Error(), "not a directory") ||
+		strings.Contains(err.Error(), "remove the file") {
+		t.Errorf("a state directory that is a file: %v, want why, and no advice to remove anything", err)
 	}
 }
 

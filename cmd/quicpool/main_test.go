@@ -69,6 +69,8 @@ func TestRunUsage(t *testing.T) {
 		{[]string{"client", "-server", "h:1", "-insecure", "-max", "4", "-min", "8"}, 2, false, "-max"},
 		{[]string{"client", "-insecure", "-server", "h:1", "extra"}, 2, false, "unexpected arguments"},
 		{[]string{"client", "-insecure", "-server", "127.0.0.1:0"}, 2, false, "the port the server listens on is missing"},
+		{[]string{"client", "-server", "h:1", "-tls", "0", "-ca", "ca.pem"}, 2, false, "would ignore -ca"},
+		{[]string{"client", "-server", "h:1", "-tls", "1", "-ca", "ca.pem"}, 2, false, "use -tls 2 with -ca"},
 		{[]string{"client", "-insecure", "-server", "h:1", "-keepalive", "1ms"}, 2, false, "-keepalive must be between 1s and 24h"},
 		{[]string{"server", "-target", "127.0.0.1:1", "-keepalive", "25h"}, 2, false, "-keepalive must be between 1s and 24h"},
 	} {

@@ -540,6 +540,26 @@ func TestShutdownDrainsThenCuts(t *testing.T) {
 	server.stop(2 * time.Second) // it drains the tunnel the killed client left, for 1s at most
 }
 
+// A server shutting down tells a client that opens a tunnel meanwhile why it refuses it.
+func TestServerDrainingRefusesNewTunnels(t *testing.T) {
+	t.Parallel()
+	web := startWeb(t)
+	server := startServer(t, "-listen", "127.0.0.1:0", "-target", web, "-state", t.TempDir(), "-grace", "1m")
+	client := startClient(t, server.clientArgs...)
+	startDownload(t, client.listen)
+	server.signal(os.Interrupt)
+	server.expectLog(`msg="shutting down: draining 1 tunnel"`, 5*time.Second)
+	if _, err := get(client.listen, "/", 5*time.Second); err == nil {
+		t.Error("a tunnel opened through a server that is shutting down")
+	}
+	client.expectLog(`level=WARN msg="tunnel closed" .*the server is shutting down`, 5*time.Second)
+	server.expectLog(`msg="refused a tunnel: shutting down"`, 5*time.Second)
+	client.stop(defaultGrace + time.Second) // it cuts the download: the server's drain ends
+	if code := server.wait(2 * time.Second); code != 0 {
+		t.Errorf("the server exited %d, want 0", code)
+	}
+}
+
 // Two clients at once on one server: both carry traffic, and the first one's long transfer goes
 // on while the second connects and works.
 func TestTwoClients(t *testing.T) {

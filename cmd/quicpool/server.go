@@ -198,7 +198,8 @@ func (s *server) serveStream(st *quicpool.StreamConn) {
 		return
 	}
 	if !s.tunnels.begin() {
-		abort(nil, st)
+		_, _ = st.Write([]byte{statusStopping})
+		_ = st.Close()
 		log.Info("refused a tunnel: shutting down")
 		return
 	}

@@ -19,13 +19,14 @@ import (
 // its pool receives as soon as it arrives (Accept) and waits for its first bytes. The client
 // takes an idle stream for every TCP connection it accepts and writes tunnelHello on it, then
 // the connection's bytes; the server reads tunnelHello, dials its target and answers one status
-// byte (statusOK, or statusNoTarget and the end of the stream) before the target's bytes. No
-// control stream is used: every stream says for itself that it is a tunnel, so one server pool
-// serves any number of clients, each on connections of its own.
+// byte (statusOK; or statusNoTarget or statusStopping, and the end of the stream) before the
+// target's bytes. No control stream is used: every stream says for itself that it is a tunnel,
+// so one server pool serves any number of clients, each on connections of its own.
 const (
 	tunnelHello    = "qpt1" // the first bytes of a tunnel stream: protocol and version
 	statusOK       = 0      // the server reached its target
 	statusNoTarget = 1      // the server could not reach its target; the stream ends
+	statusStopping = 2      // the server is shutting down and takes no tunnel; the stream ends
 )
 
 // Timeouts of the tunnel commands.
