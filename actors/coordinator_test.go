@@ -835,3 +835,102 @@ func TestPeerClosedStreamGoesAfterItsGrace(t *testing.T) {
 	got := recv(t, c.get("00000081"), "the answer for the expired ID")
 	require.ErrorIs(t, got.Err, core.ErrStreamGone)
 }
+
+// A client tunes as NodePass does, once per tick: more than 80% of the capacity idle lengthens
+// the interval by 100ms, less than 20% shortens it, within [MinIvl, MaxIvl]; streams created in
+// the tick above 80% of the capacity raise it by one, below 20% lower it by one, within [MinCap,
+// MaxCap]. A hand-out that empties the pool sends the capacity to MaxCap, and it decays from
+// there.
+func TestClientTunesIntervalAndCapacity(t *testing.T) {
+	const base = time.Hour // no tick of its own comes during the test
+	c := startCoordinator(t, true, func(cfg *core.Config) {
+		cfg.MinCap, cfg.MaxCap, cfg.MinIvl, cfg.MaxIvl = 2, 4, base, base+2*intervalStep
+	})
+	shard, _ := c.shard("shard")
+	lb := quicStreams(t, 2)
+	c.send(core.Start{}, shardUp{shard: shard, conn: lb.conn}) // Start runs the first tick
+	tuned := func(what string, capacity int, interval time.Duration) {
+		t.Helper()
+		c.send(tick{})
+		s := c.state()
+		require.Equal(t, capacity, s.Capacity, "capacity %s", what)
+		require.Equal(t, interval, s.Interval, "interval %s", what)
+	}
+	require.Equal(t, 2, c.state().Capacity)
+	require.Equal(t, base, c.state().Interval)
+
+	c.send(streamReady{shard: shard, id: "000000e1", stream: lb.streams[0]},
+		streamReady{shard: shard, id: "000000e2", stream: lb.streams[1]})
+	tuned("after 2 created of 2, 2 idle", 3, base+intervalStep)
+	tuned("after none created, 2 idle of 3", 2, base+intervalStep)
+	tuned("at MinCap, 2 idle of 2", 2, base+2*intervalStep)
+	tuned("at MaxIvl", 2, base+2*intervalStep)
+
+	for range 2 {
+		require.NoError(t, recv(t, c.get(""), "a stream").Err)
+	}
+	require.Equal(t, 4, c.state().Capacity, "the pool ran dry: MaxCap at once")
+	tuned("none idle", 3, base+intervalStep)
+	tuned("none idle again", 2, base)
+	tuned("at MinCap and MinIvl", 2, base)
+}
+
+// A stream held for want of room is refused once it has waited HoldTimeout: reset both ways
+// (its client sees the reset) and counted as failed. One that has not waited that long stays.
+func TestHeldStreamIsRefusedAfterHoldTimeout(t *testing.T) {
+	const hold = 200 * time.Millisecond
+	c := startCoordinator(t, false, func(cfg *core.Config) { cfg.HoldTimeout = hold }) // MaxCap 4
+	shard, _ := c.shard("shard")
+	lb := quicStreams(t, 7)
+	c.send(shardUp{shard: shard, conn: lb.conn})
+	for i := range 6 { // the control stream, 4 idle, 1 held
+		c.handshaken(shard, lb, i)
+	}
+	require.Equal(t, 1, c.state().Opening)
+	heldSince := time.Now()
+	c.send(tick{})
+	require.Equal(t, 1, c.state().Opening, "not held for %v yet", hold)
+
+	<-time.After(time.Until(heldSince.Add(hold))) // the hold ends: the next tick refuses it
+	c.handshaken(shard, lb, 6)                    // a second held stream, younger
+	failedBefore := c.state().Failed
+	c.send(tick{})
+	s := c.state()
+	require.Equal(t, 1, s.Opening, "the younger one stays held")
+	require.Equal(t, failedBefore+1, s.Failed, "the refused stream is counted")
+	waitDone(t, lb.streams[5].Context(), "the client to see its held stream reset")
+	require.NoError(t, lb.streams[6].Context().Err(), "the younger stream is not reset")
+}
+
+// When a second connection arrives, a server takes back the first's idle streams beyond the new
+// fair share (MaxCap over the connections up), oldest first: reset both ways, so its client
+// sees them go, counted in Discarded and Reclaimed, and gone by ID.
+func TestServerReclaimsBeyondTheFairShare(t *testing.T) {
+	c := startCoordinator(t, false, nil) // MaxCap 4
+	a, _ := c.shard("a")
+	b, _ := c.shard("b")
+	lb := quicStreams(t, 5)
+	c.send(shardUp{shard: a, slot: 0, conn: lb.conn})
+	for i := range 5 { // the control stream, then 4 idle
+		c.handshaken(a, lb, i)
+	}
+	ids := make([]string, 5)
+	for i := range ids {
+		ids[i] = issuedID(t, lb, i)
+	}
+	require.Equal(t, 4, c.state().Idle)
+
+	c.send(shardUp{shard: b, slot: 1, conn: lb.conn}, tick{})
+	s := c.state()
+	require.Equal(t, 2, s.Idle, "a keeps its new share, 2")
+	require.Equal(t, uint64(2), s.Reclaimed)
+	require.Equal(t, uint64(2), s.Discarded)
+	for _, i := range []int{1, 2} { // the oldest two after the control stream
+		waitDone(t, lb.streams[i].Context(), "the client to see a reclaimed stream reset")
+		got := recv(t, c.get(ids[i]), "the answer for a reclaimed ID")
+		require.ErrorIs(t, got.Err, core.ErrStreamGone)
+	}
+	for _, i := range []int{3, 4} {
+		require.NoError(t, lb.streams[i].Context().Err(), "stream %d is kept", i)
+	}
+}

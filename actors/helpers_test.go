@@ -65,19 +65,28 @@ func poolName(t *testing.T) string {
 	return strings.NewReplacer("/", "_", " ", "_").Replace(t.Name())
 }
 
-// testPolicy is a deterministic restart policy: fixed delays, and a per-slot limit of restarts
-// (Exceeded once a slot's restart list holds more than limit; never if limit <= 0).
+// testPolicy is a deterministic restart policy: fixed delays, a per-slot limit of restarts
+// (Exceeded once a slot's restart list holds more than limit; never if limit <= 0), and a
+// connection healthy once up for healthy (never if 0). attempts, if set, gets the attempt number
+// of every Backoff asked for.
 type testPolicy struct {
 	backoff, ceiling time.Duration
 	limit            int
+	healthy          time.Duration
+	attempts         chan int
 }
 
-func (p testPolicy) Backoff(int) time.Duration { return p.backoff }
-func (p testPolicy) Ceiling() time.Duration    { return p.ceiling }
+func (p testPolicy) Backoff(attempt int) time.Duration {
+	if p.attempts != nil {
+		p.attempts <- attempt
+	}
+	return p.backoff
+}
+func (p testPolicy) Ceiling() time.Duration { return p.ceiling }
 func (p testPolicy) Exceeded(restarts []time.Time, _ time.Time) bool {
 	return p.limit > 0 && len(restarts) > p.limit
 }
-func (p testPolicy) Healthy(time.Duration) bool { return false }
+func (p testPolicy) Healthy(up time.Duration) bool { return p.healthy > 0 && up >= p.healthy }
 
 // testConfig is a pool configuration for driving the actors directly: one shard slot, MinCap 2,
 // MaxCap 4, intervals of an hour (no tick interferes with a test), 5ms restart delays.

@@ -195,6 +195,43 @@ func TestSupervisorPermanentFailureFailsFast(t *testing.T) {
 	require.True(t, sd.failFast, "a permanent failure fails calls at once")
 }
 
+// Failures in a row count up the backoff's attempt; a connection that stayed up long enough to
+// be healthy starts the count again.
+func TestSupervisorResetsBackoffAfterAHealthyConnection(t *testing.T) {
+	answers := make(chan func() (string, error))
+	done := make(chan struct{})
+	attempts := make(chan int, 16)
+	s := startSupervisor(t, 1, testPolicy{backoff: time.Millisecond, ceiling: time.Hour, healthy: time.Minute, attempts: attempts},
+		func() (string, error) {
+			select {
+			case answer := <-answers:
+				return answer()
+			case <-done:
+				return failing()
+			}
+		})
+	t.Cleanup(func() { close(done) })
+	dialing := func(generation int) *actor.PID {
+		for s.shardPID(0, generation) == nil {
+			recv(t, s.resolves, "the slot's dial")
+		}
+		return s.shardPID(0, generation)
+	}
+	s.engine.Send(s.pid, core.Start{})
+	dialing(1)
+	answers <- failing
+	require.Equal(t, 1, recv(t, attempts, "the first backoff"))
+	dialing(2)
+	answers <- failing
+	require.Equal(t, 2, recv(t, attempts, "the second backoff"), "failures in a row")
+
+	third := dialing(3)
+	answers <- func() (string, error) { <-done; return failing() } // it stays in its dial
+	s.engine.Send(s.pid, connected{shard: third, slot: 0})
+	s.engine.Send(s.pid, shardFailed{shard: third, slot: 0, err: errNoHost, upFor: time.Minute})
+	require.Equal(t, 1, recv(t, attempts, "the backoff after a healthy connection"), "the count starts again")
+}
+
 // A panic in a shard's Receive becomes the shard's failure: the supervisor reports it to the
 // coordinator and restarts the slot with a fresh incarnation.
 func TestSupervisorHealsPanickingShard(t *testing.T) {
