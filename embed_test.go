@@ -138,6 +138,7 @@ func TestEmbeddedInCallersEngine(t *testing.T) {
 	ask(server.Coordinator(), "get", 0)
 	s := next("get").(messages.Stream)
 	require.NoError(t, s.Err)
+	require.Nil(t, quicpool.NewStreamConn(messages.Stream{ID: s.ID, Err: quicpool.ErrTimeout}), "an answer without a stream")
 	sc := quicpool.NewStreamConn(s)
 	cc, err := client.OutgoingGet(s.ID, 5*time.Second)
 	require.NoError(t, err)

@@ -368,7 +368,8 @@ func (p *Pool) Flush() {
 
 // Close stops the pool: calls waiting for a stream fail with ErrClosed, idle streams and
 // connections are closed, and Close returns when every actor and goroutine of the pool has
-// stopped. Streams already handed out are closed with their connections. Close is idempotent and
+// stopped (quic-go's transport may end its send loop a moment later: its Close does not wait for
+// it). Streams already handed out are closed with their connections. Close is idempotent and
 // safe to call concurrently; every call returns once the pool is closed.
 func (p *Pool) Close() {
 	select {

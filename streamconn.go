@@ -24,8 +24,11 @@ type StreamConn struct {
 }
 
 // NewStreamConn wraps a stream handed out by the coordinator (see package messages) the way
-// Pool's methods do.
+// Pool's methods do. It returns nil if s carries no stream (an answer with Err set).
 func NewStreamConn(s messages.Stream) *StreamConn {
+	if s.Stream == nil {
+		return nil
+	}
 	return &StreamConn{Stream: s.Stream, conn: s.Conn, id: s.ID}
 }
 

@@ -43,11 +43,13 @@ func answering(st quicpool.Stats) int {
 
 // health is the part the two commands share of the one-line summary of a pool and its tunnels
 // that -stats logs periodically: idle streams ready for a tunnel, tunnels, the round-trip time
-// (the largest of the connections) and the bytes carried.
+// (the largest of the connections that answer: a silent one's is stale) and the bytes carried.
 func health(idle int, st quicpool.Stats, t *tracker) []any {
 	var rtt time.Duration
 	for _, c := range st.Conns {
-		rtt = max(rtt, c.SmoothedRTT)
+		if !c.Suspect {
+			rtt = max(rtt, c.SmoothedRTT)
+		}
 	}
 	tunnels := t.snapshot()
 	return []any{
