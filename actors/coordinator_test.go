@@ -23,6 +23,8 @@ type coordTest struct {
 	pid    *actor.PID
 	sup    chan any   // what the coordinator sent the supervisor (a recorder)
 	supPID *actor.PID // the recorder
+
+	onlyShard *actor.PID // the shard of handshakenOnOneShard
 }
 
 // startCoordinator spawns a coordinator (a client's if client) on a fresh engine; tune may adjust
@@ -327,16 +329,24 @@ func TestServerIssuesControlIDFirstThenUniqueIDsAndHolds(t *testing.T) {
 	require.False(t, issued[issuedID(t, lb, 5)], "the held stream's ID is unique")
 }
 
+// handshakenOnOneShard brings up one shard of c on a loopback of n streams and hands c the
+// server side of the first k as handshaken; the shard is c.onlyShard.
+func (c *coordTest) handshakenOnOneShard(n, k int) loopback {
+	c.t.Helper()
+	c.onlyShard, _ = c.shard("shard")
+	lb := quicStreams(c.t, n)
+	c.send(shardUp{shard: c.onlyShard, conn: lb.conn})
+	for i := range k {
+		c.handshaken(c.onlyShard, lb, i)
+	}
+	return lb
+}
+
 // A held stream whose client gave up on it (reset it) is discarded when room frees up, and the
 // room goes to the next one.
 func TestHeldStreamWhoseClientGaveUpIsDiscarded(t *testing.T) {
 	c := startCoordinator(t, false, nil) // MaxCap 4
-	shard, _ := c.shard("shard")
-	lb := quicStreams(t, 7)
-	c.send(shardUp{shard: shard, conn: lb.conn})
-	for i := range 7 { // the control stream, 4 idle, 2 held
-		c.handshaken(shard, lb, i)
-	}
+	lb := c.handshakenOnOneShard(7, 7)   // the control stream, 4 idle, 2 held
 	require.Equal(t, 2, c.state().Opening)
 	lb.streams[5].CancelRead(1) // the client gives up on the first held stream
 	lb.streams[5].CancelWrite(1)
@@ -453,16 +463,7 @@ func TestClientRefillsAndReplacesTakenStream(t *testing.T) {
 // A client's WaitReady for more idle streams than its capacity raises the capacity to that many,
 // and the streams are asked for at once: WaitReady(maxCap) on a pool at its minimum is met.
 func TestWaitReadyRaisesAClientsCapacity(t *testing.T) {
-	c := startCoordinator(t, true, func(cfg *core.Config) { cfg.MinCap, cfg.MaxCap = 2, 8 })
-	shard, asked := c.shard("shard")
-	lb := quicStreams(t, 8)
-	c.send(core.Start{}, shardUp{shard: shard, conn: lb.conn})
-	for total := 0; total < 2; {
-		total += recv(t, asked, "the minimum's openStreams").(openStreams).n
-	}
-	for i := range 2 {
-		c.send(streamReady{shard: shard, id: fmt.Sprintf("0000009%d", i), stream: lb.streams[i]})
-	}
+	c, shard, asked, lb := minimumFilled(t, 8)
 	require.Equal(t, 2, c.state().Capacity)
 
 	ready := make(chan error, 1)
@@ -477,21 +478,29 @@ func TestWaitReadyRaisesAClientsCapacity(t *testing.T) {
 	require.NoError(t, recv(t, ready, "the WaitReady answer"))
 }
 
-// A hand-out that leaves a client without an idle stream sends its capacity to MaxCap at once,
-// and the replacements asked for cover all of it: the demand may be on the server's side, where
-// the client cannot see how much of it there is. A hand-out that leaves a stream idle does not.
-func TestExhaustedClientRaisesCapacityToMaxCap(t *testing.T) {
+// minimumFilled starts a client coordinator of MinCap 2 and MaxCap 8 with one shard, whose
+// loopback has n streams, and files the first two (00000011 and 00000012) as the two streams it
+// asks for first.
+func minimumFilled(t *testing.T, n int) (*coordTest, *actor.PID, chan any, loopback) {
+	t.Helper()
 	c := startCoordinator(t, true, func(cfg *core.Config) { cfg.MinCap, cfg.MaxCap = 2, 8 })
 	shard, asked := c.shard("shard")
-	lb := quicStreams(t, 2)
+	lb := quicStreams(t, n)
 	c.send(core.Start{}, shardUp{shard: shard, conn: lb.conn})
 	for opened := 0; opened < 2; {
-		opened += recv(t, asked, "openStreams").(openStreams).n
+		opened += recv(t, asked, "the minimum's openStreams").(openStreams).n
 	}
 	c.send(streamReady{shard: shard, id: "00000011", stream: lb.streams[0]},
 		streamReady{shard: shard, id: "00000012", stream: lb.streams[1]})
 	require.Equal(t, 2, c.state().Idle)
+	return c, shard, asked, lb
+}
 
+// A hand-out that leaves a client without an idle stream sends its capacity to MaxCap at once,
+// and the replacements asked for cover all of it: the demand may be on the server's side, where
+// the client cannot see how much of it there is. A hand-out that leaves a stream idle does not.
+func TestExhaustedClientRaisesCapacityToMaxCap(t *testing.T) {
+	c, _, asked, _ := minimumFilled(t, 2)
 	require.NoError(t, recv(t, c.get("00000011"), "the first stream").Err)
 	s := c.state()
 	require.Equal(t, 2, s.Capacity, "a stream is still idle: the capacity stays")
@@ -613,6 +622,16 @@ func (c *coordTest) twoIdle(first, second string) loopback {
 	return lb
 }
 
+// peerDiscardsFirst files two idle streams on one shard of c, first then second, and has the
+// peer's pool discard first (STOP_SENDING with wire.StreamCodeDiscarded); it returns once this
+// side's stream has seen it.
+func (c *coordTest) peerDiscardsFirst(first, second string) {
+	c.t.Helper()
+	lb := c.twoIdle(first, second)
+	lb.peer[0].CancelRead(wire.StreamCodeDiscarded)
+	waitDone(c.t, lb.streams[0].Context(), "the peer's STOP_SENDING to arrive")
+}
+
 // A stream the peer's application closed (STOP_SENDING with code 0) before it was taken stops
 // counting as idle but is still handed out by its ID.
 func TestPeerClosedStreamStaysReachableByID(t *testing.T) {
@@ -638,10 +657,7 @@ func TestPeerClosedStreamStaysReachableByID(t *testing.T) {
 // before the periodic check (every peerCheckInterval) has seen it: the hand-out looks first.
 func TestPeerStoppedStreamIsNeverHandedOut(t *testing.T) {
 	c := startCoordinator(t, false, nil)
-	lb := c.twoIdle("00000041", "00000042")
-
-	lb.peer[0].CancelRead(wire.StreamCodeDiscarded)
-	waitDone(t, lb.streams[0].Context(), "the peer's STOP_SENDING to arrive")
+	c.peerDiscardsFirst("00000041", "00000042")
 	got := recv(t, c.get(""), "any stream")
 	require.NoError(t, got.Err)
 	require.Equal(t, "00000042", got.ID, "the oldest stream is dead: the next one is handed out")
@@ -728,10 +744,7 @@ func TestControlIDIssuedOnceThroughAConnectionRace(t *testing.T) {
 // and is counted, instead of reaching the caller dead.
 func TestGetByIDLooksAtItsStreamFirst(t *testing.T) {
 	c := startCoordinator(t, false, nil)
-	lb := c.twoIdle("00000051", "00000052")
-
-	lb.peer[0].CancelRead(wire.StreamCodeDiscarded)
-	waitDone(t, lb.streams[0].Context(), "the peer's STOP_SENDING to arrive")
+	c.peerDiscardsFirst("00000051", "00000052")
 	got := recv(t, c.get("00000051"), "the answer for the discarded ID")
 	require.ErrorIs(t, got.Err, core.ErrStreamGone)
 	require.Nil(t, got.Stream)
@@ -880,19 +893,15 @@ func TestClientTunesIntervalAndCapacity(t *testing.T) {
 func TestHeldStreamIsRefusedAfterHoldTimeout(t *testing.T) {
 	const hold = 200 * time.Millisecond
 	c := startCoordinator(t, false, func(cfg *core.Config) { cfg.HoldTimeout = hold }) // MaxCap 4
-	shard, _ := c.shard("shard")
-	lb := quicStreams(t, 7)
-	c.send(shardUp{shard: shard, conn: lb.conn})
-	for i := range 6 { // the control stream, 4 idle, 1 held
-		c.handshaken(shard, lb, i)
-	}
+
+	lb := c.handshakenOnOneShard(7, 6) // the control stream, 4 idle, 1 held
 	require.Equal(t, 1, c.state().Opening)
 	heldSince := time.Now()
 	c.send(tick{})
 	require.Equal(t, 1, c.state().Opening, "not held for %v yet", hold)
 
 	<-time.After(time.Until(heldSince.Add(hold))) // the hold ends: the next tick refuses it
-	c.handshaken(shard, lb, 6)                    // a second held stream, younger
+	c.handshaken(c.onlyShard, lb, 6)              // a second held stream, younger
 	failedBefore := c.state().Failed
 	c.send(tick{})
 	s := c.state()
