@@ -23,7 +23,8 @@ var (
 	// connection within their timeout while the pool retries, and fail at once with ErrUnavailable
 	// when the failure is permanent (a certificate that does not verify, an ALPN the server does
 	// not speak, an unusable address) or restarts come faster than the RestartPolicy allows.
-	// Err() returns it until a connection is up.
+	// Err() returns it until a connection is up. A server that cannot listen fails calls with its
+	// listen error, which matches ErrUnavailable too.
 	ErrUnavailable = core.ErrUnavailable
 	// ErrStreamGone: the stream with that ID was idle in the pool but has been discarded since
 	// (its connection died, the pool was flushed, or the peer closed it and its grace ended).
@@ -38,9 +39,13 @@ var (
 	// side, ...). NewClient and NewServer return it; the pools of NewClientPool and NewServerPool
 	// fail every call with it.
 	ErrInvalidConfig = core.ErrInvalidConfig
-	// ErrUnauthorized: a server pool refused a connection from an address it does not allow.
+	// ErrUnauthorized: a server pool refused a connection from an address it does not allow (or a
+	// client certificate it does not accept). A client whose connection a server refused when its
+	// address moved out of the allow-list wraps it in Err() and in the calls that fail meanwhile.
 	ErrUnauthorized = core.ErrUnauthorized
-	// ErrPoolFull: a server pool refused a stream or a connection because it is at its maximum.
+	// ErrPoolFull: a server pool refused a stream or a connection because it is at its maximum. A
+	// client the server refuses for want of a connection slot wraps it in Err() and in the calls
+	// that fail meanwhile.
 	ErrPoolFull = core.ErrPoolFull
 	// ErrBadHandshake: a peer did not follow the stream handshake (a wrong first byte, a short or
 	// late ID); the stream was discarded.

@@ -236,8 +236,8 @@ func WithStatelessResetKey(key quic.StatelessResetKey) Option {
 // WithClientCAs makes a server pool require mutual TLS: every client must present a certificate
 // that chains to one of the CAs in pool (with the client-authentication usage, or none). A client
 // without one is refused during the handshake (counted in Stats().Refused, logged, broadcast) and
-// sees a TLS alert. The server TLS config's own VerifyConnection, if any, still runs after this
-// check, and its ClientAuth is kept if it asks more than a certificate. Server only. See also
+// sees a TLS alert. This check takes the place of the server TLS config's ClientAuth and
+// ClientCAs; its VerifyConnection, if any, still runs after it. Server only. See also
 // WithClientFingerprints and, on the client, WithClientCertificate.
 func WithClientCAs(pool *x509.CertPool) Option {
 	return func(s *settings) {

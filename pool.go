@@ -326,10 +326,10 @@ func (p *Pool) deadlineErr(plain bool) error {
 }
 
 // WaitReady blocks until the pool is running (see Ready) with at least n idle streams; a client
-// whose capacity is below n raises it to n at once (it decays as usual afterwards). It fails
-// at once with ErrInvalidArgument if the pool can never hold n idle streams, with the pool's
-// error if it cannot serve (see Err and ErrUnavailable), with ErrClosed if the pool closes, and
-// when ctx is done with ctx's error: after its deadline that is ErrTimeout (and
+// whose capacity is below n raises it to n at once, and keeps it there while the call waits. It
+// fails at once with ErrInvalidArgument if the pool can never hold n idle streams, with the
+// pool's error if it cannot serve (see Err and ErrUnavailable), with ErrClosed if the pool
+// closes, and when ctx is done with ctx's error: after its deadline that is ErrTimeout (and
 // context.DeadlineExceeded), wrapping why the pool has no connection, if it has none. Use it
 // instead of sleeping after starting a pool.
 func (p *Pool) WaitReady(ctx context.Context, n int) error {

@@ -350,12 +350,13 @@ func TestMutualTLS(t *testing.T) {
 
 // With WithClientCAs the server's own TLS check still runs: a client whose certificate chains to
 // the CA but which the application's VerifyConnection rejects (revoked, say) is refused, counted,
-// and sees why; the others are served.
+// and sees why; the others are served. The pool's check replaces the config's ClientAuth.
 func TestMutualTLSKeepsTheApplicationsCheck(t *testing.T) {
 	ca, caKey := newCA(t, "tunnel CA")
 	pool := x509.NewCertPool()
 	pool.AddCert(ca)
 	conf := selfSigned(t)
+	conf.ClientAuth = tls.RequireAndVerifyClientCert // against ClientCAs, which is nil: WithClientCAs decides instead
 	conf.VerifyConnection = func(cs tls.ConnectionState) error {
 		if len(cs.PeerCertificates) > 0 && cs.PeerCertificates[0].Subject.CommonName == "revoked client" {
 			return errors.New("certificate revoked")

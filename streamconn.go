@@ -24,7 +24,8 @@ type StreamConn struct {
 }
 
 // NewStreamConn wraps a stream handed out by the coordinator (see package messages) the way
-// Pool's methods do. It returns nil if s carries no stream (an answer with Err set).
+// Pool's methods do. It returns nil if s carries no stream (an answer with Err set): check s.Err
+// first, since a nil *StreamConn stored in a net.Conn is not a nil net.Conn.
 func NewStreamConn(s messages.Stream) *StreamConn {
 	if s.Stream == nil {
 		return nil

@@ -14,9 +14,10 @@ import (
 )
 
 const (
-	// peerClosedGrace is how long a stream the peer closed before this side took it stays
-	// reachable by ID: the peer may have written data for the caller who will ask for it.
-	peerClosedGrace = 10 * time.Second
+	// defaultPeerClosedGrace is how long a stream the peer closed before this side took it stays
+	// reachable by ID (core.Config.PeerClosedGrace): the peer may have written data for the
+	// caller who will ask for it.
+	defaultPeerClosedGrace = 10 * time.Second
 	// minGoneMemory is the fewest discarded IDs a pool remembers, so that asking for one fails
 	// with ErrStreamGone at once instead of waiting; a pool remembers 2 x maxCap if that is more
 	// (newGoneIDs), enough for a flush of everything it holds.
@@ -321,10 +322,10 @@ func (is *idleStreams) oldestPeerClosed() (string, bool) {
 
 // expirePeerClosed discards the peer-closed streams whose grace period is over and returns
 // their IDs.
-func (is *idleStreams) expirePeerClosed(now time.Time) []string {
+func (is *idleStreams) expirePeerClosed(now time.Time, grace time.Duration) []string {
 	var expired []string
 	for k, at := range is.closedAt {
-		if now.Sub(at) >= peerClosedGrace {
+		if now.Sub(at) >= grace {
 			expired = append(expired, k.ID())
 		}
 	}
@@ -385,7 +386,7 @@ func (c *coordinator) checkPeers() {
 		engine, self := c.engine, c.self
 		c.peerTimer = time.AfterFunc(peerCheckInterval, func() { engine.Send(self, checkPeers{}) })
 	}
-	for _, id := range c.idle.expirePeerClosed(time.Now()) {
+	for _, id := range c.idle.expirePeerClosed(time.Now(), c.rt.peerClosedGrace()) {
 		c.streamGone(id)
 		c.stats.discarded++
 	}
@@ -404,9 +405,9 @@ func (c *coordinator) checkPeers() {
 // usable. If the peer's pool discarded it (wire.StreamCodeDiscarded) it is discarded here too.
 // If the peer's application closed it before this side took it, it may still carry data for the
 // caller who will ask for its ID: it stops counting as idle (the pool refills) but stays
-// reachable by ID for peerClosedGrace. A stream ended by its connection's end (quic-go ends a
-// closing connection's streams before the connection's own context) goes without a reset or a
-// count: the connection's close ends it, and shardDown deals with the rest.
+// reachable by ID for its grace (runtime.peerClosedGrace). A stream ended by its connection's
+// end (quic-go ends a closing connection's streams before the connection's own context) goes
+// without a reset or a count: the connection's close ends it, and shardDown deals with the rest.
 func (c *coordinator) peerStopped(id string) {
 	e, ok := c.idle.get(id)
 	if !ok || c.idle.isPeerClosed(id) {

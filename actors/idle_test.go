@@ -43,7 +43,7 @@ func TestIdleStoreKeepsStatesThroughSuspicion(t *testing.T) {
 	assert.Equal(t, 3, is.usable)
 	assert.Equal(t, 2, a.idle)
 	assert.Equal(t, closedAt, is.closedAt[mustKey(t, "0000000b")], "the peer-closed time survives")
-	assert.Empty(t, is.expirePeerClosed(closedAt.Add(peerClosedGrace/2)), "its grace is not over")
+	assert.Empty(t, is.expirePeerClosed(closedAt.Add(time.Second), 2*time.Second), "its grace is not over")
 
 	var ids []string
 	var slots []int

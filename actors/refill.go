@@ -121,6 +121,16 @@ func (c *coordinator) leastLoaded(limit int) *shardLoad {
 	return best
 }
 
+// waitedFor is the most idle streams a pending WaitReady waits for, 0 if none: the capacity does
+// not decay below it (waitReady raised it there).
+func (c *coordinator) waitedFor() int {
+	n := 0
+	for _, w := range c.ready {
+		n = max(n, w.N)
+	}
+	return n
+}
+
 // exhausted (client) is called when a hand-out leaves no idle stream: callers on this side, or
 // the server's Accept callers (whose number nothing tells this side), want more streams than the
 // pool holds. The capacity goes to MaxCap at once, so the next round trip opens every stream the
@@ -144,7 +154,7 @@ func (c *coordinator) tune() {
 	ratio := float64(r.created) / capacity
 	r.created = 0
 	switch {
-	case ratio < lowRatio && r.capacity > c.rt.MinCap:
+	case ratio < lowRatio && r.capacity > max(c.rt.MinCap, c.waitedFor()):
 		r.capacity--
 	case ratio > highRatio && r.capacity < c.rt.MaxCap:
 		r.capacity++

@@ -19,6 +19,15 @@ type runtime struct {
 	supervisor  *actor.PID
 	othersWait  time.Duration // tests only: replaces othersWait when positive
 	dialGap     time.Duration // tests only: replaces dialGap when positive
+	oneAttempt  bool          // tests only: a client shard makes one dial attempt, no fast redials
+}
+
+// peerClosedGrace is how long a peer-closed stream stays reachable by ID.
+func (rt *runtime) peerClosedGrace() time.Duration {
+	if rt.PeerClosedGrace > 0 {
+		return rt.PeerClosedGrace
+	}
+	return defaultPeerClosedGrace
 }
 
 // guard wraps a goroutine body so that a panic in it is recovered, logged with its stack, and

@@ -72,7 +72,7 @@ type slot struct {
 	attempts  int         // failures in a row
 	restarts  []time.Time // recent restarts, for the intensity limit
 	timer     *time.Timer // the pending restart
-	failing   bool        // its last failure was permanent or over the restart limit; cleared when it connects
+	failing   bool        // a failure since it last connected was permanent or over the restart limit
 
 	// Server.
 	peer netip.Addr // the client holding the slot
@@ -217,7 +217,11 @@ func (s *supervisor) spawnShard(p actor.Producer, kind string, i int) *actor.PID
 // core.RedialInterval until core.FastRedialWindow after the slot's outage began.
 func (s *supervisor) spawnNext(i int) {
 	sl := &s.slots[i]
-	sl.next = s.spawnShard(newClientShard(s.rt, i, sl.downSince.Add(core.FastRedialWindow)), "client", i)
+	fastUntil := sl.downSince.Add(core.FastRedialWindow)
+	if s.rt.oneAttempt {
+		fastUntil = time.Time{}
+	}
+	sl.next = s.spawnShard(newClientShard(s.rt, i, fastUntil), "client", i)
 }
 
 func (s *supervisor) restart(i int) {
@@ -312,7 +316,7 @@ func (s *supervisor) shardFailed(m shardFailed) {
 			sl.downSince = time.Now()
 		}
 		if sl.next == nil && sl.timer == nil && (sl.shard == nil || sl.suspect) {
-			sl.failing = s.scheduleRestart(m, permanent, reason)
+			sl.failing = s.scheduleRestart(m, permanent, reason) || sl.failing
 		}
 	}
 	s.engine.Send(s.rt.coordinator, shardDown{shard: m.shard, err: m.err, failFast: s.failing()})

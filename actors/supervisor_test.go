@@ -134,99 +134,79 @@ func TestSupervisorIntensityIsPerSlot(t *testing.T) {
 	}
 }
 
-// While one slot is failing (its last failure was permanent or over the limit), calls fail at
-// once whichever slot failed last: another slot's ordinary failure does not turn that off. A
-// slot stops failing when it connects.
+// While one slot is failing (a failure since it last connected was permanent or over the limit),
+// calls fail at once, whichever slot failed last: neither another slot's ordinary failure nor
+// its own turns that off. A slot stops failing when it connects.
 func TestSupervisorFailFastLastsUntilTheFailingSlotConnects(t *testing.T) {
+	s, dial := answeredSupervisor(t, 2, testPolicy{backoff: time.Hour, ceiling: time.Hour})
+	s.engine.Send(s.pid, core.Start{})
+	down := func(slot int, failFast bool, why string) {
+		t.Helper()
+		sd := s.nextShardDown()
+		require.Equal(t, slot, slotOf(t, sd.shard), why)
+		require.Equal(t, failFast, sd.failFast, why)
+	}
+
+	dial(0, 1, func() (string, error) { return "localhost", nil }) // no port: permanent
+	down(0, true, "a permanent failure fails calls at once")
+
+	one := dial(1, 2, nil) // slot 1's first dial starts once slot 0's has ended; it stays in it
+	s.engine.Send(s.pid, connected{shard: one, slot: 1})
+	s.engine.Send(s.pid, shardFailed{shard: one, slot: 1, err: errNoHost}) // its connection dies
+	down(1, true, "slot 0 is still failing")
+
+	s.engine.Send(s.pid, restartSlot{slot: 0}) // as its backoff ending would
+	dial(0, 3, failing)
+	down(0, true, "slot 0 has not connected since its permanent failure")
+
+	s.engine.Send(s.pid, restartSlot{slot: 0})
+	s.engine.Send(s.pid, connected{shard: dial(0, 4, nil), slot: 0})
+	s.engine.Send(s.pid, restartSlot{slot: 1})
+	dial(1, 5, failing)
+	down(1, false, "slot 0 connected: no slot is failing")
+}
+
+// answeredSupervisor starts a client supervisor of slots slots, each incarnation making one dial
+// attempt, whose dials wait for the test. dial(slot, generation, answer) waits until that
+// incarnation asks the resolver and answers it: with answer's result, or, for a nil answer, not
+// until the test ends (the incarnation stays in its dial). It returns the incarnation's PID.
+func answeredSupervisor(t *testing.T, slots int, policy testPolicy) (*supTest, func(slot, generation int, answer func() (string, error)) *actor.PID) {
 	answers := make(chan func() (string, error))
 	done := make(chan struct{})
-	s := startSupervisor(t, 2, testPolicy{backoff: time.Hour, ceiling: time.Hour}, func() (string, error) {
+	s := startSupervisor(t, slots, policy, func() (string, error) {
 		select {
 		case answer := <-answers:
 			return answer()
 		case <-done:
 			return failing()
 		}
-	})
+	}, func(rt *runtime) { rt.oneAttempt = true })
 	t.Cleanup(func() { close(done) }) // before startSupervisor's cleanup stops the supervisor
-	// dialing waits until slot's incarnation generation has asked the resolver.
-	dialing := func(slot, generation int) *actor.PID {
+	return s, func(slot, generation int, answer func() (string, error)) *actor.PID {
+		t.Helper()
 		for s.shardPID(slot, generation) == nil {
 			recv(t, s.resolves, fmt.Sprintf("slot %d's dial", slot))
 		}
+		if answer == nil {
+			answer = func() (string, error) { <-done; return failing() }
+		}
+		answers <- answer
 		return s.shardPID(slot, generation)
 	}
-	s.engine.Send(s.pid, core.Start{})
-
-	dialing(0, 1)
-	answers <- func() (string, error) { return "localhost", nil } // no port: permanent
-	sd := s.nextShardDown()
-	require.Equal(t, 0, slotOf(t, sd.shard))
-	require.True(t, sd.failFast, "a permanent failure fails calls at once")
-
-	one := dialing(1, 2) // slot 1's first dial starts once slot 0's has ended
-	s.engine.Send(s.pid, connected{shard: one, slot: 1})
-	answers <- failing // slot 1's connection dies for an ordinary reason
-	sd = s.nextShardDown()
-	require.Equal(t, 1, slotOf(t, sd.shard))
-	require.True(t, sd.failFast, "slot 0 is still failing: calls still fail at once")
-
-	s.engine.Send(s.pid, restartSlot{slot: 0}) // as its backoff ending would
-	zero := dialing(0, 3)
-	answers <- func() (string, error) { <-done; return failing() } // it stays in its dial
-	s.engine.Send(s.pid, connected{shard: zero, slot: 0})
-	s.engine.Send(s.pid, restartSlot{slot: 1})
-	dialing(1, 4)
-	answers <- failing
-	sd = s.nextShardDown()
-	require.Equal(t, 1, slotOf(t, sd.shard))
-	require.False(t, sd.failFast, "slot 0 connected: no slot is failing")
-}
-
-// A permanent failure (an address that does not parse: *net.AddrError) fails calls at once, from
-// the first shardDown.
-func TestSupervisorPermanentFailureFailsFast(t *testing.T) {
-	s := startSupervisor(t, 1, testPolicy{backoff: 5 * time.Millisecond, ceiling: 5 * time.Millisecond},
-		func() (string, error) { return "localhost", nil }) // no port
-	s.engine.Send(s.pid, core.Start{})
-	sd := s.nextShardDown()
-	var addrErr *net.AddrError
-	require.ErrorAs(t, sd.err, &addrErr)
-	require.True(t, sd.failFast, "a permanent failure fails calls at once")
 }
 
 // Failures in a row count up the backoff's attempt; a connection that stayed up long enough to
 // be healthy starts the count again.
 func TestSupervisorResetsBackoffAfterAHealthyConnection(t *testing.T) {
-	answers := make(chan func() (string, error))
-	done := make(chan struct{})
 	attempts := make(chan int, 16)
-	s := startSupervisor(t, 1, testPolicy{backoff: time.Millisecond, ceiling: time.Hour, healthy: time.Minute, attempts: attempts},
-		func() (string, error) {
-			select {
-			case answer := <-answers:
-				return answer()
-			case <-done:
-				return failing()
-			}
-		})
-	t.Cleanup(func() { close(done) })
-	dialing := func(generation int) *actor.PID {
-		for s.shardPID(0, generation) == nil {
-			recv(t, s.resolves, "the slot's dial")
-		}
-		return s.shardPID(0, generation)
-	}
+	s, dial := answeredSupervisor(t, 1, testPolicy{backoff: time.Millisecond, ceiling: time.Hour, healthy: time.Minute, attempts: attempts})
 	s.engine.Send(s.pid, core.Start{})
-	dialing(1)
-	answers <- failing
+	dial(0, 1, failing)
 	require.Equal(t, 1, recv(t, attempts, "the first backoff"))
-	dialing(2)
-	answers <- failing
+	dial(0, 2, failing)
 	require.Equal(t, 2, recv(t, attempts, "the second backoff"), "failures in a row")
 
-	third := dialing(3)
-	answers <- func() (string, error) { <-done; return failing() } // it stays in its dial
+	third := dial(0, 3, nil)
 	s.engine.Send(s.pid, connected{shard: third, slot: 0})
 	s.engine.Send(s.pid, shardFailed{shard: third, slot: 0, err: errNoHost, upFor: time.Minute})
 	require.Equal(t, 1, recv(t, attempts, "the backoff after a healthy connection"), "the count starts again")

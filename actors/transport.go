@@ -73,10 +73,10 @@ func (rt *runtime) listen(engine *actor.Engine) (ln *quic.Listener, closeTranspo
 }
 
 // serverTLS is the server's TLS config: rt.TLS, and with rt.VerifyClient set, a client
-// certificate asked of every client and vetted by VerifyClient during the handshake, then by the
-// config's own VerifyConnection, if it has one (its ClientAuth is kept if it asks more). A client
-// either rejects (or that presents none) fails its handshake and is reported to the supervisor
-// with its address.
+// certificate asked of every client and vetted by VerifyClient during the handshake (in place of
+// the config's ClientAuth and ClientCAs), then by the config's own VerifyConnection, if it has
+// one. A client that either check rejects, or that presents no certificate, fails its handshake
+// and is reported to the supervisor with its address.
 func (rt *runtime) serverTLS(engine *actor.Engine) *tls.Config {
 	if rt.VerifyClient == nil {
 		return rt.TLS
@@ -94,9 +94,7 @@ func (rt *runtime) serverTLS(engine *actor.Engine) *tls.Config {
 			}
 		}
 		c = c.Clone()
-		if c.ClientAuth < tls.RequestClientCert {
-			c.ClientAuth = tls.RequestClientCert // verified below, so that a refusal is counted
-		}
+		c.ClientAuth = tls.RequestClientCert // verified below, so that a refusal is counted
 		addr, own := info.Conn.RemoteAddr(), c.VerifyConnection
 		c.VerifyConnection = func(cs tls.ConnectionState) error {
 			err := rt.VerifyClient(cs.PeerCertificates)

@@ -474,9 +474,10 @@ func (c *client) monitor(ctx context.Context, events <-chan messages.Event) {
 }
 
 // dialFailure is why the pool has no connection, as a shard failure says it, or "" if it has a
-// connection that is silent, or no error.
+// connection that is silent, if the server refused it (logged from the event), or no error.
 func dialFailure(err error) string {
-	if err == nil || errors.As(err, new(*quicpool.SilentError)) {
+	if err == nil || errors.As(err, new(*quicpool.SilentError)) ||
+		errors.Is(err, quicpool.ErrPoolFull) || errors.Is(err, quicpool.ErrUnauthorized) {
 		return ""
 	}
 	return strings.TrimPrefix(reason(err), "no connection to the server: ")
@@ -484,7 +485,8 @@ func dialFailure(err error) string {
 
 // serving reports whether one of the pool's connections answers and has opened a stream: the
 // server accepted it. A connection the server refuses (full) is up for a moment before the
-// refusal arrives, and never opens one.
+// refusal arrives, and never opens one. A fresh connection counts once its first stream is open
+// (a round trip after it came up).
 func serving(st quicpool.Stats) bool {
 	return slices.ContainsFunc(st.Conns, func(cs messages.ConnStats) bool { return !cs.Suspect && cs.Opened > 0 })
 }

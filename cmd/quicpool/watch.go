@@ -45,10 +45,12 @@ func answering(st quicpool.Stats) int {
 // that -stats logs periodically: idle streams ready for a tunnel, tunnels, the round-trip time
 // (the largest of the connections that answer: a silent one's is stale) and the bytes carried.
 func health(idle int, st quicpool.Stats, t *tracker) []any {
-	var rtt time.Duration
+	var rtt any = "none" // no connection answers
+	var largest time.Duration
 	for _, c := range st.Conns {
 		if !c.Suspect {
-			rtt = max(rtt, c.SmoothedRTT)
+			largest = max(largest, c.SmoothedRTT)
+			rtt = largest.Round(10 * time.Microsecond)
 		}
 	}
 	tunnels := t.snapshot()
@@ -56,7 +58,7 @@ func health(idle int, st quicpool.Stats, t *tracker) []any {
 		"idle_streams", idle,
 		"tunnels_open", tunnels.open,
 		"tunnels_total", tunnels.total,
-		"rtt", rtt.Round(10 * time.Microsecond),
+		"rtt", rtt,
 		"bytes_up", tunnels.up,
 		"bytes_down", tunnels.down,
 	}

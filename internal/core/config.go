@@ -36,6 +36,9 @@ type Config struct {
 	HandshakeTimeout time.Duration
 	// HoldTimeout bounds how long a full server holds a handshaken stream before refusing it.
 	HoldTimeout time.Duration
+	// PeerClosedGrace is how long a stream the peer closed before this side took it stays
+	// reachable by ID; zero means the actors' default (10s).
+	PeerClosedGrace time.Duration
 
 	// TLS and QUIC are the configurations of every connection, protocol and limits already set.
 	TLS  *tls.Config
