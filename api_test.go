@@ -146,9 +146,19 @@ func TestPoolAsChildActor(t *testing.T) {
 	engine, err := actor.NewEngine(actor.NewEngineConfig())
 	require.NoError(t, err)
 
+	other, err := actor.NewEngine(actor.NewEngineConfig())
+	require.NoError(t, err)
 	made := make(chan *quicpool.Pool, 1)
+	mixed := make(chan error, 2)
 	parent := engine.SpawnFunc(func(c *actor.Context) {
 		if _, ok := c.Message().(actor.Started); ok {
+			for _, opts := range [][]quicpool.Option{
+				{quicpool.WithParent(c), quicpool.WithEngine(other)},
+				{quicpool.WithEngine(other), quicpool.WithParent(c)},
+			} {
+				_, err := quicpool.NewClient(server.Addr(), opts...)
+				mixed <- err
+			}
 			p, err := quicpool.NewClient(server.Addr(), quicpool.WithParent(c), quicpool.WithCapacity(2, 4),
 				quicpool.WithTLSConfig(&tls.Config{InsecureSkipVerify: true}))
 			if err != nil {
@@ -158,6 +168,9 @@ func TestPoolAsChildActor(t *testing.T) {
 		}
 	}, "tunnel")
 	client := <-made
+	for range 2 {
+		require.ErrorIs(t, <-mixed, quicpool.ErrInvalidConfig, "a parent on one engine, the pool on another")
+	}
 	require.NoError(t, client.WaitReady(waitCtx(t), 2))
 	require.True(t, strings.HasPrefix(client.Coordinator().ID, parent.ID+"/"), "the pool's actors are the parent's children: %s", client.Coordinator().ID)
 

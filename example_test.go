@@ -185,6 +185,10 @@ func Example_embedding() {
 			conn := quicpool.NewStreamConn(m)
 			got <- fmt.Sprint("stream ", len(conn.ID()) == 8)
 			conn.Close()
+		case actor.Stopped: // also before a restart, if Receive panicked: Started then makes a new pool
+			if pool != nil {
+				pool.Close() // the pool's actors stopped with this one: it returns at once
+			}
 		}
 	}, "tunnel")
 

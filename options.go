@@ -456,14 +456,17 @@ func WithLogger(l *slog.Logger) Option {
 
 // WithEngine runs the pool's actors on an existing hollywood engine instead of one of its own, so
 // that actors of the embedding system can send the pool messages (see Pool.Coordinator and
-// package messages). Both sides.
+// package messages). With WithParent as well, e must be the parent's engine. Both sides.
 func WithEngine(e *actor.Engine) Option {
 	return func(s *settings) {
-		if e == nil {
+		switch {
+		case e == nil:
 			s.fail(invalid("nil engine"))
-			return
+		case s.parent != nil && e != s.parent.Engine():
+			s.fail(invalid("WithEngine names another engine than WithParent's"))
+		default:
+			s.engine = e
 		}
-		s.engine = e
 	}
 }
 
@@ -471,12 +474,21 @@ func WithEngine(e *actor.Engine) Option {
 // lives on that actor's engine and stops when that actor stops (calls then fail with ErrClosed;
 // Close still waits for the pool's goroutines). Call the constructor from inside Receive, where c
 // is valid; the constructor does not block. Both sides.
+//
+// hollywood stops a parent by poisoning each child and waiting for it without a deadline, and
+// that wait never ends for a child that was already stopping: call Close before you stop the
+// parent, or from its actor.Stopped (which a restart after a panic delivers too: the pool of the
+// incarnation that stopped must be closed there), never while the parent's stop is under way, and
+// never poison the pool's actors (they are among c.Children()) yourself.
 func WithParent(c *actor.Context) Option {
 	return func(s *settings) {
-		if c == nil {
+		switch {
+		case c == nil:
 			s.fail(invalid("nil parent context"))
-			return
+		case s.engine != nil && s.engine != c.Engine():
+			s.fail(invalid("WithParent's engine is another than WithEngine's"))
+		default:
+			s.parent, s.engine = c, c.Engine()
 		}
-		s.parent, s.engine = c, c.Engine()
 	}
 }
