@@ -22,8 +22,10 @@ type Get struct {
 	// ID is the stream wanted, or "" for any. The control stream "00000000" is only handed out
 	// when asked for by ID.
 	ID string
-	// Deadline is when the caller stops waiting; the pool drops the request then. The zero value
-	// means no deadline: the request waits until answered, abandoned, or the pool closes.
+	// Deadline is when the caller stops waiting: a request still waiting then is dropped. It
+	// does not stop a hand-out of a stream idle when the request arrives (the caller that gave
+	// up calls Abandon, which returns it). The zero value means no deadline: the request waits
+	// until answered, abandoned, or the pool closes.
 	Deadline time.Time
 	// NoWait asks for a stream that is idle now: if there is none the answer is ErrTimeout.
 	NoWait bool
@@ -44,7 +46,9 @@ type Stream struct {
 // Abandon is called by a caller that stops waiting for a Get's reply. It returns the answer and
 // true if the pool had already delivered one (the caller owns that stream and must close it), or
 // false if it had not, in which case the pool will deliver none: a stream it was about to hand
-// out goes to the next caller instead of being lost.
+// out goes to the next caller instead of being lost. Call it once, on a Get's own reply channel
+// (of capacity one, open): on a nil or unbuffered channel it blocks for good, on a closed one it
+// panics.
 func Abandon(reply chan Stream) (Stream, bool) {
 	select {
 	case reply <- Stream{}:
