@@ -289,3 +289,25 @@ func TestConnectionDeathIsNotPeerClose(t *testing.T) {
 	require.Equal(t, before.Failed, s.Failed, "no open failed against the dead connection")
 	require.ErrorContains(t, s.Err, "connection closed by the server pool", "the server's reason, not a symptom")
 }
+
+// Pools that share an engine are told apart in its events: Event.Pool is the coordinator of the
+// pool that broadcast it.
+func TestEventsNameTheirPool(t *testing.T) {
+	engine, err := actor.NewEngine(actor.NewEngineConfig())
+	require.NoError(t, err)
+	events := subscribe(t, engine)
+	server := startServer(t, 8, quicpool.WithEngine(engine))
+	first := startClient(t, 2, 2, server.Addr(), quicpool.WithEngine(engine))
+	second := startClient(t, 2, 2, server.Addr(), quicpool.WithEngine(engine), quicpool.WithLocalAddr("127.0.0.2:0"))
+
+	pools := map[string]string{server.Coordinator().ID: "server", first.Coordinator().ID: "first",
+		second.Coordinator().ID: "second"}
+	upFrom := map[string]bool{}
+	for len(upFrom) < 3 { // each client's connection comes up on both sides
+		ev := waitEvent(t, events, messages.EventShardUp)
+		require.NotNil(t, ev.Pool)
+		name, ok := pools[ev.Pool.ID]
+		require.True(t, ok, "an event of no pool here: %s", ev.Pool.ID)
+		upFrom[name] = true
+	}
+}

@@ -950,3 +950,21 @@ func TestServerReclaimsBeyondTheFairShare(t *testing.T) {
 		require.NoError(t, lb.streams[i].Context().Err(), "stream %d is kept", i)
 	}
 }
+
+// A connection may have its share plus heldMargin streams held without an ID; a stream beyond
+// that is refused at once (reset both ways, counted as failed), not held.
+func TestStreamsBeyondTheHeldMarginAreRefused(t *testing.T) {
+	const streams = 1 + 4 + 4 + heldMargin + 1 // the control stream, MaxCap 4 idle, share and margin held, one more
+	c := startCoordinator(t, false, nil)
+	lb := c.handshakenOnOneShard(streams, streams-1)
+	s := c.state()
+	require.Equal(t, 4, s.Idle)
+	require.Equal(t, 4+heldMargin, s.Opening, "the share (4) and the margin held")
+	failedBefore := s.Failed
+
+	c.handshaken(c.onlyShard, lb, streams-1)
+	s = c.state()
+	require.Equal(t, 4+heldMargin, s.Opening, "nothing more held")
+	require.Equal(t, failedBefore+1, s.Failed, "the refused stream is counted")
+	waitDone(t, lb.streams[streams-1].Context(), "the client to see the refused stream reset")
+}
