@@ -381,3 +381,66 @@ func TestMutualTLSKeepsTheApplicationsCheck(t *testing.T) {
 	require.ErrorIs(t, revoked.WaitReady(waitCtx(t), 1), quicpool.ErrUnavailable, "refused during the handshake")
 	waitFor(t, server, "the refusal to be counted", func(s messages.Stats) bool { return s.Refused == 1 })
 }
+
+// One Initial packet from a spoofed address (the first datagram of a handshake, whose answers
+// never reach anyone) does not shrink the stream credit of a client that connects meanwhile: that
+// client verifies its address with a Retry, and the unverified handshake's grant does not count
+// against it.
+func TestSpoofedInitialTakesNoCredit(t *testing.T) {
+	const maxCap = 1024
+	server, err := quicpool.NewServer("127.0.0.1:0", selfSigned(t), quicpool.WithCapacity(1, maxCap))
+	require.NoError(t, err)
+	defer server.Close()
+	lonelyInitial(t, server.Addr(), net.IPv4(127, 0, 0, 3))
+	require.Equal(t, 2*maxCap, streamCredit(t, server.Addr()), "a lone client's credit: 2 x maxCap")
+}
+
+// lonelyInitial sends the server at addr, from ip, the first datagram of a real client's
+// handshake and nothing more, and returns once the server has had time to take it: a connection
+// that stays in its handshake there until its handshake timeout, as one from a spoofed address.
+func lonelyInitial(t *testing.T, addr string, ip net.IP) {
+	t.Helper()
+	relay, err := net.ListenUDP("udp", &net.UDPAddr{IP: ip}) // what the client dials
+	require.NoError(t, err)
+	defer relay.Close()
+	out, err := net.ListenUDP("udp", &net.UDPAddr{IP: ip}) // what the server sees; nothing it says is read
+	require.NoError(t, err)
+	defer out.Close()
+	server, sent := mustResolve(t, addr), make(chan error, 1)
+	go func() {
+		buf := make([]byte, 2048)
+		n, _, err := relay.ReadFromUDP(buf)
+		if err == nil {
+			_, err = out.WriteToUDP(buf[:n], server)
+		}
+		sent <- err
+	}()
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		_, _ = quic.DialAddr(ctx, relay.LocalAddr().String(), &tls.Config{InsecureSkipVerify: true, NextProtos: []string{quicpool.ALPN}}, nil)
+	}()
+	require.NoError(t, <-sent)
+	cancel()
+	// The server takes the datagram in its own time: wait until it has answered it (a Handshake
+	// packet, or its Initial), which arrives on out.
+	require.NoError(t, out.SetReadDeadline(time.Now().Add(5*time.Second)))
+	_, _, err = out.ReadFromUDP(make([]byte, 2048))
+	require.NoError(t, err, "the server answered the lone Initial")
+}
+
+// streamCredit dials addr from 127.0.0.1 with a raw quic-go client and counts the streams the
+// server lets it open at once.
+func streamCredit(t *testing.T, addr string) int {
+	t.Helper()
+	conn, err := quic.DialAddr(waitCtx(t), addr, &tls.Config{InsecureSkipVerify: true, NextProtos: []string{quicpool.ALPN}},
+		&quic.Config{MaxIdleTimeout: 30 * time.Second})
+	require.NoError(t, err)
+	defer conn.CloseWithError(0, "")
+	n := 0
+	for ; n < 100_000; n++ { // bounded: the credit ends it long before
+		if _, err := conn.OpenStream(); err != nil {
+			break
+		}
+	}
+	return n
+}

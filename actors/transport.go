@@ -62,7 +62,8 @@ func (rt *runtime) listen(engine *actor.Engine) (ln *quic.Listener, closeTranspo
 	if err != nil {
 		return nil, nil, fmt.Errorf("listening on %s: %w", rt.ListenAddr, err)
 	}
-	tr := &quic.Transport{Conn: udp, StatelessResetKey: rt.ResetKey, ConnContext: credit.context}
+	tr := &quic.Transport{Conn: udp, StatelessResetKey: rt.ResetKey, ConnContext: credit.context,
+		VerifySourceAddress: credit.mustVerify}
 	ln, err = tr.Listen(rt.serverTLS(engine), conf)
 	if err != nil {
 		_ = tr.Close()
