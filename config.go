@@ -140,6 +140,9 @@ func clientQUIC(keepAlive, handshake time.Duration) *quic.Config {
 	conf := quicConfig(keepAlive, handshake)
 	conf.MaxIncomingStreams = -1
 	conf.MaxIncomingUniStreams = -1
+	// The tokens the server hands out (NEW_TOKEN) prove the client's address on its next dials:
+	// a quicpool server asks every other connection to verify it with a Retry, a round trip.
+	conf.TokenStore = quic.NewLRUTokenStore(4, 2*MaxShards)
 	return conf
 }
 
