@@ -187,7 +187,9 @@ func Example_embedding() {
 			conn.Close()
 		case actor.Stopped: // also before a restart, if Receive panicked: Started then makes a new pool
 			if pool != nil {
-				pool.Close() // the pool's actors stopped with this one: it returns at once
+				// After a stop the pool's actors have stopped with this one and Close returns at
+				// once; before a restart hollywood leaves them running, and Close stops them.
+				pool.Close()
 			}
 		}
 	}, "tunnel")

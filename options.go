@@ -486,7 +486,7 @@ func WithParent(c *actor.Context) Option {
 		case c == nil:
 			s.fail(invalid("nil parent context"))
 		case s.engine != nil && s.engine != c.Engine():
-			s.fail(invalid("WithParent's engine is another than WithEngine's"))
+			s.fail(invalid("WithParent's engine differs from the one already given (WithEngine, or an earlier WithParent)"))
 		default:
 			s.parent, s.engine = c, c.Engine()
 		}

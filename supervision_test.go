@@ -291,23 +291,32 @@ func TestConnectionDeathIsNotPeerClose(t *testing.T) {
 }
 
 // Pools that share an engine are told apart in its events: Event.Pool is the coordinator of the
-// pool that broadcast it.
+// pool that broadcast it. Two pairs, each client on its own server: a client's "shard up" names
+// its own server's address, a server's names a client's.
 func TestEventsNameTheirPool(t *testing.T) {
 	engine, err := actor.NewEngine(actor.NewEngineConfig())
 	require.NoError(t, err)
 	events := subscribe(t, engine)
-	server := startServer(t, 8, quicpool.WithEngine(engine))
-	first := startClient(t, 2, 2, server.Addr(), quicpool.WithEngine(engine))
-	second := startClient(t, 2, 2, server.Addr(), quicpool.WithEngine(engine), quicpool.WithLocalAddr("127.0.0.2:0"))
+	serverA := startServer(t, 8, quicpool.WithEngine(engine))
+	serverB := startServer(t, 8, quicpool.WithEngine(engine))
+	clientA := startClient(t, 2, 2, serverA.Addr(), quicpool.WithEngine(engine))
+	clientB := startClient(t, 2, 2, serverB.Addr(), quicpool.WithEngine(engine))
 
-	pools := map[string]string{server.Coordinator().ID: "server", first.Coordinator().ID: "first",
-		second.Coordinator().ID: "second"}
-	upFrom := map[string]bool{}
-	for len(upFrom) < 3 { // each client's connection comes up on both sides
+	peerOf := map[string]string{ // pool -> the address its "shard up" names ("" for a client's)
+		serverA.Coordinator().ID: "", serverB.Coordinator().ID: "",
+		clientA.Coordinator().ID: serverA.Addr(), clientB.Coordinator().ID: serverB.Addr(),
+	}
+	named := map[string]bool{}
+	for len(named) < len(peerOf) {
 		ev := waitEvent(t, events, messages.EventShardUp)
 		require.NotNil(t, ev.Pool)
-		name, ok := pools[ev.Pool.ID]
+		peer, ok := peerOf[ev.Pool.ID]
 		require.True(t, ok, "an event of no pool here: %s", ev.Pool.ID)
-		upFrom[name] = true
+		if peer != "" {
+			require.Equal(t, peer, ev.Addr, "a client's event names its own server")
+		} else {
+			require.NotContains(t, []string{serverA.Addr(), serverB.Addr()}, ev.Addr, "a server's event names a client")
+		}
+		named[ev.Pool.ID] = true
 	}
 }
