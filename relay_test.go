@@ -32,6 +32,7 @@ type relay struct {
 
 	queues             [2]chan relayPacket // delayed datagrams: toward the target, toward clients
 	forwarded, dropped atomic.Uint64
+	retries            atomic.Uint64 // QUIC Retry packets from the target
 	done               chan struct{}
 	wg                 sync.WaitGroup
 }
@@ -161,6 +162,9 @@ func (r *relay) fromTarget(up *net.UDPConn, client *net.UDPAddr) {
 			return
 		}
 		if err == nil {
+			if n > 0 && buf[0]&0x80 != 0 && buf[0]&0x30 == 0x30 { // QUIC v1 long header, type Retry
+				r.retries.Add(1)
+			}
 			r.send(1, r.ln, client, buf[:n])
 		}
 	}

@@ -445,3 +445,15 @@ func streamCredit(t *testing.T, addr string) int {
 	}
 	return n
 }
+
+// A quicpool client verifies its address with a Retry on its first dial only: it keeps the token
+// the server hands out, and its next dial to the same server skips the Retry.
+func TestClientKeepsTheServersToken(t *testing.T) {
+	server := startServer(t, 2)
+	path := newRelay(t, server.Addr())
+	client := startClient(t, 2, 2, path.Addr())
+	first := path.retries.Load() // one per Initial of the first dial: a ClientHello may take two
+	require.Positive(t, first, "the first dial verifies its address")
+	forceReconnect(t, server, client)
+	require.Equal(t, first, path.retries.Load(), "the redial shows the server's token instead")
+}
