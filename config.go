@@ -141,7 +141,8 @@ func clientQUIC(keepAlive, handshake time.Duration) *quic.Config {
 	conf.MaxIncomingStreams = -1
 	conf.MaxIncomingUniStreams = -1
 	// The tokens the server hands out (NEW_TOKEN) prove the client's address on its next dials:
-	// a quicpool server asks every other connection to verify it with a Retry, a round trip.
+	// a quicpool server asks a new connection to verify it with a Retry, a round trip, while
+	// another handshake is under way (a reconnect storm, or an attack).
 	conf.TokenStore = quic.NewLRUTokenStore(4, 2*MaxShards)
 	return conf
 }
