@@ -85,8 +85,28 @@ func serverTLS(conf *tls.Config) (*tls.Config, error) {
 	return forceProtocol(conf), nil
 }
 
-// resetKeyInfo is the HKDF info label of a server's derived stateless reset key.
-const resetKeyInfo = "quicpool stateless reset key v1"
+// resetKeyInfo and tokenKeyInfo are the HKDF info labels of a server's derived stateless reset
+// key and of its token key.
+const (
+	resetKeyInfo = "quicpool stateless reset key v1"
+	tokenKeyInfo = "quicpool token key v1"
+)
+
+// deriveTokenKey derives the key that protects a server's address-validation tokens from its
+// stateless reset key (HKDF-SHA256, tokenKeyInfo as info): stable across restarts as that key
+// is, so that a client keeps skipping the Retry with the token it was handed. Nil for nil.
+func deriveTokenKey(reset *quic.StatelessResetKey) *quic.TokenGeneratorKey {
+	if reset == nil {
+		return nil
+	}
+	var key quic.TokenGeneratorKey
+	raw, err := hkdf.Key(sha256.New, reset[:], nil, tokenKeyInfo, len(key))
+	if err != nil {
+		return nil
+	}
+	copy(key[:], raw)
+	return &key
+}
 
 // deriveResetKey derives a server's QUIC stateless reset key from the private key of the first
 // certificate in conf: HKDF-SHA256 (RFC 5869) with the key's PKCS #8 encoding as input keying
@@ -140,9 +160,9 @@ func clientQUIC(keepAlive, handshake time.Duration) *quic.Config {
 	conf := quicConfig(keepAlive, handshake)
 	conf.MaxIncomingStreams = -1
 	conf.MaxIncomingUniStreams = -1
-	// The tokens the server hands out (NEW_TOKEN) prove the client's address on its next dials:
-	// a quicpool server asks a new connection to verify it with a Retry, a round trip, while
-	// another handshake is under way (a reconnect storm, or an attack).
+	// The tokens the server hands out (NEW_TOKEN) prove the client's address on its next dials,
+	// to a restarted server too: a quicpool server asks every other connection to verify its
+	// address with a Retry, a round trip.
 	conf.TokenStore = quic.NewLRUTokenStore(4, 2*MaxShards)
 	return conf
 }

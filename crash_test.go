@@ -139,12 +139,15 @@ func TestRestartedServerResetsOldConnections(t *testing.T) {
 	require.NoError(t, err)
 	events := subscribe(t, engine)
 	// Keep-alive 1s: the idle timeout (3s) is far off, so only a stateless reset can end the old
-	// connection that soon.
-	client, err := quicpool.NewClient(addr, quicpool.WithTLSConfig(&tls.Config{InsecureSkipVerify: true}),
+	// connection that soon. The client's path counts the Retry packets the servers send.
+	path := newRelay(t, addr)
+	client, err := quicpool.NewClient(path.Addr(), quicpool.WithTLSConfig(&tls.Config{InsecureSkipVerify: true}),
 		quicpool.WithCapacity(2, 2), quicpool.WithKeepAlive(time.Second), quicpool.WithEngine(engine))
 	require.NoError(t, err)
 	defer client.Close()
 	require.NoError(t, client.WaitReady(waitCtx(t), 2))
+	retried := path.retries.Load()
+	require.Positive(t, retried, "the first dial verified its address")
 
 	// The next process is started ahead and listens right after the kill: the restart is over
 	// long before the old connection's silence (1s) would make the client dial a standby, which
@@ -165,6 +168,8 @@ func TestRestartedServerResetsOldConnections(t *testing.T) {
 	require.ErrorAs(t, ev.Err, &reset, "the restarted server reset the old connection")
 	t.Logf("old connection reset %v after the restart", ev.Time.Sub(restarted).Round(time.Millisecond))
 	require.NoError(t, client.WaitReady(waitCtx(t), 2), "the client is back, on the new process")
+	require.Equal(t, retried, path.retries.Load(),
+		"the new process takes the token the old one handed out (a key derived from the certificate): no Retry")
 }
 
 // echoOp takes any idle stream of the client, writes 1 KiB, and reads it back from the child

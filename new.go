@@ -164,6 +164,7 @@ func newServer(s settings, addr string, tlsConfig *tls.Config, clientIP string) 
 	if cfg.ResetKey == nil && tlsConf != nil {
 		cfg.ResetKey = deriveResetKey(tlsConf)
 	}
+	cfg.TokenKey = deriveTokenKey(cfg.ResetKey)
 	return newPool(s, cfg)
 }
 

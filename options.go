@@ -219,7 +219,9 @@ func WithAllowedClients(addrs ...string) Option {
 // keep-alive PING), and their clients redial at once. Server only.
 // Default: derived from the private key of the server's certificate (HKDF-SHA256), which is stable
 // as long as the certificate is; a TLS config with only GetCertificate gets no key unless this
-// option sets one. The all-zero key is an error: anyone could forge its resets.
+// option sets one. The all-zero key is an error: anyone could forge its resets. The key that
+// protects the address-validation tokens the server hands out is derived from it, so that
+// clients keep skipping the Retry across restarts.
 func WithStatelessResetKey(key quic.StatelessResetKey) Option {
 	return func(s *settings) {
 		if !s.only(serverSide, "WithStatelessResetKey") {

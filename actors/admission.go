@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/netip"
 	"time"
 
@@ -20,20 +19,12 @@ import (
 // 2 x MaxCap streams: room for every idle stream and as many in use. A connection gets what the
 // connections that answer leave of it, and at least minCredit (2 x PerShard: a quicpool client's
 // connection holds at most PerShard idle streams), so a NodePass client alone gets the whole
-// budget, and the streams the connections that answer may open at once stay below 2 x MaxCap +
-// minCredit per connection, whatever the order in which they came: at most 6 x MaxCap at full
-// slots. A silent connection's credit does not count (it is about to be replaced or to time
-// out), so a client that reconnects is not starved by the connection it left behind.
-//
-// Spoofed handshakes. The credit is given on a connection's first Initial packet, before its
-// TLS handshake, and a handshake that never completes keeps it until quic-go's handshake
-// timeout: one Initial from a spoofed address would shrink the credit of a client that connects
-// meanwhile, for its connection's life. So the grant of a handshake whose address is not
-// verified does not count against a newcomer's; while one is under way, every new connection
-// verifies its address first (a QUIC Retry, one round trip, which a spoofed address cannot
-// answer), so that its own grant counts; and a connection is admitted only if its grant keeps
-// the bound above (creditFits): of two real handshakes that raced, the one whose grant no longer
-// fits is refused and redials. In the usual case, one handshake at a time, no Retry is asked.
+// budget, and the streams every connection may open at once stay below 2 x MaxCap + minCredit
+// per connection, whatever the order in which they came: at most 6 x MaxCap at full slots. The
+// credit is given once the client has verified its address (transport.go: a Retry, or a token
+// from an earlier connection), so a spoofed Initial holds none. A silent connection's credit
+// does not count (it is about to be replaced or to time out), so a client that reconnects is not
+// starved by the connection it left behind.
 //
 // Slots. A server has 2 x Shards slots, and one IP address may hold at most Shards of them (what
 // one client pool dials): a stranger that holds all it may keeps out no one from another
@@ -47,14 +38,6 @@ const creditWait = time.Second
 
 var errCreditTimeout = errors.New("quicpool: the server pool did not answer in time")
 
-// verifyWait bounds how long the listener waits for the supervisor to say whether a new
-// connection must verify its address.
-const verifyWait = 50 * time.Millisecond
-
-// errCreditRaced refuses a connection whose stream credit, given while another handshake was
-// under way, no longer fits the pool's budget: the client redials and gets what is left.
-var errCreditRaced = fmt.Errorf("%w: its stream credit, given while another handshake was under way, does not fit", core.ErrPoolFull)
-
 // grantKey keys a connection's credit grant in its context.
 type grantKey struct{}
 
@@ -66,10 +49,9 @@ type grant struct {
 
 // grantRecord is the supervisor's record of a grant that is in use.
 type grantRecord struct {
-	streams  int
-	slot     int        // the slot the connection took, -1 while it is in its handshake
-	shard    *actor.PID // the shard that serves it
-	verified bool       // its address was verified (a Retry or a token) before the grant
+	streams int
+	slot    int        // the slot the connection took, -1 while it is in its handshake
+	shard   *actor.PID // the shard that serves it
 }
 
 // credits is the supervisor's ledger of the stream credit given to connections that are not closed.
@@ -81,25 +63,14 @@ type credits struct {
 // minCredit is the least stream credit a connection gets.
 func (rt *runtime) minCredit() int { return 2 * rt.PerShard }
 
-// counted reports whether g counts against the budget: not a silent connection's (about to be
-// replaced or to time out), nor a handshake's from an address that may be spoofed.
-func (s *supervisor) counted(g *grantRecord) bool {
-	switch {
-	case g.slot >= 0 && same(s.slots[g.slot].shard, g.shard) && s.slots[g.slot].suspect:
-		return false
-	case g.slot < 0 && !g.verified:
-		return false
-	}
-	return true
-}
-
 // giveCredit answers a connection in its handshake with its stream credit.
 func (s *supervisor) giveCredit(m creditAsk) {
 	budget := 2 * s.rt.MaxCap
 	for _, g := range s.credits.granted {
-		if s.counted(g) {
-			budget -= g.streams
+		if g.slot >= 0 && same(s.slots[g.slot].shard, g.shard) && s.slots[g.slot].suspect {
+			continue // silent: about to be replaced or to time out
 		}
+		budget -= g.streams
 	}
 	if s.credits.granted == nil {
 		s.credits.granted = make(map[uint64]*grantRecord)
@@ -107,36 +78,8 @@ func (s *supervisor) giveCredit(m creditAsk) {
 	s.credits.next++
 	g := grant{id: s.credits.next, streams: min(max(budget, s.rt.minCredit()), max(2*s.rt.MaxCap, s.rt.minCredit()))}
 	if deliver(m.reply, g) {
-		s.credits.granted[g.id] = &grantRecord{streams: g.streams, slot: -1, verified: m.verified}
+		s.credits.granted[g.id] = &grantRecord{streams: g.streams, slot: -1}
 	}
-}
-
-// answerPending says whether a connection whose address is not verified is in its handshake: a
-// new connection must then verify its address first.
-func (s *supervisor) answerPending(m pendingAsk) {
-	pending := false
-	for _, g := range s.credits.granted {
-		pending = pending || (g.slot < 0 && !g.verified)
-	}
-	deliver(m.reply, pending)
-}
-
-// creditFits reports whether an accepted connection's grant keeps the credit of the connections
-// that count, itself included, within 2 x MaxCap + minCredit per connection. Grants given one
-// handshake at a time always do; a grant given while another handshake's did not count may not.
-func (s *supervisor) creditFits(conn *quic.Conn) bool {
-	id, ok := conn.Context().Value(grantKey{}).(uint64)
-	mine := s.credits.granted[id]
-	if !ok || mine == nil {
-		return true
-	}
-	total, n := mine.streams, 1
-	for other, g := range s.credits.granted {
-		if other != id && s.counted(g) {
-			total, n = total+g.streams, n+1
-		}
-	}
-	return total <= 2*s.rt.MaxCap+n*s.rt.minCredit()
 }
 
 // creditUsed records which slot a connection's credit went to.
@@ -150,9 +93,9 @@ func (s *supervisor) creditUsed(conn *quic.Conn, slot int) {
 
 // askCredit (run by quic-go's listener for each new connection) asks the supervisor for the
 // connection's stream credit.
-func (rt *runtime) askCredit(engine *actor.Engine, verified bool) (grant, error) {
+func (rt *runtime) askCredit(engine *actor.Engine) (grant, error) {
 	reply := make(chan grant, 1)
-	engine.Send(rt.supervisor, creditAsk{reply: reply, verified: verified})
+	engine.Send(rt.supervisor, creditAsk{reply: reply})
 	timer := time.NewTimer(creditWait)
 	defer timer.Stop()
 	select {
@@ -192,7 +135,7 @@ type creditHandout struct {
 // config returns base with the stream credit of the connection info is about.
 func (h *creditHandout) config(base *quic.Config, info *quic.ClientInfo) (*quic.Config, error) {
 	h.unpaired()
-	g, err := h.rt.askCredit(h.engine, info.AddrVerified)
+	g, err := h.rt.askCredit(h.engine)
 	if errors.Is(err, errCreditTimeout) { // the pool is overloaded: a refusal like any other
 		h.engine.Send(h.rt.supervisor, refusal{addr: info.RemoteAddr.String(), err: fmt.Errorf("%w: %w", core.ErrPoolFull, err), reason: refusedFull})
 	}
@@ -203,25 +146,6 @@ func (h *creditHandout) config(base *quic.Config, info *quic.ClientInfo) (*quic.
 	conf := base.Clone()
 	conf.MaxIncomingStreams = int64(g.streams)
 	return conf, nil
-}
-
-// mustVerify (quic-go's VerifySourceAddress, run by its listener for an Initial without a token)
-// reports whether the connection must verify its address with a Retry first: while a handshake
-// from an unverified address is under way, or if the supervisor does not answer within
-// verifyWait (a Retry is always safe; the listener's other packets wait meanwhile).
-func (h *creditHandout) mustVerify(net.Addr) bool {
-	reply := make(chan bool, 1)
-	h.engine.Send(h.rt.supervisor, pendingAsk{reply: reply})
-	timer := time.NewTimer(verifyWait)
-	defer timer.Stop()
-	select {
-	case pending := <-reply:
-		return pending
-	case <-timer.C:
-		return true
-	case <-h.rt.Ctx.Done():
-		return true
-	}
 }
 
 // context tags a new connection's context with its grant, and returns the grant when the

@@ -100,10 +100,6 @@ func (s *supervisor) admit(conn *quic.Conn, closed chan struct{}) {
 			return
 		}
 	}
-	if !s.creditFits(conn) {
-		s.refuse(conn, closed, errCreditRaced, refusedFull)
-		return
-	}
 	ip, i := addrIP(addr), -1
 	if s.heldBy(ip) < s.rt.Shards {
 		i = s.freeSlot()

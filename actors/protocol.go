@@ -140,15 +140,10 @@ type (
 		conn   *quic.Conn
 		closed chan struct{} // closed once the connection is closed; the listener waits for it
 	}
-	// creditAsk asks for a new connection's stream credit (admission.go), saying whether its
-	// address is verified; creditReturned gives a closed connection's back; pendingAsk asks
-	// whether a connection whose address is not verified is in its handshake.
-	creditAsk struct {
-		reply    chan grant
-		verified bool
-	}
+	// creditAsk asks for a new connection's stream credit (admission.go); creditReturned gives
+	// a closed connection's back.
+	creditAsk      struct{ reply chan grant }
 	creditReturned struct{ id uint64 }
-	pendingAsk     struct{ reply chan bool }
 	refusal        struct {
 		addr   string
 		err    error

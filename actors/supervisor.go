@@ -119,8 +119,6 @@ func (s *supervisor) Receive(c *actor.Context) {
 		s.refused(m.addr, m.err, m.reason)
 	case creditAsk:
 		s.giveCredit(m)
-	case pendingAsk:
-		s.answerPending(m)
 	case creditReturned:
 		delete(s.credits.granted, m.id)
 	}

@@ -62,10 +62,11 @@ func (rt *runtime) listen(engine *actor.Engine) (ln *quic.Listener, closeTranspo
 	if err != nil {
 		return nil, nil, fmt.Errorf("listening on %s: %w", rt.ListenAddr, err)
 	}
-	// While a handshake from an unverified address is under way, a new connection verifies its
-	// address with a Retry first (admission.go, Spoofed handshakes).
-	tr := &quic.Transport{Conn: udp, StatelessResetKey: rt.ResetKey, ConnContext: credit.context,
-		VerifySourceAddress: credit.mustVerify}
+	// Every client verifies its address with a Retry before its connection gets stream credit:
+	// a spoofed Initial gets a stateless Retry, not credit held until its handshake times out.
+	// A client with a token from an earlier connection (a quicpool client keeps them) skips it.
+	tr := &quic.Transport{Conn: udp, StatelessResetKey: rt.ResetKey, TokenGeneratorKey: rt.TokenKey,
+		ConnContext: credit.context, VerifySourceAddress: func(net.Addr) bool { return true }}
 	ln, err = tr.Listen(rt.serverTLS(engine), conf)
 	if err != nil {
 		_ = tr.Close()

@@ -52,6 +52,9 @@ type Config struct {
 	// ResetKey (server), if set, makes the listener answer packets of connections it does not
 	// know (those of a previous process) with a stateless reset.
 	ResetKey *quic.StatelessResetKey
+	// TokenKey (server), if set, protects the address-validation tokens the listener hands out,
+	// so that a client's token outlives the server's process; nil picks a key per process.
+	TokenKey *quic.TokenGeneratorKey
 	// VerifyClient (server), if set, vets the certificate chain a client presents during the TLS
 	// handshake (none is an empty chain); a client it rejects is refused and counted.
 	VerifyClient func(chain []*x509.Certificate) error
