@@ -11,8 +11,11 @@ import (
 	"crypto/x509/pkix"
 	"encoding/hex"
 	"errors"
+	"log/slog"
 	"math/big"
 	"net"
+	"regexp"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -456,4 +459,36 @@ func TestClientKeepsTheServersToken(t *testing.T) {
 	require.Positive(t, first, "the first dial verifies its address")
 	forceReconnect(t, server, client)
 	require.Equal(t, first, path.retries.Load(), "the redial shows the server's token instead")
+}
+
+// A flood of refused connections is logged thinly, the 1st, 2nd, 4th, 8th... with the count so
+// far, while every one is counted. (A dial may be refused more than once: each of its Initials
+// asks for admission.)
+func TestRefusalsAreLoggedThinly(t *testing.T) {
+	var log syncBuffer
+	server := startServer(t, 8, quicpool.WithAllowedClients("127.0.0.1"),
+		quicpool.WithLogger(slog.New(slog.NewTextHandler(&log, nil))))
+	const refusals = 9
+	for range refusals { // from 127.0.0.2, which the allow-list refuses
+		udp, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 2)})
+		require.NoError(t, err)
+		tr := &quic.Transport{Conn: udp}
+		_, err = tr.Dial(waitCtx(t), mustResolve(t, server.Addr()),
+			&tls.Config{InsecureSkipVerify: true, NextProtos: []string{quicpool.ALPN}}, nil)
+		require.Error(t, err, "refused")
+		_ = tr.Close()
+		_ = udp.Close()
+	}
+	n := waitFor(t, server, "the refusals to be counted", func(s messages.Stats) bool { return s.Refusals.NotAllowed >= refusals }).Refusals.NotAllowed
+	var logged []uint64
+	for _, m := range regexp.MustCompile(`msg="connection refused" .*"refused so far"=(\d+)`).FindAllStringSubmatch(log.String(), -1) {
+		k, err := strconv.ParseUint(m[1], 10, 64)
+		require.NoError(t, err)
+		logged = append(logged, k)
+	}
+	require.Equal(t, []uint64{1, 2, 4, 8}, logged[:min(4, len(logged))], "the 1st, 2nd, 4th and 8th:\n%s", log.String())
+	for _, k := range logged {
+		require.Zero(t, k&(k-1), "only powers of two are logged: %v", logged)
+	}
+	require.Less(t, uint64(len(logged)), n, "%d logged of %d refused", len(logged), n)
 }
