@@ -402,7 +402,7 @@ func (c *client) monitor(ctx context.Context, events <-chan messages.Event) {
 			case messages.EventStatelessReset:
 				log.Info("the server restarted: reconnecting")
 			case messages.EventShardFailed:
-				up, refused := c.isUp(), errors.Is(ev.Err, quicpool.ErrPoolFull)
+				refused := errors.Is(ev.Err, quicpool.ErrPoolFull)
 				switch {
 				case ev.Permanent && !everUp:
 					select {
@@ -410,13 +410,11 @@ func (c *client) monitor(ctx context.Context, events <-chan messages.Event) {
 					default:
 					}
 				case ev.Permanent:
-					log.Error("cannot connect to the server", "reason", reason(ev.Err))
+					lastFailure = reason(ev.Err) // said here: the poll below need not say it again
+					log.Error("cannot connect to the server", "reason", lastFailure)
 				case refused && !full:
 					log.Warn("the server is full: it refuses this client's connection; retrying", "reason", reason(ev.Err),
 						"fix", "raise the server's -clients, or stop another client on this address")
-				case !up && !refused && reason(ev.Err) != lastFailure:
-					lastFailure = reason(ev.Err)
-					log.Info("cannot connect to the server yet", "reason", lastFailure)
 				}
 				full = full || refused
 			}
@@ -449,6 +447,7 @@ func (c *client) monitor(ctx context.Context, events <-chan messages.Event) {
 		if up && !was {
 			full = false
 		}
+		why := dialFailure(st.Err)
 		switch {
 		case up && !everUp:
 			everUp = true
@@ -457,18 +456,19 @@ func (c *client) monitor(ctx context.Context, events <-chan messages.Event) {
 			log.Info("server reachable again: accepting connections", "outage", round(time.Since(lostAt)),
 				"refused", refused, "rtt", rtt(st))
 		case !up && was:
-			lostAt, lastFailure = time.Now(), ""
+			lostAt, lastFailure = time.Now(), why
 			var silent *quicpool.SilentError
 			if errors.As(st.Err, &silent) {
 				lostAt = silent.Since // the outage began when the server was last heard
 			}
 			log.Warn("server unreachable: refusing new connections until it is back", "reason", reason(st.Err),
 				"tunnels_open", c.tunnels.Open())
-		case !up && !everUp && !full && dialFailure(st.Err) != "" && dialFailure(st.Err) != lastFailure:
-			// Before the first connection: the pool's first attempts have failed (no answer
-			// within the handshake timeout, say), long before a shard gives up on its fast redials.
-			lastFailure = dialFailure(st.Err)
-			log.Info("cannot connect to the server yet", "reason", lastFailure)
+		case !up && why != "" && why != lastFailure:
+			// The pool's attempts have failed for a new reason: at the start, as soon as the
+			// first attempts do (no answer within the handshake timeout, say), long before a
+			// shard gives up on its fast redials.
+			lastFailure = why
+			log.Info("cannot connect to the server yet", "reason", why)
 		}
 	}
 }
