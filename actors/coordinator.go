@@ -122,6 +122,8 @@ func (c *coordinator) Receive(ctx *actor.Context) {
 		c.userErrors = 0
 	case tick:
 		c.tick()
+	case replaceDue:
+		c.replaceDue(m)
 	case shardUp:
 		c.shardUp(m)
 	case shardDown:
@@ -505,6 +507,7 @@ func (c *coordinator) stop() {
 	if c.peerTimer != nil {
 		c.peerTimer.Stop()
 	}
+	c.refill.endBatchWait()
 	c.started, c.stopped = false, true
 	c.idle.forget()
 	c.waiters.failAll(core.ErrClosed)

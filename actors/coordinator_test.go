@@ -32,12 +32,21 @@ type coordTest struct {
 // its last Stats and close Stopped.
 func startCoordinator(t *testing.T, client bool, tune func(*core.Config)) *coordTest {
 	t.Helper()
+	return startCoordinatorRT(t, client, tune, nil)
+}
+
+// startCoordinatorRT is startCoordinator that also sets the runtime's test hooks.
+func startCoordinatorRT(t *testing.T, client bool, tune func(*core.Config), hooks func(*runtime)) *coordTest {
+	t.Helper()
 	engine := newEngine(t)
 	cfg := testConfig(t, client)
 	if tune != nil {
 		tune(cfg)
 	}
 	rt := &runtime{Config: cfg}
+	if hooks != nil {
+		hooks(rt)
+	}
 	var sup chan any
 	rt.supervisor, sup = spawnRecorder(t, engine, "supervisor."+cfg.Name)
 	rt.coordinator = rt.spawn(engine.Spawn, newCoordinator(rt), "coordinator", coordinatorInbox)
@@ -457,6 +466,56 @@ func TestClientRefillsAndReplacesTakenStream(t *testing.T) {
 	got := recv(t, c.get(""), "a stream")
 	require.NoError(t, got.Err)
 	require.Equal(t, openStreams{n: 1}, recv(t, asked, "the replacement's openStreams"))
+	require.Equal(t, 1, c.state().Opening)
+}
+
+// A client that holds plenty of idle streams (at least half its capacity, and replaceBatch)
+// replaces taken streams replaceBatch at a time, so that their opens and IDs share packets; one
+// that runs low replaces each at once.
+func TestClientReplacesTakenStreamsInBatches(t *testing.T) {
+	const capacity = 16
+	c := startCoordinatorRT(t, true, func(cfg *core.Config) { cfg.MinCap, cfg.MaxCap = capacity, capacity },
+		func(rt *runtime) { rt.batchWait = time.Hour })
+	shard, asked := c.shard("shard")
+	lb := quicStreams(t, capacity)
+	c.send(core.Start{}, shardUp{shard: shard, conn: lb.conn})
+	for opened := 0; opened < capacity; {
+		opened += recv(t, asked, "the capacity's openStreams").(openStreams).n
+	}
+	for i, stream := range lb.streams {
+		c.send(streamReady{shard: shard, id: fmt.Sprintf("%08x", 0x100+i), stream: stream})
+	}
+	require.Equal(t, capacity, c.state().Idle)
+
+	for taken := 1; taken < replaceBatch; taken++ {
+		require.NoError(t, recv(t, c.get(""), "a stream").Err)
+		require.Empty(t, asked, "%d taken of %d idle: the replacements wait for a batch", taken, capacity)
+	}
+	require.NoError(t, recv(t, c.get(""), "a stream").Err)
+	require.Equal(t, openStreams{n: replaceBatch}, recv(t, asked, "the batch's openStreams"))
+
+	require.NoError(t, recv(t, c.get(""), "a stream").Err) // 7 idle: fewer than half the capacity
+	require.Equal(t, openStreams{n: 1}, recv(t, asked, "the replacement of a pool running low"))
+	require.Equal(t, replaceBatch+1, c.state().Opening)
+}
+
+// A replacement that waits for a batch is asked for after replaceDelay, whether or not the
+// batch fills.
+func TestClientReplacementWaitsForItsBatchAtMostReplaceDelay(t *testing.T) {
+	const capacity = 16
+	c := startCoordinator(t, true, func(cfg *core.Config) { cfg.MinCap, cfg.MaxCap = capacity, capacity })
+	shard, asked := c.shard("shard")
+	lb := quicStreams(t, capacity)
+	c.send(core.Start{}, shardUp{shard: shard, conn: lb.conn})
+	for opened := 0; opened < capacity; {
+		opened += recv(t, asked, "the capacity's openStreams").(openStreams).n
+	}
+	for i, stream := range lb.streams {
+		c.send(streamReady{shard: shard, id: fmt.Sprintf("%08x", 0x100+i), stream: stream})
+	}
+	require.Equal(t, capacity, c.state().Idle)
+	require.NoError(t, recv(t, c.get(""), "a stream").Err)
+	require.Equal(t, openStreams{n: 1}, recv(t, asked, "the lone replacement, after replaceDelay"))
 	require.Equal(t, 1, c.state().Opening)
 }
 

@@ -63,6 +63,8 @@ type (
 	checkPeers struct{}
 	// tick drives the coordinator's refill and tuning cycle.
 	tick struct{}
+	// replaceDue: time to open the replacements a client held back for a batch (coalesce).
+	replaceDue struct{ batch int }
 	// dialFailed: one dial attempt of a client shard failed; the shard goes on trying.
 	dialFailed struct{ err error }
 

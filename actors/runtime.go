@@ -20,6 +20,15 @@ type runtime struct {
 	othersWait  time.Duration // tests only: replaces othersWait when positive
 	dialGap     time.Duration // tests only: replaces dialGap when positive
 	oneAttempt  bool          // tests only: a client shard makes one dial attempt, no fast redials
+	batchWait   time.Duration // tests only: replaces replaceDelay when positive
+}
+
+// replaceDelay is the longest a client's replacement waits for the rest of its batch (coalesce).
+func (rt *runtime) replaceDelay() time.Duration {
+	if rt.batchWait > 0 {
+		return rt.batchWait
+	}
+	return replaceDelay
 }
 
 // peerClosedGrace is how long a peer-closed stream stays reachable by ID.
