@@ -73,9 +73,11 @@ func (rt *runtime) spawn(spawn core.Spawner, p actor.Producer, id string, inbox 
 
 // Inbox sizes. A hollywood inbox is a ring buffer that doubles when full and never shrinks; its
 // initial size is allocated up front (24 bytes a message). The coordinator takes every request
-// and every stream's report; the supervisor and the shards take a few messages per connection.
+// and every stream's report: its inbox starts small and grows once to what the load needs (a
+// fill of 1024 streams does not make it grow; 1024 messages up front cost an idle pool 24 KiB).
+// The supervisor and the shards take a few messages per connection.
 const (
-	coordinatorInbox = 1024
+	coordinatorInbox = 64
 	smallInbox       = 16
 )
 
