@@ -47,8 +47,9 @@ func tunnelReason(cfg Config, res Results) string {
 	fmt.Fprintf(&b, "- **Tunnel against raw quic-go (server opens).** On %d cores the tunnel is CPU-bound, so ops/s and p50 follow "+
 		"the CPU per op.", runtime.NumCPU())
 	b.WriteString(" The pool's op does work the leanest op does not: every pooled stream also carries the NodePass " +
-		"handshake (the client's byte, the server's 4-byte ID, each in a packet of its own unless it shares one), the " +
-		"replacement stream is opened by the client and its ID read, and the take and the refill pass through the actors.")
+		"handshake (the client's byte, the server's 4-byte ID; a client holding plenty of idle streams opens its " +
+		"replacements 8 at a time, so that these share packets), the replacement stream is opened by the client and its " +
+		"ID read, and the take and the refill pass through the actors.")
 	q, r := findTunnel(res.Tunnel, nameQuicpool, cfg.Shapes[0], 16), findTunnel(res.Tunnel, nameRaw, cfg.Shapes[0], 16)
 	if q != nil && r != nil && q.Packets > 0 && r.Packets > 0 {
 		fmt.Fprintf(&b, " Packets per op at 16 workers, %s: %.2f against %.2f.", cfg.Shapes[0], q.Packets, r.Packets)
