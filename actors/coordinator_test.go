@@ -474,19 +474,7 @@ func TestClientRefillsAndReplacesTakenStream(t *testing.T) {
 // that runs low replaces each at once.
 func TestClientReplacesTakenStreamsInBatches(t *testing.T) {
 	const capacity = 16
-	c := startCoordinatorRT(t, true, func(cfg *core.Config) { cfg.MinCap, cfg.MaxCap = capacity, capacity },
-		func(rt *runtime) { rt.batchWait = time.Hour })
-	shard, asked := c.shard("shard")
-	lb := quicStreams(t, capacity)
-	c.send(core.Start{}, shardUp{shard: shard, conn: lb.conn})
-	for opened := 0; opened < capacity; {
-		opened += recv(t, asked, "the capacity's openStreams").(openStreams).n
-	}
-	for i, stream := range lb.streams {
-		c.send(streamReady{shard: shard, id: fmt.Sprintf("%08x", 0x100+i), stream: stream})
-	}
-	require.Equal(t, capacity, c.state().Idle)
-
+	c, asked := filledClient(t, capacity, time.Hour)
 	for taken := 1; taken < replaceBatch; taken++ {
 		require.NoError(t, recv(t, c.get(""), "a stream").Err)
 		require.Empty(t, asked, "%d taken of %d idle: the replacements wait for a batch", taken, capacity)
@@ -502,8 +490,19 @@ func TestClientReplacesTakenStreamsInBatches(t *testing.T) {
 // A replacement that waits for a batch is asked for after replaceDelay, whether or not the
 // batch fills.
 func TestClientReplacementWaitsForItsBatchAtMostReplaceDelay(t *testing.T) {
-	const capacity = 16
-	c := startCoordinator(t, true, func(cfg *core.Config) { cfg.MinCap, cfg.MaxCap = capacity, capacity })
+	c, asked := filledClient(t, 16, 0)
+	require.NoError(t, recv(t, c.get(""), "a stream").Err)
+	require.Equal(t, openStreams{n: 1}, recv(t, asked, "the lone replacement, after replaceDelay"))
+	require.Equal(t, 1, c.state().Opening)
+}
+
+// filledClient starts a client coordinator of MinCap and MaxCap capacity with one shard, and
+// files the capacity's streams. batchWait replaces replaceDelay when positive. It returns the
+// channel of what the shard is asked.
+func filledClient(t *testing.T, capacity int, batchWait time.Duration) (*coordTest, chan any) {
+	t.Helper()
+	c := startCoordinatorRT(t, true, func(cfg *core.Config) { cfg.MinCap, cfg.MaxCap = capacity, capacity },
+		func(rt *runtime) { rt.batchWait = batchWait })
 	shard, asked := c.shard("shard")
 	lb := quicStreams(t, capacity)
 	c.send(core.Start{}, shardUp{shard: shard, conn: lb.conn})
@@ -514,9 +513,7 @@ func TestClientReplacementWaitsForItsBatchAtMostReplaceDelay(t *testing.T) {
 		c.send(streamReady{shard: shard, id: fmt.Sprintf("%08x", 0x100+i), stream: stream})
 	}
 	require.Equal(t, capacity, c.state().Idle)
-	require.NoError(t, recv(t, c.get(""), "a stream").Err)
-	require.Equal(t, openStreams{n: 1}, recv(t, asked, "the lone replacement, after replaceDelay"))
-	require.Equal(t, 1, c.state().Opening)
+	return c, asked
 }
 
 // A client's WaitReady for more idle streams than its capacity raises the capacity to that many,
