@@ -427,12 +427,15 @@ func (c *coordinator) waitReady(m messages.WaitReady) {
 		c.answer(deliver(m.Reply, error(fmt.Errorf("%w: WaitReady for %d idle streams: the pool holds 0..%d",
 			core.ErrInvalidArgument, m.N, c.rt.MaxCap))))
 	default:
-		if c.rt.Client && m.N > c.refill.capacity {
+		raised := c.rt.Client && m.N > c.refill.capacity
+		if raised {
 			c.refill.capacity = m.N // demand, like a hand-out that empties the pool; it decays as usual
-			c.replenish()
 		}
 		c.ready = append(c.ready, m)
 		c.checkReady()
+		if raised || len(c.ready) > 0 {
+			c.replenish() // with a WaitReady pending, replacements do not wait for a batch
+		}
 	}
 }
 

@@ -487,12 +487,30 @@ func TestClientReplacesTakenStreamsInBatches(t *testing.T) {
 	require.Equal(t, replaceBatch+1, c.state().Opening)
 }
 
+// A WaitReady does not wait for a batch: the streams it waits for are asked for at once.
+func TestWaitReadyDoesNotWaitForABatch(t *testing.T) {
+	const capacity = 16
+	c, asked := filledClient(t, capacity, time.Hour)
+	for range 3 {
+		require.NoError(t, recv(t, c.get(""), "a stream").Err)
+	}
+	require.Zero(t, c.state().Opening, "3 taken: the replacements wait for a batch")
+	require.Empty(t, asked)
+	ready := make(chan error, 1)
+	c.send(messages.WaitReady{N: capacity, Reply: ready})
+	require.Equal(t, openStreams{n: 3}, recv(t, asked, "the 3 missing, asked for at once"))
+}
+
 // A replacement that waits for a batch is asked for after replaceDelay, whether or not the
 // batch fills.
 func TestClientReplacementWaitsForItsBatchAtMostReplaceDelay(t *testing.T) {
-	c, asked := filledClient(t, 16, 0)
+	const wait = 100 * time.Millisecond
+	c, asked := filledClient(t, 16, wait)
+	taken := time.Now()
 	require.NoError(t, recv(t, c.get(""), "a stream").Err)
-	require.Equal(t, openStreams{n: 1}, recv(t, asked, "the lone replacement, after replaceDelay"))
+	require.Zero(t, c.state().Opening, "the replacement waits for its batch")
+	require.Equal(t, openStreams{n: 1}, recv(t, asked, "the lone replacement, after the wait"))
+	require.GreaterOrEqual(t, time.Since(taken), wait)
 	require.Equal(t, 1, c.state().Opening)
 }
 

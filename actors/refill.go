@@ -58,14 +58,15 @@ func (c *coordinator) replenish() {
 }
 
 // coalesce (client) reports whether the streams the pool lacks may wait to be opened together
-// with the next ones taken: fewer than replaceBatch are missing, and at least half the capacity
-// (and replaceBatch) is idle, so no caller waits for them. It then makes sure they are asked for
+// with the next ones taken: fewer than replaceBatch are missing, at least half the capacity (and
+// replaceBatch) is idle, and no WaitReady is pending, so no caller waits for them. It then makes sure they are asked for
 // within replaceDelay (replaceDue). Opened one at a time, each replacement costs its own packets
 // both ways (the handshake byte, the ID) and a worker's wake; opened in a batch, they share them:
 // a third of the CPU of a tunnel op at 16 workers on loopback.
 func (c *coordinator) coalesce() bool {
 	need := c.missing()
-	if need <= 0 || need >= replaceBatch || c.idle.usable < max(c.refill.capacity/2, replaceBatch) {
+	if need <= 0 || need >= replaceBatch || c.idle.usable < max(c.refill.capacity/2, replaceBatch) ||
+		len(c.ready) > 0 { // a WaitReady waits for them
 		return false
 	}
 	if r := &c.refill; r.batchDue == nil {
