@@ -59,10 +59,11 @@ func (c *coordinator) replenish() {
 
 // coalesce (client) reports whether the streams the pool lacks may wait to be opened together
 // with the next ones taken: fewer than replaceBatch are missing, at least half the capacity (and
-// replaceBatch) is idle, and no WaitReady is pending, so no caller waits for them. It then makes sure they are asked for
-// within replaceDelay (replaceDue). Opened one at a time, each replacement costs its own packets
-// both ways (the handshake byte, the ID) and a worker's wake; opened in a batch, they share them:
-// a third of the CPU of a tunnel op at 16 workers on loopback.
+// replaceBatch) is idle, and no WaitReady is pending, so no caller waits for them. It then makes
+// sure they are asked for within replaceDelay (replaceDue). Opened one at a time, each
+// replacement costs its own packets both ways (the handshake byte, the ID) and a worker's wake;
+// opened in a batch, they share them. Tunnels at 16 workers on loopback: 2.2 packets per op
+// instead of 2.8 (32/64), and a quarter less CPU per op on 64/1024.
 func (c *coordinator) coalesce() bool {
 	need := c.missing()
 	if need <= 0 || need >= replaceBatch || c.idle.usable < max(c.refill.capacity/2, replaceBatch) ||
