@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/quic-go/quic-go"
 	"github.com/quicpool/quicpool"
 )
 
@@ -244,9 +245,10 @@ func (c *counter) Write(b []byte) (int, error) {
 
 // pipe copies between a TCP connection and a pool stream in both directions and returns when
 // both directions have ended, with the bytes sent (TCP to stream) and received (stream to TCP)
-// and the first error; it adds them to toStream and toTCP as they flow. first, if not nil, runs in the stream-to-TCP direction before any byte is
-// copied (the client reads the server's status byte there); its error aborts the tunnel. An EOF
-// is passed on as a half-close: the TCP side's EOF closes the stream's write side (the peer
+// and the first error; it adds them to toStream and toTCP as they flow. first, if not nil, runs
+// in the stream-to-TCP direction before any byte is copied (the client reads the server's status
+// byte there); its error aborts the tunnel, and is the one returned if the peer stopped reading
+// before first returned. An EOF is passed on as a half-close: the TCP side's EOF closes the stream's write side (the peer
 // reads EOF), the stream's EOF closes the TCP write side, and the other direction keeps flowing
 // until its own EOF. An error in either direction aborts both at once (see abort). tcp and s are
 // closed when pipe returns.
@@ -254,10 +256,17 @@ func pipe(tcp *net.TCPConn, s *quicpool.StreamConn, toStream, toTCP func(int64),
 	up := &counter{w: s, add: toStream}
 	down := &counter{w: tcp, add: toTCP}
 	done := make(chan error, 2)
+	firstDone := make(chan struct{}) // closed once first has returned and its error, if any, is in done
 	go func() {
 		_, err := io.Copy(up, tcp)
 		if err == nil {
 			err = s.CloseWrite() // FIN: the peer reads EOF; our read side stays open
+		}
+		if stoppedByPeer(err) {
+			// A peer that stops reading before first has run (the server refusing a tunnel)
+			// has said why in what first reads: that is the error to report, and an abort now
+			// would discard it unread.
+			<-firstDone
 		}
 		done <- err
 	}()
@@ -265,9 +274,11 @@ func pipe(tcp *net.TCPConn, s *quicpool.StreamConn, toStream, toTCP func(int64),
 		if first != nil {
 			if err := first(); err != nil {
 				done <- err
+				close(firstDone)
 				return
 			}
 		}
+		close(firstDone)
 		_, err := io.Copy(down, s)
 		if err == nil {
 			err = tcp.CloseWrite()
@@ -285,6 +296,12 @@ func pipe(tcp *net.TCPConn, s *quicpool.StreamConn, toStream, toTCP func(int64),
 		_ = tcp.Close()
 	}
 	return up.n, down.n, err
+}
+
+// stoppedByPeer reports whether err is a stream write failing because the peer stopped reading.
+func stoppedByPeer(err error) bool {
+	var se *quic.StreamError
+	return errors.As(err, &se) && se.Remote
 }
 
 // abort ends a broken tunnel so that neither end mistakes it for a complete one: the stream is

@@ -11,8 +11,11 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
+
+	"github.com/quicpool/quicpool"
 )
 
 const (
@@ -146,20 +149,135 @@ func TestTunnelTargetDown(t *testing.T) {
 	server, addr, fp := inProcessServer(t, closedPort(t))
 	client, listen := inProcessClient(t, addr, fp)
 	client.waitFor(t, client.log, `msg="connected to the server"`)
+	// The client opens the tunnel without waiting for data, so the reset may come before Dial
+	// returns.
 	c, err := net.Dial("tcp", listen)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(eventTimeout))
-	_, _ = c.Write([]byte("hello"))
-	got, err := io.ReadAll(c)
-	var ne net.Error
-	if len(got) != 0 || (errors.As(err, &ne) && ne.Timeout()) {
-		t.Fatalf("read %q, %v: want no data and a prompt end", got, err)
+	if err == nil {
+		defer c.Close()
+		_ = c.SetDeadline(time.Now().Add(eventTimeout))
+		_, _ = c.Write([]byte("hello"))
+		var got []byte
+		got, err = io.ReadAll(c)
+		var ne net.Error
+		if len(got) != 0 || (errors.As(err, &ne) && ne.Timeout()) {
+			t.Fatalf("read %q, %v: want no data and a prompt end", got, err)
+		}
+	} else if !errors.Is(err, syscall.ECONNRESET) {
+		t.Fatalf("dial: %v, want the tunnel's reset", err)
 	}
 	client.waitFor(t, client.log, `level=WARN msg="tunnel closed" .* error="the server cannot reach its target"`)
 	server.waitFor(t, server.log, `level=WARN msg="cannot reach the target"`)
+}
+
+// A server that refuses a tunnel stops reading the stream as it answers its status. A client
+// whose upload fails on that stop before the status is read reports the status, not the failed
+// write.
+func TestPipeReportsTheStatusWhenThePeerStopsReadingFirst(t *testing.T) {
+	cs, ss := streamPair(t)
+	tcp, user := tcpPair(t)
+	ss.CancelRead(0) // the server stops reading; its status is not sent yet
+	failed := make(chan struct{})
+	toStream := func(int64) { // called after every write to the stream
+		if cs.Context().Err() != nil { // the write side is cancelled: this write failed
+			select {
+			case <-failed:
+			default:
+				close(failed)
+			}
+		}
+	}
+	sent := make(chan error, 1)
+	go func() { // the server answers once the client's upload has failed
+		select {
+		case <-failed:
+		case <-time.After(eventTimeout):
+			sent <- errors.New("no write failed after the server stopped reading")
+			return
+		}
+		_, err := ss.Write([]byte{statusNoTarget})
+		if err == nil {
+			err = ss.CloseWrite()
+		}
+		sent <- err
+	}()
+	result := make(chan error, 1)
+	go func() {
+		_, _, err := pipe(tcp, cs, toStream, func(int64) {}, func() error { return awaitStatus(cs, nil) })
+		result <- err
+	}()
+	written := make(chan struct{})
+	go func() { // the TCP client sends until its connection is cut
+		defer close(written)
+		for {
+			if _, err := user.Write(make([]byte, 1024)); err != nil {
+				return
+			}
+		}
+	}()
+	select {
+	case err := <-result:
+		if !errors.Is(err, errNoTarget) {
+			t.Errorf("pipe: %v, want %v", err, errNoTarget)
+		}
+	case <-time.After(eventTimeout):
+		t.Fatal("pipe did not return")
+	}
+	if err := <-sent; err != nil {
+		t.Errorf("the server's status: %v", err)
+	}
+	<-written
+}
+
+// streamPair returns the two ends of one pool stream, the client's and the server's, between
+// pools on the loopback interface that are closed with the test.
+func streamPair(t *testing.T) (client, server *quicpool.StreamConn) {
+	t.Helper()
+	tlsConf, _, err := selfSigned()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sp := quicpool.NewServerPool(1, "", tlsConf, "127.0.0.1:0", 10*time.Second)
+	go sp.ServerManager()
+	t.Cleanup(sp.Close)
+	ctx, cancel := context.WithTimeout(context.Background(), eventTimeout)
+	defer cancel()
+	if err := sp.WaitReady(ctx, 0); err != nil {
+		t.Fatal(err)
+	}
+	cp := quicpool.NewClientPool(1, 1, 100*time.Millisecond, time.Second, 10*time.Second, "1", "localhost",
+		quicpool.StaticAddr(sp.Addr()))
+	go cp.ClientManager()
+	t.Cleanup(cp.Close)
+	if client, err = cp.Accept(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = client.Close() })
+	if server, err = sp.Get(ctx, client.ID()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = server.Close() })
+	return client, server
+}
+
+// tcpPair returns the two ends of a loopback TCP connection, closed with the test.
+func tcpPair(t *testing.T) (accepted, dialed *net.TCPConn) {
+	t.Helper()
+	ln, err := net.ListenTCP("tcp", &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	d, err := net.DialTCP("tcp", nil, ln.Addr().(*net.TCPAddr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = d.Close() })
+	a, err := ln.AcceptTCP()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = a.Close() })
+	return a, d
 }
 
 // Before the client has ever reached its server, it refuses TCP connections at once.
