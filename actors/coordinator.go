@@ -265,7 +265,7 @@ func (c *coordinator) deliverStream(g waiter, s messages.Stream, st *shardLoad) 
 		if c.rt.Client && c.idle.usable == 0 {
 			c.exhausted()
 		}
-		c.replenish()
+		c.replaceTaken()
 		return true
 	}
 	if len(g.Reply) == 0 {
