@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -248,10 +249,10 @@ func (c *counter) Write(b []byte) (int, error) {
 // and the first error; it adds them to toStream and toTCP as they flow. first, if not nil, runs
 // in the stream-to-TCP direction before any byte is copied (the client reads the server's status
 // byte there); its error aborts the tunnel, and is the one returned if the peer stopped reading
-// before first returned. An EOF is passed on as a half-close: the TCP side's EOF closes the stream's write side (the peer
-// reads EOF), the stream's EOF closes the TCP write side, and the other direction keeps flowing
-// until its own EOF. An error in either direction aborts both at once (see abort). tcp and s are
-// closed when pipe returns.
+// before first returned. An EOF is passed on as a half-close: the TCP side's EOF closes the
+// stream's write side (the peer reads EOF), the stream's EOF closes the TCP write side, and the
+// other direction keeps flowing until its own EOF. An error in either direction aborts both at
+// once (see abort). tcp and s are closed when pipe returns.
 func pipe(tcp *net.TCPConn, s *quicpool.StreamConn, toStream, toTCP func(int64), first func() error) (sent, recv int64, err error) {
 	up := &counter{w: s, add: toStream}
 	down := &counter{w: tcp, add: toTCP}
@@ -262,7 +263,7 @@ func pipe(tcp *net.TCPConn, s *quicpool.StreamConn, toStream, toTCP func(int64),
 		if err == nil {
 			err = s.CloseWrite() // FIN: the peer reads EOF; our read side stays open
 		}
-		if stoppedByPeer(err) {
+		if err != nil && stoppedByPeer(s) {
 			// A peer that stops reading before first has run (the server refusing a tunnel)
 			// has said why in what first reads: that is the error to report, and an abort now
 			// would discard it unread.
@@ -298,10 +299,12 @@ func pipe(tcp *net.TCPConn, s *quicpool.StreamConn, toStream, toTCP func(int64),
 	return up.n, down.n, err
 }
 
-// stoppedByPeer reports whether err is a stream write failing because the peer stopped reading.
-func stoppedByPeer(err error) bool {
+// stoppedByPeer reports whether the peer stopped reading s (a STOP_SENDING): quic-go then cancels
+// the write side's context with the peer's StreamError. The write or half-close that failed on
+// it does not always say so: a Close after the stop fails with a plain error.
+func stoppedByPeer(s *quicpool.StreamConn) bool {
 	var se *quic.StreamError
-	return errors.As(err, &se) && se.Remote
+	return errors.As(context.Cause(s.Context()), &se) && se.Remote
 }
 
 // abort ends a broken tunnel so that neither end mistakes it for a complete one: the stream is

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/quic-go/quic-go"
 	"github.com/quicpool/quicpool"
 )
 
@@ -178,7 +179,7 @@ func TestPipeReportsTheStatusWhenThePeerStopsReadingFirst(t *testing.T) {
 	ss.CancelRead(0) // the server stops reading; its status is not sent yet
 	failed := make(chan struct{})
 	toStream := func(int64) { // called after every write to the stream
-		if cs.Context().Err() != nil { // the write side is cancelled: this write failed
+		if cs.Context().Err() != nil { // the stop has arrived: this write or the next fails
 			select {
 			case <-failed:
 			default:
@@ -195,9 +196,7 @@ func TestPipeReportsTheStatusWhenThePeerStopsReadingFirst(t *testing.T) {
 			return
 		}
 		_, err := ss.Write([]byte{statusNoTarget})
-		if err == nil {
-			err = ss.CloseWrite()
-		}
+		_ = ss.Close() // as the server does; the client may have reset the stream already
 		sent <- err
 	}()
 	result := make(chan error, 1)
@@ -226,6 +225,35 @@ func TestPipeReportsTheStatusWhenThePeerStopsReadingFirst(t *testing.T) {
 		t.Errorf("the server's status: %v", err)
 	}
 	<-written
+}
+
+// The peer's stop is seen on the stream itself: a half-close after it fails with an error that
+// does not say why, and pipe must still wait for the status then.
+func TestStoppedByPeer(t *testing.T) {
+	cs, ss := streamPair(t)
+	if stoppedByPeer(cs) {
+		t.Fatal("a stream whose peer reads is reported stopped")
+	}
+	ss.CancelRead(0)
+	select {
+	case <-cs.Context().Done():
+	case <-time.After(eventTimeout):
+		t.Fatal("the peer's STOP_SENDING did not arrive")
+	}
+	err := cs.CloseWrite()
+	var se *quic.StreamError
+	if err == nil || errors.As(err, &se) {
+		t.Fatalf("half-close after the stop: %v, want an error that is not a StreamError", err)
+	}
+	if !stoppedByPeer(cs) {
+		t.Error("a stream whose peer stopped reading is not reported stopped")
+	}
+
+	own, _ := streamPair(t)
+	own.CancelWrite(0)
+	if stoppedByPeer(own) {
+		t.Error("a stream reset by this side is reported stopped by the peer")
+	}
 }
 
 // streamPair returns the two ends of one pool stream, the client's and the server's, between
