@@ -265,7 +265,11 @@ func (c *coordinator) deliverStream(g waiter, s messages.Stream, st *shardLoad) 
 		if c.rt.Client && c.idle.usable == 0 {
 			c.exhausted()
 		}
-		c.replaceTaken()
+		if s.ID == wire.ControlID {
+			c.replenish() // it takes no slot: what a fill lacks for it is not a taken stream
+		} else {
+			c.replaceTaken()
+		}
 		return true
 	}
 	if len(g.Reply) == 0 {
@@ -434,7 +438,7 @@ func (c *coordinator) waitReady(m messages.WaitReady) {
 		c.ready = append(c.ready, m)
 		c.checkReady()
 		if raised || len(c.ready) > 0 {
-			c.replenish() // with a WaitReady pending, replacements do not wait for a batch
+			c.replenish() // asks for what is missing at once, ending a wait for a batch
 		}
 	}
 }

@@ -515,26 +515,39 @@ func TestClientReplacementWaitsForItsBatchAtMostReplaceDelay(t *testing.T) {
 }
 
 // Only taken streams wait for a batch. The control stream takes no slot, so a fill that receives
-// it last lacks one stream with the pool all but full: that one is asked for at once.
+// it last lacks one stream with the pool all but full: that one is asked for at once, whether the
+// control stream is filed or goes straight to a caller waiting for it.
 func TestFillDoesNotWaitForABatch(t *testing.T) {
-	const capacity = 16
-	c := startCoordinatorRT(t, true, func(cfg *core.Config) { cfg.MinCap, cfg.MaxCap = capacity, capacity },
-		func(rt *runtime) { rt.batchWait = time.Hour })
-	shard, asked := c.shard("shard")
-	lb := quicStreams(t, capacity+1)
-	c.send(core.Start{}, shardUp{shard: shard, conn: lb.conn})
-	for opened := 0; opened < capacity; {
-		opened += recv(t, asked, "the capacity's openStreams").(openStreams).n
+	for _, waiting := range []bool{false, true} {
+		t.Run(fmt.Sprintf("control stream awaited: %v", waiting), func(t *testing.T) {
+			const capacity = 16
+			c := startCoordinatorRT(t, true, func(cfg *core.Config) { cfg.MinCap, cfg.MaxCap = capacity, capacity },
+				func(rt *runtime) { rt.batchWait = time.Hour })
+			shard, asked := c.shard("shard")
+			lb := quicStreams(t, capacity+1)
+			c.send(core.Start{}, shardUp{shard: shard, conn: lb.conn})
+			for opened := 0; opened < capacity; {
+				opened += recv(t, asked, "the capacity's openStreams").(openStreams).n
+			}
+			var control chan messages.Stream
+			if waiting {
+				control = c.get(wire.ControlID)
+			}
+			for i := range capacity - 1 {
+				c.send(streamReady{shard: shard, id: fmt.Sprintf("%08x", 0x100+i), stream: lb.streams[i]})
+			}
+			c.send(streamReady{shard: shard, id: wire.ControlID, stream: lb.streams[capacity-1]})
+			require.Equal(t, openStreams{n: 1}, recv(t, asked, "the stream the control stream did not fill"))
+			c.send(streamReady{shard: shard, id: "00000fff", stream: lb.streams[capacity]})
+			st := c.state()
+			require.Equal(t, capacity, st.Idle)
+			if waiting {
+				require.Equal(t, wire.ControlID, recv(t, control, "the control stream").ID)
+			} else {
+				require.True(t, st.Control)
+			}
+		})
 	}
-	for i := range capacity - 1 {
-		c.send(streamReady{shard: shard, id: fmt.Sprintf("%08x", 0x100+i), stream: lb.streams[i]})
-	}
-	c.send(streamReady{shard: shard, id: wire.ControlID, stream: lb.streams[capacity-1]})
-	require.Equal(t, openStreams{n: 1}, recv(t, asked, "the stream the control stream did not fill"))
-	c.send(streamReady{shard: shard, id: "00000fff", stream: lb.streams[capacity]})
-	st := c.state()
-	require.Equal(t, capacity, st.Idle)
-	require.True(t, st.Control)
 }
 
 // filledClient starts a client coordinator of MinCap and MaxCap capacity with one shard, and
