@@ -461,9 +461,34 @@ func TestClientKeepsTheServersToken(t *testing.T) {
 	require.Equal(t, first, path.retries.Load(), "the redial shows the server's token instead")
 }
 
+// A refused dial counts once, however many of its Initial packets quic-go's listener asked to
+// admit (a ClientHello with a post-quantum key share spans two, and a retransmitted one asks
+// again): the count, the event and the log line are one each.
+func TestARefusedDialCountsOnce(t *testing.T) {
+	server := startServer(t, 8, quicpool.WithAllowedClients("127.0.0.1"))
+	const dials = 3
+	for range dials { // from 127.0.0.2, which the allow-list refuses, each from a port of its own
+		udp, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 2)})
+		require.NoError(t, err)
+		tr := &quic.Transport{Conn: udp}
+		_, err = tr.Dial(waitCtx(t), mustResolve(t, server.Addr()),
+			&tls.Config{InsecureSkipVerify: true, NextProtos: []string{quicpool.ALPN}}, nil)
+		require.Error(t, err, "refused")
+		_ = tr.Close()
+		_ = udp.Close()
+	}
+	// An allowed client's connection is admitted after every Initial of the refused dials was
+	// judged (one listener handles them in order): once the server holds its streams, all the
+	// refusals have been counted.
+	startClient(t, 2, 2, server.Addr())
+	require.NoError(t, server.WaitReady(waitCtx(t), 2))
+	s := server.Stats()
+	require.Equal(t, uint64(dials), s.Refused, "%+v", s.Refusals)
+	require.Equal(t, uint64(dials), s.Refusals.NotAllowed)
+}
+
 // A flood of refused connections is logged thinly, the 1st, 2nd, 4th, 8th... with the count so
-// far, while every one is counted. (A dial may be refused more than once: each of its Initials
-// asks for admission.)
+// far, while every one is counted.
 func TestRefusalsAreLoggedThinly(t *testing.T) {
 	var log syncBuffer
 	server := startServer(t, 8, quicpool.WithAllowedClients("127.0.0.1"),

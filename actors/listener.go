@@ -175,13 +175,47 @@ func (s *supervisor) closeConn(conn *quic.Conn, closed chan struct{}, code quic.
 	})
 }
 
-// refused counts, reports and logs a refused connection. Log lines thin out under a flood: the
-// 1st, 2nd, 4th, 8th... refusal is logged, with the count so far.
+// refused counts, reports and logs a refused connection, once however many of its Initial
+// packets were refused (recentRefusals). Log lines thin out under a flood: the 1st, 2nd, 4th,
+// 8th... refusal is logged, with the count so far.
 func (s *supervisor) refused(addr string, err error, reason refusalReason) {
+	if s.recentRefusals.repeat(addr, time.Now()) {
+		return
+	}
 	s.refusals++
 	s.rt.emit(s.engine, messages.Event{Kind: messages.EventRefused, Slot: -1, Addr: addr, Err: err})
 	s.engine.Send(s.rt.coordinator, connRefused{reason: reason})
 	if s.refusals&(s.refusals-1) == 0 {
 		s.rt.Log.Warn("connection refused", "remote", addr, "reason", err, "refused so far", s.refusals)
 	}
+}
+
+// A client's first flight usually spans two Initial packets (a ClientHello with a post-quantum
+// key share is larger than one), and quic-go's listener asks for the admission of each, and of
+// any Initial retransmitted before the refusal arrived: one dial would be refused two or three
+// times. recentRefusals remembers the addresses (IP and port) refused last, and a refusal of one
+// of them within refusalRepeat is the same dial's. A client redials from a new port, so each dial
+// still counts; a NAT that reuses a port for a new dial within refusalRepeat is counted once.
+const (
+	refusalMemory = 16
+	refusalRepeat = 10 * time.Second // quic-go's handshake timeout, 5s, up to twice that while Initials keep coming
+)
+
+type recentRefusals struct {
+	addrs [refusalMemory]string
+	at    [refusalMemory]time.Time
+	next  int
+}
+
+// repeat reports whether addr was refused within refusalRepeat before now, and remembers it.
+func (r *recentRefusals) repeat(addr string, now time.Time) bool {
+	for i, a := range r.addrs {
+		if a == addr && now.Sub(r.at[i]) < refusalRepeat {
+			r.at[i] = now
+			return true
+		}
+	}
+	r.addrs[r.next], r.at[r.next] = addr, now
+	r.next = (r.next + 1) % refusalMemory
+	return false
 }

@@ -56,9 +56,10 @@ type supervisor struct {
 	othersNext int         // client: the slot whose first dial starts next (dialNextOther)
 	othersDue  *time.Timer // client: the fallback for dialOthers, then for the next slot's dial
 
-	slots    []slot
-	refusals uint64  // server: connections refused since start
-	credits  credits // server: the stream credit of the connections not closed (admission.go)
+	slots          []slot
+	refusals       uint64         // server: connections refused since start
+	recentRefusals recentRefusals // server: the addresses refused last, counted once (listener.go)
+	credits        credits        // server: the stream credit of the connections not closed (admission.go)
 }
 
 // slot is the supervisor's record of one shard slot.

@@ -416,3 +416,18 @@ func TestCreditTimeoutIsARefusal(t *testing.T) {
 	require.ErrorIs(t, r.err, core.ErrPoolFull)
 	require.Equal(t, "127.0.0.2:4242", r.addr)
 }
+
+// recentRefusals takes a refusal of an address refused within refusalRepeat for the same dial's,
+// and forgets an address after refusalRepeat or once refusalMemory others were refused since.
+func TestRecentRefusals(t *testing.T) {
+	var r recentRefusals
+	now := time.Now()
+	require.False(t, r.repeat("127.0.0.2:4000", now))
+	require.True(t, r.repeat("127.0.0.2:4000", now.Add(time.Millisecond)), "the dial's second Initial")
+	require.False(t, r.repeat("127.0.0.2:4001", now), "another port: another dial")
+	require.False(t, r.repeat("127.0.0.2:4000", now.Add(time.Millisecond+refusalRepeat)), "a new dial from a reused port")
+	for i := range refusalMemory {
+		require.False(t, r.repeat(fmt.Sprintf("127.0.0.3:%d", 5000+i), now))
+	}
+	require.False(t, r.repeat("127.0.0.2:4001", now), "forgotten after refusalMemory others")
+}
