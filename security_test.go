@@ -463,7 +463,7 @@ func TestClientKeepsTheServersToken(t *testing.T) {
 
 // A refused dial counts once, however many of its Initial packets quic-go's listener asked to
 // admit (a ClientHello with a post-quantum key share spans two, and a retransmitted one asks
-// again): the count, the event and the log line are one each.
+// again).
 func TestARefusedDialCountsOnce(t *testing.T) {
 	server := startServer(t, 8, quicpool.WithAllowedClients("127.0.0.1"))
 	const dials = 3

@@ -137,7 +137,8 @@ func (h *creditHandout) config(base *quic.Config, info *quic.ClientInfo) (*quic.
 	h.unpaired()
 	g, err := h.rt.askCredit(h.engine)
 	if errors.Is(err, errCreditTimeout) { // the pool is overloaded: a refusal like any other
-		h.engine.Send(h.rt.supervisor, refusal{addr: info.RemoteAddr.String(), err: fmt.Errorf("%w: %w", core.ErrPoolFull, err), reason: refusedFull})
+		h.engine.Send(h.rt.supervisor, refusal{addr: info.RemoteAddr.String(), err: fmt.Errorf("%w: %w", core.ErrPoolFull, err),
+			reason: refusedFull, perInitial: true})
 	}
 	if err != nil {
 		return nil, err

@@ -175,13 +175,9 @@ func (s *supervisor) closeConn(conn *quic.Conn, closed chan struct{}, code quic.
 	})
 }
 
-// refused counts, reports and logs a refused connection, once however many of its Initial
-// packets were refused (recentRefusals). Log lines thin out under a flood: the 1st, 2nd, 4th,
-// 8th... refusal is logged, with the count so far.
+// refused counts, reports and logs a refused connection. Log lines thin out under a flood: the
+// 1st, 2nd, 4th, 8th... refusal is logged, with the count so far.
 func (s *supervisor) refused(addr string, err error, reason refusalReason) {
-	if s.recentRefusals.repeat(addr, time.Now()) {
-		return
-	}
 	s.refusals++
 	s.rt.emit(s.engine, messages.Event{Kind: messages.EventRefused, Slot: -1, Addr: addr, Err: err})
 	s.engine.Send(s.rt.coordinator, connRefused{reason: reason})
@@ -191,14 +187,17 @@ func (s *supervisor) refused(addr string, err error, reason refusalReason) {
 }
 
 // A client's first flight usually spans two Initial packets (a ClientHello with a post-quantum
-// key share is larger than one), and quic-go's listener asks for the admission of each, and of
-// any Initial retransmitted before the refusal arrived: one dial would be refused two or three
-// times. recentRefusals remembers the addresses (IP and port) refused last, and a refusal of one
-// of them within refusalRepeat is the same dial's. A client redials from a new port, so each dial
-// still counts; a NAT that reuses a port for a new dial within refusalRepeat is counted once.
+// key share is larger than one), and quic-go's listener asks for the admission of each (and of
+// any Initial retransmitted before the refusal arrived), so a dial refused there (not allowed, or
+// no stream credit in time) would be counted two or three times. recentRefusals remembers the
+// addresses (IP and port) refused there last: a refusal of one of them within refusalRepeat of
+// its first is the same dial's. The other refusals (at accept, of a certificate, of a moved
+// connection) are made once per connection and always count. A client redials from a new port,
+// so each of its dials counts; a dial's Initial retransmitted later than refusalRepeat, or after
+// refusalMemory other addresses were refused, counts again.
 const (
-	refusalMemory = 16
-	refusalRepeat = 10 * time.Second // quic-go's handshake timeout, 5s, up to twice that while Initials keep coming
+	refusalMemory = 64
+	refusalRepeat = 2 * time.Second // a flight's Initials come together; a retransmission within a few PTOs
 )
 
 type recentRefusals struct {
@@ -207,11 +206,11 @@ type recentRefusals struct {
 	next  int
 }
 
-// repeat reports whether addr was refused within refusalRepeat before now, and remembers it.
+// repeat reports whether addr was first refused less than refusalRepeat before now, and
+// otherwise remembers it as refused now.
 func (r *recentRefusals) repeat(addr string, now time.Time) bool {
 	for i, a := range r.addrs {
 		if a == addr && now.Sub(r.at[i]) < refusalRepeat {
-			r.at[i] = now
 			return true
 		}
 	}

@@ -147,9 +147,10 @@ type (
 	creditAsk      struct{ reply chan grant }
 	creditReturned struct{ id uint64 }
 	refusal        struct {
-		addr   string
-		err    error
-		reason refusalReason
+		addr       string
+		err        error
+		reason     refusalReason
+		perInitial bool // judged for one Initial packet: the dial's other Initials are judged again (recentRefusals)
 	}
 
 	// A shard's own goroutines.

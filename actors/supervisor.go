@@ -117,7 +117,9 @@ func (s *supervisor) Receive(c *actor.Context) {
 	case connAccepted:
 		s.admit(m.conn, m.closed)
 	case refusal:
-		s.refused(m.addr, m.err, m.reason)
+		if !m.perInitial || !s.recentRefusals.repeat(m.addr, time.Now()) {
+			s.refused(m.addr, m.err, m.reason)
+		}
 	case creditAsk:
 		s.giveCredit(m)
 	case creditReturned:

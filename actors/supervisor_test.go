@@ -417,17 +417,39 @@ func TestCreditTimeoutIsARefusal(t *testing.T) {
 	require.Equal(t, "127.0.0.2:4242", r.addr)
 }
 
-// recentRefusals takes a refusal of an address refused within refusalRepeat for the same dial's,
-// and forgets an address after refusalRepeat or once refusalMemory others were refused since.
+// recentRefusals takes a refusal of an address first refused less than refusalRepeat ago for the
+// same dial's, and forgets an address after refusalRepeat from its first refusal (however many
+// repeats came meanwhile) or once refusalMemory others were refused since.
 func TestRecentRefusals(t *testing.T) {
 	var r recentRefusals
 	now := time.Now()
 	require.False(t, r.repeat("127.0.0.2:4000", now))
 	require.True(t, r.repeat("127.0.0.2:4000", now.Add(time.Millisecond)), "the dial's second Initial")
+	require.True(t, r.repeat("127.0.0.2:4000", now.Add(refusalRepeat-time.Millisecond)), "a retransmission")
+	require.False(t, r.repeat("127.0.0.2:4000", now.Add(refusalRepeat)), "a new dial from the same port: repeats do not extend the window")
 	require.False(t, r.repeat("127.0.0.2:4001", now), "another port: another dial")
-	require.False(t, r.repeat("127.0.0.2:4000", now.Add(time.Millisecond+refusalRepeat)), "a new dial from a reused port")
 	for i := range refusalMemory {
 		require.False(t, r.repeat(fmt.Sprintf("127.0.0.3:%d", 5000+i), now))
 	}
 	require.False(t, r.repeat("127.0.0.2:4001", now), "forgotten after refusalMemory others")
+}
+
+// Only the refusals made for one Initial packet (not allowed at the listener, no stream credit in
+// time) are taken for the same dial's when they repeat; the others are made once per connection,
+// and two of them from one address are two connections.
+func TestOnlyPerInitialRefusalsAreCountedOnce(t *testing.T) {
+	s := startSupervisor(t, 1, testPolicy{}, failing)
+	addr := "127.0.0.2:4000"
+	s.engine.Send(s.pid, refusal{addr: addr, err: errNoHost, reason: refusedNotAllowed, perInitial: true})
+	s.engine.Send(s.pid, refusal{addr: addr, err: errNoHost, reason: refusedNotAllowed, perInitial: true})
+	s.engine.Send(s.pid, refusal{addr: addr, err: errNoHost, reason: refusedCertificate})
+	s.engine.Send(s.pid, refusal{addr: addr, err: errNoHost, reason: refusedCertificate})
+	s.engine.Send(s.pid, refusal{addr: "127.0.0.2:4001", err: errNoHost, reason: refusedMoved}) // the last
+	var got []refusalReason
+	for len(got) == 0 || got[len(got)-1] != refusedMoved {
+		m, ok := recv(t, s.coord, "a connRefused").(connRefused)
+		require.True(t, ok)
+		got = append(got, m.reason)
+	}
+	require.Equal(t, []refusalReason{refusedNotAllowed, refusedCertificate, refusedCertificate, refusedMoved}, got)
 }

@@ -48,7 +48,7 @@ func (rt *runtime) listen(engine *actor.Engine) (ln *quic.Listener, closeTranspo
 	conf.GetConfigForClient = func(info *quic.ClientInfo) (*quic.Config, error) {
 		if rt.Allow != nil {
 			if err := rt.Allow(info.RemoteAddr); err != nil {
-				engine.Send(rt.supervisor, refusal{addr: info.RemoteAddr.String(), err: err, reason: refusedNotAllowed})
+				engine.Send(rt.supervisor, refusal{addr: info.RemoteAddr.String(), err: err, reason: refusedNotAllowed, perInitial: true})
 				return nil, err
 			}
 		}
