@@ -467,15 +467,8 @@ func TestClientKeepsTheServersToken(t *testing.T) {
 func TestARefusedDialCountsOnce(t *testing.T) {
 	server := startServer(t, 8, quicpool.WithAllowedClients("127.0.0.1"))
 	const dials = 3
-	for range dials { // from 127.0.0.2, which the allow-list refuses, each from a port of its own
-		udp, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 2)})
-		require.NoError(t, err)
-		tr := &quic.Transport{Conn: udp}
-		_, err = tr.Dial(waitCtx(t), mustResolve(t, server.Addr()),
-			&tls.Config{InsecureSkipVerify: true, NextProtos: []string{quicpool.ALPN}}, nil)
-		require.Error(t, err, "refused")
-		_ = tr.Close()
-		_ = udp.Close()
+	for range dials {
+		dialRefused(t, server.Addr())
 	}
 	// An allowed client's connection is admitted after every Initial of the refused dials was
 	// judged (one listener handles them in order): once the server holds its streams, all the
@@ -487,6 +480,20 @@ func TestARefusedDialCountsOnce(t *testing.T) {
 	require.Equal(t, uint64(dials), s.Refusals.NotAllowed)
 }
 
+// dialRefused dials addr once from 127.0.0.2, from a port of its own, and requires the dial to
+// fail: the tests' servers allow only 127.0.0.1.
+func dialRefused(t *testing.T, addr string) {
+	t.Helper()
+	udp, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 2)})
+	require.NoError(t, err)
+	defer udp.Close()
+	tr := &quic.Transport{Conn: udp}
+	defer tr.Close()
+	_, err = tr.Dial(waitCtx(t), mustResolve(t, addr),
+		&tls.Config{InsecureSkipVerify: true, NextProtos: []string{quicpool.ALPN}}, nil)
+	require.Error(t, err, "refused")
+}
+
 // A flood of refused connections is logged thinly, the 1st, 2nd, 4th, 8th... with the count so
 // far, while every one is counted.
 func TestRefusalsAreLoggedThinly(t *testing.T) {
@@ -494,15 +501,8 @@ func TestRefusalsAreLoggedThinly(t *testing.T) {
 	server := startServer(t, 8, quicpool.WithAllowedClients("127.0.0.1"),
 		quicpool.WithLogger(slog.New(slog.NewTextHandler(&log, nil))))
 	const refusals = 9
-	for range refusals { // from 127.0.0.2, which the allow-list refuses
-		udp, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 2)})
-		require.NoError(t, err)
-		tr := &quic.Transport{Conn: udp}
-		_, err = tr.Dial(waitCtx(t), mustResolve(t, server.Addr()),
-			&tls.Config{InsecureSkipVerify: true, NextProtos: []string{quicpool.ALPN}}, nil)
-		require.Error(t, err, "refused")
-		_ = tr.Close()
-		_ = udp.Close()
+	for range refusals {
+		dialRefused(t, server.Addr())
 	}
 	n := waitFor(t, server, "the refusals to be counted", func(s messages.Stats) bool { return s.Refusals.NotAllowed >= refusals }).Refusals.NotAllowed
 	var logged []uint64
