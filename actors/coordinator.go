@@ -265,11 +265,7 @@ func (c *coordinator) deliverStream(g waiter, s messages.Stream, st *shardLoad) 
 		if c.rt.Client && c.idle.usable == 0 {
 			c.exhausted()
 		}
-		if s.ID == wire.ControlID {
-			c.replenish() // it takes no slot: what a fill lacks for it is not a taken stream
-		} else {
-			c.replaceTaken()
-		}
+		c.replaceTaken()
 		return true
 	}
 	if len(g.Reply) == 0 {
@@ -312,6 +308,12 @@ func (c *coordinator) fileReady(st *shardLoad, id string, stream *quic.Stream) {
 	if c.stats.opened >= uint64(min(c.refill.capacity, c.connectionHold())) {
 		c.letOthersDial() // whether the stream is filed or goes straight to a waiting caller
 	}
+	if id == wire.ControlID {
+		// It was opened as one of the capacity's streams but takes no slot: the stream it did not
+		// fill is asked for at once, whether it is filed or goes straight to a waiting caller
+		// (whose hand-out, like any, may wait for a batch).
+		defer c.replenish()
+	}
 	now := time.Now()
 	for !st.suspect && !peerGone(stream) { // a silent connection's streams wait with the others (liveness)
 		g, ok := c.waiters.next(id, now)
@@ -323,9 +325,6 @@ func (c *coordinator) fileReady(st *shardLoad, id string, stream *quic.Stream) {
 		}
 	}
 	c.idle.add(id, idleStream{stream: stream, shard: st})
-	if id == wire.ControlID {
-		c.replenish() // it was opened as one of the capacity's streams but takes no slot
-	}
 	c.checkReady()
 }
 

@@ -48,26 +48,24 @@ func (c *coordinator) share() int {
 // replenish makes up for streams that left the idle set, in the step they left: a server gives
 // the room to streams held for lack of it (grantHeld); a client asks the shards to open the
 // streams the pool lacks (refillLimit) at once.
-func (c *coordinator) replenish() {
-	if !c.rt.Client {
-		c.grantHeld()
-		return
-	}
-	c.refillUpTo(c.refillLimit(), c.missing())
-}
+func (c *coordinator) replenish() { c.makeUp(false) }
 
 // replaceTaken is replenish after a hand-out: on a client, the streams taken may wait to be
 // opened with the next ones taken (coalesce). Only takes wait: a stream missing for another
 // reason (the control stream of a fill, which takes no slot; a discarded or lost one) is
 // replaced at once, so that neither a fill nor a recovery waits replaceDelay for its last few.
-func (c *coordinator) replaceTaken() {
+func (c *coordinator) replaceTaken() { c.makeUp(true) }
+
+func (c *coordinator) makeUp(mayWait bool) {
 	if !c.rt.Client {
 		c.grantHeld()
 		return
 	}
-	if need := c.missing(); !c.coalesce(need) {
-		c.refillUpTo(c.refillLimit(), need)
+	need := c.missing()
+	if mayWait && c.coalesce(need) {
+		return
 	}
+	c.refillUpTo(c.refillLimit(), need)
 }
 
 // coalesce (client) reports whether the streams the pool lacks may wait to be opened together
