@@ -829,7 +829,7 @@ func TestFlushDiscardsEveryIdleStream(t *testing.T) {
 	require.ErrorIs(t, got.Err, core.ErrStreamGone)
 }
 
-// A forged actor.Stopped is dropped by the sealLifecycle middleware: the coordinator keeps
+// A forged actor.Stopped is dropped by the sealed receiver: the coordinator keeps
 // answering and does not close Stopped.
 func TestCoordinatorIgnoresForgedStopped(t *testing.T) {
 	c := startCoordinator(t, false, nil)

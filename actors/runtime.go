@@ -60,12 +60,15 @@ func (rt *runtime) emit(e *actor.Engine, ev messages.Event) {
 	e.BroadcastEvent(ev)
 }
 
-// spawn spawns one of the pool's actors with the options every one of them gets.
+// spawn spawns one of the pool's actors with the options every one of them gets. Each runs
+// inside a sealed receiver rather than behind hollywood middleware: v1.0.5 builds the middleware
+// chain anew for every message (three allocations and two stack frames a message, on the
+// coordinator's hot path).
 func (rt *runtime) spawn(spawn core.Spawner, p actor.Producer, id string, inbox int) *actor.PID {
-	return spawn(p, "quicpool", actor.WithID(id+"."+rt.Name),
-		actor.WithMiddleware(recoverPanics(rt), sealLifecycle()),
+	produce := func() actor.Receiver { return &sealed{rt: rt, actor: p()} }
+	return spawn(produce, "quicpool", actor.WithID(id+"."+rt.Name),
 		actor.WithInboxSize(inbox),
-		// recoverPanics handles every panic, so hollywood's own restarts never happen; a positive
+		// sealed recovers every panic, so hollywood's own restarts never happen; a positive
 		// limit keeps v1.0.5 away from its nil-cancel crash should one slip through.
 		actor.WithMaxRestarts(1<<30),
 		actor.WithRestartDelay(0))
@@ -87,53 +90,48 @@ type panicHandler interface {
 	onPanic(err error)
 }
 
-// recoverPanics is the middleware that recovers a panic in Receive, logs it with its stack, and
-// hands it to the actor's onPanic if it has one; otherwise the actor carries on with the next
-// message.
-func recoverPanics(rt *runtime) actor.MiddlewareFunc {
-	return func(next actor.ReceiveFunc) actor.ReceiveFunc {
-		return func(c *actor.Context) {
-			defer func() {
-				v := recover()
-				if v == nil {
-					return
-				}
-				err := fmt.Errorf("%w in %s handling %T: %v", core.ErrPanic, c.PID().GetID(), c.Message(), v)
-				rt.Log.Error("actor panic recovered", "err", err, "stack", string(debug.Stack()))
-				if h, ok := c.Receiver().(panicHandler); ok {
-					h.onPanic(err)
-				}
-			}()
-			next(c)
-		}
-	}
+// sealed is the receiver every pool actor runs in. It lets only hollywood itself start and stop
+// the actor: actor.Started and actor.Stopped are types anyone can send, so a Started after the
+// first, or a Stopped while the actor is still registered (hollywood unregisters an actor before
+// it delivers the real Stopped), is dropped. And it recovers a panic in the actor's Receive, logs
+// it with its stack, and hands it to the actor's onPanic if it has one; otherwise the actor
+// carries on with the next message.
+type sealed struct {
+	rt      *runtime
+	actor   actor.Receiver
+	started bool
 }
 
-// sealLifecycle is the middleware that lets only hollywood itself start and stop a pool actor.
-// actor.Started and actor.Stopped are types anyone can send: a Started after the first, or a
-// Stopped while the actor is still registered (hollywood unregisters an actor before it delivers
-// the real Stopped), is dropped.
-func sealLifecycle() actor.MiddlewareFunc {
-	started := false
-	return func(next actor.ReceiveFunc) actor.ReceiveFunc {
-		return func(c *actor.Context) {
-			switch c.Message().(type) {
-			case actor.Initialized:
-				if started {
-					return
-				}
-			case actor.Started:
-				if started {
-					return
-				}
-				started = true
-			case actor.Stopped:
-				if registered(c.Engine(), c.PID()) {
-					return
-				}
-			}
-			next(c)
+func (s *sealed) Receive(c *actor.Context) {
+	switch c.Message().(type) {
+	case actor.Initialized:
+		if s.started {
+			return
 		}
+	case actor.Started:
+		if s.started {
+			return
+		}
+		s.started = true
+	case actor.Stopped:
+		if registered(c.Engine(), c.PID()) {
+			return
+		}
+	}
+	defer s.recoverPanic(c)
+	s.actor.Receive(c)
+}
+
+// recoverPanic is sealed's deferred recovery.
+func (s *sealed) recoverPanic(c *actor.Context) {
+	v := recover()
+	if v == nil {
+		return
+	}
+	err := fmt.Errorf("%w in %s handling %T: %v", core.ErrPanic, c.PID().GetID(), c.Message(), v)
+	s.rt.Log.Error("actor panic recovered", "err", err, "stack", string(debug.Stack()))
+	if h, ok := s.actor.(panicHandler); ok {
+		h.onPanic(err)
 	}
 }
 

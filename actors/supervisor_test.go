@@ -290,7 +290,7 @@ func TestSupervisorShutdownStopsShardsAndRestarts(t *testing.T) {
 	requireNoShards("after Shutdown")
 }
 
-// A forged actor.Stopped is dropped by the sealLifecycle middleware: the supervisor does not stop
+// A forged actor.Stopped is dropped by the sealed receiver: the supervisor does not stop
 // its slots or close SupervisorStopped, and still starts dialing on Start.
 func TestSupervisorIgnoresForgedStopped(t *testing.T) {
 	s := startSupervisor(t, 1, testPolicy{backoff: 5 * time.Millisecond, ceiling: 5 * time.Millisecond}, failing)
