@@ -177,7 +177,7 @@ func (c *coordinator) get(g messages.Get) {
 	if g.ID != "" {
 		k, err := wire.KeyOf(g.ID)
 		if err != nil {
-			c.answer(deliver(g.Reply, messages.Stream{ID: g.ID, Err: err}))
+			c.answerGet(g, err)
 			return
 		}
 		if e, ok := c.lookUp(g.ID, k); ok && !e.shard.suspect {
@@ -188,7 +188,7 @@ func (c *coordinator) get(g messages.Get) {
 			return
 		}
 		if c.gone.has(g.ID) {
-			c.answer(deliver(g.Reply, messages.Stream{ID: g.ID, Err: core.ErrStreamGone}))
+			c.answerGet(g, core.ErrStreamGone)
 			return
 		}
 	} else if id, e, ok := c.takeAny(); ok {
@@ -197,9 +197,9 @@ func (c *coordinator) get(g messages.Get) {
 	}
 	switch {
 	case c.failFast() != nil:
-		c.answer(deliver(g.Reply, messages.Stream{ID: g.ID, Err: c.failFast()}))
+		c.answerGet(g, c.failFast())
 	case g.NoWait:
-		c.answer(deliver(g.Reply, messages.Stream{ID: g.ID, Err: c.timeout()}))
+		c.answerGet(g, c.timeout())
 	default:
 		c.waiters.add(g, time.Now())
 	}
@@ -418,6 +418,15 @@ func (c *coordinator) shardDown(m shardDown) {
 // answer counts a reply that could not be delivered.
 func (c *coordinator) answer(delivered bool) {
 	if !delivered {
+		c.stats.dropped++
+	}
+}
+
+// answerGet answers g with err, without a stream. As in deliverStream, a reply slot that is
+// already full belongs to a caller who gave up (messages.Abandon) before its request was
+// handled: nothing was lost, and nothing is counted.
+func (c *coordinator) answerGet(g messages.Get, err error) {
+	if !deliver(g.Reply, messages.Stream{ID: g.ID, Err: err}) && len(g.Reply) == 0 {
 		c.stats.dropped++
 	}
 }

@@ -243,6 +243,27 @@ func TestGetWithUnusableReplyIsRefused(t *testing.T) {
 	require.Same(t, lb.streams[0], got.Stream)
 }
 
+// A Get whose caller gave up before the coordinator handled it (Abandon filled its slot) and
+// that is answered without a stream (nothing idle for a NoWait Get, a malformed ID) is no drop:
+// only a reply channel that could not take an answer its caller still waits for is counted.
+func TestAbandonedGetIsNoDrop(t *testing.T) {
+	c := startCoordinator(t, false, nil)
+	noWait, badID := make(chan messages.Stream, 1), make(chan messages.Stream, 1)
+	for _, reply := range []chan messages.Stream{noWait, badID} {
+		_, answered := messages.Abandon(reply)
+		require.False(t, answered)
+	}
+	c.send(messages.Get{Reply: noWait, NoWait: true}, messages.Get{ID: "zz", Reply: badID})
+	waiting := make(chan messages.Stream, 1)
+	c.send(messages.Get{Reply: waiting, NoWait: true})
+	require.ErrorIs(t, recv(t, waiting, "the answer of a caller still waiting").Err, core.ErrTimeout)
+	s := c.state()
+	require.Zero(t, s.Dropped, "the callers who gave up lost nothing")
+	require.Zero(t, s.Waiters)
+	require.Len(t, noWait, 1, "Abandon's mark is all the slot holds")
+	require.Len(t, badID, 1)
+}
+
 // A Get with a closed reply channel neither panics the coordinator in the middle of a hand-out
 // nor loses the stream: it stays idle and goes to the next caller.
 func TestGetWithClosedReplyKeepsStream(t *testing.T) {

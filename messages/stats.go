@@ -65,7 +65,9 @@ type Stats struct {
 	// quicpool.ErrViolation).
 	Violations uint64
 	// Dropped counts requests sent to the pool whose reply channel could not take the answer
-	// (nil, unbuffered, full or shared): the answer was dropped or the request refused.
+	// (nil, unbuffered, closed, full or shared): the answer was dropped or the request refused.
+	// A Get's reply slot that is already full when its answer comes is its caller's, who gave up
+	// (Abandon): that is not counted.
 	Dropped uint64
 	// Reconnects counts connections that came up in a slot that had held one before: a client's
 	// redials and standby connections, a server's clients that came back.
@@ -83,7 +85,8 @@ type Stats struct {
 	// Conns is the health of each connection that is up, by slot.
 	Conns []ConnStats
 
-	// Err is why the pool cannot serve now, or nil while it can. It is the error Pool.Err
+	// Err is why the pool cannot serve now, or nil if it knows of no reason (while it serves,
+	// and before its first connection attempt ends: see Running). It is the error Pool.Err
 	// returns: the configuration error; a server's listen error; on a client with no connection
 	// up, ErrUnavailable wrapping the last connection failure (the pool keeps retrying); ErrClosed
 	// once the pool is closed. It clears when a connection comes up.
