@@ -47,7 +47,8 @@
 // # Errors
 //
 // Every error a Pool method returns is an *OpError (a net.Error) wrapping one of the Err values
-// of this package, and often the cause of a failure too; test with errors.Is and errors.As. Every
+// of this package (or, for a call whose context was cancelled, the context's error alone), and
+// often the cause of a failure too; test with errors.Is and errors.As. Every
 // timeout satisfies errors.Is(err, ErrTimeout). While connections fail and none is up, a call's
 // error (a timeout, or a failure at once) wraps ErrUnavailable and the connection failure, which
 // errors.As finds: a *tls.CertificateVerificationError, a *quic.IdleTimeoutError, ... An invalid

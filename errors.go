@@ -8,7 +8,8 @@ import (
 )
 
 // The errors a pool reports. Every error a Pool method returns is an *OpError wrapping one of
-// them, and often the cause of a failure too (a dial, listen or TLS error): test with errors.Is
+// them (or, for a call whose context was cancelled, the context's error alone), and often the
+// cause of a failure too (a dial, listen or TLS error): test with errors.Is
 // for these and errors.As for the cause. The same values reach an embedder in messages.Stream.Err
 // and in the WaitReady reply.
 var (
@@ -55,8 +56,9 @@ var (
 	// before any was taken, or completed no stream handshake for three handshake timeouts. The
 	// error names what happened; the pool reconnects with backoff.
 	ErrViolation = core.ErrViolation
-	// ErrPanic: a panic was recovered in one of the pool's actors or goroutines; the part of the
-	// pool that panicked was restarted.
+	// ErrPanic: a panic was recovered in one of the pool's actors or goroutines, and logged with
+	// its stack. A shard that panicked, or one of its goroutines, fails as with any other error
+	// (the shard is replaced); the coordinator and the supervisor go on with their next message.
 	ErrPanic = core.ErrPanic
 )
 

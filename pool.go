@@ -159,9 +159,10 @@ func (p *Pool) Get(ctx context.Context, id string) (*StreamConn, error) {
 	return p.getByID(ctxBound(ctx), "Get", id, false)
 }
 
-// Accept returns any idle stream (its ID is StreamConn.ID), oldest first, waiting for one until
-// ctx is done. The control stream (ControlID) is only ever returned by Get. Errors are those of
-// Get.
+// Accept returns any idle stream (its ID is StreamConn.ID), waiting for one until ctx is done.
+// Idle streams are handed out in turn from each peer address and, within one, from each of its
+// connections (up to 16 in a row from one), oldest first within a connection. The control stream
+// (ControlID) is only ever returned by Get. Errors are those of Get.
 func (p *Pool) Accept(ctx context.Context) (*StreamConn, error) {
 	s, err := p.take(ctxBound(ctx), "", false)
 	if err != nil {
@@ -198,8 +199,8 @@ func (p *Pool) OutgoingGet(id string, timeout time.Duration) (net.Conn, error) {
 }
 
 // IncomingGet returns any idle stream and its ID, waiting up to timeout for one. Streams are
-// handed out oldest first; the control stream (ControlID) is never handed out here. Errors are
-// those of OutgoingGet. A timeout <= 0 takes a stream only if one is idle now.
+// handed out in the order Accept gives them; the control stream (ControlID) is never handed out
+// here. Errors are those of OutgoingGet. A timeout <= 0 takes a stream only if one is idle now.
 func (p *Pool) IncomingGet(timeout time.Duration) (string, net.Conn, error) {
 	b := timeoutBound(timeout)
 	defer b.stop()
@@ -380,20 +381,31 @@ func (p *Pool) Close() {
 	}
 	close(p.done)
 	p.cancel()
-	deadline, cancel := context.WithTimeout(context.Background(), closeDeadline)
-	defer cancel()
 	stopped := make(chan struct{})
 	p.engine.Send(p.supervisor, core.Shutdown{Reply: stopped})
+	step := time.NewTimer(closeDeadline)
+	defer step.Stop()
 	select {
 	case <-stopped:
 	case <-p.cfg.SupervisorStopped: // stopped already, with its shards (a WithParent parent stopped)
-	case <-deadline.Done():
+	case <-step.C:
 		p.cfg.Log.Error("close: shards did not stop in time")
 	}
-	<-p.engine.PoisonCtx(deadline, p.supervisor).Done()
-	<-p.engine.PoisonCtx(deadline, p.coordinator).Done()
+	p.stopActor(p.supervisor, "supervisor")
+	p.stopActor(p.coordinator, "coordinator")
 	p.wg.Wait()
 	close(p.closed)
+}
+
+// stopActor stops one of the pool's actors once it has handled the messages already sent to it,
+// and waits for it to stop, at most closeDeadline.
+func (p *Pool) stopActor(pid *actor.PID, name string) {
+	deadline, cancel := context.WithTimeout(context.Background(), closeDeadline)
+	defer cancel()
+	<-p.engine.PoisonCtx(deadline, pid).Done()
+	if deadline.Err() != nil {
+		p.cfg.Log.Error("close: the " + name + " did not stop in time")
+	}
 }
 
 // Stats returns a snapshot of the pool, taken in one step by its coordinator. After Close it is
@@ -415,7 +427,9 @@ func (p *Pool) Stats() Stats {
 	}
 }
 
-// Err returns why the pool cannot serve now, or nil while it can: the configuration error, a
+// Err returns why the pool cannot serve now, or nil if it knows of no reason (while it serves,
+// and also before its manager runs or its first connection attempt ends: Ready says whether it
+// serves). The reasons: the configuration error, a
 // server's listen error, on a client with no connection up ErrUnavailable wrapping the last
 // connection failure, and ErrClosed after Close. It clears when a connection comes up. Whether
 // calls fail at once with it or wait for a connection is Stats().FailFast.
