@@ -5,8 +5,10 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
+	"log/slog"
 	"math"
 	"net"
+	"strings"
 	"testing"
 	"time"
 
@@ -70,6 +72,73 @@ func TestDeadServerSaysWhy(t *testing.T) {
 	require.ErrorIs(t, client.Err(), quicpool.ErrUnavailable)
 	require.ErrorAs(t, client.Err(), &idle)
 	require.False(t, client.Stats().FailFast, "a timeout may be temporary: calls wait for the server")
+}
+
+// freezingHandler is a slog.Handler that blocks the goroutine logging the first record whose
+// message starts with prefix, until release is closed; frozen is closed when it blocks. Every
+// other record is dropped.
+type freezingHandler struct {
+	prefix          string
+	first           chan struct{} // holds one token: the first matching record takes it
+	frozen, release chan struct{}
+}
+
+func newFreezingHandler(prefix string) *freezingHandler {
+	h := &freezingHandler{prefix: prefix, first: make(chan struct{}, 1), frozen: make(chan struct{}), release: make(chan struct{})}
+	h.first <- struct{}{}
+	return h
+}
+
+func (h *freezingHandler) Enabled(context.Context, slog.Level) bool { return true }
+func (h *freezingHandler) WithAttrs([]slog.Attr) slog.Handler       { return h }
+func (h *freezingHandler) WithGroup(string) slog.Handler            { return h }
+
+func (h *freezingHandler) Handle(_ context.Context, r slog.Record) error {
+	if !strings.HasPrefix(r.Message, h.prefix) {
+		return nil
+	}
+	select {
+	case <-h.first:
+		close(h.frozen)
+		<-h.release
+	default:
+	}
+	return nil
+}
+
+// A call that times out while the coordinator cannot answer (frozen here in its Receive, by a
+// logger that blocks when the pool becomes unavailable) fails at its timeout: it does not wait
+// for the coordinator to say why.
+func TestTimeoutDoesNotWaitForAFrozenCoordinator(t *testing.T) {
+	server := startServer(t, 4)
+	h := newFreezingHandler("pool unavailable")
+	client, err := quicpool.NewClient(server.Addr(), quicpool.WithLogger(slog.New(h))) // verifies: the self-signed server fails
+	require.NoError(t, err)
+	defer client.Close()
+	defer close(h.release) // before Close, which waits for the coordinator
+	select {
+	case <-h.frozen:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the pool never became unavailable")
+	}
+
+	done := make(chan error, 2)
+	go func() {
+		_, err := client.OutgoingGet(quicpool.ControlID, 100*time.Millisecond)
+		done <- err
+	}()
+	go func() {
+		done <- client.WaitReady(within(t, 100*time.Millisecond), 1)
+	}()
+	for range 2 {
+		select {
+		case err := <-done:
+			require.ErrorIs(t, err, quicpool.ErrTimeout)
+			require.NotErrorIs(t, err, quicpool.ErrUnavailable, "the frozen coordinator could not say why")
+		case <-time.After(10 * time.Second):
+			t.Fatal("a call outlived its timeout by 10s: it waited for the frozen coordinator")
+		}
+	}
 }
 
 // A server whose certificate does not verify is reported on the first failure, whatever the

@@ -25,6 +25,11 @@ const (
 	// maxQueuedGets bounds the Get requests of one pool that are sent but not yet handled by its
 	// coordinator; callers beyond it wait (within their timeout) before sending.
 	maxQueuedGets = 4096
+	// causeWait bounds how long a call that timed out waits for the coordinator to say why the
+	// pool has no connection. A coordinator with no connection to serve answers in microseconds;
+	// one that is far behind (which may be why the call timed out) must not hold the call much
+	// past its timeout: the call then fails with a bare timeout.
+	causeWait = 50 * time.Millisecond
 )
 
 // Pool is a pool of ready QUIC streams between two hosts: a client pool dials the server and
@@ -312,10 +317,7 @@ func (p *Pool) ctxErr(ctx context.Context) error {
 // deadlineErr is the error of a call that timed out: ErrTimeout (with context.DeadlineExceeded
 // unless plain) and why the pool has no connection, if it has none.
 func (p *Pool) deadlineErr(plain bool) error {
-	cause := p.Err()
-	if errors.Is(cause, ErrClosed) {
-		cause = nil
-	}
+	cause := p.cause()
 	switch {
 	case !plain:
 		return core.Deadline(cause)
@@ -324,6 +326,23 @@ func (p *Pool) deadlineErr(plain bool) error {
 	default:
 		return ErrTimeout
 	}
+}
+
+// cause asks the coordinator why the pool cannot serve now, and waits for the answer at most
+// causeWait; nil if it can serve, if it did not answer in time, or if the pool is closed.
+func (p *Pool) cause() error {
+	reply := make(chan error, 1)
+	p.engine.Send(p.coordinator, core.Cause{Reply: reply})
+	wait := time.NewTimer(causeWait)
+	defer wait.Stop()
+	select {
+	case err := <-reply:
+		return err
+	case <-wait.C:
+	case <-p.cfg.Stopped:
+	case <-p.closed:
+	}
+	return nil
 }
 
 // WaitReady blocks until the pool is running (see Ready) with at least n idle streams; a client

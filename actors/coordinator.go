@@ -112,6 +112,8 @@ func (c *coordinator) Receive(ctx *actor.Context) {
 		c.get(m)
 	case messages.State:
 		c.state(m)
+	case core.Cause:
+		c.answer(deliver(m.Reply, c.errNow()))
 	case messages.WaitReady:
 		c.waitReady(m)
 	case messages.Flush:

@@ -121,6 +121,9 @@ type (
 	// AdmittedGet is a Get for which the facade holds a token in Admission; the coordinator takes
 	// it out when it handles the request.
 	AdmittedGet struct{ Get messages.Get }
+	// Cause asks why the pool cannot serve now (Stats.Err, without the rest of a snapshot), for
+	// a call that timed out.
+	Cause struct{ Reply chan error }
 )
 
 // SlotCount is the number of connections a pool keeps: the Shards a client dials; twice as many
