@@ -233,14 +233,17 @@ func (c *coordinator) lookUp(id string, k wire.Key) (idleStream, bool) {
 	return e, ok
 }
 
-// handOutByID takes the stream filed under k (id's Key) out of the store and gives it to g. If
-// g's caller has gone, the stream goes back as it was: a peer-closed one keeps its time.
-func (c *coordinator) handOutByID(id string, k wire.Key, g waiter) {
+// handOutByID takes the stream filed under k (id's Key) out of the store and gives it to g, and
+// reports whether g took it. If g's caller has gone, the stream goes back as it was: a
+// peer-closed one keeps its time.
+func (c *coordinator) handOutByID(id string, k wire.Key, g waiter) bool {
 	closedAt := c.idle.closedSince(k)
 	e, _ := c.idle.takeKey(k)
 	if !c.deliverStream(g, messages.Stream{ID: id, Stream: e.stream, Conn: e.shard.conn}, e.shard) {
 		c.idle.restore(k, e, closedAt)
+		return false
 	}
+	return true
 }
 
 // handOut gives the idle stream id, already taken out of the store, to g. If g's caller has

@@ -926,6 +926,59 @@ func TestWaiterOnSilentConnectionGetsNoDiscardedStream(t *testing.T) {
 	require.Equal(t, uint64(1), s.HandedOut)
 }
 
+// When a silent connection answers again, a stream its peer closed goes to a caller waiting for
+// its ID, never to one that takes any (that one gets a usable stream), even when every caller
+// waiting for the ID has gone; and a waiter whose reply cannot take the stream leaves it to the
+// next one waiting for the ID.
+func TestConnectionHeardAgainServesEachWaiterItsOwn(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		live bool // after the caller who gave up, one whose reply is closed and one who waits
+	}{{"its ID's caller has gone", false}, {"its ID's first live caller cannot take it", true}} {
+		t.Run(c.name, func(t *testing.T) {
+			co := startCoordinator(t, false, nil)
+			shard, _ := co.shard("shard")
+			lb := quicStreams(t, 2)
+			co.send(shardUp{shard: shard, conn: lb.conn},
+				streamReady{shard: shard, id: "00000091", stream: lb.streams[0]},
+				streamReady{shard: shard, id: "00000092", stream: lb.streams[1]})
+			lb.peer[0].CancelRead(wire.StreamCodeClosed)
+			co.waitState("the peer close to be seen", func(s messages.Stats) bool { return s.PeerClosed == 1 })
+			co.send(liveness{shard: shard, suspect: true, heard: time.Now()})
+
+			gaveUp := co.get("00000091")
+			var byID chan messages.Stream
+			if c.live {
+				closed := make(chan messages.Stream, 1)
+				close(closed)
+				co.send(messages.Get{ID: "00000091", Reply: closed})
+				byID = co.get("00000091")
+			}
+			anyStream := co.get("")
+			waiting := 2
+			if c.live {
+				waiting = 4
+			}
+			require.Equal(t, waiting, co.state().Waiters, "all wait for the silent connection")
+			_, answered := messages.Abandon(gaveUp) // its caller gives up
+			require.False(t, answered)
+
+			co.send(liveness{shard: shard, suspect: false, heard: time.Now()})
+			got := recv(t, anyStream, "a stream for the caller that takes any")
+			require.Equal(t, "00000092", got.ID, "the usable stream, not the peer-closed one")
+			if !c.live {
+				require.Equal(t, 1, co.state().PeerClosed, "the peer-closed stream waits for a caller of its ID")
+				return
+			}
+			got = recv(t, byID, "the peer-closed stream for the live caller of its ID")
+			require.Same(t, lb.streams[0], got.Stream)
+			s := co.state()
+			require.Zero(t, s.PeerClosed)
+			require.Equal(t, uint64(2), s.HandedOut)
+		})
+	}
+}
+
 // A peer-closed stream whose hand-out by ID fails (the reply cannot take it) goes back as it was:
 // still peer-closed, not counted as idle, not handed to a caller that takes any.
 func TestFailedHandOutKeepsAPeerClosedStreamPeerClosed(t *testing.T) {

@@ -95,9 +95,17 @@ func (c *coordinator) serveWaiting() {
 		if !ok {
 			continue // never filed: get answers a malformed ID at once
 		}
-		if e, ok := c.lookUp(id, k); ok && !e.shard.suspect {
-			if g, ok := c.waiters.next(id, now); ok {
-				c.handOutByID(id, k, g)
+		// Only the callers waiting for this ID: a stream the peer closed is theirs alone, and the
+		// callers that take any get the usable streams below. One whose reply cannot take the
+		// stream leaves it for the next.
+		for {
+			e, ok := c.lookUp(id, k)
+			if !ok || e.shard.suspect {
+				break
+			}
+			g, ok := c.waiters.nextFor(id, now)
+			if !ok || c.handOutByID(id, k, g) {
+				break
 			}
 		}
 	}
@@ -106,7 +114,7 @@ func (c *coordinator) serveWaiting() {
 		if !ok {
 			break
 		}
-		g, ok := c.waiters.next("", now)
+		g, ok := c.waiters.nextAny(now)
 		if !ok {
 			c.idle.add(id, e)
 			break

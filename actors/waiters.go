@@ -51,21 +51,33 @@ func (w *waiters) add(get messages.Get, since time.Time) {
 // next pops the request that should receive stream id: the oldest one waiting for that ID, else
 // the oldest one waiting for any stream (never for the control stream).
 func (w *waiters) next(id string, now time.Time) (waiter, bool) {
-	if q := w.byID[id]; len(q) > 0 {
-		for len(q) > 0 {
-			g := q[0]
-			q = q[1:]
-			w.n--
-			if !gone(g, now) {
-				w.setID(id, q)
-				return g, true
-			}
-		}
-		delete(w.byID, id)
+	if g, ok := w.nextFor(id, now); ok || id == wire.ControlID {
+		return g, ok
 	}
-	if id == wire.ControlID {
+	return w.nextAny(now)
+}
+
+// nextFor pops the oldest request waiting for stream id whose caller still waits.
+func (w *waiters) nextFor(id string, now time.Time) (waiter, bool) {
+	q, ok := w.byID[id]
+	if !ok {
 		return waiter{}, false
 	}
+	for len(q) > 0 {
+		g := q[0]
+		q = q[1:]
+		w.n--
+		if !gone(g, now) {
+			w.setID(id, q)
+			return g, true
+		}
+	}
+	delete(w.byID, id)
+	return waiter{}, false
+}
+
+// nextAny pops the oldest request waiting for any stream whose caller still waits.
+func (w *waiters) nextAny(now time.Time) (waiter, bool) {
 	for len(w.any) > 0 {
 		g := w.any[0]
 		w.any[0] = waiter{}
