@@ -330,6 +330,9 @@ func (c *coordinator) fileReady(st *shardLoad, id string, stream *quic.Stream) {
 		}
 	}
 	c.idle.add(id, idleStream{stream: stream, shard: st})
+	if peerGone(stream) {
+		c.peerStopped(id) // the peer closed or discarded it before it came: dealt with at once
+	}
 	c.checkReady()
 }
 

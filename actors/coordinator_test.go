@@ -979,6 +979,40 @@ func TestConnectionHeardAgainServesEachWaiterItsOwn(t *testing.T) {
 	}
 }
 
+// A caller waiting for an ID gets its stream even if the peer closed the stream before it arrived
+// (the server's application took it and closed it at once): peer-closed streams are handed out
+// by ID. One the peer discarded fails its caller with ErrStreamGone at once.
+func TestStreamThatComesClosedReachesItsWaiter(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		code quic.StreamErrorCode
+	}{{"closed", wire.StreamCodeClosed}, {"discarded", wire.StreamCodeDiscarded}} {
+		t.Run(c.name, func(t *testing.T) {
+			co := startCoordinator(t, false, nil)
+			shard, _ := co.shard("shard")
+			lb := quicStreams(t, 1)
+			waiting := co.get("000000c1")
+			require.Equal(t, 1, co.state().Waiters)
+			lb.peer[0].CancelRead(c.code)
+			waitDone(t, lb.streams[0].Context(), "the peer's STOP_SENDING to arrive")
+
+			co.send(shardUp{shard: shard, conn: lb.conn}, streamReady{shard: shard, id: "000000c1", stream: lb.streams[0]})
+			got := recv(t, waiting, "the answer for the waiting caller")
+			s := co.state()
+			require.Zero(t, s.Idle, "a stream the peer stopped reading is never idle")
+			if c.code == wire.StreamCodeDiscarded {
+				require.ErrorIs(t, got.Err, core.ErrStreamGone)
+				require.Equal(t, uint64(1), s.Discarded)
+				return
+			}
+			require.NoError(t, got.Err)
+			require.Same(t, lb.streams[0], got.Stream)
+			require.Zero(t, s.PeerClosed)
+			require.Equal(t, uint64(1), s.HandedOut)
+		})
+	}
+}
+
 // A peer-closed stream whose hand-out by ID fails (the reply cannot take it) goes back as it was:
 // still peer-closed, not counted as idle, not handed to a caller that takes any.
 func TestFailedHandOutKeepsAPeerClosedStreamPeerClosed(t *testing.T) {

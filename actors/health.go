@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/quicpool/quicpool/internal/core"
+	"github.com/quicpool/quicpool/internal/wire"
 	"github.com/quicpool/quicpool/messages"
 )
 
@@ -95,18 +96,8 @@ func (c *coordinator) serveWaiting() {
 		if !ok {
 			continue // never filed: get answers a malformed ID at once
 		}
-		// Only the callers waiting for this ID: a stream the peer closed is theirs alone, and the
-		// callers that take any get the usable streams below. One whose reply cannot take the
-		// stream leaves it for the next.
-		for {
-			e, ok := c.lookUp(id, k)
-			if !ok || e.shard.suspect {
-				break
-			}
-			g, ok := c.waiters.nextFor(id, now)
-			if !ok || c.handOutByID(id, k, g) {
-				break
-			}
+		if _, ok := c.lookUp(id, k); ok {
+			c.serveCallersOf(id, k, now)
 		}
 	}
 	for len(c.waiters.any) > 0 {
@@ -122,6 +113,21 @@ func (c *coordinator) serveWaiting() {
 		c.handOut(id, e, g)
 	}
 	c.checkReady()
+}
+
+// serveCallersOf hands the stream id (filed under k), if it is held on a connection that answers,
+// to the first of the callers waiting for that ID who takes it. Only those: a stream the peer
+// closed is theirs alone, and callers that take any get usable streams (takeAny).
+func (c *coordinator) serveCallersOf(id string, k wire.Key, now time.Time) {
+	for {
+		if e, ok := c.idle.byID[k]; !ok || e.shard.suspect {
+			return
+		}
+		g, ok := c.waiters.nextFor(id, now)
+		if !ok || c.handOutByID(id, k, g) {
+			return
+		}
+	}
 }
 
 // failFast is the error that fails a call at once instead of letting it wait, or nil.

@@ -425,9 +425,13 @@ func (c *coordinator) peerStopped(id string) {
 		c.stats.discarded++
 		c.streamGone(id)
 	default:
-		c.idle.markPeerClosed(id, time.Now())
+		now := time.Now()
+		c.idle.markPeerClosed(id, now)
 		if c.idle.peerClosedCount() > c.capacity() { // bounded: the oldest goes
 			c.discardOldestPeerClosed()
+		}
+		if k, ok := key(id); ok {
+			c.serveCallersOf(id, k, now) // a caller already waiting for it (it came closed)
 		}
 	}
 	if c.rt.Client {
