@@ -293,6 +293,7 @@ func (c *coordinator) streamReady(m streamReady) {
 	old, dup := c.idle.get(m.id)
 	if err := st.trust.handshaken(m.id, dup && old.shard == st); err != nil {
 		wire.Discard(m.stream)
+		c.stats.discarded++
 		c.violation(st, err)
 		return
 	}

@@ -1013,6 +1013,29 @@ func TestStreamThatComesClosedReachesItsWaiter(t *testing.T) {
 	}
 }
 
+// A stream refused because its server broke the protocol with it (an ID already idle on the same
+// connection, the control stream twice) is closed both ways and counted as discarded, like every
+// stream the pool drops.
+func TestStreamRefusedForAViolationIsCounted(t *testing.T) {
+	for _, id := range []string{"000000d1", wire.ControlID} {
+		t.Run(id, func(t *testing.T) {
+			c := startCoordinator(t, true, nil)
+			shard, _ := c.shard("shard")
+			lb := quicStreams(t, 2)
+			c.send(shardUp{shard: shard, conn: lb.conn},
+				streamReady{shard: shard, id: id, stream: lb.streams[0]})
+			if id == wire.ControlID { // taken, so that the second is no duplicate of an idle one
+				require.Same(t, lb.streams[0], recv(t, c.get(id), "the control stream").Stream)
+			}
+			c.send(streamReady{shard: shard, id: id, stream: lb.streams[1]})
+			s := c.state()
+			require.Equal(t, uint64(1), s.Violations)
+			require.Equal(t, uint64(1), s.Discarded, "the refused stream is counted")
+			waitDone(t, lb.peer[1].Context(), "the refused stream's reset to reach the peer")
+		})
+	}
+}
+
 // A peer-closed stream whose hand-out by ID fails (the reply cannot take it) goes back as it was:
 // still peer-closed, not counted as idle, not handed to a caller that takes any.
 func TestFailedHandOutKeepsAPeerClosedStreamPeerClosed(t *testing.T) {
