@@ -465,30 +465,41 @@ func (c *coordinator) streamGone(id string) {
 	c.waiters.failID(id, core.ErrStreamGone)
 }
 
-// goneIDs remembers the last limit discarded IDs.
+// goneIDs remembers the last limit discarded IDs. An ID can be discarded, issued again (by a
+// restarted server: forget) and discarded again, so order may hold it more than once: set keeps
+// the number of its latest entry, and only that entry's eviction forgets it.
 type goneIDs struct {
-	set   map[string]bool
-	order []string
+	set   map[string]uint64 // ID -> the number of its latest entry in order
+	order []goneEntry
+	added uint64 // entries ever added
 	limit int
+}
+
+type goneEntry struct {
+	id string
+	n  uint64
 }
 
 // newGoneIDs remembers up to 2 x maxCap discarded IDs, and at least minGoneMemory.
 func newGoneIDs(maxCap int) goneIDs {
-	return goneIDs{set: make(map[string]bool), limit: max(minGoneMemory, 2*maxCap)}
+	return goneIDs{set: make(map[string]uint64), limit: max(minGoneMemory, 2*maxCap)}
 }
 
-func (g *goneIDs) has(id string) bool { return g.set[id] }
+func (g *goneIDs) has(id string) bool { _, ok := g.set[id]; return ok }
 
 func (g *goneIDs) forget(id string) { delete(g.set, id) }
 
 func (g *goneIDs) add(id string) {
-	if g.set[id] {
+	if g.has(id) {
 		return
 	}
-	g.set[id] = true
-	g.order = append(g.order, id)
+	g.added++
+	g.set[id] = g.added
+	g.order = append(g.order, goneEntry{id: id, n: g.added})
 	if len(g.order) > g.limit {
-		delete(g.set, g.order[0])
+		if oldest := g.order[0]; g.set[oldest.id] == oldest.n {
+			delete(g.set, oldest.id)
+		}
 		g.order = g.order[1:]
 	}
 }

@@ -120,3 +120,22 @@ func TestHandOutTurnsSurviveARemovedConnection(t *testing.T) {
 		assert.Equal(t, []int{2, 1}, takeSlots(t, &is, 2), "the same peer's turn again")
 	})
 }
+
+// An ID discarded, issued again and discarded again is remembered as long as its latest discard
+// is among the last limit: the eviction of its first entry does not forget it.
+func TestGoneIDsKeepTheLatestDiscard(t *testing.T) {
+	g := newGoneIDs(0)
+	g.add("00000001")
+	g.forget("00000001") // issued again
+	require.False(t, g.has("00000001"))
+	g.add("00000001") // discarded again
+	for i := range g.limit - 1 {
+		g.add(fmt.Sprintf("1%07x", i))
+	}
+	require.True(t, g.has("00000001"), "its latest discard is among the last %d", g.limit)
+	require.True(t, g.has("10000000"))
+	g.add("20000000")
+	require.False(t, g.has("00000001"), "now it is not")
+	require.Len(t, g.order, g.limit)
+	require.Len(t, g.set, g.limit)
+}
