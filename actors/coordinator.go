@@ -267,8 +267,8 @@ func (c *coordinator) deliverStream(g waiter, s messages.Stream, st *shardLoad) 
 			waited = time.Since(g.since)
 		}
 		c.stats.wait.observe(waited)
-		if c.rt.Client && c.idle.usable == 0 {
-			c.exhausted()
+		if c.rt.Client && c.idle.usable == 0 && s.ID != wire.ControlID && !peerGone(s.Stream) {
+			c.exhausted() // a usable stream went, the last: not the control stream, nor a peer-closed one
 		}
 		c.replaceTaken()
 		return true

@@ -657,6 +657,29 @@ func TestExhaustedClientRaisesCapacityToMaxCap(t *testing.T) {
 	require.Equal(t, 8, s.Opening, "every stream of MaxCap is on its way")
 }
 
+// Handing out a stream that was never usable (the control stream, or one the peer closed: both
+// are taken by ID only) is no sign that callers want more streams than the pool holds: a client's
+// capacity stays, even with no usable stream idle. Taking the last usable one raises it.
+func TestHandingOutAnUnusableStreamIsNoExhaustion(t *testing.T) {
+	c := startCoordinator(t, true, func(cfg *core.Config) { cfg.MinCap, cfg.MaxCap = 2, 8 })
+	shard, _ := c.shard("shard")
+	lb := quicStreams(t, 3)
+	control := c.get(wire.ControlID)
+	c.send(shardUp{shard: shard, conn: lb.conn}, streamReady{shard: shard, id: wire.ControlID, stream: lb.streams[0]})
+	require.Same(t, lb.streams[0], recv(t, control, "the control stream").Stream)
+	require.Equal(t, 2, c.state().Capacity, "the control stream takes no slot")
+
+	c.send(streamReady{shard: shard, id: "000000e1", stream: lb.streams[1]})
+	lb.peer[1].CancelRead(wire.StreamCodeClosed)
+	c.waitState("the peer close to be seen", func(s messages.Stats) bool { return s.PeerClosed == 1 })
+	require.Same(t, lb.streams[1], recv(t, c.get("000000e1"), "the peer-closed stream").Stream)
+	require.Equal(t, 2, c.state().Capacity, "a peer-closed stream takes no slot")
+
+	c.send(streamReady{shard: shard, id: "000000e2", stream: lb.streams[2]})
+	require.Same(t, lb.streams[2], recv(t, c.get("000000e2"), "the last usable stream").Stream)
+	require.Equal(t, 8, c.state().Capacity, "exhausted: the capacity goes to MaxCap")
+}
+
 // The first connection of a multi-connection client fills the pool to its capacity at once, not
 // to its share while the others are still connecting: fill time is one connection's handshake.
 func TestFirstConnectionFillsWhileOthersConnect(t *testing.T) {
