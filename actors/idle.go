@@ -435,7 +435,7 @@ func (c *coordinator) peerStopped(id string) {
 		}
 	}
 	if c.rt.Client {
-		if err := e.shard.trust.peerClosed(c.connectionHold()); err != nil {
+		if err := e.shard.trust.peerClosed(c.connectionHold(), time.Now()); err != nil {
 			c.violation(e.shard, err)
 			return
 		}

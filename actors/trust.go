@@ -13,6 +13,13 @@ import (
 // handshake timeout.
 var errNoCredit = errors.New("quicpool: no stream credit from the server")
 
+// trustWindow is how long a client's count of the streams its server closed before any was
+// taken runs before it starts over. A hostile server closes streams as fast as they come and is
+// judged within seconds; an honest one takes back a connection's idle streams now and then (when
+// a newcomer shrinks the connection's share), which on a connection nobody takes streams from
+// would, over hours, add up to the same ratio.
+const trustWindow = time.Minute
+
 // trust is a client's record of how its server keeps to the protocol on one connection. A broken
 // or hostile server is cut off with ErrViolation, and the supervisor reconnects with backoff,
 // instead of the client opening and discarding streams in a loop. An honest server is never cut
@@ -20,9 +27,10 @@ var errNoCredit = errors.New("quicpool: no stream credit from the server")
 // a flush resets the streams at most once before the client takes one.
 type trust struct {
 	control      bool      // the control ID was issued on this connection
-	fresh        int       // streams handshaken
+	fresh        int       // streams handshaken in this window
 	taken        int       // streams handed out to callers
-	peerLost     int       // streams the server closed before this side took them
+	peerLost     int       // streams the server closed before this side took them, in this window
+	window       time.Time // when the window of fresh and peerLost began; zero before the first close
 	failingSince time.Time // the first of the opens that failed since the last handshake; zero if none
 	violated     bool      // the connection is being closed for a violation
 }
@@ -43,10 +51,17 @@ func (t *trust) handshaken(id string, duplicate bool) error {
 	return nil
 }
 
-// peerClosed records a stream the server closed before this side took it; hold is the most idle
-// streams this connection may hold. Closing most fresh streams before any is taken, more than two
-// flushes would (each closes what the connection holds and the control stream), is a violation.
-func (t *trust) peerClosed(hold int) error {
+// peerClosed records a stream the server closed before this side took it, at now; hold is the
+// most idle streams this connection may hold. Closing most fresh streams before any is taken,
+// more than two flushes would (each closes what the connection holds and the control stream),
+// within trustWindow, is a violation.
+func (t *trust) peerClosed(hold int, now time.Time) error {
+	switch {
+	case t.window.IsZero():
+		t.window = now
+	case now.Sub(t.window) > trustWindow:
+		t.window, t.fresh, t.peerLost = now, 0, 0
+	}
 	t.peerLost++
 	if t.taken == 0 && t.peerLost > 2*hold+8 && 4*t.peerLost > 3*t.fresh {
 		return fmt.Errorf("%w: it closed %d of the %d streams it handshook before any was taken",
