@@ -776,6 +776,28 @@ func TestLiveConnectionsMakeUpForASilentOne(t *testing.T) {
 		"b's share is 4, but a is silent: b opens what the pool lacks")
 }
 
+// The same with the silent connection's streams still being opened: its opens under way count as
+// coming no more than its idle streams would.
+func TestLiveConnectionsMakeUpForASilentOnesOpens(t *testing.T) {
+	c := startCoordinator(t, true, func(cfg *core.Config) { cfg.MinCap, cfg.MaxCap, cfg.Shards = 8, 16, 2 })
+	a, askedA := c.shard("a")
+	b, askedB := c.shard("b")
+	lb := quicStreams(t, 4)
+	c.send(shardUp{shard: a, slot: 0, conn: lb.conn}, shardUp{shard: b, slot: 1, conn: lb.conn}, core.Start{})
+	require.Equal(t, openStreams{n: 4}, recv(t, askedA, "a's share"))
+	require.Equal(t, openStreams{n: 4}, recv(t, askedB, "b's share"))
+	for i := range 4 {
+		c.send(streamReady{shard: b, id: fmt.Sprintf("000000b%d", i), stream: lb.streams[i]})
+	}
+	s := c.state()
+	require.Equal(t, 4, s.Idle)
+	require.Equal(t, 4, s.Opening, "a's streams are on their way")
+
+	c.send(liveness{shard: a, slot: 0, suspect: true, heard: time.Now()})
+	require.Equal(t, openStreams{n: 4}, recv(t, askedB, "b making up for a's opens"),
+		"a is silent: its opens may not come before the handshake timeout")
+}
+
 // twoIdle files two idle streams on one shard of c, first then second, and returns their
 // loopback.
 func (c *coordTest) twoIdle(first, second string) loopback {

@@ -104,11 +104,15 @@ func (r *refiller) endBatchWait() {
 	}
 }
 
-// missing is how many streams a client lacks for its capacity, the opens under way counted.
+// missing is how many streams a client lacks for its capacity, the opens under way counted,
+// except a silent connection's: like its idle streams, they may not come for a while (an open
+// waits for its answer up to the handshake timeout).
 func (c *coordinator) missing() int {
 	need := c.refill.capacity - c.idle.usable
 	for _, st := range c.shards {
-		need -= st.opening
+		if !st.suspect {
+			need -= st.opening
+		}
 	}
 	return need
 }
