@@ -751,51 +751,42 @@ func (c *coordTest) supervisorGot() []any {
 }
 
 // When a connection goes silent, the live ones make up for its streams at once, beyond their
-// share: a silent connection counts as down for the refill.
+// share: a silent connection counts as down for the refill, its idle streams and its opens under
+// way alike (an open may wait for its answer up to the handshake timeout).
 func TestLiveConnectionsMakeUpForASilentOne(t *testing.T) {
-	c := startCoordinator(t, true, func(cfg *core.Config) { cfg.MinCap, cfg.MaxCap, cfg.Shards = 8, 16, 2 })
-	a, askedA := c.shard("a")
-	b, askedB := c.shard("b")
-	lb := quicStreams(t, 8)
-	c.send(shardUp{shard: a, slot: 0, conn: lb.conn}, shardUp{shard: b, slot: 1, conn: lb.conn}, core.Start{})
-	require.Equal(t, openStreams{n: 4}, recv(t, askedA, "a's share"))
-	require.Equal(t, openStreams{n: 4}, recv(t, askedB, "b's share"))
-	for i := range 4 {
-		c.send(streamReady{shard: a, id: fmt.Sprintf("000000a%d", i), stream: lb.streams[i]})
-	}
-	for i := 4; i < 8; i++ {
-		c.send(streamReady{shard: b, id: fmt.Sprintf("000000b%d", i), stream: lb.streams[i]})
-	}
-	s := c.state()
-	require.Equal(t, 8, s.Idle)
-	require.Zero(t, s.Opening)
-	require.Empty(t, askedB, "b holds its share (4): nothing asked of it")
+	for _, c := range []struct {
+		name     string
+		aArrived bool // a's streams are idle, not still being opened
+	}{{"its streams idle", true}, {"its streams still opening", false}} {
+		t.Run(c.name, func(t *testing.T) {
+			co := startCoordinator(t, true, func(cfg *core.Config) { cfg.MinCap, cfg.MaxCap, cfg.Shards = 8, 16, 2 })
+			a, askedA := co.shard("a")
+			b, askedB := co.shard("b")
+			lb := quicStreams(t, 8)
+			co.send(shardUp{shard: a, slot: 0, conn: lb.conn}, shardUp{shard: b, slot: 1, conn: lb.conn}, core.Start{})
+			require.Equal(t, openStreams{n: 4}, recv(t, askedA, "a's share"))
+			require.Equal(t, openStreams{n: 4}, recv(t, askedB, "b's share"))
+			for i := range 4 {
+				if c.aArrived {
+					co.send(streamReady{shard: a, id: fmt.Sprintf("000000a%d", i), stream: lb.streams[i]})
+				}
+				co.send(streamReady{shard: b, id: fmt.Sprintf("000000b%d", i), stream: lb.streams[4+i]})
+			}
+			s := co.state()
+			if c.aArrived {
+				require.Equal(t, 8, s.Idle)
+				require.Zero(t, s.Opening)
+			} else {
+				require.Equal(t, 4, s.Idle)
+				require.Equal(t, 4, s.Opening, "a's streams are on their way")
+			}
+			require.Empty(t, askedB, "b holds its share (4): nothing asked of it")
 
-	c.send(liveness{shard: a, slot: 0, suspect: true, heard: time.Now()})
-	require.Equal(t, openStreams{n: 4}, recv(t, askedB, "b making up for a's streams"),
-		"b's share is 4, but a is silent: b opens what the pool lacks")
-}
-
-// The same with the silent connection's streams still being opened: its opens under way count as
-// coming no more than its idle streams would.
-func TestLiveConnectionsMakeUpForASilentOnesOpens(t *testing.T) {
-	c := startCoordinator(t, true, func(cfg *core.Config) { cfg.MinCap, cfg.MaxCap, cfg.Shards = 8, 16, 2 })
-	a, askedA := c.shard("a")
-	b, askedB := c.shard("b")
-	lb := quicStreams(t, 4)
-	c.send(shardUp{shard: a, slot: 0, conn: lb.conn}, shardUp{shard: b, slot: 1, conn: lb.conn}, core.Start{})
-	require.Equal(t, openStreams{n: 4}, recv(t, askedA, "a's share"))
-	require.Equal(t, openStreams{n: 4}, recv(t, askedB, "b's share"))
-	for i := range 4 {
-		c.send(streamReady{shard: b, id: fmt.Sprintf("000000b%d", i), stream: lb.streams[i]})
+			co.send(liveness{shard: a, slot: 0, suspect: true, heard: time.Now()})
+			require.Equal(t, openStreams{n: 4}, recv(t, askedB, "b making up for a's streams"),
+				"b's share is 4, but a is silent: b opens what the pool lacks")
+		})
 	}
-	s := c.state()
-	require.Equal(t, 4, s.Idle)
-	require.Equal(t, 4, s.Opening, "a's streams are on their way")
-
-	c.send(liveness{shard: a, slot: 0, suspect: true, heard: time.Now()})
-	require.Equal(t, openStreams{n: 4}, recv(t, askedB, "b making up for a's opens"),
-		"a is silent: its opens may not come before the handshake timeout")
 }
 
 // twoIdle files two idle streams on one shard of c, first then second, and returns their
