@@ -359,6 +359,30 @@ func TestServerIssuesControlIDFirstThenUniqueIDsAndHolds(t *testing.T) {
 	require.False(t, issued[issuedID(t, lb, 5)], "the held stream's ID is unique")
 }
 
+// A silent connection's new streams are held without an ID, however much room the pool has, until
+// it answers again: the IDs may never reach its client, and its idle streams do not count while it
+// is silent, so its share would not bound them. Then they get their IDs at once.
+func TestServerHoldsASilentConnectionsStreams(t *testing.T) {
+	c := startCoordinator(t, false, nil) // MaxCap 4
+	shard, _ := c.shard("shard")
+	lb := quicStreams(t, 3)
+	c.send(shardUp{shard: shard, conn: lb.conn}, liveness{shard: shard, suspect: true, heard: time.Now()})
+	for i := range 3 {
+		c.handshaken(shard, lb, i)
+	}
+	s := c.state()
+	require.Equal(t, 3, s.Opening, "all three held")
+	require.Len(t, s.Conns, 1)
+	require.Zero(t, s.Conns[0].Opened, "no ID issued")
+
+	c.send(liveness{shard: shard, suspect: false, heard: time.Now()})
+	s = c.state()
+	require.Zero(t, s.Opening)
+	require.Equal(t, 2, s.Idle, "the control stream apart")
+	require.Equal(t, uint64(3), s.Conns[0].Opened)
+	require.Equal(t, wire.ControlID, issuedID(t, lb, 0))
+}
+
 // handshakenOnOneShard brings up one shard of c on a loopback of n streams and hands c the
 // server side of the first k as handshaken; the shard is c.onlyShard.
 func (c *coordTest) handshakenOnOneShard(n, k int) loopback {

@@ -86,6 +86,7 @@ func (c *coordinator) liveness(m liveness) {
 		return
 	}
 	c.serveWaiting()
+	c.replenish() // a server: the streams it held while the connection was silent get their IDs
 }
 
 // serveWaiting hands streams that became usable to the callers waiting for them.

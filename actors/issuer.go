@@ -75,10 +75,12 @@ func (c *coordinator) handshaken(m handshaken) {
 	}
 }
 
-// fits reports whether st may have one more idle stream: the pool holds fewer than MaxCap, and
-// st fewer than its share.
+// fits reports whether st may have one more idle stream: its connection answers, the pool holds
+// fewer than MaxCap, and st fewer than its share. A silent connection's new streams are held
+// (bounded like any connection's) until it answers again: its idle streams are not counted while
+// it is silent, so its share would not bound them, and the IDs may never reach its client.
 func (c *coordinator) fits(st *shardLoad) bool {
-	return c.idle.usable < c.rt.MaxCap && st.idle < c.fairShare()
+	return !st.suspect && c.idle.usable < c.rt.MaxCap && st.idle < c.fairShare()
 }
 
 // fairShare is the most one connection may hold: MaxCap over the connections up, so that a
