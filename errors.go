@@ -57,8 +57,9 @@ var (
 	// error names what happened; the pool reconnects with backoff.
 	ErrViolation = core.ErrViolation
 	// ErrPanic: a panic was recovered in one of the pool's actors or goroutines, and logged with
-	// its stack. A shard that panicked, or one of its goroutines, fails as with any other error
-	// (the shard is replaced); the coordinator and the supervisor go on with their next message.
+	// its stack. A shard that panicked is replaced, as a failed one is; a goroutine that panicked
+	// fails only its own work (that stream open, that stream's handshake, that listen attempt);
+	// the coordinator and the supervisor go on with their next message.
 	ErrPanic = core.ErrPanic
 )
 

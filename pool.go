@@ -29,7 +29,7 @@ const (
 	// pool has no connection. A coordinator with no connection to serve answers in microseconds;
 	// one that is far behind (which may be why the call timed out) must not hold the call much
 	// past its timeout: the call then fails with a bare timeout.
-	causeWait = 50 * time.Millisecond
+	causeWait = 100 * time.Millisecond
 )
 
 // Pool is a pool of ready QUIC streams between two hosts: a client pool dials the server and
@@ -166,7 +166,8 @@ func (p *Pool) Get(ctx context.Context, id string) (*StreamConn, error) {
 
 // Accept returns any idle stream (its ID is StreamConn.ID), waiting for one until ctx is done.
 // Idle streams are handed out in turn from each peer address and, within one, from each of its
-// connections (up to 16 in a row from one), oldest first within a connection. The control stream
+// connections (up to 16 in a row from one), in arrival order within a connection (after a
+// silence, a connection's streams start over in no set order). The control stream
 // (ControlID) is only ever returned by Get. Errors are those of Get.
 func (p *Pool) Accept(ctx context.Context) (*StreamConn, error) {
 	s, err := p.take(ctxBound(ctx), "", false)

@@ -258,6 +258,9 @@ func (c *coordinator) handOut(id string, e idleStream, g waiter) {
 // gone. A reply channel that could not take the stream although nobody abandoned it (a closed
 // channel) is counted as dropped. A g that was never filed waited for nothing.
 func (c *coordinator) deliverStream(g waiter, s messages.Stream, st *shardLoad) bool {
+	// The last usable stream going (not the control stream, nor one the peer closed) is
+	// exhaustion; judged before the caller may close it.
+	last := c.rt.Client && c.idle.usable == 0 && s.ID != wire.ControlID && !peerGone(s.Stream)
 	if sendStream(g.Reply, s) {
 		st.trust.taken++
 		st.trackInUse(s.Stream)
@@ -267,8 +270,8 @@ func (c *coordinator) deliverStream(g waiter, s messages.Stream, st *shardLoad) 
 			waited = time.Since(g.since)
 		}
 		c.stats.wait.observe(waited)
-		if c.rt.Client && c.idle.usable == 0 && s.ID != wire.ControlID && !peerGone(s.Stream) {
-			c.exhausted() // a usable stream went, the last: not the control stream, nor a peer-closed one
+		if last {
+			c.exhausted()
 		}
 		c.replaceTaken()
 		return true

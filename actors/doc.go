@@ -21,7 +21,9 @@
 //
 // Actors never block in Receive: dialing, accepting, opening and reading handshakes run in
 // goroutines that report back by message. (The server's coordinator writes each stream's 4-byte
-// ID with quic-go's non-blocking TryWriteAll.) A panic in Receive is recovered by the receiver every actor runs
-// in (sealed) and reported as a failure; it never reaches hollywood's restart logic. The protocol between the actors is made of
+// ID with quic-go's non-blocking TryWriteAll.) A panic in Receive is recovered by the receiver
+// every actor runs in (sealed) and logged; a shard reports it as its failure (onPanic), the
+// coordinator and the supervisor go on with their next message. It never reaches hollywood's
+// restart logic. The protocol between the actors is made of
 // unexported types (protocol.go), so no code outside this package can inject a message of it.
 package actors

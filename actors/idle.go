@@ -427,11 +427,11 @@ func (c *coordinator) peerStopped(id string) {
 	default:
 		now := time.Now()
 		c.idle.markPeerClosed(id, now)
-		if c.idle.peerClosedCount() > c.capacity() { // bounded: the oldest goes
-			c.discardOldestPeerClosed()
-		}
 		if k, ok := key(id); ok {
 			c.serveCallersOf(id, k, now) // a caller already waiting for it (it came closed)
+		}
+		if c.idle.peerClosedCount() > c.capacity() { // bounded: the oldest goes
+			c.discardOldestPeerClosed()
 		}
 	}
 	if c.rt.Client {

@@ -52,8 +52,10 @@ type Stats struct {
 	Opened uint64
 	// HandedOut counts streams handed out to callers.
 	HandedOut uint64
-	// Discarded counts idle streams the pool closed: flushed, excess, duplicate, or closed by the
-	// peer and not taken within their grace period.
+	// Discarded counts streams the pool closed and reset without handing them out: flushed, taken
+	// back, duplicate or refused for a protocol violation, discarded by the peer's pool, or closed
+	// by the peer and not taken within their grace period. (Streams refused at their handshake
+	// count in Failed.)
 	Discarded uint64
 	// Failed counts stream opens (client) and handshakes (server) that failed.
 	Failed uint64
