@@ -43,6 +43,7 @@ type coordinator struct {
 	stats      counters
 	slotsSeen  []bool // slots that have held a connection (Stats.Reconnects)
 	filled     bool   // client: the supervisor was told the other slots may dial (dialOthers)
+	fillDone   bool   // client: the first connection opened the capacity: the others dial at the next tick
 }
 
 // shardLoad is the coordinator's record of one connection that is up.
@@ -314,8 +315,11 @@ func (c *coordinator) fileReady(st *shardLoad, id string, stream *quic.Stream) {
 	c.stats.opened++
 	st.opened++
 	c.gone.forget(id)
-	if c.stats.opened >= uint64(min(c.refill.capacity, c.connectionHold())) {
-		c.letOthersDial() // whether the stream is filed or goes straight to a waiting caller
+	switch { // whether the stream is filed or goes straight to a waiting caller
+	case c.stats.opened >= uint64(c.connectionHold()):
+		c.letOthersDial() // the first connection holds all it may: the rest needs the others
+	case c.stats.opened >= uint64(c.refill.capacity):
+		c.fillDone = true // the pool is filled: the others dial at the next tick (tick)
 	}
 	if id == wire.ControlID {
 		// It was opened as one of the capacity's streams but takes no slot: the stream it did not
@@ -340,10 +344,12 @@ func (c *coordinator) fileReady(st *shardLoad, id string, stream *quic.Stream) {
 	c.checkReady()
 }
 
-// letOthersDial tells a client's supervisor, once, that the other slots may dial: the pool has
-// opened its capacity, or as much of it as one connection holds (taken streams count: callers
-// may take them as fast as they come), or an open failed. Until then the first connection fills
-// the pool alone (supervisor.startOthers).
+// letOthersDial tells a client's supervisor, once, that the other slots may dial: the first
+// connection has opened as much as one connection holds, or an open failed, or the tick after it
+// opened the pool's capacity came (taken streams count: callers may take them as fast as they
+// come). Until then the first connection fills the pool alone (supervisor.startOthers), and a
+// pool just filled serves its first callers, and its server files its last streams, without
+// sharing the CPU with a TLS handshake.
 func (c *coordinator) letOthersDial() {
 	if c.rt.Client && !c.filled {
 		c.filled = true
@@ -519,6 +525,9 @@ func (c *coordinator) tick() {
 	if c.rt.Client {
 		c.tune()
 		c.replenish()
+		if c.fillDone {
+			c.letOthersDial()
+		}
 		next = c.refill.interval
 	}
 	engine, self := c.engine, c.self

@@ -715,9 +715,11 @@ func TestFirstConnectionFillsWhileOthersConnect(t *testing.T) {
 		"the share of one connection of 8 would be 8")
 }
 
-// The other slots dial once the first connection has opened the pool's capacity (here 4; one
-// connection of 8 may hold 128): the coordinator tells the supervisor then, once, and not before.
-func TestOthersDialOnceTheFirstConnectionOpenedTheCapacity(t *testing.T) {
+// The other slots dial at the first tick after the first connection has opened the pool's
+// capacity (here 4; one connection of 8 may hold 128): a pool just filled serves its first
+// callers, and its server files its last streams, without sharing the CPU with a handshake. The
+// coordinator tells the supervisor then, once, and not before.
+func TestOthersDialAtTheTickAfterTheFirstConnectionOpenedTheCapacity(t *testing.T) {
 	c := startCoordinator(t, true, func(cfg *core.Config) { cfg.MinCap, cfg.MaxCap, cfg.Shards = 4, 1024, 8 })
 	shard, _ := c.shard("shard")
 	lb := quicStreams(t, 4)
@@ -725,11 +727,31 @@ func TestOthersDialOnceTheFirstConnectionOpenedTheCapacity(t *testing.T) {
 	for i := range 3 {
 		c.send(streamReady{shard: shard, id: fmt.Sprintf("0000000%d", i+1), stream: lb.streams[i]})
 	}
-	require.Empty(t, c.supervisorGot(), "three streams of four: the others wait")
+	c.send(tick{})
+	require.Empty(t, c.supervisorGot(), "three streams of four: the others wait, ticks or not")
 	c.send(streamReady{shard: shard, id: "00000004", stream: lb.streams[3]})
+	require.Empty(t, c.supervisorGot(), "filled: the others wait for the next tick")
+	c.send(tick{})
 	require.Equal(t, []any{dialOthers{}}, c.supervisorGot())
-	c.send(openFailed{shard: shard, err: errors.New("no"), n: 1})
+	c.send(openFailed{shard: shard, err: errors.New("no"), n: 1}, tick{})
 	require.Empty(t, c.supervisorGot(), "once")
+}
+
+// A first connection that has opened as many streams as one connection holds lets the others
+// dial at once: the pool's capacity needs them.
+func TestOthersDialAtOnceWhenTheFirstConnectionIsFull(t *testing.T) {
+	c := startCoordinator(t, true, func(cfg *core.Config) {
+		cfg.MinCap, cfg.MaxCap, cfg.Shards, cfg.PerShard = 8, 1024, 8, 3
+	})
+	shard, _ := c.shard("shard")
+	lb := quicStreams(t, 3)
+	c.send(core.Start{}, shardUp{shard: shard, conn: lb.conn})
+	for i := range 2 {
+		c.send(streamReady{shard: shard, id: fmt.Sprintf("0000000%d", i+1), stream: lb.streams[i]})
+	}
+	require.Empty(t, c.supervisorGot(), "two streams of the three one connection holds")
+	c.send(streamReady{shard: shard, id: "00000003", stream: lb.streams[2]})
+	require.Equal(t, []any{dialOthers{}}, c.supervisorGot(), "the first connection is full, no tick")
 }
 
 // Streams that go straight to waiting callers count towards the capacity opened, and a failed

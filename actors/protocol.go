@@ -106,9 +106,10 @@ type (
 
 	// Coordinator to the supervisor.
 
-	// dialOthers (client): the first connection has opened the pool's capacity, or as much of it
-	// as one connection holds, or cannot (an open failed): the other slots may dial now
-	// (supervisor.startOthers). The supervisor's own fallback timer sends it too.
+	// dialOthers (client): the first connection has opened as much as one connection holds, or
+	// cannot (an open failed), or it has opened the pool's capacity and a tick has come since
+	// (letOthersDial): the other slots may dial now (supervisor.startOthers). The supervisor's
+	// own fallback timer sends it too.
 	dialOthers struct{}
 
 	// Supervisor to the coordinator.

@@ -150,8 +150,8 @@ const othersWait = time.Second
 // two round trips: a dial that takes longer is most likely waiting for its timeout.
 const dialGap = 100 * time.Millisecond
 
-// startOthers starts the other slots' dials once the first connection has opened the pool's
-// capacity, or as much of it as one connection holds (the coordinator's dialOthers), or cannot
+// startOthers starts the other slots' dials once the first connection has filled the pool, or
+// holds as much as one connection holds (the coordinator's dialOthers), or cannot
 // (an open failed, or othersWait passed since it came up), or a shard failed first: slot 0's
 // dial, or its connection (another slot may still get through: the resolver is asked anew for
 // every dial). Dialing them all at once would share the CPU between their TLS handshakes, and
