@@ -316,6 +316,7 @@ func (c *coordinator) fileReady(st *shardLoad, id string, stream *quic.Stream) {
 	st.opened++
 	c.gone.forget(id)
 	switch { // whether the stream is filed or goes straight to a waiting caller
+	case !c.rt.Client: // a server dials nothing
 	case c.stats.opened >= uint64(c.connectionHold()):
 		c.letOthersDial() // the first connection holds all it may: the rest needs the others
 	case c.stats.opened >= uint64(c.refill.capacity):

@@ -754,8 +754,9 @@ func TestOthersDialAtOnceWhenTheFirstConnectionIsFull(t *testing.T) {
 	require.Equal(t, []any{dialOthers{}}, c.supervisorGot(), "the first connection is full, no tick")
 }
 
-// Streams that go straight to waiting callers count towards the capacity opened, and a failed
-// open before it lets the others dial too.
+// Streams that go straight to waiting callers count towards what the first connection has opened
+// (here, with MaxCap 2, as much as it may hold: the others dial at once), and a failed open
+// before it lets the others dial too.
 func TestOthersDialWhenCallersTakeTheStreamsOrAnOpenFails(t *testing.T) {
 	c := startCoordinator(t, true, func(cfg *core.Config) { cfg.MinCap, cfg.MaxCap, cfg.Shards = 2, 2, 2 })
 	shard, _ := c.shard("shard")

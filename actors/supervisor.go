@@ -150,8 +150,9 @@ const othersWait = time.Second
 // two round trips: a dial that takes longer is most likely waiting for its timeout.
 const dialGap = 100 * time.Millisecond
 
-// startOthers starts the other slots' dials once the first connection has filled the pool, or
-// holds as much as one connection holds (the coordinator's dialOthers), or cannot
+// startOthers starts the other slots' dials once the first connection has opened the pool's
+// capacity and a refill tick came since, or has opened as many streams as one connection holds
+// (the coordinator's dialOthers: taken streams count), or cannot
 // (an open failed, or othersWait passed since it came up), or a shard failed first: slot 0's
 // dial, or its connection (another slot may still get through: the resolver is asked anew for
 // every dial). Dialing them all at once would share the CPU between their TLS handshakes, and

@@ -302,7 +302,7 @@ func TestSupervisorIgnoresForgedStopped(t *testing.T) {
 }
 
 // A client whose first connection is up dials the other slots only once the coordinator says
-// that connection has opened the pool's capacity (dialOthers).
+// they may (dialOthers: the first connection has filled the pool, or holds all it may).
 func TestSupervisorDialsOthersOnceTheFirstConnectionFilled(t *testing.T) {
 	s := firstConnected(t)
 	s.barrier()
