@@ -78,7 +78,7 @@ func NewServer(addr string, tlsConfig *tls.Config, opts ...Option) (*Pool, error
 
 // NewClientPool creates a client pool, as NodePass's quic.NewClientPool does. It keeps between
 // minCap and maxCap idle streams (the capacity is tuned between them by use), refilling every
-// minIvl..maxIvl (also tuned) and at once whenever a stream is taken. It dials
+// minIvl..maxIvl (also tuned) and, for taken streams, without waiting for the tick. It dials
 // min(max(ceil(maxCap/128),1),64) QUIC connections to the address addrResolver returns (asked
 // anew for every dial). tlsCode is "0" (encrypted, not verified), "1" (self-signed server:
 // compare its fingerprint through StreamConn.ConnectionState) or "2" (verify the certificate

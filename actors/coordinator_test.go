@@ -260,8 +260,6 @@ func TestAbandonedGetIsNoDrop(t *testing.T) {
 	s := c.state()
 	require.Zero(t, s.Dropped, "the callers who gave up lost nothing")
 	require.Zero(t, s.Waiters)
-	require.Len(t, noWait, 1, "Abandon's mark is all the slot holds")
-	require.Len(t, badID, 1)
 }
 
 // A Get with a closed reply channel neither panics the coordinator in the middle of a hand-out

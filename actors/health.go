@@ -86,7 +86,7 @@ func (c *coordinator) liveness(m liveness) {
 		return
 	}
 	c.serveWaiting()
-	c.replenish() // a server: the streams it held while the connection was silent get their IDs
+	c.grantHeld() // a server's streams held while the connection was silent get their IDs (a client holds none)
 }
 
 // serveWaiting hands streams that became usable to the callers waiting for them.

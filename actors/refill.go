@@ -92,7 +92,7 @@ func (c *coordinator) coalesce(need int) bool {
 // unless a refill asked for them meanwhile (a stale m).
 func (c *coordinator) replaceDue(m replaceDue) {
 	if c.refill.batchDue != nil && m.batch == c.refill.batch {
-		c.refillUpTo(c.refillLimit(), c.missing())
+		c.replenish()
 	}
 }
 
