@@ -381,6 +381,28 @@ func TestServerHoldsASilentConnectionsStreams(t *testing.T) {
 	require.Equal(t, wire.ControlID, issuedID(t, lb, 0))
 }
 
+// A client whose only connection went silent cannot replace the streams it loses meanwhile; when
+// the connection answers again, it opens them at once, not at its next tick.
+func TestClientMakesUpWhatItLostWhileItsConnectionWasSilent(t *testing.T) {
+	c := startCoordinator(t, true, nil) // MinCap 2, MaxCap 4, one connection, ticks an hour apart
+	shard, asked := c.shard("shard")
+	lb := quicStreams(t, 2)
+	c.send(shardUp{shard: shard, conn: lb.conn}, core.Start{})
+	require.Equal(t, openStreams{n: 2}, recv(t, asked, "the fill"))
+	c.send(streamReady{shard: shard, id: "00000051", stream: lb.streams[0]},
+		streamReady{shard: shard, id: "00000052", stream: lb.streams[1]},
+		liveness{shard: shard, suspect: true, heard: time.Now()})
+
+	lb.peer[0].CancelRead(wire.StreamCodeDiscarded)
+	waitDone(t, lb.streams[0].Context(), "the peer's STOP_SENDING to arrive")
+	c.send(checkPeers{})
+	require.Equal(t, uint64(1), c.state().Discarded, "lost while the connection was silent")
+	require.Empty(t, asked, "its only connection is silent: nothing to open on")
+
+	c.send(liveness{shard: shard, suspect: false, heard: time.Now()})
+	require.Equal(t, openStreams{n: 1}, recv(t, asked, "the lost stream, opened as the connection answers"))
+}
+
 // handshakenOnOneShard brings up one shard of c on a loopback of n streams and hands c the
 // server side of the first k as handshaken; the shard is c.onlyShard.
 func (c *coordTest) handshakenOnOneShard(n, k int) loopback {

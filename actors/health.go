@@ -86,7 +86,10 @@ func (c *coordinator) liveness(m liveness) {
 		return
 	}
 	c.serveWaiting()
-	c.grantHeld() // a server's streams held while the connection was silent get their IDs (a client holds none)
+	// What could not be made up while it was silent is made up now: a server's streams held
+	// meanwhile get their IDs; a client opens what it lacks (with its only connection silent,
+	// streams lost meanwhile could not be replaced).
+	c.replenish()
 }
 
 // serveWaiting hands streams that became usable to the callers waiting for them.
