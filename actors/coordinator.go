@@ -42,8 +42,8 @@ type coordinator struct {
 	userErrors int
 	stats      counters
 	slotsSeen  []bool // slots that have held a connection (Stats.Reconnects)
-	filled     bool   // client: the supervisor was told the other slots may dial (dialOthers)
-	fillDone   bool   // client: the first connection opened the capacity: the others dial at the next tick
+	othersTold bool   // client: the supervisor was told the other slots may dial (dialOthers)
+	dialAtTick bool   // client: the first connection opened the capacity: dialOthers goes at the next tick
 }
 
 // shardLoad is the coordinator's record of one connection that is up.
@@ -320,7 +320,7 @@ func (c *coordinator) fileReady(st *shardLoad, id string, stream *quic.Stream) {
 	case c.stats.opened >= uint64(c.connectionHold()):
 		c.letOthersDial() // the first connection holds all it may: the rest needs the others
 	case c.stats.opened >= uint64(c.refill.capacity):
-		c.fillDone = true // the pool is filled: the others dial at the next tick (tick)
+		c.dialAtTick = true // the pool is filled: the others dial at the next tick (tick)
 	}
 	if id == wire.ControlID {
 		// It was opened as one of the capacity's streams but takes no slot: the stream it did not
@@ -352,8 +352,8 @@ func (c *coordinator) fileReady(st *shardLoad, id string, stream *quic.Stream) {
 // pool just filled serves its first callers, and its server files its last streams, without
 // sharing the CPU with a TLS handshake.
 func (c *coordinator) letOthersDial() {
-	if c.rt.Client && !c.filled {
-		c.filled = true
+	if c.rt.Client && !c.othersTold {
+		c.othersTold = true
 		c.engine.Send(c.rt.supervisor, dialOthers{})
 	}
 }
@@ -526,7 +526,7 @@ func (c *coordinator) tick() {
 	if c.rt.Client {
 		c.tune()
 		c.replenish()
-		if c.fillDone {
+		if c.dialAtTick {
 			c.letOthersDial()
 		}
 		next = c.refill.interval
