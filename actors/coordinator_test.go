@@ -535,8 +535,7 @@ func TestClientRefillsAndReplacesTakenStream(t *testing.T) {
 }
 
 // A client that holds plenty of idle streams (at least half its capacity, and replaceBatch)
-// replaces taken streams replaceBatch at a time, so that their opens and IDs share packets; one
-// that runs low replaces each at once.
+// replaces taken streams replaceBatch at a time, so that their opens and IDs share packets.
 func TestClientReplacesTakenStreamsInBatches(t *testing.T) {
 	const capacity = 16
 	c, asked := filledClient(t, capacity, time.Hour)
@@ -546,10 +545,36 @@ func TestClientReplacesTakenStreamsInBatches(t *testing.T) {
 	}
 	require.NoError(t, recv(t, c.get(""), "a stream").Err)
 	require.Equal(t, openStreams{n: replaceBatch}, recv(t, asked, "the batch's openStreams"))
+	require.Equal(t, replaceBatch, c.state().Opening)
+}
 
-	require.NoError(t, recv(t, c.get(""), "a stream").Err) // 7 idle: fewer than half the capacity
-	require.Equal(t, openStreams{n: 1}, recv(t, asked, "the replacement of a pool running low"))
-	require.Equal(t, replaceBatch+1, c.state().Opening)
+// A client that runs low (fewer than half its capacity, or replaceBatch, idle) replaces each
+// taken stream at once, unless replaceBatch opens are under way: the callers who find the pool
+// empty get those first, and the replacements go out replaceBatch at a time again. A pool
+// drained as fast as it fills (a burst) so shares its packets instead of opening one stream a
+// take.
+func TestClientRunningLowBatchesOnlyBehindABatchUnderWay(t *testing.T) {
+	t.Run("nothing under way", func(t *testing.T) {
+		c, asked := filledClient(t, replaceBatch, time.Hour)
+		require.NoError(t, recv(t, c.get(""), "a stream").Err) // 7 idle: fewer than replaceBatch
+		require.Equal(t, openStreams{n: 1}, recv(t, asked, "the replacement of a pool running low"))
+		require.Equal(t, 1, c.state().Opening)
+	})
+	t.Run("a batch under way", func(t *testing.T) {
+		const capacity = 2 * replaceBatch
+		c, asked := filledClient(t, capacity, time.Hour)
+		for range replaceBatch {
+			require.NoError(t, recv(t, c.get(""), "a stream").Err)
+		}
+		require.Equal(t, openStreams{n: replaceBatch}, recv(t, asked, "the first batch's openStreams"))
+		for idle := replaceBatch - 1; idle > 0; idle-- {
+			require.NoError(t, recv(t, c.get(""), "a stream").Err)
+			require.Empty(t, asked, "%d idle, %d under way: the replacements wait for a batch", idle, replaceBatch)
+		}
+		require.NoError(t, recv(t, c.get(""), "the last idle stream").Err)
+		require.Equal(t, openStreams{n: replaceBatch}, recv(t, asked, "the second batch's openStreams"))
+		require.Equal(t, capacity, c.state().Opening)
+	})
 }
 
 // A WaitReady does not wait for a batch: the streams it waits for are asked for at once.

@@ -47,8 +47,8 @@ func tunnelReason(cfg Config, res Results) string {
 	fmt.Fprintf(&b, "- **Tunnel against raw quic-go (server opens).** On %d cores the tunnel is CPU-bound, so ops/s and p50 follow "+
 		"the CPU per op.", runtime.NumCPU())
 	b.WriteString(" The pool's op does work the leanest op does not: every pooled stream also carries the NodePass " +
-		"handshake (the client's byte, the server's 4-byte ID; a client holding plenty of idle streams opens its " +
-		"replacements 8 at a time, so that these share packets), the replacement stream is opened by the client and its " +
+		"handshake (the client's byte, the server's 4-byte ID; a client holding plenty of idle streams, or with 8 opens " +
+		"under way, opens its replacements 8 at a time, so that these share packets), the replacement stream is opened by the client and its " +
 		"ID read, and the take and the refill pass through the actors.")
 	q, r := findTunnel(res.Tunnel, nameQuicpool, cfg.Shapes[0], 16), findTunnel(res.Tunnel, nameRaw, cfg.Shapes[0], 16)
 	if q != nil && r != nil && q.Packets > 0 && r.Packets > 0 {
@@ -102,8 +102,8 @@ func burstReason(res Results) string {
 		takes = fmt.Sprint(q.Takes)
 	}
 	fmt.Fprintf(&b, "- **Burst.** Raw quic-go opens %[1]s streams in one round. The pool works in three that overlap: it hands "+
-		"out its idle streams, opens streams for the callers still waiting (its opens in flight are bounded by maxCap), "+
-		"then refills both sides; every take is a message round trip to each side's coordinator, and both pools and all "+
+		"out its idle streams, opens streams for the callers still waiting (its opens in flight are bounded by maxCap; "+
+		"while 8 are under way, the replacements of the streams taken go out 8 at a time), then refills both sides; every take is a message round trip to each side's coordinator, and both pools and all "+
 		"%[1]s callers share %[2]d cores.", takes, runtime.NumCPU())
 	if q != nil && r != nil && q.Err == "" && r.Err == "" {
 		fmt.Fprintf(&b, " This run: every take served after %s (raw quic-go %s), back at capacity %s later.", dur(q.Served),
