@@ -130,8 +130,9 @@ func WithCapacity(min, max int) Option {
 
 // WithInterval sets a client pool's refill interval: tuned between min and max by how many
 // streams are idle, starting at min. Streams taken are replaced without waiting for it: at once
-// while the pool runs low, in batches of up to 8 within 2ms while it holds plenty or has 8 opens
-// under way. Needs 0 < min <= max. Client only. NewClient default: 100ms..1s.
+// while the pool runs low and fewer than 8 opens are under way (or a WaitReady waits), otherwise
+// in batches of up to 8 within 2ms. Needs 0 < min <= max. Client only. NewClient default:
+// 100ms..1s.
 func WithInterval(min, max time.Duration) Option {
 	return func(s *settings) {
 		if !s.only(clientSide, "WithInterval") {

@@ -307,6 +307,7 @@ func (c *coordinator) streamReady(m streamReady) {
 		c.stats.discarded++
 	}
 	c.fileReady(st, m.id, m.stream)
+	c.batchCheck()
 }
 
 // fileReady files a stream that completed its handshake, or hands it straight to a caller

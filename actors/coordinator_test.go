@@ -549,10 +549,11 @@ func TestClientReplacesTakenStreamsInBatches(t *testing.T) {
 }
 
 // A client that runs low (fewer than half its capacity, or replaceBatch, idle) replaces each
-// taken stream at once, unless replaceBatch opens are under way: the callers who find the pool
-// empty get those first, and the replacements go out replaceBatch at a time again. A pool
-// drained as fast as it fills (a burst) so shares its packets instead of opening one stream a
-// take.
+// taken stream at once, unless replaceBatch opens are under way, more than its callers waiting
+// for any stream: those get the streams under way, and the replacements go out replaceBatch at a
+// time again; once fewer than replaceBatch are under way (they came), what waits is asked for
+// at once. A pool drained as fast as it fills (a burst) so shares its packets instead of opening
+// one stream a take, and its refill's last streams wait for nothing.
 func TestClientRunningLowBatchesOnlyBehindABatchUnderWay(t *testing.T) {
 	t.Run("nothing under way", func(t *testing.T) {
 		c, asked := filledClient(t, replaceBatch, time.Hour)
@@ -563,18 +564,53 @@ func TestClientRunningLowBatchesOnlyBehindABatchUnderWay(t *testing.T) {
 	t.Run("a batch under way", func(t *testing.T) {
 		const capacity = 2 * replaceBatch
 		c, asked := filledClient(t, capacity, time.Hour)
-		for range replaceBatch {
+		drainThroughTwoBatches(t, c, asked, capacity)
+		require.Equal(t, capacity, c.state().Opening)
+	})
+	t.Run("as many callers waiting for any stream as opens under way", func(t *testing.T) {
+		const capacity = 2 * replaceBatch
+		c, shard, asked, lb := filledClientWithSpares(t, capacity, 1, time.Hour)
+		drainThroughTwoBatches(t, c, asked, capacity)
+		waiting := make([]chan messages.Stream, capacity)
+		for i := range waiting {
+			waiting[i] = c.get("")
+		}
+		c.send(streamReady{shard: shard, id: "00000fff", stream: lb.streams[capacity]})
+		require.NoError(t, recv(t, waiting[0], "the first caller's stream").Err)
+		require.Equal(t, openStreams{n: 1}, recv(t, asked, "the replacement, asked for at once"),
+			"%d under way and as many callers waiting: the replacement waits for no batch", capacity-1)
+	})
+	t.Run("the batch under way came", func(t *testing.T) {
+		const capacity = 2 * replaceBatch
+		c, shard, asked, lb := filledClientWithSpares(t, capacity, 1, time.Hour)
+		for range 2*replaceBatch - 1 {
 			require.NoError(t, recv(t, c.get(""), "a stream").Err)
 		}
 		require.Equal(t, openStreams{n: replaceBatch}, recv(t, asked, "the first batch's openStreams"))
-		for idle := replaceBatch - 1; idle > 0; idle-- {
-			require.NoError(t, recv(t, c.get(""), "a stream").Err)
-			require.Empty(t, asked, "%d idle, %d under way: the replacements wait for a batch", idle, replaceBatch)
-		}
-		require.NoError(t, recv(t, c.get(""), "the last idle stream").Err)
-		require.Equal(t, openStreams{n: replaceBatch}, recv(t, asked, "the second batch's openStreams"))
-		require.Equal(t, capacity, c.state().Opening)
+		c.state()
+		require.Empty(t, asked, "1 idle, %d under way: the next %d wait for a batch", replaceBatch, replaceBatch-1)
+		c.send(streamReady{shard: shard, id: "00000fff", stream: lb.streams[capacity]})
+		require.Equal(t, openStreams{n: replaceBatch - 1}, recv(t, asked, "the waiting replacements"),
+			"fewer than a batch under way and 2 idle: the replacements wait no longer")
 	})
+}
+
+// drainThroughTwoBatches takes every idle stream of a filled client of capacity 2 x replaceBatch:
+// the first replaceBatch taken are asked for as one batch; the pool then runs low with that batch
+// under way, and the next ones wait for a batch too, asked for when the last idle stream goes.
+func drainThroughTwoBatches(t *testing.T, c *coordTest, asked chan any, capacity int) {
+	t.Helper()
+	for range replaceBatch {
+		require.NoError(t, recv(t, c.get(""), "a stream").Err)
+	}
+	require.Equal(t, openStreams{n: replaceBatch}, recv(t, asked, "the first batch's openStreams"))
+	for idle := capacity - replaceBatch - 1; idle > 0; idle-- {
+		require.NoError(t, recv(t, c.get(""), "a stream").Err)
+		c.state()
+		require.Empty(t, asked, "%d idle, %d under way: the replacements wait for a batch", idle, replaceBatch)
+	}
+	require.NoError(t, recv(t, c.get(""), "the last idle stream").Err)
+	require.Equal(t, openStreams{n: replaceBatch}, recv(t, asked, "the second batch's openStreams"))
 }
 
 // A WaitReady does not wait for a batch: the streams it waits for are asked for at once.
@@ -645,19 +681,27 @@ func TestFillDoesNotWaitForABatch(t *testing.T) {
 // channel of what the shard is asked.
 func filledClient(t *testing.T, capacity int, batchWait time.Duration) (*coordTest, chan any) {
 	t.Helper()
+	c, _, asked, _ := filledClientWithSpares(t, capacity, 0, batchWait)
+	return c, asked
+}
+
+// filledClientWithSpares is filledClient that also returns the shard and its loopback, which
+// holds spares more streams than the capacity (lb.streams[capacity:]) for the test to file.
+func filledClientWithSpares(t *testing.T, capacity, spares int, batchWait time.Duration) (*coordTest, *actor.PID, chan any, loopback) {
+	t.Helper()
 	c := startCoordinatorRT(t, true, func(cfg *core.Config) { cfg.MinCap, cfg.MaxCap = capacity, capacity },
 		func(rt *runtime) { rt.batchWait = batchWait })
 	shard, asked := c.shard("shard")
-	lb := quicStreams(t, capacity)
+	lb := quicStreams(t, capacity+spares)
 	c.send(core.Start{}, shardUp{shard: shard, conn: lb.conn})
 	for opened := 0; opened < capacity; {
 		opened += recv(t, asked, "the capacity's openStreams").(openStreams).n
 	}
-	for i, stream := range lb.streams {
+	for i, stream := range lb.streams[:capacity] {
 		c.send(streamReady{shard: shard, id: fmt.Sprintf("%08x", 0x100+i), stream: stream})
 	}
 	require.Equal(t, capacity, c.state().Idle)
-	return c, asked
+	return c, shard, asked, lb
 }
 
 // A client's WaitReady for more idle streams than its capacity raises the capacity to that many,
