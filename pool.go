@@ -30,6 +30,10 @@ const (
 	// one that is far behind (which may be why the call timed out) must not hold the call much
 	// past its timeout: the call then fails with a bare timeout.
 	causeWait = 100 * time.Millisecond
+	// spareTimers is how many stopped timers a pool keeps for its NodePass-compatible calls
+	// (IncomingGet, OutgoingGet), whose timeouts would otherwise cost a new timer, three
+	// allocations, on every call.
+	spareTimers = 64
 )
 
 // Pool is a pool of ready QUIC streams between two hosts: a client pool dials the server and
@@ -49,11 +53,12 @@ type Pool struct {
 	cancel context.CancelFunc // ends the pool's lifetime, cfg.Ctx: Close calls it first
 	wg     sync.WaitGroup     // every goroutine the pool starts
 
-	final   messages.Stats // the coordinator's last Stats, written before cfg.Stopped is closed
-	started chan struct{}  // one-slot token: the first manager call takes it
-	closing chan struct{}  // one-slot token: the first Close call takes it
-	done    chan struct{}  // closed when Close begins
-	closed  chan struct{}  // closed when Close has finished
+	final   messages.Stats   // the coordinator's last Stats, written before cfg.Stopped is closed
+	timers  chan *time.Timer // spare timers of the NodePass-compatible calls (timeoutBound)
+	started chan struct{}    // one-slot token: the first manager call takes it
+	closing chan struct{}    // one-slot token: the first Close call takes it
+	done    chan struct{}    // closed when Close begins
+	closed  chan struct{}    // closed when Close has finished
 }
 
 // Stats is a consistent snapshot of a pool's state and counters; see messages.Stats for each
@@ -68,6 +73,7 @@ func newPool(s settings, cfg *core.Config) *Pool {
 	p := &Pool{
 		cfg:     cfg,
 		engine:  s.engine,
+		timers:  make(chan *time.Timer, spareTimers),
 		started: make(chan struct{}, 1),
 		closing: make(chan struct{}, 1),
 		done:    make(chan struct{}),
@@ -195,8 +201,8 @@ func (p *Pool) getByID(b bound, op, id string, noWait bool) (*StreamConn, error)
 // it fails with ErrTimeout (wrapping why the pool has no connection, if it has none). A timeout
 // <= 0 takes the stream only if it is idle now.
 func (p *Pool) OutgoingGet(id string, timeout time.Duration) (net.Conn, error) {
-	b := timeoutBound(timeout)
-	defer b.stop()
+	b := p.timeoutBound(timeout)
+	defer p.release(b)
 	c, err := p.getByID(b, "OutgoingGet", id, timeout <= 0)
 	if err != nil {
 		return nil, err
@@ -208,8 +214,8 @@ func (p *Pool) OutgoingGet(id string, timeout time.Duration) (net.Conn, error) {
 // handed out in the order Accept gives them; the control stream (ControlID) is never handed out
 // here. Errors are those of OutgoingGet. A timeout <= 0 takes a stream only if one is idle now.
 func (p *Pool) IncomingGet(timeout time.Duration) (string, net.Conn, error) {
-	b := timeoutBound(timeout)
-	defer b.stop()
+	b := p.timeoutBound(timeout)
+	defer p.release(b)
 	s, err := p.take(b, "", timeout <= 0)
 	if err != nil {
 		return "", nil, &OpError{Op: "IncomingGet", Err: err}
@@ -233,14 +239,40 @@ func ctxBound(ctx context.Context) bound {
 	return b
 }
 
-// timeoutBound bounds a wait by timeout; <= 0 is no bound (the call does not wait).
-func timeoutBound(timeout time.Duration) bound {
+// timeoutBound bounds a wait by timeout; <= 0 is no bound (the call does not wait). Its timer
+// comes from the pool's spare timers if there is one (release gives it back).
+func (p *Pool) timeoutBound(timeout time.Duration) bound {
 	if timeout <= 0 {
 		return bound{}
 	}
 	deadline := time.Now().Add(timeout) // the coordinator's drop time is never after the timer fires
-	t := time.NewTimer(timeout)
+	var t *time.Timer
+	select {
+	case t = <-p.timers:
+		t.Reset(timeout)
+	default:
+		t = time.NewTimer(timeout)
+	}
 	return bound{expired: t.C, timer: t, deadline: deadline}
+}
+
+// release stops b's timer and keeps it for the next call, if the pool has room for it. The
+// expiry of a timer that fired unread is drained, so the next call never sees it (Go 1.23 and
+// later deliver no such value after Stop; a program built with asynctimerchan=1 still would).
+func (p *Pool) release(b bound) {
+	if b.timer == nil {
+		return
+	}
+	if !b.timer.Stop() {
+		select {
+		case <-b.timer.C:
+		default:
+		}
+	}
+	select {
+	case p.timers <- b.timer:
+	default:
+	}
 }
 
 func (b bound) done() <-chan struct{} {
@@ -248,12 +280,6 @@ func (b bound) done() <-chan struct{} {
 		return nil
 	}
 	return b.ctx.Done()
-}
-
-func (b bound) stop() {
-	if b.timer != nil {
-		b.timer.Stop()
-	}
 }
 
 // take asks the coordinator for a stream and waits for it, the bound, or the pool's end. With
