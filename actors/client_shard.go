@@ -285,12 +285,16 @@ func earlier(a, b time.Time) time.Time {
 	return b
 }
 
+// handshakeBytes is what startHandshake writes: one slice for every stream (quic-go only reads what
+// it is given), not an allocation per stream.
+var handshakeBytes = []byte{wire.HandshakeByte}
+
 // startHandshake sets the handshake's deadline on a stream just opened and writes the handshake
 // byte. It reports false, having discarded the stream and reported the failure, if the write
 // failed.
 func (s *clientShard) startHandshake(stream *quic.Stream, deadline time.Time) bool {
 	_ = stream.SetDeadline(deadline)
-	if _, err := stream.Write([]byte{wire.HandshakeByte}); err != nil {
+	if _, err := stream.Write(handshakeBytes); err != nil {
 		wire.Discard(stream)
 		s.openFailed(err, 1)
 		return false
