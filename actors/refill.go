@@ -61,8 +61,8 @@ func (c *coordinator) makeUp(mayWait bool) {
 		c.grantHeld()
 		return
 	}
-	need := c.missing()
-	if mayWait && c.coalesce(need) {
+	need, coming := c.missing()
+	if mayWait && c.coalesce(need, coming) {
 		return
 	}
 	c.refillUpTo(c.refillLimit(), need)
@@ -83,8 +83,8 @@ func (c *coordinator) makeUp(mayWait bool) {
 // matter: nothing tells a client how many wait, and those beyond the opens under way may wait
 // for a batch (at most replaceDelay); in a burst of 128 takes on 32/64 the last was served
 // sooner all the same (the CPU the single opens cost was the larger delay).
-func (c *coordinator) coalesce(need int) bool {
-	if !c.batchMayWait(need) {
+func (c *coordinator) coalesce(need, coming int) bool {
+	if !c.batchMayWait(need, coming) {
 		return false
 	}
 	if r := &c.refill; r.batchDue == nil {
@@ -95,17 +95,14 @@ func (c *coordinator) coalesce(need int) bool {
 	return true
 }
 
-// batchMayWait reports whether need missing streams may wait for a batch (coalesce).
-func (c *coordinator) batchMayWait(need int) bool {
+// batchMayWait reports whether need missing streams, with coming opens under way, may wait for a
+// batch (coalesce).
+func (c *coordinator) batchMayWait(need, coming int) bool {
 	if need <= 0 || need >= replaceBatch || len(c.ready) > 0 { // a WaitReady waits for them
 		return false
 	}
-	if c.idle.usable < max(c.refill.capacity/2, replaceBatch) {
-		if coming := c.opensUnderWay(); coming < replaceBatch || len(c.waiters.any) >= coming {
-			return false
-		}
-	}
-	return true
+	runsLow := c.idle.usable < max(c.refill.capacity/2, replaceBatch)
+	return !runsLow || (coming >= replaceBatch && len(c.waiters.any) < coming)
 }
 
 // batchCheck (client), after a stream came: replacements that wait for a batch behind the opens
@@ -133,9 +130,11 @@ func (r *refiller) endBatchWait() {
 	}
 }
 
-// missing is how many streams a client lacks for its capacity, the opens under way counted.
-func (c *coordinator) missing() int {
-	return c.refill.capacity - c.idle.usable - c.opensUnderWay()
+// missing is how many streams a client lacks for its capacity, the opens under way counted, and
+// how many those are (opensUnderWay).
+func (c *coordinator) missing() (need, coming int) {
+	coming = c.opensUnderWay()
+	return c.refill.capacity - c.idle.usable - coming, coming
 }
 
 // opensUnderWay is how many opens are under way, except a silent connection's: like its idle
