@@ -98,7 +98,9 @@ func newCoordinator(rt *runtime) actor.Producer {
 	}
 }
 
+// Receive handles one message. It grows the stack first (growStack).
 func (c *coordinator) Receive(ctx *actor.Context) {
+	growStack()
 	switch m := ctx.Message().(type) {
 	case actor.Started:
 		c.engine, c.self = ctx.Engine(), ctx.PID()
@@ -153,6 +155,30 @@ func (c *coordinator) Receive(ctx *actor.Context) {
 		c.countRefusal(m.reason)
 	}
 }
+
+// growStack makes sure the goroutine it runs on has a stack of at least 4 KiB, so that the
+// message's handling does not grow it deeper down.
+//
+// hollywood runs each wake of an actor (the messages it finds queued) on a new goroutine, whose
+// stack starts at 2 KiB, of which the runtime keeps 928 bytes free; and a take needs more:
+// hollywood's frames and ours come to about 1.2 KiB where it deletes from the store's map or
+// sends on the caller's channel. Growing a stack copies it and adjusts every frame on it,
+// so the fewer frames, the cheaper: grown here, seven frames deep instead of fourteen, stack
+// growth went from 7.5% to 4.8% of a tunnel op's CPU, and BenchmarkTunnel from 23.1 to 22.2µs
+// per op (means of five alternating runs). Keeping every take under 1.1 KiB instead is out of
+// reach: hollywood's frames and sealed's take 460 bytes, and a channel send 280. On a stack that has grown
+// already, the call costs the zeroing of its frame, no more.
+//
+//go:noinline
+func growStack() {
+	var frame [1024]byte // with the 928 bytes kept free and hollywood's frames, more than 2 KiB
+	keepFrame(frame[:])
+}
+
+// keepFrame keeps growStack's frame: an array nobody reads would be left out.
+//
+//go:noinline
+func keepFrame([]byte) {}
 
 func (c *coordinator) start() {
 	if c.started {
