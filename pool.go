@@ -34,6 +34,9 @@ const (
 	// (IncomingGet, OutgoingGet), whose timeouts would otherwise cost a new timer, three
 	// allocations, on every call.
 	spareTimers = 64
+	// spareRequests is how many answered requests (their message and reply channel) a pool keeps
+	// for the next takes, which would otherwise cost three allocations each.
+	spareRequests = 64
 )
 
 // Pool is a pool of ready QUIC streams between two hosts: a client pool dials the server and
@@ -53,12 +56,13 @@ type Pool struct {
 	cancel context.CancelFunc // ends the pool's lifetime, cfg.Ctx: Close calls it first
 	wg     sync.WaitGroup     // every goroutine the pool starts
 
-	final   messages.Stats   // the coordinator's last Stats, written before cfg.Stopped is closed
-	timers  chan *time.Timer // spare timers of the NodePass-compatible calls (timeoutBound)
-	started chan struct{}    // one-slot token: the first manager call takes it
-	closing chan struct{}    // one-slot token: the first Close call takes it
-	done    chan struct{}    // closed when Close begins
-	closed  chan struct{}    // closed when Close has finished
+	final    messages.Stats   // the coordinator's last Stats, written before cfg.Stopped is closed
+	timers   chan *time.Timer // spare timers of the NodePass-compatible calls (timeoutBound)
+	requests chan *request    // spare requests of take, answered and done with (request)
+	started  chan struct{}    // one-slot token: the first manager call takes it
+	closing  chan struct{}    // one-slot token: the first Close call takes it
+	done     chan struct{}    // closed when Close begins
+	closed   chan struct{}    // closed when Close has finished
 }
 
 // Stats is a consistent snapshot of a pool's state and counters; see messages.Stats for each
@@ -71,13 +75,14 @@ var discardLogger = slog.New(slog.DiscardHandler)
 // children of the WithParent actor. They are idle (no goroutine) until the pool starts.
 func newPool(s settings, cfg *core.Config) *Pool {
 	p := &Pool{
-		cfg:     cfg,
-		engine:  s.engine,
-		timers:  make(chan *time.Timer, spareTimers),
-		started: make(chan struct{}, 1),
-		closing: make(chan struct{}, 1),
-		done:    make(chan struct{}),
-		closed:  make(chan struct{}),
+		cfg:      cfg,
+		engine:   s.engine,
+		timers:   make(chan *time.Timer, spareTimers),
+		requests: make(chan *request, spareRequests),
+		started:  make(chan struct{}, 1),
+		closing:  make(chan struct{}, 1),
+		done:     make(chan struct{}),
+		closed:   make(chan struct{}),
 	}
 	cfg.Log = s.log
 	if cfg.Log == nil {
@@ -282,14 +287,41 @@ func (b bound) done() <-chan struct{} {
 	return b.ctx.Done()
 }
 
+// request is what take sends the coordinator (by pointer), with the channel of its answer. The
+// coordinator answers a request once, and copies it as it takes it in: once the answer came, the
+// request is done with, and serves the next take (keep). One whose caller gave up before its
+// answer came is not kept: the coordinator may still hold it, and answer it.
+type request struct {
+	msg   core.AdmittedGet
+	reply chan messages.Stream
+}
+
+// newRequest returns a spare request, or a new one.
+func (p *Pool) newRequest() *request {
+	select {
+	case r := <-p.requests:
+		return r
+	default:
+		return &request{reply: make(chan messages.Stream, 1)}
+	}
+}
+
+// keep gives r, answered and empty, to the next take, if the pool has room for it.
+func (p *Pool) keep(r *request) {
+	select {
+	case p.requests <- r:
+	default:
+	}
+}
+
 // take asks the coordinator for a stream and waits for it, the bound, or the pool's end. With
 // noWait the coordinator answers at once, with a stream or ErrTimeout.
 func (p *Pool) take(b bound, id string, noWait bool) (messages.Stream, error) {
 	if p.stopping() {
 		return messages.Stream{}, ErrClosed
 	}
-	reply := make(chan messages.Stream, 1)
-	get := messages.Get{ID: id, Reply: reply, NoWait: noWait, Deadline: b.deadline}
+	r := p.newRequest()
+	r.msg.Get = messages.Get{ID: id, Reply: r.reply, NoWait: noWait, Deadline: b.deadline}
 	select {
 	case p.cfg.Admission <- struct{}{}:
 	default: // the coordinator is behind: wait for room, within the caller's time
@@ -305,16 +337,18 @@ func (p *Pool) take(b bound, id string, noWait bool) (messages.Stream, error) {
 			return messages.Stream{}, ErrClosed
 		}
 	}
-	p.engine.Send(p.coordinator, core.AdmittedGet{Get: get})
+	p.engine.Send(p.coordinator, &r.msg)
 	select {
-	case s := <-reply:
+	case s := <-r.reply:
+		p.keep(r)
 		return s, s.Err
 	case <-b.done():
 	case <-b.expired:
 	case <-p.done:
 	case <-p.cfg.Stopped:
 	}
-	if s, ok := messages.Abandon(reply); ok {
+	if s, ok := messages.Abandon(r.reply); ok {
+		p.keep(r)
 		return s, s.Err // the stream arrived as we gave up: it is the caller's
 	}
 	if p.stopping() {

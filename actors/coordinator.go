@@ -109,8 +109,8 @@ func (c *coordinator) Receive(ctx *actor.Context) {
 		c.stop()
 	case core.Start:
 		c.start()
-	case core.AdmittedGet:
-		c.admitted(m.Get)
+	case *core.AdmittedGet:
+		c.admitted(m.Get) // a copy: the facade reuses *m once it has its answer
 	case messages.Get:
 		c.get(m)
 	case messages.State:

@@ -119,7 +119,8 @@ type (
 	// they have all stopped.
 	Shutdown struct{ Reply chan struct{} }
 	// AdmittedGet is a Get for which the facade holds a token in Admission; the coordinator takes
-	// it out when it handles the request.
+	// it out when it handles the request. It is sent by pointer, and the facade reuses it once the
+	// Get is answered: the coordinator copies it and keeps no reference.
 	AdmittedGet struct{ Get messages.Get }
 	// Cause asks why the pool cannot serve now (Stats.Err, without the rest of a snapshot), for
 	// a call that timed out.
