@@ -251,8 +251,9 @@ const (
 // from leaving a thousand goroutine descriptors behind (the runtime keeps them).
 func (s *clientShard) readIDs(conn *quic.Conn, streams []*quic.Stream, deadline time.Time) {
 	answerBy := time.Now().Add(2*conn.ConnectionStats().SmoothedRTT + answerWait)
+	var id wire.IDReader // one for the batch (it escapes to the heap): a late ID gets its own below
 	for i, stream := range streams {
-		var id wire.IDReader
+		id = wire.IDReader{}
 		if i == len(streams)-1 {
 			s.awaitID(stream, &id)
 			break
@@ -264,7 +265,8 @@ func (s *clientShard) readIDs(conn *quic.Conn, streams []*quic.Stream, deadline 
 			continue
 		}
 		_ = stream.SetReadDeadline(deadline)
-		read := s.rt.guard(func() { s.awaitID(stream, &id) }, func(err error) { s.openFailed(err, 1) })
+		late := id // the bytes read so far go on with the goroutine that waits for the rest
+		read := s.rt.guard(func() { s.awaitID(stream, &late) }, func(err error) { s.openFailed(err, 1) })
 		if !s.openers.offer(read) { // offer, unlike tryRun, is safe off the shard's goroutine
 			s.rt.Go(read)
 		}
