@@ -156,18 +156,19 @@ func (c *coordinator) Receive(ctx *actor.Context) {
 	}
 }
 
-// growStack makes sure the goroutine it runs on has a stack of at least 4 KiB, so that the
-// message's handling does not grow it deeper down.
+// growStack grows the stack of a wake's fresh goroutine (2 KiB) to 4 KiB, so that the message's
+// handling does not grow it deeper down.
 //
-// hollywood runs each wake of an actor (the messages it finds queued) on a new goroutine, whose
-// stack starts at 2 KiB, of which the runtime keeps 928 bytes free; and a take needs more:
-// hollywood's frames and ours come to about 1.2 KiB where it deletes from the store's map or
-// sends on the caller's channel. Growing a stack copies it and adjusts every frame on it,
-// so the fewer frames, the cheaper: grown here, seven frames deep instead of fourteen, stack
-// growth went from 7.5% to 4.8% of a tunnel op's CPU, and BenchmarkTunnel from 23.1 to 22.2µs
-// per op (means of five alternating runs). Keeping every take under 1.1 KiB instead is out of
-// reach: hollywood's frames and sealed's take 460 bytes, and a channel send 280. On a stack that has grown
-// already, the call costs the zeroing of its frame, no more.
+// hollywood runs each wake of an actor (the messages it finds queued) on a new goroutine. Go
+// starts it with the average stack it saw at the last collection, 2 KiB here, of which it keeps
+// 928 bytes free; and a take needs more: hollywood's frames and ours come to about 1.2 KiB where
+// it deletes from the store's map or sends on the caller's channel. Growing a stack copies it and
+// adjusts every frame on it, so the fewer frames, the cheaper: grown here, seven frames deep
+// instead of fourteen, stack growth went from 7.5% to 4.8% of a tunnel op's CPU, and
+// BenchmarkTunnel from 23.1 to 22.2µs per op (means of five alternating runs). Keeping every
+// take under 1.1 KiB instead is out of reach: hollywood's frames and sealed's take 460 bytes, and
+// a channel send 280. On a stack that has grown already, the call costs the zeroing of its
+// frame, no more.
 //
 //go:noinline
 func growStack() {
