@@ -153,12 +153,17 @@ func (p *Pool) start() {
 	p.engine.Send(p.supervisor, core.Start{})
 }
 
-// stopping reports whether the pool is closing or its actors have stopped.
+// stopping reports whether the pool is closing or its actors have stopped. It is on every take's
+// path, and looks at each channel on its own: a receive from one open channel is a read without a
+// lock, where a select over both takes both channels' locks (0.7% of BenchmarkTunnel's CPU).
 func (p *Pool) stopping() bool {
+	return closed(p.done) || closed(p.cfg.Stopped)
+}
+
+// closed reports whether ch, which is only ever closed, is closed.
+func closed(ch <-chan struct{}) bool {
 	select {
-	case <-p.done:
-		return true
-	case <-p.cfg.Stopped:
+	case <-ch:
 		return true
 	default:
 		return false
