@@ -240,3 +240,25 @@ func TestMemoryReasonByPart(t *testing.T) {
 		t.Errorf("parts table:\n%s", md)
 	}
 }
+
+// The burst's reason splits the runs by whether a garbage collection ran during them, and the
+// table lists every run with its collections; a run that never got back counts in neither.
+func TestBurstReasonByCollection(t *testing.T) {
+	q := medianBurst([]BurstResult{
+		{Impl: nameQuicpool, Takes: 128, Served: 5 * time.Millisecond, Refilled: 7 * time.Millisecond, Refill: true, GCs: 1},
+		{Impl: nameQuicpool, Takes: 128, Served: 3 * time.Millisecond, Refilled: 4 * time.Millisecond, Refill: true},
+		{Impl: nameQuicpool, Takes: 128, Served: 9 * time.Millisecond, Refill: false, GCs: 2},
+		{Impl: nameQuicpool, Takes: 128, Served: 3 * time.Millisecond, Refilled: 3 * time.Millisecond, Refill: true},
+	})
+	raw := medianBurst([]BurstResult{{Impl: nameRaw, Takes: 128, Served: 2 * time.Millisecond}})
+	res := Results{Burst: []BurstResult{q, raw}}
+	got := burstReason(res)
+	want := "The runs a garbage collection ran during took 7.00ms, the others 3.00ms to 4.00ms (section 2)."
+	if !strings.Contains(got, want) {
+		t.Errorf("reason lacks %q:\n%s", want, got)
+	}
+	table := burstTable(Config{Shapes: []Shape{{MinCap: 32, MaxCap: 64}}, BurstReps: 4}, res.Burst)
+	if want := "| 7.00ms (1), 4.00ms (0), none (2), 3.00ms (0) |"; !strings.Contains(table, want) {
+		t.Errorf("table lacks %q:\n%s", want, table)
+	}
+}

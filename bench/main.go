@@ -289,7 +289,7 @@ func run(cfg Config) Results {
 		for range cfg.BurstReps { // the repetitions take turns across the implementations
 			for i, impl := range cfg.Impls {
 				r, _, _ := measureQuietly(func() BurstResult { return runBurst(impl, small, cfg.RefillWait) })
-				logf("burst %s: served %s refilled %s (%v) errors %d %s", impl.Name, dur(r.Served), dur(r.Refilled), r.Refill, r.Errors, r.Err)
+				logf("burst %s: served %s refilled %s (%v) errors %d, %d GCs %s", impl.Name, dur(r.Served), dur(r.Refilled), r.Refill, r.Errors, r.GCs, r.Err)
 				runs[i] = append(runs[i], r)
 				settle()
 			}

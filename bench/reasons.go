@@ -3,9 +3,11 @@ package main
 import (
 	"cmp"
 	"fmt"
+	"math"
 	"runtime"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/quicpool/quicpool"
 )
@@ -108,9 +110,38 @@ func burstReason(res Results) string {
 	if q != nil && r != nil && q.Err == "" && r.Err == "" {
 		fmt.Fprintf(&b, " This run: every take served after %s (raw quic-go %s), back at capacity %s later.", dur(q.Served),
 			dur(r.Served), dur(q.Refilled-q.Served))
+		with, without := burstsByCollection(q.All)
+		if len(with) > 0 && len(without) > 0 {
+			fmt.Fprintf(&b, " The runs a garbage collection ran during took %s, the others %s (section 2).",
+				durRange(with), durRange(without))
+		}
 	}
 	b.WriteString("\n")
 	return b.String()
+}
+
+// burstsByCollection splits the times of the runs that completed into those during which a garbage
+// collection ran and the others.
+func burstsByCollection(runs []BurstRun) (with, without []time.Duration) {
+	for _, r := range runs {
+		switch {
+		case r.Time == time.Duration(math.MaxInt64):
+		case r.GCs > 0:
+			with = append(with, r.Time)
+		default:
+			without = append(without, r.Time)
+		}
+	}
+	return with, without
+}
+
+// durRange is "a" for one duration, "a to b" (shortest, longest) for more.
+func durRange(ds []time.Duration) string {
+	lo, hi := slices.Min(ds), slices.Max(ds)
+	if lo == hi {
+		return dur(lo)
+	}
+	return dur(lo) + " to " + dur(hi)
 }
 
 // memoryReason: the heap the pool adds to the QUIC streams themselves is mostly fixed cost.

@@ -307,7 +307,7 @@ func wakeTable(rs []WakeResult) string {
 	np := findWake(rs, nameNodePass)
 	for _, r := range rs {
 		if r.Err != "" && r.Ops == 0 {
-			fmt.Fprintf(&b, "| %s | failed: %s | | | | | |\n", r.Impl, cell(r.Err))
+			fmt.Fprintf(&b, "| %s | failed: %s | | | | | | |\n", r.Impl, cell(r.Err))
 			continue
 		}
 		var npP50 float64
@@ -330,13 +330,14 @@ func burstTable(cfg Config, rs []BurstResult) string {
 		"burst's start until both sides hold as many idle streams as before it, watched every millisecond from the moment the "+
 		"last take is served while the exchanges on the taken streams still run (raw quic-go keeps none: its *all served* "+
 		"is the time to open that many fresh streams). Each implementation runs %d times, taking turns; the run with the "+
-		"median time back at capacity (raw quic-go: all served) is shown, with the failed takes of all runs. Ratios "+
+		"median time back at capacity (raw quic-go: all served) is shown, with the failed takes of all runs, and every "+
+		"run's time with the garbage collections that ran during it (this process's, so the other side's too). Ratios "+
 		"against NodePass (lower is better).\n\n", cfg.Shapes[0], cfg.BurstReps)
-	b.WriteString("| Implementation | Takes | All served | vs NodePass | Back at capacity | vs NodePass | Errors (all runs) |\n|---|---:|---:|---:|---:|---:|---:|\n")
+	b.WriteString("| Implementation | Takes | All served | vs NodePass | Back at capacity | vs NodePass | Errors (all runs) | Every run (collections) |\n|---|---:|---:|---:|---:|---:|---:|---|\n")
 	np := findBurst(rs, nameNodePass)
 	for _, r := range rs {
 		if r.Err != "" {
-			fmt.Fprintf(&b, "| %s | failed: %s | | | | | |\n", r.Impl, cell(r.Err))
+			fmt.Fprintf(&b, "| %s | failed: %s | | | | | | |\n", r.Impl, cell(r.Err))
 			continue
 		}
 		var npServed, npRefill float64
@@ -353,11 +354,24 @@ func burstTable(cfg Config, rs []BurstResult) string {
 				refill, refillRatio = dur(r.Refilled), ratio(float64(r.Refilled), npRefill)
 			}
 		}
-		fmt.Fprintf(&b, "| %s | %d | %s | %s | %s | %s | %d |\n", r.Impl, r.Takes, dur(r.Served), ratio(float64(r.Served), npServed),
-			refill, refillRatio, r.Errors)
+		fmt.Fprintf(&b, "| %s | %d | %s | %s | %s | %s | %d | %s |\n", r.Impl, r.Takes, dur(r.Served), ratio(float64(r.Served), npServed),
+			refill, refillRatio, r.Errors, burstRuns(r.All))
 	}
 	b.WriteString("\n")
 	return b.String()
+}
+
+// burstRuns lists every run's time and, in brackets, the garbage collections during it.
+func burstRuns(runs []BurstRun) string {
+	var parts []string
+	for _, r := range runs {
+		t := "none"
+		if r.Time != time.Duration(math.MaxInt64) {
+			t = dur(r.Time)
+		}
+		parts = append(parts, fmt.Sprintf("%s (%d)", t, r.GCs))
+	}
+	return strings.Join(parts, ", ")
 }
 
 func fillTable(rs []FillResult) string {

@@ -11,6 +11,7 @@ import (
 	"io"
 	"math"
 	"net"
+	"runtime/metrics"
 	"runtime/pprof"
 	"slices"
 	"sort"
@@ -262,7 +263,16 @@ type BurstResult struct {
 	Refill   bool          // the pool was back at its idle count within the wait (pools only)
 	Errors   int           // failed takes, over all runs
 	Runs     int           // runs medianBurst chose from
+	GCs      uint64        // garbage collections from the burst's start until it was back at capacity (or served)
+	All      []BurstRun    // every run, in the order they ran (medianBurst)
 	Err      string
+}
+
+// BurstRun is one run's time (back at capacity; raw quic-go: all served) and the garbage
+// collections during it.
+type BurstRun struct {
+	Time time.Duration
+	GCs  uint64
 }
 
 // medianBurst returns the median of runs of one implementation: by the time back at capacity
@@ -284,6 +294,7 @@ func medianBurst(runs []BurstResult) BurstResult {
 	r.Runs, r.Errors = len(runs), 0
 	for _, run := range runs {
 		r.Errors += run.Errors
+		r.All = append(r.All, BurstRun{Time: key(run), GCs: run.GCs})
 	}
 	return r
 }
@@ -311,6 +322,7 @@ func runBurst(impl Impl, s Shape, refillWait time.Duration) BurstResult {
 		serverIdle, clientIdle = pair.Server.Active(), pair.Client.Active()
 	}
 
+	gcs := gcCycles()
 	start := time.Now()
 	served := make(chan time.Duration, r.Takes)
 	failed := make(chan error, r.Takes)
@@ -340,6 +352,7 @@ func runBurst(impl Impl, s Shape, refillWait time.Duration) BurstResult {
 			time.Sleep(time.Millisecond)
 		}
 	}
+	r.GCs = gcCycles() - gcs
 	wg.Wait()
 	for range r.Takes {
 		if <-failed != nil {
@@ -829,4 +842,11 @@ func packetsSent(pair *Pair) uint64 {
 		}
 	}
 	return n
+}
+
+// gcCycles is how many garbage collections this process has completed.
+func gcCycles() uint64 {
+	s := []metrics.Sample{{Name: "/gc/cycles/total:gc-cycles"}}
+	metrics.Read(s)
+	return s[0].Value.Uint64()
 }
