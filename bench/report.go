@@ -329,7 +329,9 @@ func burstTable(cfg Config, rs []BurstResult) string {
 		"at once). *All served*: from the burst's start until the last take was served. *Back at capacity*: from the "+
 		"burst's start until both sides hold as many idle streams as before it, watched every millisecond from the moment the "+
 		"last take is served while the exchanges on the taken streams still run (raw quic-go keeps none: its *all served* "+
-		"is the time to open that many fresh streams). Each implementation runs %d times, taking turns; the run with the "+
+		"is the time to open that many fresh streams). A garbage collection runs just before each burst, as testing.B runs "+
+		"one before a benchmark, so that a burst does not pay for collecting what its setup allocated (a pool's fill). "+
+		"Each implementation runs %d times, taking turns; the run with the "+
 		"median time back at capacity (raw quic-go: all served) is shown, with the failed takes of all runs, and every "+
 		"run's time with the garbage collections that ran during it (this process's, so the other side's too). Ratios "+
 		"against NodePass (lower is better).\n\n", cfg.Shapes[0], cfg.BurstReps)
