@@ -307,7 +307,7 @@ func wakeTable(rs []WakeResult) string {
 	np := findWake(rs, nameNodePass)
 	for _, r := range rs {
 		if r.Err != "" && r.Ops == 0 {
-			fmt.Fprintf(&b, "| %s | failed: %s | | | | | | |\n", r.Impl, cell(r.Err))
+			fmt.Fprintf(&b, "| %s | failed: %s | | | | | |\n", r.Impl, cell(r.Err))
 			continue
 		}
 		var npP50 float64
