@@ -262,3 +262,29 @@ func TestBurstReasonByCollection(t *testing.T) {
 		t.Errorf("table lacks %q:\n%s", want, table)
 	}
 }
+
+// A failed run's row has as many cells as its table's header.
+func TestFailedRowsFitTheirTables(t *testing.T) {
+	cfg := Config{Shapes: []Shape{{MinCap: 32, MaxCap: 64}}, BurstReps: 1}
+	tables := map[string]string{
+		"wake":  wakeTable([]WakeResult{{Impl: nameQuicpool, Err: "boom"}}),
+		"burst": burstTable(cfg, []BurstResult{{Impl: nameQuicpool, Err: "boom"}}),
+	}
+	for name, md := range tables {
+		var header, failed string
+		for _, line := range strings.Split(md, "\n") {
+			switch {
+			case strings.HasPrefix(line, "| Implementation"):
+				header = line
+			case strings.Contains(line, "failed: boom"):
+				failed = line
+			}
+		}
+		if header == "" || failed == "" {
+			t.Fatalf("%s table lacks its header or its failed row:\n%s", name, md)
+		}
+		if h, f := strings.Count(header, "|"), strings.Count(failed, "|"); h != f {
+			t.Errorf("%s: the failed row has %d separators, the header %d:\n%s\n%s", name, f, h, header, failed)
+		}
+	}
+}
