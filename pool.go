@@ -295,7 +295,8 @@ func (b bound) done() <-chan struct{} {
 // request is what take sends the coordinator (by pointer), with the channel of its answer. The
 // coordinator answers a request once, and copies it as it takes it in: once the answer came, the
 // request is done with, and serves the next take (keep). One whose caller gave up before its
-// answer came is not kept: the coordinator may still hold it, and answer it.
+// answer came is not kept: its channel holds Abandon's mark, and the coordinator may still hold
+// the request and answer it later, which must not reach another take.
 type request struct {
 	msg   core.AdmittedGet
 	reply chan messages.Stream
@@ -325,8 +326,6 @@ func (p *Pool) take(b bound, id string, noWait bool) (messages.Stream, error) {
 	if p.stopping() {
 		return messages.Stream{}, ErrClosed
 	}
-	r := p.newRequest()
-	r.msg.Get = messages.Get{ID: id, Reply: r.reply, NoWait: noWait, Deadline: b.deadline}
 	select {
 	case p.cfg.Admission <- struct{}{}:
 	default: // the coordinator is behind: wait for room, within the caller's time
@@ -342,6 +341,8 @@ func (p *Pool) take(b bound, id string, noWait bool) (messages.Stream, error) {
 			return messages.Stream{}, ErrClosed
 		}
 	}
+	r := p.newRequest()
+	r.msg.Get = messages.Get{ID: id, Reply: r.reply, NoWait: noWait, Deadline: b.deadline}
 	p.engine.Send(p.coordinator, &r.msg)
 	select {
 	case s := <-r.reply:

@@ -30,7 +30,8 @@ type Get struct {
 	// NoWait asks for a stream that is idle now: if there is none the answer is ErrTimeout.
 	NoWait bool
 	// Reply receives exactly one Stream, unless the caller abandons it first (see Abandon).
-	// It must have a buffer of exactly one and serve one request.
+	// It must have a buffer of exactly one and serve one request at a time: it may serve another
+	// once it has received this one's answer, and never after Abandon found no answer in it.
 	Reply chan Stream
 }
 
