@@ -56,13 +56,13 @@ type Pool struct {
 	cancel context.CancelFunc // ends the pool's lifetime, cfg.Ctx: Close calls it first
 	wg     sync.WaitGroup     // every goroutine the pool starts
 
-	final    messages.Stats   // the coordinator's last Stats, written before cfg.Stopped is closed
-	timers   chan *time.Timer // spare timers of the NodePass-compatible calls (timeoutBound)
-	requests chan *request    // spare requests of take, answered and done with (request)
-	started  chan struct{}    // one-slot token: the first manager call takes it
-	closing  chan struct{}    // one-slot token: the first Close call takes it
-	done     chan struct{}    // closed when Close begins
-	closed   chan struct{}    // closed when Close has finished
+	final    messages.Stats      // the coordinator's last Stats, written before cfg.Stopped is closed
+	timers   spares[*time.Timer] // of the NodePass-compatible calls (timeoutBound)
+	requests spares[*request]    // of take, answered and done with (request)
+	started  chan struct{}       // one-slot token: the first manager call takes it
+	closing  chan struct{}       // one-slot token: the first Close call takes it
+	done     chan struct{}       // closed when Close begins
+	closed   chan struct{}       // closed when Close has finished
 }
 
 // Stats is a consistent snapshot of a pool's state and counters; see messages.Stats for each
@@ -77,8 +77,8 @@ func newPool(s settings, cfg *core.Config) *Pool {
 	p := &Pool{
 		cfg:      cfg,
 		engine:   s.engine,
-		timers:   make(chan *time.Timer, spareTimers),
-		requests: make(chan *request, spareRequests),
+		timers:   make(spares[*time.Timer], spareTimers),
+		requests: make(spares[*request], spareRequests),
 		started:  make(chan struct{}, 1),
 		closing:  make(chan struct{}, 1),
 		done:     make(chan struct{}),
@@ -256,11 +256,10 @@ func (p *Pool) timeoutBound(timeout time.Duration) bound {
 		return bound{}
 	}
 	deadline := time.Now().Add(timeout) // the coordinator's drop time is never after the timer fires
-	var t *time.Timer
-	select {
-	case t = <-p.timers:
+	t, ok := p.timers.take()
+	if ok {
 		t.Reset(timeout)
-	default:
+	} else {
 		t = time.NewTimer(timeout)
 	}
 	return bound{expired: t.C, timer: t, deadline: deadline}
@@ -279,10 +278,7 @@ func (p *Pool) release(b bound) {
 		default:
 		}
 	}
-	select {
-	case p.timers <- b.timer:
-	default:
-	}
+	p.timers.keep(b.timer)
 }
 
 func (b bound) done() <-chan struct{} {
@@ -294,7 +290,7 @@ func (b bound) done() <-chan struct{} {
 
 // request is what take sends the coordinator (by pointer), with the channel of its answer. The
 // coordinator answers a request once, and copies it as it takes it in: once the answer came, the
-// request is done with, and serves the next take (keep). One whose caller gave up before its
+// request is done with, and serves the next take (spares.keep). One whose caller gave up before its
 // answer came is not kept: its channel holds Abandon's mark, and the coordinator may still hold
 // the request and answer it later, which must not reach another take.
 type request struct {
@@ -304,18 +300,31 @@ type request struct {
 
 // newRequest returns a spare request, or a new one.
 func (p *Pool) newRequest() *request {
-	select {
-	case r := <-p.requests:
+	if r, ok := p.requests.take(); ok {
 		return r
+	}
+	return &request{reply: make(chan messages.Stream, 1)}
+}
+
+// spares holds up to cap(s) values a pool reuses instead of allocating them again (timers,
+// requests).
+type spares[T any] chan T
+
+// take returns a spare value, if there is one.
+func (s spares[T]) take() (T, bool) {
+	select {
+	case v := <-s:
+		return v, true
 	default:
-		return &request{reply: make(chan messages.Stream, 1)}
+		var zero T
+		return zero, false
 	}
 }
 
-// keep gives r, answered and empty, to the next take, if the pool has room for it.
-func (p *Pool) keep(r *request) {
+// keep keeps v for reuse, if there is room for it.
+func (s spares[T]) keep(v T) {
 	select {
-	case p.requests <- r:
+	case s <- v:
 	default:
 	}
 }
@@ -346,7 +355,7 @@ func (p *Pool) take(b bound, id string, noWait bool) (messages.Stream, error) {
 	p.engine.Send(p.coordinator, &r.msg)
 	select {
 	case s := <-r.reply:
-		p.keep(r)
+		p.requests.keep(r)
 		return s, s.Err
 	case <-b.done():
 	case <-b.expired:
@@ -354,7 +363,7 @@ func (p *Pool) take(b bound, id string, noWait bool) (messages.Stream, error) {
 	case <-p.cfg.Stopped:
 	}
 	if s, ok := messages.Abandon(r.reply); ok {
-		p.keep(r)
+		p.requests.keep(r)
 		return s, s.Err // the stream arrived as we gave up: it is the caller's
 	}
 	if p.stopping() {

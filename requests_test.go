@@ -29,7 +29,7 @@ func TestSpareRequestOnlyOnceAnswered(t *testing.T) {
 		cfg:         &core.Config{Admission: make(chan struct{}, 4), Stopped: make(chan struct{})},
 		engine:      engine,
 		coordinator: coordinator,
-		requests:    make(chan *request, spareRequests),
+		requests:    make(spares[*request], spareRequests),
 		done:        make(chan struct{}),
 	}
 	type answer struct {

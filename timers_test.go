@@ -11,7 +11,7 @@ import (
 // deadline: never with the expiry of the call before, even one that fired unread (the call was
 // served as its timeout came).
 func TestSpareTimerCarriesNoExpiry(t *testing.T) {
-	p := &Pool{timers: make(chan *time.Timer, spareTimers)}
+	p := &Pool{timers: make(spares[*time.Timer], spareTimers)}
 	first := p.timeoutBound(time.Millisecond)
 	after := time.NewTimer(2 * time.Millisecond)
 	<-after.C // first's deadline has passed: its expiry is there, unread
