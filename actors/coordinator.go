@@ -28,8 +28,8 @@ type coordinator struct {
 	timer     *time.Timer // the next tick
 	peerTimer *time.Timer // the next checkPeers
 
-	shards  map[string]*shardLoad // connections up, by shard PID ID
-	silent  int                   // how many of them are suspect (liveness)
+	shards  shardSet // connections up
+	silent  int      // how many of them are suspect (liveness)
 	idle    idleStreams
 	gone    goneIDs
 	waiters waiters
@@ -84,7 +84,7 @@ func newCoordinator(rt *runtime) actor.Producer {
 	return func() actor.Receiver {
 		c := &coordinator{
 			rt:        rt,
-			shards:    make(map[string]*shardLoad),
+			shards:    newShardSet(),
 			idle:      newIdleStreams(),
 			gone:      newGoneIDs(rt.MaxCap),
 			refill:    refiller{capacity: rt.MinCap, interval: rt.MinIvl},
@@ -138,7 +138,7 @@ func (c *coordinator) Receive(ctx *actor.Context) {
 	case openFailed:
 		c.openFailed(m)
 	case handshakeFailed:
-		c.noteFailure(c.shards[m.shard.ID])
+		c.noteFailure(c.shards.of(m.shard))
 	case dialFailed:
 		c.dialFailed(m.err)
 	case liveness:
@@ -314,7 +314,7 @@ func (c *coordinator) deliverStream(g waiter, s messages.Stream, st *shardLoad) 
 // streamReady (client) files a stream the server gave an ID, once it checked that the server
 // keeps to the protocol.
 func (c *coordinator) streamReady(m streamReady) {
-	st := c.shards[m.shard.ID]
+	st := c.shards.of(m.shard)
 	if st == nil { // its connection went down after the handshake: the stream dies with it
 		wire.Discard(m.stream)
 		c.stats.discarded++
@@ -390,7 +390,7 @@ func (c *coordinator) letOthersDial() {
 // openFailed counts m.n failed opens of a client shard, and judges whether its server still
 // keeps to the protocol (trust.openFailed).
 func (c *coordinator) openFailed(m openFailed) {
-	st := c.shards[m.shard.ID]
+	st := c.shards.of(m.shard)
 	for range m.n {
 		c.noteFailure(st)
 	}
@@ -428,7 +428,7 @@ func (c *coordinator) noteFailure(st *shardLoad) {
 func (c *coordinator) shardUp(m shardUp) {
 	now := time.Now()
 	st := &shardLoad{pid: m.shard, slot: m.slot, conn: m.conn, opener: m.opener, heard: now, upAt: now}
-	c.shards[m.shard.ID] = st
+	c.shards.add(st)
 	c.idle.addShard(st)
 	c.noteUp(m.slot)
 	c.reclaim() // the others' shares shrink
@@ -443,8 +443,7 @@ func (c *coordinator) shardUp(m shardUp) {
 // reset one by one), fails the callers waiting for them by ID, and, on a client with no
 // connection left, records why.
 func (c *coordinator) shardDown(m shardDown) {
-	if st := c.shards[m.shard.ID]; st != nil {
-		delete(c.shards, m.shard.ID)
+	if st := c.shards.remove(m.shard); st != nil {
 		if st.suspect {
 			c.silent--
 		}
@@ -456,7 +455,7 @@ func (c *coordinator) shardDown(m shardDown) {
 	}
 	if c.rt.Client && m.err != nil {
 		c.stats.restarts++
-		if len(c.shards) == 0 {
+		if c.shards.count() == 0 {
 			c.setCondition(condition{err: fmt.Errorf("%w: %w", core.ErrUnavailable, m.err), failFast: m.failFast})
 		}
 	}
@@ -525,7 +524,7 @@ func (c *coordinator) checkReady() {
 // running reports whether the pool serves: a client has a connection up, a server listens.
 func (c *coordinator) running() bool {
 	if c.rt.Client {
-		return c.started && len(c.shards) > 0
+		return c.started && c.shards.count() > 0
 	}
 	return c.started && c.listenAddr != ""
 }
@@ -581,7 +580,7 @@ func (c *coordinator) stop() {
 		deliver(w.Reply, core.ErrClosed)
 	}
 	c.ready = nil
-	clear(c.shards)
+	c.shards.clear()
 	if c.rt.Stopped == nil || isClosed(c.rt.Stopped) {
 		return
 	}

@@ -42,11 +42,11 @@ func (c *coordinator) setCondition(next condition) {
 
 // errNow is why the pool cannot serve now, or nil (see messages.Stats.Err).
 func (c *coordinator) errNow() error {
-	if !c.rt.Client || len(c.shards) == 0 {
+	if !c.rt.Client || c.shards.count() == 0 {
 		return c.cond.err
 	}
 	var silent *shardLoad
-	for _, st := range c.shards {
+	for _, st := range c.shards.all {
 		if !st.suspect {
 			return nil
 		}
@@ -59,7 +59,7 @@ func (c *coordinator) errNow() error {
 
 // dialFailed records why a client has no connection while its shards keep dialing.
 func (c *coordinator) dialFailed(err error) {
-	if len(c.shards) == 0 && !c.cond.failFast {
+	if c.shards.count() == 0 && !c.cond.failFast {
 		c.cond.err = fmt.Errorf("%w: %w", core.ErrUnavailable, err)
 	}
 }
@@ -67,7 +67,7 @@ func (c *coordinator) dialFailed(err error) {
 // liveness records when a connection's peer was last heard, and withholds its streams while it
 // is silent: callers get another connection's streams, or wait.
 func (c *coordinator) liveness(m liveness) {
-	st := c.shards[m.shard.ID]
+	st := c.shards.of(m.shard)
 	if st == nil {
 		return
 	}

@@ -57,7 +57,7 @@ type heldStream struct {
 // has room for it; holds it until room frees up otherwise (see grantHeld); and refuses it if its
 // connection already has its share and heldMargin streams waiting, or is down.
 func (c *coordinator) handshaken(m handshaken) {
-	st := c.shards[m.shard.ID]
+	st := c.shards.of(m.shard)
 	for _, stream := range m.streams {
 		switch {
 		case st == nil:
@@ -86,7 +86,7 @@ func (c *coordinator) fits(st *shardLoad) bool {
 // fairShare is the most one connection may hold: MaxCap over the connections up, so that a
 // client alone uses the whole pool.
 func (c *coordinator) fairShare() int {
-	n := max(len(c.shards), 1)
+	n := max(c.shards.count(), 1)
 	return (c.rt.MaxCap + n - 1) / n
 }
 
@@ -122,7 +122,7 @@ func (c *coordinator) issue(stream *quic.Stream, st *shardLoad) {
 func (c *coordinator) grantHeld() {
 	for {
 		var best *shardLoad
-		for _, st := range c.shards {
+		for _, st := range c.shards.all {
 			if len(st.held) > 0 && c.fits(st) && (best == nil || st.idle < best.idle) {
 				best = st
 			}
@@ -150,7 +150,7 @@ func (st *shardLoad) popHeld() heldStream {
 // expireHeld refuses the streams held for longer than HoldTimeout (reset both ways, counted): the
 // client opens others later.
 func (c *coordinator) expireHeld(now time.Time) {
-	for _, st := range c.shards {
+	for _, st := range c.shards.all {
 		for len(st.held) > 0 && now.Sub(st.held[0].since) >= c.rt.HoldTimeout {
 			wire.Discard(st.popHeld().stream)
 			c.noteFailure(st)
@@ -166,7 +166,7 @@ func (c *coordinator) reclaim() {
 		return // a client spreads its own streams over its connections (refill.go)
 	}
 	share := c.fairShare()
-	for _, st := range c.shards {
+	for _, st := range c.shards.all {
 		for st.idle > share {
 			id, e, _ := c.idle.oldestOf(st)
 			wire.Discard(e.stream)
@@ -184,7 +184,7 @@ func (c *coordinator) reclaim() {
 // heldCount is the number of handshaken streams waiting for room.
 func (c *coordinator) heldCount() int {
 	n := 0
-	for _, st := range c.shards {
+	for _, st := range c.shards.all {
 		n += len(st.held)
 	}
 	return n

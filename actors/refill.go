@@ -142,7 +142,7 @@ func (c *coordinator) missing() (need, coming int) {
 // timeout).
 func (c *coordinator) opensUnderWay() int {
 	n := 0
-	for _, st := range c.shards {
+	for _, st := range c.shards.all {
 		if !st.suspect {
 			n += st.opening
 		}
@@ -159,7 +159,7 @@ func (c *coordinator) opensUnderWay() int {
 // The hand-outs and refills that follow spread the streams over the connections again
 // (leastLoaded).
 func (c *coordinator) refillLimit() int {
-	if len(c.shards)-c.silent < c.rt.Shards {
+	if c.shards.count()-c.silent < c.rt.Shards {
 		return c.connectionHold()
 	}
 	return c.share()
@@ -173,7 +173,7 @@ func (c *coordinator) connectionHold() int { return min(c.rt.MaxCap, c.rt.PerSha
 // shard below limit. A single one goes straight to an idle opener of the shard if it has one;
 // more go as one openStreams per shard.
 func (c *coordinator) refillUpTo(limit, need int) {
-	if !c.rt.Client || !c.started || len(c.shards) == 0 {
+	if !c.rt.Client || !c.started || c.shards.count() == 0 {
 		return
 	}
 	c.refill.endBatchWait()
@@ -194,7 +194,7 @@ func (c *coordinator) refillUpTo(limit, need int) {
 // refillMany spreads need opens over the shards below limit, least loaded first, and sends each
 // shard one openStreams.
 func (c *coordinator) refillMany(need, limit int) {
-	before := make(map[*shardLoad]int, len(c.shards))
+	before := make(map[*shardLoad]int, c.shards.count())
 	for ; need > 0; need-- {
 		best := c.leastLoaded(limit)
 		if best == nil {
@@ -214,7 +214,7 @@ func (c *coordinator) refillMany(need, limit int) {
 // than limit.
 func (c *coordinator) leastLoaded(limit int) *shardLoad {
 	var best *shardLoad
-	for _, st := range c.shards {
+	for _, st := range c.shards.all {
 		load := st.idle + st.opening
 		if !st.suspect && load < limit && (best == nil || load < best.idle+best.opening) {
 			best = st

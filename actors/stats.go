@@ -99,7 +99,7 @@ func (c *coordinator) snapshot() messages.Stats {
 		MinCap:     c.rt.MinCap,
 		MaxCap:     c.rt.MaxCap,
 		Shards:     c.rt.SlotCount(),
-		ShardsUp:   len(c.shards),
+		ShardsUp:   c.shards.count(),
 		Waiters:    c.waiters.n,
 		Errors:     c.userErrors,
 		Running:    c.running(),
@@ -120,7 +120,7 @@ func (c *coordinator) snapshot() messages.Stats {
 		FailFast:   c.failFast() != nil,
 	}
 	now := time.Now()
-	for _, st := range c.shards {
+	for _, st := range c.shards.all {
 		st.sweepInUse()
 		q := st.conn.ConnectionStats()
 		s.Conns = append(s.Conns, messages.ConnStats{Slot: st.slot, Remote: st.conn.RemoteAddr().String(),
@@ -134,7 +134,7 @@ func (c *coordinator) snapshot() messages.Stats {
 	if c.rt.Client {
 		s.Side = "client"
 		s.Capacity, s.Interval = c.refill.capacity, c.refill.interval
-		for _, st := range c.shards {
+		for _, st := range c.shards.all {
 			s.Opening += st.opening
 		}
 	} else {
