@@ -358,7 +358,8 @@ func (c *coordinator) fileReady(st *shardLoad, id string, stream *quic.Stream) {
 		defer c.replenish()
 	}
 	now := time.Now()
-	for !st.suspect && !peerGone(stream) { // a silent connection's streams wait with the others (liveness)
+	gone := peerGone(stream) // the peer closed or discarded it before it came: dealt with at once
+	for !st.suspect && !gone { // a silent connection's streams wait with the others (liveness)
 		g, ok := c.waiters.next(id, now)
 		if !ok {
 			break
@@ -368,8 +369,8 @@ func (c *coordinator) fileReady(st *shardLoad, id string, stream *quic.Stream) {
 		}
 	}
 	c.idle.add(id, idleStream{stream: stream, shard: st})
-	if peerGone(stream) {
-		c.peerStopped(id) // the peer closed or discarded it before it came: dealt with at once
+	if gone {
+		c.peerStopped(id)
 	}
 	c.checkReady()
 }
