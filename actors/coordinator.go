@@ -358,7 +358,7 @@ func (c *coordinator) fileReady(st *shardLoad, id string, stream *quic.Stream) {
 		defer c.replenish()
 	}
 	now := time.Now()
-	gone := peerGone(stream) // the peer closed or discarded it before it came: dealt with at once
+	gone := peerGone(stream)   // the peer closed or discarded it before it came: dealt with at once
 	for !st.suspect && !gone { // a silent connection's streams wait with the others (liveness)
 		g, ok := c.waiters.next(id, now)
 		if !ok {

@@ -117,8 +117,9 @@ func (c *coordinator) issue(stream *quic.Stream, st *shardLoad) {
 }
 
 // grantHeld gives room to held streams, one at a time to the connection furthest below its share
-// that has one waiting: O(connections) per grant, whatever the number of held streams. A held
-// stream whose client gave up on it is discarded on the way.
+// that has one waiting (of equals, the one that came up first): O(connections) per grant,
+// whatever the number of held streams. A held stream whose client gave up on it is discarded on
+// the way.
 func (c *coordinator) grantHeld() {
 	for {
 		var best *shardLoad

@@ -211,7 +211,8 @@ func (c *coordinator) refillMany(need, limit int) {
 }
 
 // leastLoaded returns the live shard with the fewest idle and opening streams, if it has fewer
-// than limit.
+// than limit; of equals, the one that came up first (each pick loads the shard it returns, so
+// the next pick goes elsewhere).
 func (c *coordinator) leastLoaded(limit int) *shardLoad {
 	var best *shardLoad
 	for _, st := range c.shards.all {

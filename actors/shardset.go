@@ -6,11 +6,13 @@ import (
 	"github.com/anthdm/hollywood/actor"
 )
 
-// shardSet is the coordinator's connections that are up: by shard, for the messages that name
-// one, and in the order they came up, for the sweeps over all of them. Some sweeps run on every
-// take (a client's opens under way and least loaded shard, a server's held streams), and walking
-// a slice costs a fraction of walking a map: at 64 connections, a map's walks were 3% of a tunnel
-// op's CPU. A pool has at most a few hundred connections, so removing one from the slice is cheap.
+// shardSet is the coordinator's connections that are up: by shard PID ID, for the messages that
+// name a shard, and in the order they came up, for the sweeps over all of them (a sweep that
+// compares connections gives ties to the one that came up first). Some sweeps run on every take
+// (a client's opens under way and least loaded shard, a server's held streams), and walking a
+// slice costs a fraction of walking a map: at 64 connections, a map's walks were 3% of a tunnel
+// op's CPU. A pool has at most 128 connections (a server's slots), so removing one from the
+// slice is cheap.
 type shardSet struct {
 	byID map[string]*shardLoad
 	all  []*shardLoad
@@ -26,10 +28,10 @@ func (s *shardSet) of(pid *actor.PID) *shardLoad {
 	return s.byID[pid.ID]
 }
 
-// add records st, in place of the shard's earlier connection if it had one up.
+// add records st; if st's shard had a connection up already, st takes its place.
 func (s *shardSet) add(st *shardLoad) {
-	if i := slices.Index(s.all, s.byID[st.pid.ID]); i >= 0 {
-		s.all[i] = st
+	if old := s.byID[st.pid.ID]; old != nil {
+		s.all[slices.Index(s.all, old)] = st
 	} else {
 		s.all = append(s.all, st)
 	}
@@ -43,7 +45,8 @@ func (s *shardSet) remove(pid *actor.PID) *shardLoad {
 		return nil
 	}
 	delete(s.byID, pid.ID)
-	s.all = slices.DeleteFunc(s.all, func(o *shardLoad) bool { return o == st })
+	i := slices.Index(s.all, st)
+	s.all = slices.Delete(s.all, i, i+1)
 	return st
 }
 

@@ -24,7 +24,10 @@ const (
 	ControlID = "00000000"
 )
 
-// ParseID checks that id is the lowercase hex form of IDLen bytes and returns those bytes.
+// ParseID checks that id is the lowercase hex form of IDLen bytes and returns those bytes (zero
+// bytes if it is not). It decodes each digit in the pass that checks it, a third faster than
+// checking every digit and then calling hex.Decode (13.5 to 9ns, BenchmarkKeyOf): a take by ID
+// parses its ID twice.
 func ParseID(id string) ([IDLen]byte, error) {
 	var raw [IDLen]byte
 	if len(id) != 2*IDLen {
@@ -41,9 +44,7 @@ func ParseID(id string) ([IDLen]byte, error) {
 	return raw, nil
 }
 
-// nibble returns the value of the lowercase hex digit c, and false if c is not one. Decoding in
-// the same pass as the check takes a third off ParseID's time (13.5 to 9ns; a take by ID parses
-// its ID twice).
+// nibble returns the value of the lowercase hex digit c, and false if c is not one.
 func nibble(c byte) (byte, bool) {
 	switch {
 	case '0' <= c && c <= '9':

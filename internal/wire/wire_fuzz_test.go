@@ -26,6 +26,9 @@ func FuzzParseID(f *testing.F) {
 			if !errors.Is(err, core.ErrInvalidID) {
 				t.Fatalf("ParseID(%q) = %v, want ErrInvalidID", id, err)
 			}
+			if raw != [IDLen]byte{} {
+				t.Fatalf("ParseID(%q) returned bytes %x with its error", id, raw)
+			}
 			if _, err := KeyOf(id); !errors.Is(err, core.ErrInvalidID) {
 				t.Fatalf("KeyOf(%q) = %v, want ErrInvalidID", id, err)
 			}
