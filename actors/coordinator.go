@@ -513,7 +513,7 @@ func (c *coordinator) checkReady() {
 			c.answer(deliver(w.Reply, failed))
 		case running && c.idle.usable >= w.N:
 			c.answer(deliver(w.Reply, error(nil)))
-		case w.Done != nil && isClosed(w.Done):
+		case w.Done != nil && core.IsClosed(w.Done):
 		default:
 			kept = append(kept, w)
 		}
@@ -582,7 +582,7 @@ func (c *coordinator) stop() {
 	}
 	c.ready = nil
 	c.shards.clear()
-	if c.rt.Stopped == nil || isClosed(c.rt.Stopped) {
+	if c.rt.Stopped == nil || core.IsClosed(c.rt.Stopped) {
 		return
 	}
 	final := c.snapshot()

@@ -52,7 +52,7 @@ func startCoordinatorRT(t *testing.T, client bool, tune func(*core.Config), hook
 	rt.coordinator = rt.spawn(engine.Spawn, newCoordinator(rt), "coordinator", coordinatorInbox)
 	t.Cleanup(func() {
 		waitDone(t, engine.Poison(rt.coordinator), "the coordinator to stop")
-		require.True(t, isClosed(cfg.Stopped), "a stopped coordinator closes Stopped")
+		require.True(t, core.IsClosed(cfg.Stopped), "a stopped coordinator closes Stopped")
 		require.True(t, cfg.Final.Closed, "a stopped coordinator leaves its last Stats")
 	})
 	return &coordTest{t: t, engine: engine, cfg: cfg, pid: rt.coordinator, sup: sup, supPID: rt.supervisor}
@@ -1030,7 +1030,7 @@ func TestCoordinatorIgnoresForgedStopped(t *testing.T) {
 	s := c.state()
 	require.Equal(t, 1, s.Errors, "the coordinator kept handling messages")
 	require.False(t, s.Closed)
-	require.False(t, isClosed(c.cfg.Stopped), "a forged Stopped does not stop the pool")
+	require.False(t, core.IsClosed(c.cfg.Stopped), "a forged Stopped does not stop the pool")
 }
 
 // The control ID exists once, even when the connection it was issued on dies at once: B's

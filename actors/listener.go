@@ -54,7 +54,7 @@ func (s *supervisor) serve() {
 func stillOpen(chans []chan struct{}) []chan struct{} {
 	kept := chans[:0]
 	for _, ch := range chans {
-		if !isClosed(ch) {
+		if !core.IsClosed(ch) {
 			kept = append(kept, ch)
 		}
 	}

@@ -139,13 +139,3 @@ func registered(e *actor.Engine, pid *actor.PID) bool {
 	i := strings.LastIndex(pid.ID, "/")
 	return i >= 0 && e.Registry.GetPID(pid.ID[:i], pid.ID[i+1:]) != nil
 }
-
-// isClosed reports whether ch is closed.
-func isClosed(ch <-chan struct{}) bool {
-	select {
-	case <-ch:
-		return true
-	default:
-		return false
-	}
-}

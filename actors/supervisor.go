@@ -406,7 +406,7 @@ func (s *supervisor) stopAll() {
 		}
 		sl.shard, sl.next = nil, nil
 	}
-	if s.rt.SupervisorStopped != nil && !isClosed(s.rt.SupervisorStopped) {
+	if s.rt.SupervisorStopped != nil && !core.IsClosed(s.rt.SupervisorStopped) {
 		close(s.rt.SupervisorStopped)
 	}
 }

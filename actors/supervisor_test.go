@@ -56,7 +56,7 @@ func startSupervisor(t *testing.T, shards int, policy testPolicy, resolve func()
 	s.pid = rt.supervisor
 	t.Cleanup(func() {
 		waitDone(t, engine.Poison(rt.supervisor), "the supervisor to stop")
-		require.True(t, isClosed(cfg.SupervisorStopped), "a stopped supervisor closes SupervisorStopped")
+		require.True(t, core.IsClosed(cfg.SupervisorStopped), "a stopped supervisor closes SupervisorStopped")
 	})
 	return s
 }
@@ -298,7 +298,7 @@ func TestSupervisorIgnoresForgedStopped(t *testing.T) {
 	s.engine.Send(s.pid, core.Start{})
 	recv(t, s.resolves, "a dial after the forged Stopped")
 	require.ErrorIs(t, s.nextShardDown().err, errNoHost)
-	require.False(t, isClosed(s.cfg.SupervisorStopped), "a forged Stopped does not stop the supervisor")
+	require.False(t, core.IsClosed(s.cfg.SupervisorStopped), "a forged Stopped does not stop the supervisor")
 }
 
 // A client whose first connection is up dials the other slots only once the coordinator says

@@ -135,3 +135,14 @@ func (c *Config) SlotCount() int {
 	}
 	return 2 * c.Shards
 }
+
+// IsClosed reports whether ch, a channel that is only ever closed, is closed. A receive from an
+// open channel in a select with a default takes no lock, so the check is cheap on a hot path.
+func IsClosed(ch <-chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
+}
