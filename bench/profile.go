@@ -380,10 +380,5 @@ func signed(d time.Duration) string {
 
 // findProfile returns the profiled run of impl, if any.
 func findProfile(rs []ProfileResult, impl string) *ProfileResult {
-	for i := range rs {
-		if rs[i].Impl == impl && rs[i].Err == "" {
-			return &rs[i]
-		}
-	}
-	return nil
+	return first(rs, func(r *ProfileResult) bool { return r.Impl == impl && r.Err == "" })
 }

@@ -705,68 +705,45 @@ func containsShape(shapes []Shape, s Shape) bool {
 	return false
 }
 
-func findTunnel(rs []TunnelResult, impl string, s Shape, workers int) *TunnelResult {
+// first returns the first of rs that match accepts, or nil.
+func first[T any](rs []T, match func(*T) bool) *T {
 	for i := range rs {
-		if rs[i].Impl == impl && rs[i].Shape == s && rs[i].Workers == workers && rs[i].Err == "" {
+		if match(&rs[i]) {
 			return &rs[i]
 		}
 	}
 	return nil
+}
+
+func findTunnel(rs []TunnelResult, impl string, s Shape, workers int) *TunnelResult {
+	return first(rs, func(r *TunnelResult) bool {
+		return r.Impl == impl && r.Shape == s && r.Workers == workers && r.Err == ""
+	})
 }
 
 func findWake(rs []WakeResult, impl string) *WakeResult {
-	for i := range rs {
-		if rs[i].Impl == impl {
-			return &rs[i]
-		}
-	}
-	return nil
+	return first(rs, func(r *WakeResult) bool { return r.Impl == impl })
 }
 
 func findBurst(rs []BurstResult, impl string) *BurstResult {
-	for i := range rs {
-		if rs[i].Impl == impl && rs[i].Err == "" {
-			return &rs[i]
-		}
-	}
-	return nil
+	return first(rs, func(r *BurstResult) bool { return r.Impl == impl && r.Err == "" })
 }
 
 func findRecovery(rs []RecoveryResult, impl string, health bool) *RecoveryResult {
-	for i := range rs {
-		if rs[i].Impl == impl && rs[i].HealthCheck == health {
-			return &rs[i]
-		}
-	}
-	return nil
+	return first(rs, func(r *RecoveryResult) bool { return r.Impl == impl && r.HealthCheck == health })
 }
 
 // findDisruption finds an implementation's crash result (down 0: any) or outage result for a cut.
 func findDisruption(rs []DisruptionResult, impl string, down time.Duration) *DisruptionResult {
-	for i := range rs {
-		if rs[i].Impl == impl && (down == 0 || rs[i].Down == down) {
-			return &rs[i]
-		}
-	}
-	return nil
+	return first(rs, func(r *DisruptionResult) bool { return r.Impl == impl && (down == 0 || r.Down == down) })
 }
 
 func findBulk(rs []BulkResult, impl string, streams int) *BulkResult {
-	for i := range rs {
-		if rs[i].Impl == impl && rs[i].Streams == streams && rs[i].MiBps > 0 {
-			return &rs[i]
-		}
-	}
-	return nil
+	return first(rs, func(r *BulkResult) bool { return r.Impl == impl && r.Streams == streams && r.MiBps > 0 })
 }
 
 func findMemory(rs []MemoryResult, impl string) *MemoryResult {
-	for i := range rs {
-		if rs[i].Impl == impl && rs[i].Err == "" {
-			return &rs[i]
-		}
-	}
-	return nil
+	return first(rs, func(r *MemoryResult) bool { return r.Impl == impl && r.Err == "" })
 }
 
 // ratio formats v/base as "12.3x", or "" when there is no base.

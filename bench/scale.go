@@ -242,12 +242,7 @@ func runScale(impl Impl, n int, c ScaleConfig) ScaleResult {
 // Report
 
 func findScale(rs []ScaleResult, impl string, n int) *ScaleResult {
-	for i := range rs {
-		if rs[i].Impl == impl && rs[i].N == n && rs[i].Err == "" {
-			return &rs[i]
-		}
-	}
-	return nil
+	return first(rs, func(r *ScaleResult) bool { return r.Impl == impl && r.N == n && r.Err == "" })
 }
 
 func scaleTable(cfg Config, rs []ScaleResult) string {

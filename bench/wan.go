@@ -483,12 +483,7 @@ func rtts(d time.Duration, w WanConfig) float64 { return float64(d) / float64(w.
 // Report
 
 func findWan(rs []WanResult, impl string, loss float64) *WanResult {
-	for i := range rs {
-		if rs[i].Impl == impl && rs[i].Loss == loss && rs[i].Err == "" {
-			return &rs[i]
-		}
-	}
-	return nil
+	return first(rs, func(r *WanResult) bool { return r.Impl == impl && r.Loss == loss && r.Err == "" })
 }
 
 // load returns the sustained run at the given concurrency.
