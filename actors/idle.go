@@ -103,12 +103,6 @@ func (is *idleStreams) get(id string) (idleStream, bool) {
 
 func (is *idleStreams) has(id string) bool { _, ok := is.get(id); return ok }
 
-// isPeerClosed reports whether id is held and its peer stopped reading it.
-func (is *idleStreams) isPeerClosed(id string) bool {
-	k, ok := key(id)
-	return ok && is.peerClosed(k)
-}
-
 func (is *idleStreams) hasControl() bool {
 	_, ok := is.byID[controlKey]
 	return ok && !is.peerClosed(controlKey)
@@ -296,12 +290,8 @@ func (is *idleStreams) restore(k wire.Key, e idleStream, closedAt time.Time) {
 	is.addKey(k, e)
 }
 
-// markPeerClosed turns the idle stream id into a peer-closed one.
-func (is *idleStreams) markPeerClosed(id string, now time.Time) {
-	k, ok := key(id)
-	if !ok {
-		return
-	}
+// markPeerClosed turns the idle stream filed under k into a peer-closed one.
+func (is *idleStreams) markPeerClosed(k wire.Key, now time.Time) {
 	if e, ok := is.takeKey(k); ok {
 		is.closedAt[k] = now
 		is.addKey(k, e)
@@ -409,27 +399,30 @@ func (c *coordinator) checkPeers() {
 // end (quic-go ends a closing connection's streams before the connection's own context) goes
 // without a reset or a count: the connection's close ends it, and shardDown deals with the rest.
 func (c *coordinator) peerStopped(id string) {
-	e, ok := c.idle.get(id)
-	if !ok || c.idle.isPeerClosed(id) {
+	k, ok := key(id)
+	if !ok {
+		return
+	}
+	e, ok := c.idle.byID[k]
+	if !ok || c.idle.peerClosed(k) {
 		return
 	}
 	var se *quic.StreamError
 	switch {
 	case !errors.As(context.Cause(e.stream.Context()), &se) || e.shard.conn.Context().Err() != nil:
-		c.idle.take(id)
+		c.idle.takeKey(k)
 		c.streamGone(id)
 		return
 	case !se.Remote || se.ErrorCode == wire.StreamCodeDiscarded:
-		c.idle.take(id)
+		c.idle.takeKey(k)
 		wire.Discard(e.stream)
 		c.stats.discarded++
 		c.streamGone(id)
 	default:
 		now := time.Now()
-		c.idle.markPeerClosed(id, now)
-		if k, ok := key(id); ok {
-			c.serveCallersOf(id, k, now) // a caller already waiting for it (it came closed)
-		}
+		c.idle.markPeerClosed(k, now)
+		// A caller may already wait for it: it came closed.
+		c.serveCallersOf(id, k, now)
 		if c.idle.peerClosedCount() > c.capacity() { // bounded: the oldest goes
 			c.discardOldestPeerClosed()
 		}

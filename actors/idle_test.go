@@ -28,12 +28,12 @@ func TestIdleStoreKeepsStatesThroughSuspicion(t *testing.T) {
 		is.add(id, idleStream{shard: a})
 	}
 	is.add("000000b1", idleStream{shard: b})
-	is.markPeerClosed("0000000b", closedAt)
+	is.markPeerClosed(mustKey(t, "0000000b"), closedAt)
 	require.Equal(t, 3, is.usable) // not the control stream, not the peer-closed one
 	require.Equal(t, 2, a.idle)
 	require.Equal(t, 1, is.peerClosedCount())
 	require.True(t, is.hasControl())
-	require.True(t, is.isPeerClosed("0000000b"))
+	require.True(t, is.peerClosed(mustKey(t, "0000000b")))
 
 	is.setSuspect(a, true)
 	assert.Equal(t, 1, is.usable, "a silent connection's streams are not usable")
