@@ -3,7 +3,6 @@ package main
 import (
 	"cmp"
 	"fmt"
-	"math"
 	"runtime"
 	"slices"
 	"strings"
@@ -125,7 +124,7 @@ func burstReason(res Results) string {
 func burstsByCollection(runs []BurstRun) (with, without []time.Duration) {
 	for _, r := range runs {
 		switch {
-		case r.Time == time.Duration(math.MaxInt64):
+		case !r.back():
 		case r.GCs > 0:
 			with = append(with, r.Time)
 		default:

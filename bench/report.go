@@ -368,7 +368,7 @@ func burstRuns(runs []BurstRun) string {
 	var parts []string
 	for _, r := range runs {
 		t := "none"
-		if r.Time != time.Duration(math.MaxInt64) {
+		if r.back() {
 			t = dur(r.Time)
 		}
 		parts = append(parts, fmt.Sprintf("%s (%d)", t, r.GCs))

@@ -272,9 +272,16 @@ type BurstResult struct {
 // BurstRun is one run's time (back at capacity; raw quic-go: all served) and the garbage
 // collections during it.
 type BurstRun struct {
-	Time time.Duration
+	Time time.Duration // notBack for a run that failed or never got back to capacity
 	GCs  uint64
 }
+
+// notBack is the time of a burst run that failed or never got back to capacity: it sorts after
+// every run that did.
+const notBack = time.Duration(math.MaxInt64)
+
+// back reports whether the run got back to capacity (raw quic-go: served every take).
+func (r BurstRun) back() bool { return r.Time != notBack }
 
 // medianBurst returns the median of runs of one implementation: by the time back at capacity
 // (all served for raw quic-go, which keeps no streams), a run that did not refill or failed
@@ -283,7 +290,7 @@ func medianBurst(runs []BurstResult) BurstResult {
 	key := func(r BurstResult) time.Duration {
 		switch {
 		case r.Err != "" || (r.Impl != nameRaw && !r.Refill):
-			return time.Duration(math.MaxInt64)
+			return notBack
 		case r.Impl == nameRaw:
 			return r.Served
 		}
