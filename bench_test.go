@@ -15,13 +15,19 @@ import (
 	"github.com/quicpool/quicpool"
 )
 
-// BenchmarkTunnel is the tunnel round trip of the side-by-side benchmark: server IncomingGet,
-// client OutgoingGet(id), 1 KiB each way, each side half-closes and reads the peer to EOF, then
-// both close. Run with -cpu and -benchtime to vary; b.SetParallelism(8) on 2 cores gives 16
-// workers.
-func BenchmarkTunnel(b *testing.B) {
-	server := startServer(b, 64)
-	client := startClient(b, 32, 64, server.Addr())
+// BenchmarkTunnel is the tunnel round trip of the side-by-side benchmark on a 32/64 pair: server
+// IncomingGet, client OutgoingGet(id), 1 KiB each way, each side half-closes and reads the peer
+// to EOF, then both close. Run with -cpu and -benchtime to vary; b.SetParallelism(8) on 2 cores
+// gives 16 workers.
+func BenchmarkTunnel(b *testing.B) { benchmarkTunnel(b, 32, 64) }
+
+// BenchmarkTunnelEightConnections is BenchmarkTunnel on a 64/1024 pair: eight connections, over
+// which the client's refill and the server's hand-outs spread the streams.
+func BenchmarkTunnelEightConnections(b *testing.B) { benchmarkTunnel(b, 64, 1024) }
+
+func benchmarkTunnel(b *testing.B, minCap, maxCap int) {
+	server := startServer(b, maxCap)
+	client := startClient(b, minCap, maxCap, server.Addr())
 	b.SetParallelism(8)
 	b.ReportAllocs()
 	created := goroutinesCreated()

@@ -548,6 +548,53 @@ func TestClientReplacesTakenStreamsInBatches(t *testing.T) {
 	require.Equal(t, replaceBatch, c.state().Opening)
 }
 
+// A batch of replacements goes whole to the least loaded connection, so that its opens and IDs
+// share that connection's packets, even if it goes above its share; the next batch goes to the
+// other, and the load evens out. A fill is still spread, every connection opening its share.
+func TestClientOpensABatchOnOneConnection(t *testing.T) {
+	const share = 2 * replaceBatch
+	c := startCoordinatorRT(t, true, func(cfg *core.Config) { cfg.MinCap, cfg.MaxCap, cfg.Shards = 2*share, 2*share, 2 },
+		func(rt *runtime) { rt.batchWait = time.Hour })
+	a, askedA := c.shard("a")
+	b, askedB := c.shard("b")
+	lb := quicStreams(t, 2*share+2*replaceBatch)
+	c.send(shardUp{shard: a, slot: 0, conn: lb.conn}, shardUp{shard: b, slot: 1, conn: lb.conn}, core.Start{})
+	require.Equal(t, openStreams{n: share}, recv(t, askedA, "a's share of the fill"))
+	require.Equal(t, openStreams{n: share}, recv(t, askedB, "b's share of the fill"))
+	id := func(i int) string { return fmt.Sprintf("%08x", 0x100+i) } // never the control ID
+	// lb.streams[filed] is the next stream to file, under id(filed)
+	filed := 0
+	file := func(shard *actor.PID, n int) {
+		for range n {
+			c.send(streamReady{shard: shard, id: id(filed), stream: lb.streams[filed]})
+			filed++
+		}
+	}
+	takeBatch := func(fromA, fromB int) { // half a batch from each connection's oldest streams
+		for i := range replaceBatch / 2 {
+			for _, first := range []int{fromA, fromB} {
+				require.NoError(t, recv(t, c.get(id(first+i)), "a stream").Err)
+			}
+		}
+	}
+	file(a, share) // id(0) to id(share-1)
+	file(b, share) // id(share) to id(2*share-1)
+	require.Equal(t, 2*share, c.state().Idle)
+
+	takeBatch(0, share) // a and b each hold share-4
+	require.Equal(t, openStreams{n: replaceBatch}, recv(t, askedA, "the batch, to the first of equals"))
+	require.Empty(t, askedB, "the batch is not spread")
+	file(a, replaceBatch) // a holds share+4, b share-4
+
+	takeBatch(replaceBatch/2, share+replaceBatch/2) // a holds share, b share-8
+	require.Equal(t, openStreams{n: replaceBatch}, recv(t, askedB, "the next batch, to the least loaded"))
+	require.Empty(t, askedA, "a holds its share")
+	file(b, replaceBatch)
+	s := c.state()
+	require.Equal(t, 2*share, s.Idle)
+	require.Zero(t, s.Opening)
+}
+
 // A client that runs low (fewer than half its capacity, or replaceBatch, idle) replaces each
 // taken stream at once, unless replaceBatch opens are under way, more than its callers waiting
 // for any stream: those get the streams under way, and the replacements go out replaceBatch at a

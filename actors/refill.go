@@ -65,7 +65,8 @@ func (c *coordinator) makeUp(mayWait bool) {
 	if mayWait && c.coalesce(need, coming) {
 		return
 	}
-	c.refillUpTo(c.refillLimit(), need)
+	replacing := mayWait || c.refill.batchDue != nil // taken streams, or some waited for a batch
+	c.refillUpTo(c.refillLimit(), need, replacing)
 }
 
 // coalesce (client) reports whether the streams the pool lacks may wait to be opened together
@@ -169,10 +170,11 @@ func (c *coordinator) refillLimit() int {
 // at most PerShard. The trust rules judge a server's closes against it.
 func (c *coordinator) connectionHold() int { return min(c.rt.MaxCap, c.rt.PerShard) }
 
-// refillUpTo asks for the need missing streams (missing), one at a time to the least loaded
-// shard below limit. A single one goes straight to an idle opener of the shard if it has one;
-// more go as one openStreams per shard.
-func (c *coordinator) refillUpTo(limit, need int) {
+// refillUpTo asks for the need missing streams (missing) from the least loaded shard below
+// limit. A single one goes straight to an idle opener of the shard if it has one; a batch that
+// replaces taken streams goes whole to one shard (refillBatch); others are spread (refillMany),
+// so that a fill or a recovery has every connection open its share at once.
+func (c *coordinator) refillUpTo(limit, need int, replacing bool) {
 	if !c.rt.Client || !c.started || c.shards.count() == 0 {
 		return
 	}
@@ -186,9 +188,29 @@ func (c *coordinator) refillUpTo(limit, need int) {
 		}
 		return
 	}
-	if need > 1 {
+	if need > 1 && !(replacing && c.refillBatch(need, limit)) {
 		c.refillMany(need, limit)
 	}
+}
+
+// refillBatch asks the least loaded shard below limit for all need replacements of taken
+// streams, if need is at most a batch (replaceBatch) and the shard can hold them
+// (connectionHold), and reports whether it did. Opened together on one connection, a batch's
+// handshake bytes and IDs share packets; spread one per connection, each pays its own. The shard
+// may go up to need-1 streams above its share until the next batches, which go to the others,
+// even the load out: on a 64/1024 pool (eight connections) at 16 workers, 2.57 packets per
+// tunnel op instead of 2.80, and 7 to 15% more ops/s (three alternating runs each).
+func (c *coordinator) refillBatch(need, limit int) bool {
+	if need > replaceBatch {
+		return false
+	}
+	best := c.leastLoaded(limit)
+	if best == nil || best.idle+best.opening+need > c.connectionHold() {
+		return false
+	}
+	best.opening += need
+	c.engine.Send(best.pid, openStreams{n: need})
+	return true
 }
 
 // refillMany spreads need opens over the shards below limit, least loaded first, and sends each
