@@ -406,7 +406,8 @@ func (c *coordinator) openFailed(m openFailed) {
 }
 
 // violation closes a client connection whose server broke the protocol; the supervisor
-// reconnects with backoff.
+// reconnects with backoff. The connection is forgotten at once, as at its shardDown: none of its
+// streams is handed out, and no stream is asked of it, while it closes.
 func (c *coordinator) violation(st *shardLoad, err error) {
 	if st.trust.violated {
 		return
@@ -415,6 +416,10 @@ func (c *coordinator) violation(st *shardLoad, err error) {
 	c.stats.violations++
 	c.rt.Log.Error("closing the connection: the server broke the protocol", "slot", st.slot, "err", err)
 	c.engine.Send(st.pid, violation{err: err})
+	if c.shards.remove(st.pid) != nil {
+		c.forgetConnection(st)
+		c.replenish() // the others make up for its streams
+	}
 }
 
 // noteFailure counts a failed stream open or handshake, on st's connection if it is still up.
@@ -444,15 +449,8 @@ func (c *coordinator) shardUp(m shardUp) {
 // reset one by one), fails the callers waiting for them by ID, and, on a client with no
 // connection left, records why.
 func (c *coordinator) shardDown(m shardDown) {
-	if st := c.shards.remove(m.shard); st != nil {
-		if st.suspect {
-			c.silent--
-		}
-		c.idle.removeShard(st)
-		for _, id := range c.idle.dropShard(st) {
-			c.streamGone(id)
-		}
-		dropHeld(st)
+	if st := c.shards.remove(m.shard); st != nil { // nil after a violation: forgotten then
+		c.forgetConnection(st)
 	}
 	if c.rt.Client && m.err != nil {
 		c.stats.restarts++
@@ -461,6 +459,20 @@ func (c *coordinator) shardDown(m shardDown) {
 		}
 	}
 	c.replenish()
+}
+
+// forgetConnection forgets st, a connection that is closing and no longer among the shards: its
+// idle streams go without a reset (its close ends them), the callers waiting for them by ID are
+// failed, and its held streams go.
+func (c *coordinator) forgetConnection(st *shardLoad) {
+	if st.suspect {
+		c.silent--
+	}
+	c.idle.removeShard(st)
+	for _, id := range c.idle.dropShard(st) {
+		c.streamGone(id)
+	}
+	dropHeld(st)
 }
 
 // answer counts a reply that could not be delivered.

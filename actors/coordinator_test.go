@@ -1261,6 +1261,38 @@ func TestStreamRefusedForAViolationIsCounted(t *testing.T) {
 	}
 }
 
+// A connection closed for a protocol violation is forgotten at once, not when its shardDown
+// comes: while it closes, none of its idle streams is handed out (a Get by ID fails with
+// ErrStreamGone, a Get for any finds none) and no stream is asked of it.
+func TestViolatedConnectionServesNothingWhileItCloses(t *testing.T) {
+	c := startCoordinator(t, true, nil) // MinCap 2, one shard slot
+	shard, asked := c.shard("shard")
+	lb := quicStreams(t, 3)
+	c.send(shardUp{shard: shard, conn: lb.conn},
+		streamReady{shard: shard, id: "000000a1", stream: lb.streams[0]},
+		streamReady{shard: shard, id: "000000a2", stream: lb.streams[1]})
+	require.Equal(t, 2, c.state().Idle)
+
+	c.send(streamReady{shard: shard, id: "000000a1", stream: lb.streams[2]}) // the same ID twice
+	told, ok := recv(t, asked, "the shard's message").(violation)
+	require.True(t, ok, "the shard is told to close its connection")
+	require.ErrorIs(t, told.err, core.ErrViolation)
+	s := c.state()
+	require.Equal(t, uint64(1), s.Violations)
+	require.Zero(t, s.ShardsUp, "the connection is forgotten before its shardDown")
+	require.Zero(t, s.Idle)
+	require.ErrorIs(t, recv(t, c.get("000000a2"), "a Get by ID").Err, core.ErrStreamGone)
+	reply := make(chan messages.Stream, 1)
+	c.send(messages.Get{NoWait: true, Reply: reply})
+	require.ErrorIs(t, recv(t, reply, "a Get for any").Err, core.ErrTimeout)
+	require.Empty(t, asked, "no stream is asked of a closing connection")
+
+	c.send(shardDown{shard: shard, err: core.ErrViolation})
+	s = c.state()
+	require.Equal(t, uint64(1), s.Restarts, "counted once, at its shardDown")
+	require.Equal(t, uint64(1), s.Discarded, "the refused stream alone: the idle ones end with their connection")
+}
+
 // A peer-closed stream whose hand-out by ID fails (the reply cannot take it) goes back as it was:
 // still peer-closed, not counted as idle, not handed to a caller that takes any.
 func TestFailedHandOutKeepsAPeerClosedStreamPeerClosed(t *testing.T) {
