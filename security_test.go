@@ -81,6 +81,24 @@ func rawClient(t *testing.T, addr string) *quic.Conn {
 	return conn
 }
 
+// A stream that fails its handshake is refused, counted and logged with why (at Debug level,
+// so that a peer sending garbage cannot fill the log): the log names ErrBadHandshake's text and
+// the byte that came.
+func TestBadHandshakeIsLogged(t *testing.T) {
+	var log syncBuffer
+	server := quicpool.NewServerPool(8, "", selfSigned(t), "127.0.0.1:0", time.Second,
+		quicpool.WithLogger(slog.New(slog.NewTextHandler(&log, &slog.HandlerOptions{Level: slog.LevelDebug}))))
+	go server.ServerManager()
+	defer server.Close()
+	conn := rawClient(t, listenAddr(server))
+	s, err := conn.OpenStreamSync(waitCtx(t))
+	require.NoError(t, err)
+	_, err = s.Write([]byte{0xff})
+	require.NoError(t, err)
+	waitFor(t, server, "the bad handshake to be counted", func(s messages.Stats) bool { return s.Failed >= 1 })
+	require.Contains(t, log.String(), `msg="stream refused" err="quicpool: bad stream handshake: handshake byte 0xff, want 0x00"`)
+}
+
 // Hostile clients (one opens streams and stays silent, one sends garbage, one handshakes
 // thousands of streams and never uses them) cannot starve the legitimate client, and the server
 // never holds more than maxCap idle streams.

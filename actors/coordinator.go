@@ -138,7 +138,7 @@ func (c *coordinator) Receive(ctx *actor.Context) {
 	case openFailed:
 		c.openFailed(m)
 	case handshakeFailed:
-		c.noteFailure(c.shards.of(m.shard))
+		c.handshakeFailed(m)
 	case dialFailed:
 		c.dialFailed(m.err)
 	case liveness:

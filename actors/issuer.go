@@ -3,10 +3,11 @@ package actors
 import (
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
+	"fmt"
 	"time"
 
 	"github.com/quic-go/quic-go"
+	"github.com/quicpool/quicpool/internal/core"
 	"github.com/quicpool/quicpool/internal/wire"
 )
 
@@ -14,9 +15,11 @@ import (
 // share; more are refused at once (reset both ways: the client tries again later).
 const heldMargin = 16
 
-// errNoRoom is why a handshaken stream was refused: its connection already has its share of
-// the pool and heldMargin streams waiting for room.
-var errNoRoom = errors.New("quicpool: no room for the stream: its connection holds its share")
+// errNoRoom is why a handshaken stream was refused: the pool had no room for it (fits), and its
+// connection already had as many streams waiting for room as it may (its fair share and
+// heldMargin more).
+var errNoRoom = fmt.Errorf("%w: no room for the stream, and its connection has as many waiting as it may",
+	core.ErrPoolFull)
 
 // issuer is the server's ID issuance. The coordinator issues an ID, writes it to the stream
 // (a non-blocking write of 4 bytes to a fresh stream) and files the stream in one step, so an ID
@@ -45,6 +48,14 @@ func (is *issuer) randomID() (raw [wire.IDLen]byte) {
 	copy(raw[:], is.random[len(is.random)-is.unused:])
 	is.unused -= wire.IDLen
 	return raw
+}
+
+// handshakeFailed counts a server stream that failed its handshake (its shard discarded it) and
+// logs why at Debug level, as every stream refusal: a peer that sends garbage must not fill the
+// log.
+func (c *coordinator) handshakeFailed(m handshakeFailed) {
+	c.noteFailure(c.shards.of(m.shard))
+	c.rt.Log.Debug("stream refused", "err", m.err)
 }
 
 // heldStream is a handshaken stream waiting for room, and since when.
