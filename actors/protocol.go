@@ -114,8 +114,9 @@ type (
 
 	// Supervisor to the coordinator.
 
-	// shardDown: forget the shard and its idle streams. err is why it failed (nil when it was
-	// replaced or stopped); failFast says calls should fail at once while no connection is up.
+	// shardDown: forget the shard and its idle streams. err is why it went: its failure, or why
+	// it was retired (errSwitchedOver, errReplaced); nil when it stopped with the pool (the shard
+	// sends that one itself). failFast says calls should fail at once while no connection is up.
 	shardDown struct {
 		shard    *actor.PID
 		err      error

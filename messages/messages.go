@@ -29,9 +29,11 @@ type Get struct {
 	Deadline time.Time
 	// NoWait asks for a stream that is idle now: if there is none the answer is ErrTimeout.
 	NoWait bool
-	// Reply receives exactly one Stream, unless the caller abandons it first (see Abandon).
-	// It must have a buffer of exactly one and serve one request at a time: it may serve another
-	// once it has received this one's answer, and never after Abandon found no answer in it.
+	// Reply receives exactly one Stream, unless the caller abandons it first (see Abandon) or
+	// the request's Deadline passes while it waits: it may then go unanswered, so stop waiting at
+	// the Deadline and call Abandon. It must have a buffer of exactly one and serve one request
+	// at a time: it may serve another once it has received this one's answer, and never after
+	// Abandon found no answer in it.
 	Reply chan Stream
 }
 
@@ -96,8 +98,8 @@ const (
 	EventShardUp          EventKind = "shard up"          // a connection came up
 	EventShardFailed      EventKind = "shard failed"      // a connection died or could not be made
 	EventRestartScheduled EventKind = "restart scheduled" // a shard will be replaced after Delay
-	EventUnavailable      EventKind = "unavailable"       // calls fail at once: a permanent failure, or restarts beyond the policy
-	EventRecovered        EventKind = "recovered"         // a connection came up while calls were failing
+	EventUnavailable      EventKind = "unavailable"       // calls fail at once: a client's permanent failure or restarts beyond the policy, or a server's failed listen
+	EventRecovered        EventKind = "recovered"         // calls were failing at once and no longer do: a client's connection came up, or a server listens
 	EventListening        EventKind = "listening"         // a server pool listens on Addr
 	EventListenFailed     EventKind = "listen failed"     // a server pool cannot listen
 	EventRefused          EventKind = "refused"           // a server pool refused a connection
