@@ -22,9 +22,13 @@ const (
 	// ControlID is the ID of the first stream a server pool issues, exactly once. NodePass uses
 	// it as its control channel. Only OutgoingGet(ControlID) hands it out; IncomingGet never does.
 	ControlID = wire.ControlID
-	// StreamsPerShard is the most streams one shard (one QUIC connection) keeps idle.
+	// StreamsPerShard is the capacity of one shard: a pool of maxCap streams has
+	// ceil(maxCap/StreamsPerShard) shards (at least 1, at most MaxShards). A client keeps at most
+	// this many idle streams on one connection; a server connection may hold up to maxCap divided
+	// by the connections up (all of maxCap while it is alone).
 	StreamsPerShard = 128
-	// MaxShards is the most QUIC connections one pool keeps.
+	// MaxShards is the most shards a pool has: the most QUIC connections a client dials, and the
+	// most a server accepts from one IP address. A server keeps up to 2 x MaxShards in all.
 	MaxShards = 64
 	// MaxCapacity is the largest capacity a pool accepts: MaxShards connections of
 	// StreamsPerShard streams.

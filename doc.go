@@ -46,13 +46,15 @@
 //
 // # Errors
 //
-// Every error a Pool method returns is an *OpError (a net.Error) wrapping one of the Err values
-// of this package (or, for a call whose context was cancelled, the context's error alone), and
-// often the cause of a failure too; test with errors.Is and errors.As. Every
-// timeout satisfies errors.Is(err, ErrTimeout). While connections fail and none is up, a call's
-// error (a timeout, or a failure at once) wraps ErrUnavailable and the connection failure, which
-// errors.As finds: a *tls.CertificateVerificationError, a *quic.IdleTimeoutError, ... An invalid
-// constructor argument or option is ErrInvalidConfig.
+// Every error of Get, Accept, OutgoingGet, IncomingGet and WaitReady is an *OpError (a
+// net.Error) wrapping one of the Err values of this package (or, for a call whose context was
+// cancelled, the context's error alone), and often the cause of a failure too; test with
+// errors.Is and errors.As. Err returns the pool's condition itself (one of those values, with
+// its cause if it has one), not an *OpError. Every timeout satisfies errors.Is(err, ErrTimeout).
+// While a client's connections fail and none is up, a call's error (a timeout, or a failure at
+// once) wraps ErrUnavailable and the connection failure, which errors.As finds: a
+// *tls.CertificateVerificationError, a *quic.IdleTimeoutError, ... A listening server's timeout
+// is a bare ErrTimeout. An invalid constructor argument or option is ErrInvalidConfig.
 //
 // # Embedding
 //

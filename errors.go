@@ -7,18 +7,21 @@ import (
 	"github.com/quicpool/quicpool/internal/core"
 )
 
-// The errors a pool reports. Every error a Pool method returns is an *OpError wrapping one of
-// them (or, for a call whose context was cancelled, the context's error alone), and often the
-// cause of a failure too (a dial, listen or TLS error): test with errors.Is
-// for these and errors.As for the cause. The same values reach an embedder in messages.Stream.Err
-// and in the WaitReady reply.
+// The errors a pool reports. Every error of Get, Accept, OutgoingGet, IncomingGet and WaitReady
+// is an *OpError wrapping one of them (or, for a call whose context was cancelled, the context's
+// error alone), and often the cause of a failure too (a dial, listen or TLS error): test with
+// errors.Is for these and errors.As for the cause. Err (and Stats().Err) returns the pool's
+// condition as it is: one of them, with its cause if it has one, not wrapped in an *OpError. The
+// same values reach an embedder in messages.Stream.Err and in the WaitReady reply.
 var (
 	// ErrClosed: the pool has been closed, or was closed while the call waited.
 	ErrClosed = core.ErrClosed
 	// ErrTimeout: no stream arrived (or the pool did not become ready) within the caller's
 	// timeout or context deadline. It satisfies net.Error with Timeout() == true; a context
-	// deadline also matches context.DeadlineExceeded. While the pool has no connection it also
-	// wraps ErrUnavailable and the reason.
+	// deadline also matches context.DeadlineExceeded. On a client with no connection that
+	// answers (its dials failed, or its connections went silent) it also wraps ErrUnavailable and
+	// the reason; a listening server's timeout (no client connected, or no stream idle) is a
+	// bare ErrTimeout.
 	ErrTimeout = core.ErrTimeout
 	// ErrUnavailable: no connection is up; it wraps the last connection failure. Calls wait for a
 	// connection within their timeout while the pool retries, and fail at once with ErrUnavailable
@@ -68,8 +71,9 @@ var (
 // last heard. It comes wrapped in ErrUnavailable.
 type SilentError = core.SilentError
 
-// OpError is the error every Pool method returns. It names the operation and the stream ID
-// asked for, and wraps the cause. Like *net.OpError it satisfies net.Error: Timeout reports
+// OpError is the error Get, Accept, OutgoingGet, IncomingGet and WaitReady return (Err does not
+// wrap the pool's condition in one). It names the operation and the stream ID asked for, and
+// wraps the cause. Like *net.OpError it satisfies net.Error: Timeout reports
 // whether the cause is a timeout.
 type OpError struct {
 	Op  string // "Get", "Accept", "OutgoingGet", "IncomingGet", "WaitReady"

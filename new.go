@@ -111,9 +111,9 @@ func NewClientPool(minCap, maxCap int, minIvl, maxIvl, keepAlive time.Duration, 
 
 // NewServerPool creates a server pool, as NodePass's quic.NewServerPool does. It listens on one
 // UDP socket at listenAddr, accepts up to min(max(ceil(maxCap/128),1),64) client connections
-// (only from clientIP when it is not ""; see also WithAllowedClients), and holds at most maxCap
-// idle streams. tlsConfig must carry a certificate; the pool uses a copy with TLS 1.3 and ALPN
-// "np-quic" forced.
+// from one IP address and twice as many in all (only from clientIP when it is not ""; see also
+// WithAllowedClients), and holds at most maxCap idle streams. tlsConfig must carry a
+// certificate; the pool uses a copy with TLS 1.3 and ALPN "np-quic" forced.
 //
 // maxCap <= 0 takes 1, keepAlive <= 0 takes 10s. An invalid argument (maxCap above MaxCapacity,
 // no certificate, an empty listen address, a clientIP that is not an IP, an invalid option) does

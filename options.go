@@ -343,8 +343,10 @@ func WithLocalAddr(addr string) Option {
 }
 
 // WithRestartPolicy sets how the pool retries a failed connection (client) or listen (server).
-// Zero fields take their defaults; invalid ones (see RestartPolicy) are an error. Both sides.
-// Default: DefaultRestartPolicy.
+// A client uses all of it: the backoff, the intensity limit (MaxRestarts within Window) and
+// HealthyAfter. A server retries a failed listen with the backoff alone, starting over once it
+// listens. Zero fields take their defaults; invalid ones (see RestartPolicy) are an error. Both
+// sides. Default: DefaultRestartPolicy.
 func WithRestartPolicy(p RestartPolicy) Option {
 	return func(s *settings) {
 		if err := p.validate(); err != nil {

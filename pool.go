@@ -164,8 +164,8 @@ func (p *Pool) stopping() bool {
 // fails at once with ErrInvalidID for an ID no pool can issue, with ErrStreamGone for an ID whose
 // stream was discarded, and with ErrUnavailable while the pool cannot connect for a reason
 // retrying will not fix. When ctx's deadline passes the error satisfies both
-// errors.Is(err, ErrTimeout) and errors.Is(err, context.DeadlineExceeded), and wraps the reason
-// the pool has no connection, if it has none.
+// errors.Is(err, ErrTimeout) and errors.Is(err, context.DeadlineExceeded), and on a client wraps
+// the reason it has no connection that answers, if it has none (a server's is bare).
 func (p *Pool) Get(ctx context.Context, id string) (*StreamConn, error) {
 	return p.getByID(ctxBound(ctx), "Get", id, false)
 }
@@ -198,8 +198,8 @@ func (p *Pool) getByID(b bound, op, id string, noWait bool) (*StreamConn, error)
 // The wait ends the moment the stream arrives. It fails at once with ErrInvalidID for an ID no
 // pool can issue, with ErrStreamGone for an ID whose stream was discarded, and with
 // ErrUnavailable while the pool cannot connect for a reason retrying will not fix; after timeout
-// it fails with ErrTimeout (wrapping why the pool has no connection, if it has none). A timeout
-// <= 0 takes the stream only if it is idle now.
+// it fails with ErrTimeout (on a client, wrapping why it has no connection that answers, if it
+// has none; a server's is bare). A timeout <= 0 takes the stream only if it is idle now.
 func (p *Pool) OutgoingGet(id string, timeout time.Duration) (net.Conn, error) {
 	b := p.timeoutBound(timeout)
 	defer p.release(b)
@@ -416,8 +416,8 @@ func (p *Pool) cause() error {
 // fails at once with ErrInvalidArgument if the pool can never hold n idle streams, with the
 // pool's error if it cannot serve (see Err and ErrUnavailable), with ErrClosed if the pool
 // closes, and when ctx is done with ctx's error: after its deadline that is ErrTimeout (and
-// context.DeadlineExceeded), wrapping why the pool has no connection, if it has none. Use it
-// instead of sleeping after starting a pool.
+// context.DeadlineExceeded), on a client wrapping why it has no connection that answers, if it
+// has none. Use it instead of sleeping after starting a pool.
 func (p *Pool) WaitReady(ctx context.Context, n int) error {
 	if p.stopping() {
 		return &OpError{Op: "WaitReady", Err: ErrClosed}

@@ -18,7 +18,9 @@ import (
 // ErrUnavailable wrapping the failure instead of waiting out their timeouts; retries go on, so
 // that a server that comes back hours later is still picked up. The limit counts each
 // connection's restarts on their own, so a pool of many connections escalates no sooner than a
-// pool of one.
+// pool of one. A server pool that cannot listen retries with the backoff alone (InitialBackoff,
+// Multiplier, MaxBackoff, Jitter), starting again at retry 1 once it listens: the intensity
+// limit and HealthyAfter apply to a client's connections only.
 //
 // The zero value is ready to use: every zero field takes the default in brackets. A negative
 // duration, a Multiplier below 1 or infinite, a Jitter above 1, a NaN, or a MaxBackoff below

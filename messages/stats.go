@@ -72,7 +72,9 @@ type Stats struct {
 	// (Abandon): that is not counted.
 	Dropped uint64
 	// Reconnects counts connections that came up in a slot that had held one before: a client's
-	// redials and standby connections, a server's clients that came back.
+	// redials and standby connections; on a server, every connection accepted into a slot an
+	// earlier connection held, whichever client either came from (a new connection takes the
+	// lowest free slot).
 	Reconnects uint64
 	// Reclaimed counts idle streams a server took back from a connection above its fair share
 	// (reset both ways; also counted in Discarded).

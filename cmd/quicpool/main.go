@@ -25,15 +25,15 @@
 // uses the system's CAs), or -insecure.
 //
 // Protocol and clients. The server listens on all interfaces by default (-listen :4433), so that
-// other machines reach it; restrict it with -allow or -listen. It runs one server pool with a
-// connection slot for each of -clients clients (a client of -max above 128 streams uses one
-// slot per 128, and a client whose connection went silent briefly holds a second one while it
-// reconnects), and takes every stream the clients open as soon as it arrives. The client takes
-// an idle stream for every TCP connection it accepts and writes "qpt1" on it; the server reads
-// that, dials its target and answers one status byte, then both pipe bytes until each side has
-// closed (a half-close travels through). No control stream is used: each tunnel names itself,
-// so several clients share one server, and a client never depends on a stream that a server
-// restart takes away.
+// other machines reach it; restrict it with -allow or -listen. It runs one server pool that
+// holds at most -clients connections from one IP address and twice as many in all (a client of
+// -max above 128 streams uses one connection per 128, and a client whose connection went silent
+// briefly holds a second one while it reconnects), and takes every stream the clients open as
+// soon as it arrives. The client takes an idle stream for every TCP connection it accepts and
+// writes "qpt1" on it; the server reads that, dials its target and answers one status byte,
+// then both pipe bytes until each side has closed (a half-close travels through). No control
+// stream is used: each tunnel names itself, so several clients share one server, and a client
+// never depends on a stream that a server restart takes away.
 //
 // Failures. The client never exits on its own once started: while no connection to the server
 // answers it refuses every new TCP connection at once (a reset), logs the outage, and logs the
@@ -231,7 +231,7 @@ func serverCommand(ctx context.Context, args []string, stdout, stderr io.Writer)
 	var allow listFlag
 	fs.StringVar(&cfg.Listen, "listen", ":4433", "UDP address to accept clients on; the default, all interfaces, is reachable from other machines")
 	fs.StringVar(&cfg.Target, "target", "", "TCP address to forward every tunnel to (required)")
-	fs.IntVar(&cfg.Clients, "clients", 8, "clients served at once (connection slots; a client of -max above 128 takes one per 128)")
+	fs.IntVar(&cfg.Clients, "clients", 8, "connections one client IP address may hold; the server holds twice as many in all (a client of -max above 128 takes one per 128)")
 	fs.StringVar(&cfg.StateDir, "state", defaultStateDir(), "directory that keeps the server's certificate (server.pem), made on first start, so its fingerprint survives restarts")
 	fs.StringVar(&cfg.CertFile, "cert", "", "PEM certificate file to use instead of the one in -state")
 	fs.StringVar(&cfg.KeyFile, "key", "", "PEM private key file of -cert")

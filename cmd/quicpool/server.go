@@ -21,7 +21,7 @@ import (
 type serverConfig struct {
 	Listen    string        // UDP address of the server pool; port 0 picks one
 	Target    string        // TCP address every tunnel is forwarded to
-	Clients   int           // client connections served at once
+	Clients   int           // connections one client IP address may hold; twice as many in all
 	StateDir  string        // where the generated certificate is kept
 	CertFile  string        // PEM certificate; with KeyFile, replaces the one in StateDir
 	KeyFile   string        // PEM private key of CertFile
@@ -93,9 +93,10 @@ type server struct {
 // shutdown) and returns nil. It writes its address, the certificate's fingerprint and the client
 // command line to w. The error is for a server that could not start.
 //
-// One server pool serves every client: it accepts up to cfg.Clients connections, and takes every
-// stream they open as soon as it arrives. A stream that starts with tunnelHello is a tunnel (see
-// the protocol in tunnel.go), whichever client it comes from.
+// One server pool serves every client: it accepts up to cfg.Clients connections from one IP
+// address and 2 x cfg.Clients in all (a client of -max above 128 takes one per 128), and takes
+// every stream they open as soon as it arrives. A stream that starts with tunnelHello is a tunnel
+// (see the protocol in tunnel.go), whichever client it comes from.
 func runServer(ctx context.Context, cfg serverConfig, w io.Writer) error {
 	if err := cfg.validate(); err != nil {
 		return err
@@ -106,7 +107,7 @@ func runServer(ctx context.Context, cfg serverConfig, w io.Writer) error {
 	}
 	fp := fingerprint(cert.Certificate[0])
 	opts := []quicpool.Option{
-		quicpool.WithCapacity(1, cfg.Clients*quicpool.StreamsPerShard), // one connection slot per client
+		quicpool.WithCapacity(1, cfg.Clients*quicpool.StreamsPerShard), // cfg.Clients shards: connections per address; twice as many in all
 		quicpool.WithKeepAlive(cfg.KeepAlive),
 	}
 	if len(cfg.Allow) > 0 {

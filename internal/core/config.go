@@ -17,7 +17,8 @@ import (
 // once and passed down by pointer; no actor changes it.
 type Config struct {
 	// Client selects the client pool: dial Shards connections and open streams on them. A server
-	// pool listens and accepts up to Shards connections instead.
+	// pool listens and accepts up to Shards connections from one IP address instead, and
+	// SlotCount in all.
 	Client bool
 	// PoolName is the pool's name (WithName), "" if none.
 	PoolName string
@@ -28,7 +29,7 @@ type Config struct {
 	MinCap, MaxCap int           // idle streams: the client tunes its capacity between them; a server holds MaxCap
 	MinIvl, MaxIvl time.Duration // the client's refill interval, tuned between them
 	Shards         int           // connections a client dials, or one client address may hold on a server: min(max(ceil(MaxCap/PerShard), 1), 64)
-	PerShard       int           // the most idle streams one connection holds
+	PerShard       int           // the most idle streams a client keeps on one connection (a server's share is MaxCap over the connections up)
 
 	Policy Policy
 	// HandshakeTimeout bounds a stream's handshake: the server's wait for the handshake byte and
