@@ -216,6 +216,18 @@ func TestImpossibleRequests(t *testing.T) {
 	big := quicpool.NewServerPool(quicpool.MaxCapacity+1, "", selfSigned(t), "127.0.0.1:0", 0)
 	defer big.Close()
 	require.ErrorIs(t, big.Err(), quicpool.ErrInvalidConfig)
+
+	// Options override the positional arguments, an invalid capacity included.
+	fixed := quicpool.NewClientPool(1, 100000, 0, 0, 0, "0", "", quicpool.StaticAddr("127.0.0.1:1"),
+		quicpool.WithCapacity(1, 64))
+	defer fixed.Close()
+	require.NoError(t, fixed.Err())
+	require.Equal(t, 1, fixed.ShardCount())
+	fixedServer := quicpool.NewServerPool(quicpool.MaxCapacity+1, "", selfSigned(t), "127.0.0.1:0", 0,
+		quicpool.WithCapacity(1, 64))
+	defer fixedServer.Close()
+	require.NoError(t, fixedServer.Err())
+	require.Equal(t, 1, fixedServer.ShardCount())
 }
 
 // One rule for options on every constructor: nil, invalid, or for the other side is an error.

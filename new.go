@@ -94,12 +94,12 @@ func NewClientPool(minCap, maxCap int, minIvl, maxIvl, keepAlive time.Duration, 
 		handshakeTimeout: defaultHandshakeTimeout, resolver: addrResolver}
 	s.minCap, s.maxCap = normalize(minCap, maxCap, compatMinCap, compatMaxCap)
 	s.minIvl, s.maxIvl = normalize(minIvl, maxIvl, compatInterval, compatInterval)
-	if err := checkCapacity(s.minCap, s.maxCap); err != nil {
-		s.fail(err)
-	}
 	tlsConf, tlsErr := clientTLS(tlsCode, hostname)
 	s.clientTLS = tlsConf
 	s.apply(opts)
+	if err := checkCapacity(s.minCap, s.maxCap); err != nil { // after the options, which override them
+		s.fail(err)
+	}
 	switch {
 	case s.clientTLS == nil:
 		s.fail(tlsErr)
@@ -124,13 +124,13 @@ func NewServerPool(maxCap int, clientIP string, tlsConfig *tls.Config, listenAdd
 	maxCap = orDefault(maxCap, compatMaxCap)
 	s := settings{side: serverSide, minCap: maxCap, maxCap: maxCap, keepAlive: orDefault(keepAlive, defaultKeepAlive),
 		handshakeTimeout: defaultHandshakeTimeout}
-	if err := checkCapacity(1, maxCap); err != nil {
-		s.fail(err)
-	}
 	if listenAddr == "" {
 		s.fail(invalid("empty listen address"))
 	}
 	s.apply(opts)
+	if err := checkCapacity(1, s.maxCap); err != nil { // after the options, which override maxCap
+		s.fail(err)
+	}
 	return newServer(s, listenAddr, tlsConfig, clientIP)
 }
 
