@@ -34,9 +34,10 @@
 // condition; a handshaken stream goes straight to it from the goroutine that made it, and to a
 // waiting caller in the same step. One shard actor per QUIC connection owns that connection and
 // the goroutines that dial or accept it and open or handshake its streams. A supervisor owns the
-// shard slots: it replaces a shard whose connection died with the backoff and intensity limit of
-// a RestartPolicy, and tells the coordinator, which forgets that connection's idle streams at
-// once. Close waits for every actor and goroutine of the pool.
+// shard slots: on a client it replaces a shard whose connection died with the backoff and
+// intensity limit of a RestartPolicy; on a server the slot waits for a client's next connection.
+// Either way it tells the coordinator, which forgets that connection's idle streams at once.
+// Close waits for every actor and goroutine of the pool.
 //
 // While a client pool has no connection up, calls wait within their timeout as it retries; they
 // fail at once with ErrUnavailable when the failure is permanent (a certificate that does not
