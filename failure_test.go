@@ -320,5 +320,14 @@ func TestErrorsUnwrap(t *testing.T) {
 	require.ErrorAs(t, err, &op)
 	require.Equal(t, "OutgoingGet", op.Op)
 	require.False(t, op.Timeout(), "a configuration error is no timeout")
+	require.False(t, op.Temporary())
 	require.True(t, errors.Is(err, quicpool.ErrInvalidConfig))
+
+	server := startServer(t, 1)
+	_, _, err = server.IncomingGet(0) // no client: nothing idle
+	var ne net.Error
+	require.ErrorAs(t, err, &ne)
+	require.True(t, ne.Timeout())
+	require.True(t, ne.Temporary(), "a timeout is temporary, as net.Error's users expect")
+	require.ErrorIs(t, err, quicpool.ErrTimeout)
 }

@@ -139,3 +139,10 @@ func TestGoneIDsKeepTheLatestDiscard(t *testing.T) {
 	require.Len(t, g.order, g.limit)
 	require.Len(t, g.set, g.limit)
 }
+
+// A pool remembers the last 2 x maxCap discarded IDs, and at least 4096 (the README's numbers).
+func TestGoneIDsLimit(t *testing.T) {
+	require.Equal(t, 4096, newGoneIDs(0).limit)
+	require.Equal(t, 4096, newGoneIDs(2048).limit)
+	require.Equal(t, 16384, newGoneIDs(8192).limit)
+}
