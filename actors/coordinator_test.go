@@ -392,6 +392,9 @@ func TestClientMakesUpWhatItLostWhileItsConnectionWasSilent(t *testing.T) {
 	c.send(streamReady{shard: shard, id: "00000051", stream: lb.streams[0]},
 		streamReady{shard: shard, id: "00000052", stream: lb.streams[1]},
 		liveness{shard: shard, suspect: true, heard: time.Now()})
+	// Handled before the stream is lost: the periodic checkPeers, which may come between those
+	// messages, must not see the loss while the connection still answers.
+	require.Equal(t, 0, c.state().Idle, "its only connection is silent")
 
 	lb.peer[0].CancelRead(wire.StreamCodeDiscarded)
 	waitDone(t, lb.streams[0].Context(), "the peer's STOP_SENDING to arrive")
