@@ -554,9 +554,11 @@ func TestClientReplacesTakenStreamsInBatches(t *testing.T) {
 // A batch of replacements goes whole to the least loaded connection, so that its opens and IDs
 // share that connection's packets, even if it goes above its share; the next batch goes to the
 // other, and the load evens out. A fill is still spread, every connection opening its share.
+// (The capacity is half of MaxCap: a batch may go above the connection's share of the capacity,
+// not above its share of MaxCap, which a server serving this client alone gives it.)
 func TestClientOpensABatchOnOneConnection(t *testing.T) {
 	const share = 2 * replaceBatch
-	c := startCoordinatorRT(t, true, func(cfg *core.Config) { cfg.MinCap, cfg.MaxCap, cfg.Shards = 2*share, 2*share, 2 },
+	c := startCoordinatorRT(t, true, func(cfg *core.Config) { cfg.MinCap, cfg.MaxCap, cfg.Shards = 2*share, 4*share, 2 },
 		func(rt *runtime) { rt.batchWait = time.Hour })
 	a, askedA := c.shard("a")
 	b, askedB := c.shard("b")
@@ -596,6 +598,53 @@ func TestClientOpensABatchOnOneConnection(t *testing.T) {
 	s := c.state()
 	require.Equal(t, 2*share, s.Idle)
 	require.Zero(t, s.Opening)
+}
+
+// Replacements that waited for a batch and are asked for when its wait ends (replaceDue) go
+// whole to one connection too; a batch that would take a connection above its share of MaxCap
+// is spread.
+func TestClientOpensAWaitedBatchOnOneConnection(t *testing.T) {
+	for _, c := range []struct {
+		name     string
+		maxCap   int
+		wantA    openStreams
+		wantB    []any
+		opensFor string
+	}{
+		{"within its share of maxCap", 64, openStreams{n: 3}, nil, "the batch, whole"},
+		{"above its share of maxCap", 32, openStreams{n: 2}, []any{openStreams{n: 1}}, "the batch, spread"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			const share = 16 // of the capacity, 32
+			co := startCoordinatorRT(t, true, func(cfg *core.Config) { cfg.MinCap, cfg.MaxCap, cfg.Shards = 2*share, c.maxCap, 2 },
+				func(rt *runtime) { rt.batchWait = time.Hour })
+			a, askedA := co.shard("a")
+			b, askedB := co.shard("b")
+			lb := quicStreams(t, 2*share)
+			co.send(shardUp{shard: a, slot: 0, conn: lb.conn}, shardUp{shard: b, slot: 1, conn: lb.conn}, core.Start{})
+			require.Equal(t, openStreams{n: share}, recv(t, askedA, "a's share of the fill"))
+			require.Equal(t, openStreams{n: share}, recv(t, askedB, "b's share of the fill"))
+			for i, stream := range lb.streams {
+				shard := a
+				if i >= share {
+					shard = b
+				}
+				co.send(streamReady{shard: shard, id: fmt.Sprintf("%08x", 0x100+i), stream: stream})
+			}
+			for _, i := range []int{0, 1, share} { // two from a, one from b: they wait for a batch
+				require.NoError(t, recv(t, co.get(fmt.Sprintf("%08x", 0x100+i)), "a stream").Err)
+			}
+			require.Empty(t, askedA, "waiting for a batch")
+			co.send(replaceDue{batch: 1}) // as the batch's timer does
+			require.Equal(t, c.wantA, recv(t, askedA, c.opensFor))
+			co.state()
+			var gotB []any
+			for len(askedB) > 0 {
+				gotB = append(gotB, <-askedB)
+			}
+			require.Equal(t, c.wantB, gotB)
+		})
+	}
 }
 
 // A client that runs low (fewer than half its capacity, or replaceBatch, idle) replaces each

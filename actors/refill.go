@@ -173,7 +173,8 @@ func (c *coordinator) connectionHold() int { return min(c.rt.MaxCap, c.rt.PerSha
 // refillUpTo asks for the need missing streams (missing) from the least loaded shard below
 // limit. A single one goes straight to an idle opener of the shard if it has one; a batch that
 // replaces taken streams goes whole to one shard (refillBatch); others are spread (refillMany),
-// so that a fill or a recovery has every connection open its share at once.
+// so that a fill, or a recovery while no batch waits, has every connection open its share at
+// once.
 func (c *coordinator) refillUpTo(limit, need int, replacing bool) {
 	if !c.rt.Client || !c.started || c.shards.count() == 0 {
 		return
@@ -194,8 +195,8 @@ func (c *coordinator) refillUpTo(limit, need int, replacing bool) {
 }
 
 // refillBatch asks the least loaded shard below limit for all need replacements of taken
-// streams, if need is at most a batch (replaceBatch) and the shard can hold them
-// (connectionHold), and reports whether it did. Opened together on one connection, a batch's
+// streams, if need is at most a batch (replaceBatch) and the shard can hold them (batchHold),
+// and reports whether it did. Opened together on one connection, a batch's
 // handshake bytes and IDs share packets; spread one per connection, each pays its own. The shard
 // may go up to need-1 streams above its share until the next batches, which go to the others,
 // even the load out: on a 64/1024 pool (eight connections) at 16 workers, 2.57 packets per
@@ -206,12 +207,22 @@ func (c *coordinator) refillBatch(need, limit int) bool {
 		return false
 	}
 	best := c.leastLoaded(limit)
-	if best == nil || best.idle+best.opening+need > c.connectionHold() {
+	if best == nil || best.idle+best.opening+need > c.batchHold() {
 		return false
 	}
 	best.opening += need
 	c.engine.Send(best.pid, openStreams{n: need})
 	return true
+}
+
+// batchHold is the most idle and opening streams a batch may bring one connection to: what a
+// connection holds (connectionHold), and, with every shard up, MaxCap over the shards, the share
+// a server gives each of them when it serves this client alone (more would wait there for room).
+func (c *coordinator) batchHold() int {
+	if c.shards.count()-c.silent < c.rt.Shards {
+		return c.connectionHold()
+	}
+	return min(c.connectionHold(), (c.rt.MaxCap+c.rt.Shards-1)/c.rt.Shards)
 }
 
 // refillMany spreads need opens over the shards below limit, least loaded first, and sends each
