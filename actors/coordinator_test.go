@@ -1317,29 +1317,37 @@ func TestStreamRefusedForAViolationIsCounted(t *testing.T) {
 // comes: while it closes, none of its idle streams is handed out (a Get by ID fails with
 // ErrStreamGone, a Get for any finds none) and no stream is asked of it.
 func TestViolatedConnectionServesNothingWhileItCloses(t *testing.T) {
-	c := startCoordinator(t, true, nil) // MinCap 2, one shard slot
-	shard, asked := c.shard("shard")
-	lb := quicStreams(t, 3)
-	c.send(shardUp{shard: shard, conn: lb.conn},
-		streamReady{shard: shard, id: "000000a1", stream: lb.streams[0]},
-		streamReady{shard: shard, id: "000000a2", stream: lb.streams[1]})
-	require.Equal(t, 2, c.state().Idle)
+	c := startCoordinator(t, true, func(cfg *core.Config) { cfg.MinCap, cfg.MaxCap, cfg.Shards = 4, 4, 2 })
+	a, askedA := c.shard("a")
+	b, askedB := c.shard("b")
+	lb := quicStreams(t, 5)
+	c.send(shardUp{shard: a, slot: 0, conn: lb.conn}, shardUp{shard: b, slot: 1, conn: lb.conn}, core.Start{})
+	require.Equal(t, openStreams{n: 2}, recv(t, askedA, "a's share of the fill"))
+	require.Equal(t, openStreams{n: 2}, recv(t, askedB, "b's share of the fill"))
+	c.send(streamReady{shard: a, id: "000000a1", stream: lb.streams[0]},
+		streamReady{shard: a, id: "000000a2", stream: lb.streams[1]},
+		streamReady{shard: b, id: "000000b1", stream: lb.streams[2]},
+		streamReady{shard: b, id: "000000b2", stream: lb.streams[3]})
+	require.Equal(t, 4, c.state().Idle)
 
-	c.send(streamReady{shard: shard, id: "000000a1", stream: lb.streams[2]}) // the same ID twice
-	told, ok := recv(t, asked, "the shard's message").(violation)
-	require.True(t, ok, "the shard is told to close its connection")
+	c.send(streamReady{shard: a, id: "000000a1", stream: lb.streams[4]}) // the same ID twice
+	told, ok := recv(t, askedA, "a's message").(violation)
+	require.True(t, ok, "a is told to close its connection")
 	require.ErrorIs(t, told.err, core.ErrViolation)
+	require.Equal(t, openStreams{n: 2}, recv(t, askedB, "b makes up for a's streams"))
 	s := c.state()
 	require.Equal(t, uint64(1), s.Violations)
-	require.Zero(t, s.ShardsUp, "the connection is forgotten before its shardDown")
-	require.Zero(t, s.Idle)
+	require.Equal(t, 1, s.ShardsUp, "a is forgotten before its shardDown")
+	require.Equal(t, 2, s.Idle, "b's two")
 	require.ErrorIs(t, recv(t, c.get("000000a2"), "a Get by ID").Err, core.ErrStreamGone)
-	reply := make(chan messages.Stream, 1)
-	c.send(messages.Get{NoWait: true, Reply: reply})
-	require.ErrorIs(t, recv(t, reply, "a Get for any").Err, core.ErrTimeout)
-	require.Empty(t, asked, "no stream is asked of a closing connection")
+	for range 2 { // a Get for any finds b's streams only
+		got := recv(t, c.get(""), "a Get for any")
+		require.NoError(t, got.Err)
+		require.Contains(t, []string{"000000b1", "000000b2"}, got.ID)
+	}
+	require.Empty(t, askedA, "no stream is asked of a closing connection")
 
-	c.send(shardDown{shard: shard, err: core.ErrViolation})
+	c.send(shardDown{shard: a, err: core.ErrViolation})
 	s = c.state()
 	require.Equal(t, uint64(1), s.Restarts, "counted once, at its shardDown")
 	require.Equal(t, uint64(1), s.Discarded, "the refused stream alone: the idle ones end with their connection")
