@@ -588,12 +588,12 @@ func TestClientOpensABatchOnOneConnection(t *testing.T) {
 
 	takeBatch(0, share) // a and b each hold share-4
 	require.Equal(t, openStreams{n: replaceBatch}, recv(t, askedA, "the batch, to the first of equals"))
-	require.Empty(t, askedB, "the batch is not spread")
+	require.Empty(t, c.recorded(b, askedB), "the batch is not spread")
 	file(a, replaceBatch) // a holds share+4, b share-4
 
 	takeBatch(replaceBatch/2, share+replaceBatch/2) // a holds share, b share-8
 	require.Equal(t, openStreams{n: replaceBatch}, recv(t, askedB, "the next batch, to the least loaded"))
-	require.Empty(t, askedA, "a holds its share")
+	require.Empty(t, c.recorded(a, askedA), "a holds its share")
 	file(b, replaceBatch)
 	s := c.state()
 	require.Equal(t, 2*share, s.Idle)
@@ -634,15 +634,10 @@ func TestClientOpensAWaitedBatchOnOneConnection(t *testing.T) {
 			for _, i := range []int{0, 1, share} { // two from a, one from b: they wait for a batch
 				require.NoError(t, recv(t, co.get(fmt.Sprintf("%08x", 0x100+i)), "a stream").Err)
 			}
-			require.Empty(t, askedA, "waiting for a batch")
+			require.Empty(t, co.recorded(a, askedA), "waiting for a batch")
 			co.send(replaceDue{batch: 1}) // as the batch's timer does
 			require.Equal(t, c.wantA, recv(t, askedA, c.opensFor))
-			co.state()
-			var gotB []any
-			for len(askedB) > 0 {
-				gotB = append(gotB, <-askedB)
-			}
-			require.Equal(t, c.wantB, gotB)
+			require.Equal(t, c.wantB, co.recorded(b, askedB))
 		})
 	}
 }
@@ -972,12 +967,20 @@ func TestOthersDialWhenCallersTakeTheStreamsOrAnOpenFails(t *testing.T) {
 // got.
 func (c *coordTest) supervisorGot() []any {
 	c.t.Helper()
+	return c.recorded(c.supPID, c.sup)
+}
+
+// recorded returns what the recorder pid (its channel ch) got since the last read of ch, once
+// the coordinator has handled every message sent before and the recorder has passed on all it
+// got.
+func (c *coordTest) recorded(pid *actor.PID, ch chan any) []any {
+	c.t.Helper()
 	c.state()
 	type marker struct{}
-	c.engine.Send(c.supPID, marker{})
+	c.engine.Send(pid, marker{})
 	var got []any
 	for {
-		m := recv(c.t, c.sup, "the supervisor recorder's marker")
+		m := recv(c.t, ch, "the recorder's marker")
 		if _, ok := m.(marker); ok {
 			return got
 		}
@@ -1345,7 +1348,7 @@ func TestViolatedConnectionServesNothingWhileItCloses(t *testing.T) {
 		require.NoError(t, got.Err)
 		require.Contains(t, []string{"000000b1", "000000b2"}, got.ID)
 	}
-	require.Empty(t, askedA, "no stream is asked of a closing connection")
+	require.Empty(t, c.recorded(a, askedA), "no stream is asked of a closing connection")
 
 	c.send(shardDown{shard: a, err: core.ErrViolation})
 	s = c.state()
