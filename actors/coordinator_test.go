@@ -560,12 +560,8 @@ func TestClientOpensABatchOnOneConnection(t *testing.T) {
 	const share = 2 * replaceBatch
 	c := startCoordinatorRT(t, true, func(cfg *core.Config) { cfg.MinCap, cfg.MaxCap, cfg.Shards = 2*share, 4*share, 2 },
 		func(rt *runtime) { rt.batchWait = time.Hour })
-	a, askedA := c.shard("a")
-	b, askedB := c.shard("b")
-	lb := quicStreams(t, 2*share+2*replaceBatch)
-	c.send(shardUp{shard: a, slot: 0, conn: lb.conn}, shardUp{shard: b, slot: 1, conn: lb.conn}, core.Start{})
-	require.Equal(t, openStreams{n: share}, recv(t, askedA, "a's share of the fill"))
-	require.Equal(t, openStreams{n: share}, recv(t, askedB, "b's share of the fill"))
+	tc := c.startTwoConns(2*share+2*replaceBatch, share)
+	a, b, askedA, askedB, lb := tc.a, tc.b, tc.askedA, tc.askedB, tc.lb
 	id := func(i int) string { return fmt.Sprintf("%08x", 0x100+i) } // never the control ID
 	// lb.streams[filed] is the next stream to file, under id(filed)
 	filed := 0
@@ -618,12 +614,8 @@ func TestClientOpensAWaitedBatchOnOneConnection(t *testing.T) {
 			const share = 16 // of the capacity, 32
 			co := startCoordinatorRT(t, true, func(cfg *core.Config) { cfg.MinCap, cfg.MaxCap, cfg.Shards = 2*share, c.maxCap, 2 },
 				func(rt *runtime) { rt.batchWait = time.Hour })
-			a, askedA := co.shard("a")
-			b, askedB := co.shard("b")
-			lb := quicStreams(t, 2*share)
-			co.send(shardUp{shard: a, slot: 0, conn: lb.conn}, shardUp{shard: b, slot: 1, conn: lb.conn}, core.Start{})
-			require.Equal(t, openStreams{n: share}, recv(t, askedA, "a's share of the fill"))
-			require.Equal(t, openStreams{n: share}, recv(t, askedB, "b's share of the fill"))
+			tc := co.startTwoConns(2*share, share)
+			a, b, askedA, askedB, lb := tc.a, tc.b, tc.askedA, tc.askedB, tc.lb
 			for i, stream := range lb.streams {
 				shard := a
 				if i >= share {
@@ -962,6 +954,28 @@ func TestOthersDialWhenCallersTakeTheStreamsOrAnOpenFails(t *testing.T) {
 	require.Equal(t, []any{dialOthers{}}, c2.supervisorGot(), "the first connection cannot fill the pool")
 }
 
+// twoConns is a client coordinator's two connections, a and b, with what each was asked, on one
+// loopback.
+type twoConns struct {
+	a, b           *actor.PID
+	askedA, askedB chan any
+	lb             loopback
+}
+
+// startTwoConns brings up connections a and b of the client coordinator c on a loopback of n
+// streams, starts c, and checks that each is asked for its share of the fill.
+func (c *coordTest) startTwoConns(n, share int) twoConns {
+	c.t.Helper()
+	var tc twoConns
+	tc.a, tc.askedA = c.shard("a")
+	tc.b, tc.askedB = c.shard("b")
+	tc.lb = quicStreams(c.t, n)
+	c.send(shardUp{shard: tc.a, slot: 0, conn: tc.lb.conn}, shardUp{shard: tc.b, slot: 1, conn: tc.lb.conn}, core.Start{})
+	require.Equal(c.t, openStreams{n: share}, recv(c.t, tc.askedA, "a's share of the fill"))
+	require.Equal(c.t, openStreams{n: share}, recv(c.t, tc.askedB, "b's share of the fill"))
+	return tc
+}
+
 // supervisorGot returns what the coordinator has sent the supervisor since the last call, once
 // the coordinator has handled every message sent before and the recorder has passed on all it
 // got.
@@ -998,12 +1012,8 @@ func TestLiveConnectionsMakeUpForASilentOne(t *testing.T) {
 	}{{"its streams idle", true}, {"its streams still opening", false}} {
 		t.Run(c.name, func(t *testing.T) {
 			co := startCoordinator(t, true, func(cfg *core.Config) { cfg.MinCap, cfg.MaxCap, cfg.Shards = 8, 16, 2 })
-			a, askedA := co.shard("a")
-			b, askedB := co.shard("b")
-			lb := quicStreams(t, 8)
-			co.send(shardUp{shard: a, slot: 0, conn: lb.conn}, shardUp{shard: b, slot: 1, conn: lb.conn}, core.Start{})
-			require.Equal(t, openStreams{n: 4}, recv(t, askedA, "a's share"))
-			require.Equal(t, openStreams{n: 4}, recv(t, askedB, "b's share"))
+			tc := co.startTwoConns(8, 4)
+			a, b, askedB, lb := tc.a, tc.b, tc.askedB, tc.lb
 			for i := range 4 {
 				if c.aArrived {
 					co.send(streamReady{shard: a, id: fmt.Sprintf("000000a%d", i), stream: lb.streams[i]})
@@ -1321,12 +1331,8 @@ func TestStreamRefusedForAViolationIsCounted(t *testing.T) {
 // ErrStreamGone, a Get for any finds none) and no stream is asked of it.
 func TestViolatedConnectionServesNothingWhileItCloses(t *testing.T) {
 	c := startCoordinator(t, true, func(cfg *core.Config) { cfg.MinCap, cfg.MaxCap, cfg.Shards = 4, 4, 2 })
-	a, askedA := c.shard("a")
-	b, askedB := c.shard("b")
-	lb := quicStreams(t, 5)
-	c.send(shardUp{shard: a, slot: 0, conn: lb.conn}, shardUp{shard: b, slot: 1, conn: lb.conn}, core.Start{})
-	require.Equal(t, openStreams{n: 2}, recv(t, askedA, "a's share of the fill"))
-	require.Equal(t, openStreams{n: 2}, recv(t, askedB, "b's share of the fill"))
+	tc := c.startTwoConns(5, 2)
+	a, b, askedA, askedB, lb := tc.a, tc.b, tc.askedA, tc.askedB, tc.lb
 	c.send(streamReady{shard: a, id: "000000a1", stream: lb.streams[0]},
 		streamReady{shard: a, id: "000000a2", stream: lb.streams[1]},
 		streamReady{shard: b, id: "000000b1", stream: lb.streams[2]},
