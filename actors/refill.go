@@ -160,11 +160,14 @@ func (c *coordinator) opensUnderWay() int {
 // The hand-outs and refills that follow spread the streams over the connections again
 // (leastLoaded).
 func (c *coordinator) refillLimit() int {
-	if c.shards.count()-c.silent < c.rt.Shards {
+	if !c.allAnswer() {
 		return c.connectionHold()
 	}
 	return c.share()
 }
+
+// allAnswer reports whether every shard slot has a connection up and answering (not suspect).
+func (c *coordinator) allAnswer() bool { return c.shards.count()-c.silent >= c.rt.Shards }
 
 // connectionHold is the most idle streams one client connection ever holds: the pool's maxCap,
 // at most PerShard. The trust rules judge a server's closes against it.
@@ -219,7 +222,7 @@ func (c *coordinator) refillBatch(need, limit int) bool {
 // connection holds (connectionHold), and, with every shard up, MaxCap over the shards, the share
 // a server gives each of them when it serves this client alone (more would wait there for room).
 func (c *coordinator) batchHold() int {
-	if c.shards.count()-c.silent < c.rt.Shards {
+	if !c.allAnswer() {
 		return c.connectionHold()
 	}
 	return min(c.connectionHold(), (c.rt.MaxCap+c.rt.Shards-1)/c.rt.Shards)
