@@ -562,24 +562,23 @@ func TestClientOpensABatchOnOneConnection(t *testing.T) {
 		func(rt *runtime) { rt.batchWait = time.Hour })
 	tc := c.startTwoConns(2*share+2*replaceBatch, share)
 	a, b, askedA, askedB, lb := tc.a, tc.b, tc.askedA, tc.askedB, tc.lb
-	id := func(i int) string { return fmt.Sprintf("%08x", 0x100+i) } // never the control ID
-	// lb.streams[filed] is the next stream to file, under id(filed)
+	// lb.streams[filed] is the next stream to file, under testID(filed)
 	filed := 0
 	file := func(shard *actor.PID, n int) {
 		for range n {
-			c.send(streamReady{shard: shard, id: id(filed), stream: lb.streams[filed]})
+			c.send(streamReady{shard: shard, id: testID(filed), stream: lb.streams[filed]})
 			filed++
 		}
 	}
 	takeBatch := func(fromA, fromB int) { // half a batch from each connection's oldest streams
 		for i := range replaceBatch / 2 {
 			for _, first := range []int{fromA, fromB} {
-				require.NoError(t, recv(t, c.get(id(first+i)), "a stream").Err)
+				require.NoError(t, recv(t, c.get(testID(first+i)), "a stream").Err)
 			}
 		}
 	}
-	file(a, share) // id(0) to id(share-1)
-	file(b, share) // id(share) to id(2*share-1)
+	file(a, share) // testID(0) to testID(share-1)
+	file(b, share) // testID(share) to testID(2*share-1)
 	require.Equal(t, 2*share, c.state().Idle)
 
 	takeBatch(0, share) // a and b each hold share-4
@@ -621,10 +620,10 @@ func TestClientOpensAWaitedBatchOnOneConnection(t *testing.T) {
 				if i >= share {
 					shard = b
 				}
-				co.send(streamReady{shard: shard, id: fmt.Sprintf("%08x", 0x100+i), stream: stream})
+				co.send(streamReady{shard: shard, id: testID(i), stream: stream})
 			}
 			for _, i := range []int{0, 1, share} { // two from a, one from b: they wait for a batch
-				require.NoError(t, recv(t, co.get(fmt.Sprintf("%08x", 0x100+i)), "a stream").Err)
+				require.NoError(t, recv(t, co.get(testID(i)), "a stream").Err)
 			}
 			require.Empty(t, co.recorded(a, askedA), "waiting for a batch")
 			co.send(replaceDue{batch: 1}) // as the batch's timer does
@@ -746,7 +745,7 @@ func TestFillDoesNotWaitForABatch(t *testing.T) {
 				control = c.get(wire.ControlID)
 			}
 			for i := range capacity - 1 {
-				c.send(streamReady{shard: shard, id: fmt.Sprintf("%08x", 0x100+i), stream: lb.streams[i]})
+				c.send(streamReady{shard: shard, id: testID(i), stream: lb.streams[i]})
 			}
 			c.send(streamReady{shard: shard, id: wire.ControlID, stream: lb.streams[capacity-1]})
 			require.Equal(t, openStreams{n: 1}, recv(t, asked, "the stream the control stream did not fill"))
@@ -784,7 +783,7 @@ func filledClientWithSpares(t *testing.T, capacity, spares int, batchWait time.D
 		opened += recv(t, asked, "the capacity's openStreams").(openStreams).n
 	}
 	for i, stream := range lb.streams[:capacity] {
-		c.send(streamReady{shard: shard, id: fmt.Sprintf("%08x", 0x100+i), stream: stream})
+		c.send(streamReady{shard: shard, id: testID(i), stream: stream})
 	}
 	require.Equal(t, capacity, c.state().Idle)
 	return c, shard, asked, lb
@@ -1328,7 +1327,8 @@ func TestStreamRefusedForAViolationIsCounted(t *testing.T) {
 
 // A connection closed for a protocol violation is forgotten at once, not when its shardDown
 // comes: while it closes, none of its idle streams is handed out (a Get by ID fails with
-// ErrStreamGone, a Get for any finds none) and no stream is asked of it.
+// ErrStreamGone, a Get for any gets the other connection's) and no stream is asked of it; the
+// other connection makes up for its streams.
 func TestViolatedConnectionServesNothingWhileItCloses(t *testing.T) {
 	c := startCoordinator(t, true, func(cfg *core.Config) { cfg.MinCap, cfg.MaxCap, cfg.Shards = 4, 4, 2 })
 	tc := c.startTwoConns(5, 2)

@@ -8,6 +8,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"fmt"
 	"io"
 	"log/slog"
 	"math/big"
@@ -209,3 +210,6 @@ func loopbackTLS(t *testing.T) (server, client *tls.Config) {
 	client = &tls.Config{RootCAs: roots, ServerName: "127.0.0.1", MinVersion: tls.VersionTLS13, NextProtos: []string{"np-quic"}}
 	return server, client
 }
+
+// testID is the i-th of the IDs the tests file streams under: never the control ID.
+func testID(i int) string { return fmt.Sprintf("%08x", 0x100+i) }
