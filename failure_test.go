@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"math"
 	"net"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -252,6 +253,7 @@ func TestOptionRules(t *testing.T) {
 		quicpool.WithClientCertificate(tlsConf.Certificates[0]))
 	_, invalid["unparsable client fingerprint"] = quicpool.NewServer("127.0.0.1:0", tlsConf, quicpool.WithClientFingerprints("zz"))
 	_, invalid["nil logger"] = quicpool.NewClient("127.0.0.1:1", quicpool.WithLogger(nil))
+	_, invalid["logger with no handler"] = quicpool.NewClient("127.0.0.1:1", quicpool.WithLogger(&slog.Logger{}))
 	_, invalid["NaN multiplier"] = quicpool.NewClient("127.0.0.1:1", quicpool.WithRestartPolicy(quicpool.RestartPolicy{Multiplier: math.NaN()}))
 	_, invalid["infinite multiplier"] = quicpool.NewClient("127.0.0.1:1", quicpool.WithRestartPolicy(quicpool.RestartPolicy{Multiplier: math.Inf(1)}))
 	_, invalid["NaN jitter"] = quicpool.NewClient("127.0.0.1:1", quicpool.WithRestartPolicy(quicpool.RestartPolicy{Jitter: math.NaN()}))
@@ -330,4 +332,31 @@ func TestErrorsUnwrap(t *testing.T) {
 	require.True(t, ne.Timeout())
 	require.True(t, ne.Temporary(), "a timeout is temporary, as net.Error's users expect")
 	require.ErrorIs(t, err, quicpool.ErrTimeout)
+}
+
+// panickingHandler is a broken log handler: it panics on every record.
+type panickingHandler struct{}
+
+func (panickingHandler) Enabled(context.Context, slog.Level) bool { return true }
+func (panickingHandler) Handle(context.Context, slog.Record) error {
+	panic("test: a broken log handler")
+}
+func (h panickingHandler) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h panickingHandler) WithGroup(string) slog.Handler      { return h }
+
+// A log handler that panics costs its records, nothing else: the pools connect, serve, heal and
+// close as with any other logger. The pool logs inside its actors, and while it recovers a panic:
+// a panic escaping there would restart the actor with an empty state, or end the process.
+func TestPanickingLogHandlerCostsOnlyItsRecords(t *testing.T) {
+	baseline := runtime.NumGoroutine()
+	broken := quicpool.WithLogger(slog.New(panickingHandler{}))
+	server := startServer(t, 4, broken)
+	client := startClient(t, 2, 4, server.Addr(), broken)
+	tunnel(t, server, client, []byte("before the reconnect"))
+	forceReconnect(t, server, client)
+	tunnel(t, server, client, []byte("after the reconnect"))
+	client.Close()
+	server.Close()
+	require.ErrorIs(t, client.Err(), quicpool.ErrClosed)
+	settleGoroutines(t, baseline)
 }

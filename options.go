@@ -449,14 +449,18 @@ func (b *bufferedFile) Close() error {
 }
 
 // WithLogger sends the pool's events (connections, failures, restarts, refused peers) to l.
-// Both sides. Default: the pool logs nothing.
+// Both sides. Default: the pool logs nothing. A panic in l's handler is recovered and costs only
+// the record it was handling. A nil l, or one with no handler (a zero slog.Logger), is invalid.
 func WithLogger(l *slog.Logger) Option {
 	return func(s *settings) {
-		if l == nil {
+		switch {
+		case l == nil:
 			s.fail(invalid("nil logger"))
-			return
+		case l.Handler() == nil:
+			s.fail(invalid("logger with no handler"))
+		default:
+			s.log = slog.New(recoveringHandler{l.Handler()})
 		}
-		s.log = l
 	}
 }
 
