@@ -557,19 +557,29 @@ func (c *coordinator) flush(reply chan struct{}) {
 
 // tick runs one cycle: sweep what expired, tune (client), refill, and schedule the next tick.
 func (c *coordinator) tick() {
+	defer c.scheduleTick() // deferred: a panic below must not end the ticks
 	now := time.Now()
 	c.waiters.sweep(now)
 	c.reclaim()
 	c.expireHeld(now)
 	c.grantHeld() // also drops held streams whose client gave up
 	c.checkReady()
-	next := serverTick
 	if c.rt.Client {
 		c.tune()
 		c.replenish()
 		if c.dialAtTick {
 			c.letOthersDial()
 		}
+	}
+}
+
+// scheduleTick arms the next tick: after the tuned interval on a client, serverTick on a server.
+func (c *coordinator) scheduleTick() {
+	if c.stopped {
+		return
+	}
+	next := serverTick
+	if c.rt.Client {
 		next = c.refill.interval
 	}
 	engine, self := c.engine, c.self

@@ -1535,3 +1535,18 @@ func TestStreamsBeyondTheHeldMarginAreRefused(t *testing.T) {
 	require.Equal(t, failedBefore+1, s.Failed, "the refused stream is counted")
 	waitDone(t, lb.streams[streams-1].Context(), "the client to see the refused stream reset")
 }
+
+// A tick that panics (here on a broken invariant: a nil stream held for room) still schedules
+// the next one, which finishes the work.
+func TestTickThatPanicsSchedulesTheNext(t *testing.T) {
+	// MaxCap 4: the control stream and 4 idle, then the next streams are held, their hold over.
+	c := startCoordinator(t, false, func(cfg *core.Config) { cfg.HoldTimeout = time.Nanosecond })
+	lb := c.handshakenOnOneShard(6, 5)
+	c.send(handshaken{shard: c.onlyShard, streams: []*quic.Stream{nil}})
+	c.handshaken(c.onlyShard, lb, 5)
+	require.Equal(t, 2, c.state().Opening, "both held")
+	c.send(tick{}) // refusing the nil stream panics
+	require.Equal(t, 1, c.state().Opening, "the tick panicked before it refused the second")
+	c.waitState("the next tick to refuse it", func(s messages.Stats) bool { return s.Opening == 0 })
+	waitDone(t, lb.streams[5].Context(), "the client to see its held stream reset")
+}
