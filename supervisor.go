@@ -105,7 +105,10 @@ func (p RestartPolicy) Backoff(attempt int) time.Duration {
 	if j := min(p.Jitter, 1); j > 0 {
 		d *= 1 - j + 2*j*rand.Float64()
 	}
-	return min(time.Duration(d), p.MaxBackoff)
+	if d >= float64(p.MaxBackoff) { // compared as floats: near math.MaxInt64 the conversion overflows
+		return p.MaxBackoff
+	}
+	return time.Duration(d)
 }
 
 // delay is the backoff before retry attempt without jitter.

@@ -1,6 +1,7 @@
 package quicpool
 
 import (
+	"math"
 	"testing"
 	"time"
 
@@ -23,6 +24,8 @@ func TestBackoffArithmetic(t *testing.T) {
 		{"attempt 0 counts as 1", noJitter, 0, 100 * time.Millisecond},
 		{"custom", RestartPolicy{InitialBackoff: time.Second, MaxBackoff: 10 * time.Second, Multiplier: 3, Jitter: -1}, 3, 9 * time.Second},
 		{"max defaults to at least initial", RestartPolicy{InitialBackoff: 8 * time.Second, Jitter: -1}, 3, 8 * time.Second},
+		{"longest initial", RestartPolicy{InitialBackoff: math.MaxInt64, Jitter: -1}, 1, math.MaxInt64},
+		{"longest max, reached", RestartPolicy{MaxBackoff: math.MaxInt64, Multiplier: 1e6, Jitter: -1}, 10, math.MaxInt64},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -47,6 +50,10 @@ func TestBackoffJitter(t *testing.T) {
 		d := RestartPolicy{}.Backoff(100)
 		assert.LessOrEqual(t, d, 5*time.Second)
 		assert.GreaterOrEqual(t, d, 4*time.Second)
+	}
+	for range 200 { // jitter at the longest ceiling never wraps around to a negative delay
+		d := RestartPolicy{MaxBackoff: math.MaxInt64, InitialBackoff: math.MaxInt64 / 2, Jitter: 1}.Backoff(2)
+		assert.GreaterOrEqual(t, d, time.Duration(0))
 	}
 }
 
