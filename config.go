@@ -86,7 +86,24 @@ func serverTLS(conf *tls.Config) (*tls.Config, error) {
 	if conf == nil || (len(conf.Certificates) == 0 && conf.GetCertificate == nil && conf.GetConfigForClient == nil) {
 		return nil, fmt.Errorf("%w: a server pool needs a TLS config with a certificate", ErrInvalidConfig)
 	}
+	if err := checkTLS(conf); err != nil {
+		return nil, err
+	}
 	return forceProtocol(conf), nil
+}
+
+// checkTLS reports what in conf no QUIC handshake can work with: a MaxVersion below TLS 1.3
+// (QUIC is TLS 1.3 only), or a certificate without its certificate data or its private key.
+func checkTLS(conf *tls.Config) error {
+	if conf.MaxVersion != 0 && conf.MaxVersion < tls.VersionTLS13 {
+		return invalid("TLS MaxVersion %s: QUIC needs TLS 1.3", tls.VersionName(conf.MaxVersion))
+	}
+	for i, c := range conf.Certificates {
+		if len(c.Certificate) == 0 || c.PrivateKey == nil {
+			return invalid("TLS certificate %d has no certificate data or no private key", i)
+		}
+	}
+	return nil
 }
 
 // resetKeyInfo and tokenKeyInfo are the HKDF info labels of a server's derived stateless reset

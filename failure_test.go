@@ -260,6 +260,15 @@ func TestOptionRules(t *testing.T) {
 	_, invalid["empty client address"] = quicpool.NewServer("127.0.0.1:0", tlsConf, quicpool.WithAllowedClients(""))
 	_, invalid["all-zero reset key"] = quicpool.NewServer("127.0.0.1:0", tlsConf, quicpool.WithStatelessResetKey(quic.StatelessResetKey{}))
 	_, invalid["keep-alive above 24h"] = quicpool.NewServer("127.0.0.1:0", tlsConf, quicpool.WithKeepAlive(100*365*24*time.Hour))
+	tls12, keyless, empty := tlsConf.Clone(), tlsConf.Clone(), tlsConf.Clone()
+	tls12.MaxVersion = tls.VersionTLS12
+	keyless.Certificates = []tls.Certificate{{Certificate: tlsConf.Certificates[0].Certificate}}
+	empty.Certificates = []tls.Certificate{{}}
+	_, invalid["TLS 1.2 server"] = quicpool.NewServer("127.0.0.1:0", tls12)
+	_, invalid["server certificate without its key"] = quicpool.NewServer("127.0.0.1:0", keyless)
+	_, invalid["empty server certificate"] = quicpool.NewServer("127.0.0.1:0", empty)
+	_, invalid["TLS 1.2 client"] = quicpool.NewClient("127.0.0.1:1", quicpool.WithTLSConfig(&tls.Config{MaxVersion: tls.VersionTLS12}))
+	_, invalid["client certificate without its key"] = quicpool.NewClient("127.0.0.1:1", quicpool.WithTLSConfig(keyless))
 	for _, pool := range map[string]*quicpool.Pool{
 		"client option on a NodePass server": quicpool.NewServerPool(4, "", tlsConf, "127.0.0.1:0", 0,
 			quicpool.WithResolver(quicpool.StaticAddr("x:1"))),

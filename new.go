@@ -40,8 +40,8 @@ func NewClient(addr string, opts ...Option) (*Pool, error) {
 }
 
 // NewServer starts a server pool listening on addr ("host:port"; port 0 picks a free one, see
-// Addr). tlsConfig must carry a certificate; the pool uses a copy with TLS 1.3 and ALPN "np-quic"
-// forced. By default it holds up to 64 idle streams (WithCapacity sets the maximum). Like
+// Addr). tlsConfig must carry a certificate with its private key (or GetCertificate) and allow
+// TLS 1.3; the pool uses a copy with TLS 1.3 and ALPN "np-quic" forced. By default it holds up to 64 idle streams (WithCapacity sets the maximum). Like
 // net.Listen it returns the listen error, if any; except with WithParent, where it does not wait
 // for the listener (use WaitReady or Err).
 func NewServer(addr string, tlsConfig *tls.Config, opts ...Option) (*Pool, error) {
@@ -113,7 +113,8 @@ func NewClientPool(minCap, maxCap int, minIvl, maxIvl, keepAlive time.Duration, 
 // UDP socket at listenAddr, accepts up to min(max(ceil(maxCap/128),1),64) client connections
 // from one IP address and twice as many in all (only from clientIP when it is not ""; see also
 // WithAllowedClients), and holds at most maxCap idle streams. tlsConfig must carry a
-// certificate; the pool uses a copy with TLS 1.3 and ALPN "np-quic" forced.
+// certificate with its private key (or GetCertificate) and allow TLS 1.3; the pool uses a copy
+// with TLS 1.3 and ALPN "np-quic" forced.
 //
 // maxCap <= 0 takes 1, keepAlive <= 0 takes 10s. An invalid argument (maxCap above MaxCapacity,
 // no certificate, an empty listen address, a clientIP that is not an IP, an invalid option) does

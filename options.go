@@ -161,7 +161,8 @@ func WithKeepAlive(d time.Duration) Option {
 // WithTLSConfig sets a client pool's TLS configuration (root CAs, server name, client
 // certificates, or InsecureSkipVerify). The pool uses a copy with TLS 1.3 and ALPN "np-quic"
 // forced. Client only (a server's TLS config is a constructor argument). NewClient default:
-// verify the server's certificate against the host in its address.
+// verify the server's certificate against the host in its address. A MaxVersion below TLS 1.3,
+// or a certificate without its data or its private key, is invalid.
 func WithTLSConfig(conf *tls.Config) Option {
 	return func(s *settings) {
 		if !s.only(clientSide, "WithTLSConfig") {
@@ -169,6 +170,10 @@ func WithTLSConfig(conf *tls.Config) Option {
 		}
 		if conf == nil {
 			s.fail(invalid("nil TLS config"))
+			return
+		}
+		if err := checkTLS(conf); err != nil {
+			s.fail(err)
 			return
 		}
 		s.clientTLS = forceProtocol(conf)
