@@ -264,6 +264,7 @@ func TestOptionRules(t *testing.T) {
 	tls12.MaxVersion = tls.VersionTLS12
 	keyless.Certificates = []tls.Certificate{{Certificate: tlsConf.Certificates[0].Certificate}}
 	empty.Certificates = []tls.Certificate{{}}
+	_, invalid["fixed local port"] = quicpool.NewClient("127.0.0.1:1", quicpool.WithLocalAddr("127.0.0.1:4000"))
 	_, invalid["TLS 1.2 server"] = quicpool.NewServer("127.0.0.1:0", tls12)
 	_, invalid["server certificate without its key"] = quicpool.NewServer("127.0.0.1:0", keyless)
 	_, invalid["empty server certificate"] = quicpool.NewServer("127.0.0.1:0", empty)

@@ -332,18 +332,23 @@ func WithClientCertificate(cert tls.Certificate) Option {
 }
 
 // WithLocalAddr makes a client pool dial from the given local address ("127.0.0.2:0", or an
-// interface's IP with port 0). Client only.
+// interface's IP with port 0). Client only. The port must be 0: every connection binds a socket
+// of its own, and so does a standby dialed while a silent connection still holds its socket, so
+// a fixed port would leave all connections but one failing to bind.
 func WithLocalAddr(addr string) Option {
 	return func(s *settings) {
 		if !s.only(clientSide, "WithLocalAddr") {
 			return
 		}
 		udp, err := net.ResolveUDPAddr("udp", addr)
-		if err != nil {
+		switch {
+		case err != nil:
 			s.fail(invalid("local address %q: %w", addr, err))
-			return
+		case udp.Port != 0:
+			s.fail(invalid("local address %q: the port must be 0 (each connection binds its own socket)", addr))
+		default:
+			s.localAddr = udp
 		}
-		s.localAddr = udp
 	}
 }
 
