@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/quic-go/quic-go"
 	"github.com/quicpool/quicpool"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -432,7 +433,8 @@ func TestControlStreamTakesNoSlot(t *testing.T) {
 }
 
 // Close unblocks a Write that is blocked on flow control (the peer never reads), as net.Conn
-// promises, and the peer sees the stream end.
+// promises. The Write fails as one after Close does, with quic.ErrStreamClosed, not with a
+// timeout that code retrying on net.Error.Timeout would take for a deadline of its own.
 func TestCloseUnblocksWrite(t *testing.T) {
 	server := startServer(t, 2)
 	client := startClient(t, 1, 2, server.Addr())
@@ -450,7 +452,11 @@ func TestCloseUnblocksWrite(t *testing.T) {
 	require.NoError(t, cc.Close())
 	select {
 	case err := <-written:
-		require.Error(t, err, "the blocked Write returns an error")
+		require.ErrorIs(t, err, quic.ErrStreamClosed, "the blocked Write fails as the stream is closed")
+		var ne net.Error
+		require.False(t, errors.As(err, &ne) && ne.Timeout(), "the blocked Write is no timeout: %v", err)
+		_, err = cc.Write([]byte("x"))
+		require.ErrorIs(t, err, quic.ErrStreamClosed, "so does a Write after Close")
 	case <-waitCtx(t).Done():
 		t.Fatal("Close did not unblock the Write")
 	}

@@ -1,8 +1,11 @@
 package quicpool
 
 import (
+	"context"
 	"crypto/tls"
+	"errors"
 	"net"
+	"os"
 	"time"
 
 	"github.com/quic-go/quic-go"
@@ -37,15 +40,26 @@ func NewStreamConn(s messages.Stream) *StreamConn {
 func (s *StreamConn) ID() string { return s.id }
 
 // Close closes both directions of the stream and always returns nil: it stops reading, unblocks
-// any Read or Write in progress (as net.Conn promises; they return errors), and sends FIN after
-// the data already written. The stream is released whatever state the peer left it in (if the
+// any Read or Write in progress (as net.Conn promises; they return errors, a Write
+// quic.ErrStreamClosed), and sends FIN after the data already written. The stream is released whatever state the peer left it in (if the
 // peer had already stopped reading, quic-go reports the write side as cancelled; there is
 // nothing left to close then). Safe to call more than once.
 func (s *StreamConn) Close() error {
 	s.Stream.CancelRead(wire.StreamCodeClosed)
-	_ = s.Stream.SetWriteDeadline(time.Now()) // quic-go's Close does not wake a blocked Write
 	_ = s.Stream.Close()
+	_ = s.Stream.SetWriteDeadline(time.Now()) // quic-go's Close does not wake a blocked Write
 	return nil
+}
+
+// Write writes b to the stream, as quic.Stream's Write does. A Write that Close interrupts
+// returns quic.ErrStreamClosed, as a Write after Close does: not the timeout that Close's way of
+// waking it (a write deadline) would otherwise return.
+func (s *StreamConn) Write(b []byte) (int, error) {
+	n, err := s.Stream.Write(b)
+	if err != nil && errors.Is(err, os.ErrDeadlineExceeded) && context.Cause(s.Stream.Context()) == quic.ErrStreamClosed {
+		err = quic.ErrStreamClosed
+	}
+	return n, err
 }
 
 // CloseWrite half-closes the stream: it sends FIN after the data already written, and the
