@@ -112,7 +112,7 @@ func (c *coordinator) Receive(ctx *actor.Context) {
 	case *core.AdmittedGet:
 		c.admitted(m.Get) // a copy: the facade reuses *m once it has its answer
 	case messages.Get:
-		c.get(m)
+		c.embedderGet(m)
 	case messages.State:
 		c.state(m)
 	case core.Cause:
@@ -195,6 +195,17 @@ func (c *coordinator) admitted(g messages.Get) {
 	select {
 	case <-c.rt.Admission:
 	default:
+	}
+	c.get(g)
+}
+
+// embedderGet is get for a Get an embedding actor sent: one whose reply channel is closed is
+// refused at once, rather than waiting for a stream it could never take. (The facade's channels
+// are never closed.)
+func (c *coordinator) embedderGet(g messages.Get) {
+	if isClosed(g.Reply) {
+		c.stats.dropped++
+		return
 	}
 	c.get(g)
 }
@@ -493,7 +504,7 @@ func (c *coordinator) answerGet(g messages.Get, err error) {
 
 func (c *coordinator) waitReady(m messages.WaitReady) {
 	switch {
-	case cap(m.Reply) == 0:
+	case cap(m.Reply) == 0 || isClosed(m.Reply):
 		c.stats.dropped++ // no answer could ever reach its caller: refused
 	case m.N < 0 || m.N > c.rt.MaxCap:
 		c.answer(deliver(m.Reply, error(fmt.Errorf("%w: WaitReady for %d idle streams: the pool holds 0..%d",

@@ -284,6 +284,20 @@ func TestGetWithClosedReplyKeepsStream(t *testing.T) {
 	require.Equal(t, uint64(1), c.state().HandedOut)
 }
 
+// A Get or a WaitReady whose reply channel is closed is refused and counted at once, even when
+// nothing could answer it yet: it is not left waiting.
+func TestRequestWithClosedReplyIsRefusedAtOnce(t *testing.T) {
+	c := startCoordinator(t, false, nil) // nothing idle, no connection
+	getReply, readyReply := make(chan messages.Stream, 1), make(chan error, 1)
+	close(getReply)
+	close(readyReply)
+	c.send(messages.Get{Reply: getReply}, messages.Get{ID: testID(1), Reply: getReply},
+		messages.WaitReady{N: 1, Reply: readyReply})
+	s := c.state()
+	require.Equal(t, uint64(3), s.Dropped)
+	require.Zero(t, s.Waiters, "no closed request was filed")
+}
+
 // Three State requests sharing one channel with room for one: one answer, two drops counted, and
 // the coordinator keeps answering.
 func TestSharedStateReplyAnswersOnce(t *testing.T) {

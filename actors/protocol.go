@@ -189,6 +189,24 @@ func deliver[T any](reply chan T, v T) (ok bool) {
 	}
 }
 
+// isClosed reports whether reply is closed, so that no answer could ever reach it. It looks only
+// at an empty channel (one with a value is a caller's that gave up: Abandon); a value sent
+// meanwhile, which the look takes, is put back.
+func isClosed[T any](reply chan T) bool {
+	if len(reply) > 0 {
+		return false
+	}
+	select {
+	case v, ok := <-reply: // a nil channel is never ready: not closed
+		if ok {
+			deliver(reply, v)
+		}
+		return !ok
+	default:
+		return false
+	}
+}
+
 // sendStream is deliver for the hot path's one type: generic code shares one shape for
 // every struct type, with a frame many times this one's, on the stack of every hand-out.
 func sendStream(reply chan messages.Stream, v messages.Stream) (ok bool) {
