@@ -81,6 +81,7 @@ func TestOptionValidation(t *testing.T) {
 		"capacity min > max":  quicpool.WithCapacity(5, 2),
 		"interval zero":       quicpool.WithInterval(0, time.Second),
 		"interval min > max":  quicpool.WithInterval(time.Second, time.Millisecond),
+		"interval below 1ms":  quicpool.WithInterval(time.Microsecond, time.Second),
 		"keep-alive zero":     quicpool.WithKeepAlive(0),
 		"nil TLS config":      quicpool.WithTLSConfig(nil),
 		"nil resolver":        quicpool.WithResolver(nil),

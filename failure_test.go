@@ -275,8 +275,9 @@ func TestOptionRules(t *testing.T) {
 			quicpool.WithResolver(quicpool.StaticAddr("x:1"))),
 		"server option on a NodePass client": quicpool.NewClientPool(1, 1, 0, 0, 0, "0", "", quicpool.StaticAddr("127.0.0.1:1"),
 			quicpool.WithAllowedClients("not-an-ip")),
-		"nil option on a NodePass client":           quicpool.NewClientPool(1, 1, 0, 0, 0, "0", "", quicpool.StaticAddr("127.0.0.1:1"), nil),
-		"keep-alive above 24h on a NodePass server": quicpool.NewServerPool(4, "", tlsConf, "127.0.0.1:0", 25*time.Hour),
+		"nil option on a NodePass client":                quicpool.NewClientPool(1, 1, 0, 0, 0, "0", "", quicpool.StaticAddr("127.0.0.1:1"), nil),
+		"a bare 1 (1ns) as a NodePass client's interval": quicpool.NewClientPool(1, 1, 1, 5, 0, "0", "", quicpool.StaticAddr("127.0.0.1:1")),
+		"keep-alive above 24h on a NodePass server":      quicpool.NewServerPool(4, "", tlsConf, "127.0.0.1:0", 25*time.Hour),
 	} {
 		defer pool.Close()
 		_, err := pool.OutgoingGet(quicpool.ControlID, time.Minute)

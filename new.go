@@ -85,8 +85,8 @@ func NewServer(addr string, tlsConfig *tls.Config, opts ...Option) (*Pool, error
 // chain against hostname).
 //
 // Arguments <= 0 take NodePass's defaults: 1 stream, 1s interval (and 10s keep-alive); min > max
-// swaps. An invalid argument (maxCap above MaxCapacity, an unknown TLS code, a nil resolver, an
-// invalid option) does not panic: the pool's calls fail with an error wrapping ErrInvalidConfig.
+// swaps. An invalid argument (maxCap above MaxCapacity, an interval below 1ms, an unknown TLS
+// code, a nil resolver, an invalid option) does not panic: the pool's calls fail with an error wrapping ErrInvalidConfig.
 // Nothing runs until ClientManager is called.
 func NewClientPool(minCap, maxCap int, minIvl, maxIvl, keepAlive time.Duration, tlsCode, hostname string,
 	addrResolver func() (string, error), opts ...Option) *Pool {
@@ -98,6 +98,9 @@ func NewClientPool(minCap, maxCap int, minIvl, maxIvl, keepAlive time.Duration, 
 	s.clientTLS = tlsConf
 	s.apply(opts)
 	if err := checkCapacity(s.minCap, s.maxCap); err != nil { // after the options, which override them
+		s.fail(err)
+	}
+	if err := checkInterval(s.minIvl, s.maxIvl); err != nil {
 		s.fail(err)
 	}
 	switch {

@@ -115,6 +115,18 @@ func checkCapacity(min, max int) error {
 	return nil
 }
 
+// minInterval is the shortest refill interval: a tick more often than this only burns CPU (an
+// interval given as a bare number, time.Duration(1), is a nanosecond).
+const minInterval = time.Millisecond
+
+// checkInterval checks a client's refill interval bounds.
+func checkInterval(min, max time.Duration) error {
+	if min < minInterval || max < min {
+		return invalid("interval %v..%v (want %v <= min <= max)", min, max, minInterval)
+	}
+	return nil
+}
+
 // WithCapacity sets the number of idle streams a client pool keeps: tuned between min and max by
 // use, starting at min. For a server pool, max is the most idle streams it holds. Needs
 // 1 <= min <= max <= MaxCapacity. Both sides. NewClient default: 8..64; NewServer default: 64.
@@ -131,15 +143,15 @@ func WithCapacity(min, max int) Option {
 // WithInterval sets a client pool's refill interval: tuned between min and max by how many
 // streams are idle, starting at min. Streams taken are replaced without waiting for it: at once
 // while the pool runs low and fewer than 8 opens are under way (or a WaitReady waits), otherwise
-// in batches of up to 8 within 2ms. Needs 0 < min <= max. Client only. NewClient default:
+// in batches of up to 8 within 2ms. Needs 1ms <= min <= max. Client only. NewClient default:
 // 100ms..1s.
 func WithInterval(min, max time.Duration) Option {
 	return func(s *settings) {
 		if !s.only(clientSide, "WithInterval") {
 			return
 		}
-		if min <= 0 || max < min {
-			s.fail(invalid("interval %v..%v (want 0 < min <= max)", min, max))
+		if err := checkInterval(min, max); err != nil {
+			s.fail(err)
 			return
 		}
 		s.minIvl, s.maxIvl = min, max
