@@ -262,18 +262,18 @@ func TestAbandonedGetIsNoDrop(t *testing.T) {
 	require.Zero(t, s.Waiters)
 }
 
-// A Get with a closed reply channel neither panics the coordinator in the middle of a hand-out
-// nor loses the stream: it stays idle and goes to the next caller.
+// A Get whose reply channel is closed after it was filed neither panics the coordinator in the
+// middle of a hand-out nor loses the stream: it stays idle and goes to the next caller.
 func TestGetWithClosedReplyKeepsStream(t *testing.T) {
 	c := startCoordinator(t, false, nil)
 	shard, _ := c.shard("shard")
 	lb := quicStreams(t, 1)
-	c.send(shardUp{shard: shard, conn: lb.conn},
-		streamReady{shard: shard, id: "00000005", stream: lb.streams[0]})
-	closedAny, closedByID := make(chan messages.Stream, 1), make(chan messages.Stream, 1)
+	closedAny, closedByID := c.get(""), c.get("00000005")
+	require.Equal(t, 2, c.state().Waiters)
 	close(closedAny)
 	close(closedByID)
-	c.send(messages.Get{Reply: closedAny}, messages.Get{ID: "00000005", Reply: closedByID})
+	c.send(shardUp{shard: shard, conn: lb.conn},
+		streamReady{shard: shard, id: "00000005", stream: lb.streams[0]})
 	s := c.state()
 	require.Equal(t, 1, s.Idle, "the stream went back to the pool")
 	require.Zero(t, s.HandedOut)
@@ -1230,7 +1230,7 @@ func TestWaiterOnSilentConnectionGetsNoDiscardedStream(t *testing.T) {
 func TestConnectionHeardAgainServesEachWaiterItsOwn(t *testing.T) {
 	for _, c := range []struct {
 		name string
-		live bool // after the caller who gave up, one whose reply is closed and one who waits
+		live bool // after the caller who gave up, one whose reply is closed once filed, and one who waits
 	}{{"its ID's caller has gone", false}, {"its ID's first live caller cannot take it", true}} {
 		t.Run(c.name, func(t *testing.T) {
 			co := startCoordinator(t, false, nil)
@@ -1244,11 +1244,9 @@ func TestConnectionHeardAgainServesEachWaiterItsOwn(t *testing.T) {
 			co.send(liveness{shard: shard, suspect: true, heard: time.Now()})
 
 			gaveUp := co.get("00000091")
-			var byID chan messages.Stream
+			var byID, closed chan messages.Stream
 			if c.live {
-				closed := make(chan messages.Stream, 1)
-				close(closed)
-				co.send(messages.Get{ID: "00000091", Reply: closed})
+				closed = co.get("00000091")
 				byID = co.get("00000091")
 			}
 			anyStream := co.get("")
@@ -1257,6 +1255,9 @@ func TestConnectionHeardAgainServesEachWaiterItsOwn(t *testing.T) {
 				waiting = 4
 			}
 			require.Equal(t, waiting, co.state().Waiters, "all wait for the silent connection")
+			if c.live {
+				close(closed) // filed already: only the hand-out finds it cannot take the stream
+			}
 			_, answered := messages.Abandon(gaveUp) // its caller gives up
 			require.False(t, answered)
 
