@@ -74,3 +74,40 @@ func TestStatsAfterKnownTraffic(t *testing.T) {
 	// same slot.
 	forceReconnect(t, server, client)
 }
+
+// requireAccounted checks that every stream s's pool opened is accounted for: handed out,
+// discarded, lost with its connection, or still there.
+func requireAccounted(t *testing.T, s messages.Stats, when string) {
+	t.Helper()
+	control := 0
+	if s.Control {
+		control = 1
+	}
+	require.Equal(t, s.Opened, s.HandedOut+s.Discarded+s.Lost+uint64(s.Idle+s.PeerClosed+control),
+		"%s, %s: %+v", s.Side, when, s)
+}
+
+// Every stream a pool opened is accounted for, on both sides, while it serves, after its
+// connection died (its idle streams are counted in Lost) and after Close.
+func TestEveryOpenedStreamIsAccountedFor(t *testing.T) {
+	server := startServer(t, 8)
+	client := startClient(t, 8, 8, server.Addr())
+	tunnel(t, server, client, kib)
+	pools := []*quicpool.Pool{server, client}
+	for _, p := range pools {
+		requireAccounted(t, p.Stats(), "serving")
+	}
+
+	forceReconnect(t, server, client)
+	for _, p := range pools {
+		s := p.Stats()
+		require.Positive(t, s.Lost, "%s: the idle streams of the connection that died", s.Side)
+		requireAccounted(t, s, "after a reconnect")
+	}
+
+	client.Close()
+	server.Close()
+	for _, p := range pools {
+		requireAccounted(t, p.Stats(), "closed")
+	}
+}

@@ -74,10 +74,10 @@ type condition struct {
 }
 
 type counters struct {
-	opened, handedOut, discarded, failed, refused, restarts, dropped, violations uint64
-	reconnects                                                                   uint64
-	refusals                                                                     messages.Refusals
-	wait                                                                         waitHistogram
+	opened, handedOut, discarded, lost, failed, refused, restarts, dropped, violations uint64
+	reconnects                                                                         uint64
+	refusals                                                                           messages.Refusals
+	wait                                                                               waitHistogram
 }
 
 func newCoordinator(rt *runtime) actor.Producer {
@@ -482,6 +482,7 @@ func (c *coordinator) forgetConnection(st *shardLoad) {
 	c.idle.removeShard(st)
 	for _, id := range c.idle.dropShard(st) {
 		c.streamGone(id)
+		c.stats.lost++
 	}
 	dropHeld(st)
 }
@@ -608,6 +609,7 @@ func (c *coordinator) stop() {
 	}
 	c.refill.endBatchWait()
 	c.started, c.stopped = false, true
+	c.stats.lost += uint64(len(c.idle.byID))
 	c.idle.forget()
 	c.waiters.failAll(core.ErrClosed)
 	for _, w := range c.ready {

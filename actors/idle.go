@@ -412,6 +412,7 @@ func (c *coordinator) peerStopped(id string) {
 	case !errors.As(context.Cause(e.stream.Context()), &se) || e.shard.conn.Context().Err() != nil:
 		c.idle.takeKey(k)
 		c.streamGone(id)
+		c.stats.lost++
 		return
 	case !se.Remote || se.ErrorCode == wire.StreamCodeDiscarded:
 		c.idle.takeKey(k)

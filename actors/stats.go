@@ -107,6 +107,7 @@ func (c *coordinator) snapshot() messages.Stats {
 		Opened:     c.stats.opened,
 		HandedOut:  c.stats.handedOut,
 		Discarded:  c.stats.discarded,
+		Lost:       c.stats.lost,
 		Failed:     c.stats.failed,
 		Refused:    c.stats.refused,
 		Restarts:   c.stats.restarts,

@@ -57,6 +57,11 @@ type Stats struct {
 	// by the peer and not taken within their grace period. (Streams refused at their handshake
 	// count in Failed.)
 	Discarded uint64
+	// Lost counts idle streams (the peer-closed ones and the control stream included) that ended
+	// with their connection, without being handed out: it went down, was closed for a protocol
+	// violation, or the pool closed. With the others, every stream Opened is accounted for:
+	// Opened = HandedOut + Discarded + Lost + Idle + PeerClosed, plus 1 while Control.
+	Lost uint64
 	// Failed counts stream opens (client) and handshakes (server) that failed.
 	Failed uint64
 	// Refused counts connections a server refused: an address not allowed, or no free slot.

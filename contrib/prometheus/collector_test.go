@@ -115,6 +115,7 @@ func expected(s messages.Stats) map[string]float64 {
 	set("streams_opened_total", float64(s.Opened))
 	set("streams_handed_out_total", float64(s.HandedOut))
 	set("streams_discarded_total", float64(s.Discarded))
+	set("streams_lost_total", float64(s.Lost))
 	set("streams_failed_total", float64(s.Failed))
 	set("reconnects_total", float64(s.Reconnects))
 	set("replies_dropped_total", float64(s.Dropped))
