@@ -1,7 +1,6 @@
 package quicpool
 
 import (
-	"context"
 	"crypto/tls"
 	"errors"
 	"net"
@@ -46,8 +45,8 @@ func (s *StreamConn) ID() string { return s.id }
 // nothing left to close then). Safe to call more than once.
 func (s *StreamConn) Close() error {
 	s.Stream.CancelRead(wire.StreamCodeClosed)
-	_ = s.Stream.Close()
 	_ = s.Stream.SetWriteDeadline(time.Now()) // quic-go's Close does not wake a blocked Write
+	_ = s.Stream.Close()
 	return nil
 }
 
@@ -56,10 +55,21 @@ func (s *StreamConn) Close() error {
 // waking it (a write deadline) would otherwise return.
 func (s *StreamConn) Write(b []byte) (int, error) {
 	n, err := s.Stream.Write(b)
-	if err != nil && errors.Is(err, os.ErrDeadlineExceeded) && context.Cause(s.Stream.Context()) == quic.ErrStreamClosed {
+	if err != nil && errors.Is(err, os.ErrDeadlineExceeded) && s.closedHere() {
 		err = quic.ErrStreamClosed
 	}
 	return n, err
+}
+
+// closedHere reports whether Close has begun: it stops reading first, so a read of nothing then
+// fails at once with its code. (Close wakes a blocked Write only after that, and quic-go forbids
+// closing the write side while a Write is blocked: the write side cannot tell.) A stream already
+// read to its end cannot tell either, since stopping a finished read side changes nothing: its
+// interrupted Write keeps the timeout, and the next one fails with quic.ErrStreamClosed.
+func (s *StreamConn) closedHere() bool {
+	_, err := s.Stream.Read(nil)
+	var se *quic.StreamError
+	return errors.As(err, &se) && !se.Remote && se.ErrorCode == wire.StreamCodeClosed
 }
 
 // CloseWrite half-closes the stream: it sends FIN after the data already written, and the
