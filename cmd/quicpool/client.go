@@ -59,11 +59,14 @@ func (c clientConfig) validate() error {
 		return errors.New("-retry must be at least 100ms")
 	case c.Grace < 0 || c.Stats < 0:
 		return errors.New("-grace and -stats cannot be negative")
+	case c.Stats > 0 && c.Stats < minStats:
+		return fmt.Errorf("-stats must be 0 (none) or at least %v", minStats)
 	}
-	if _, port, err := net.SplitHostPort(c.Server); err != nil {
-		return fmt.Errorf("-server: %w", err)
-	} else if port == "0" || port == "" {
-		return fmt.Errorf("-server %s: the port the server listens on is missing", c.Server)
+	if err := checkAddr("-server", c.Server, false); err != nil {
+		return err
+	}
+	if err := checkAddr("-listen", c.Listen, true); err != nil {
+		return err
 	}
 	fp, err := parseFingerprint(c.Fingerprint)
 	if err != nil {

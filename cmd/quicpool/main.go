@@ -60,8 +60,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -197,14 +199,38 @@ type listFlag []string
 
 func (l *listFlag) String() string { return strings.Join(*l, ",") }
 
+// Set adds the comma-separated values of s. An empty value is an error, not nothing: an
+// allow-list given as "$UNSET" must not quietly allow everyone.
 func (l *listFlag) Set(s string) error {
 	for v := range strings.SplitSeq(s, ",") {
-		if v = strings.TrimSpace(v); v != "" {
-			*l = append(*l, v)
+		v = strings.TrimSpace(v)
+		if v == "" {
+			return fmt.Errorf("empty value in %q", s)
 		}
+		*l = append(*l, v)
 	}
 	return nil
 }
+
+// checkAddr checks a HOST:PORT flag value: its port is a number of 1 to 65535, or 0 too when
+// anyPort (a listen address: the system picks one).
+func checkAddr(flag, addr string, anyPort bool) error {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("%s: %w", flag, err)
+	}
+	lowest := 1
+	if anyPort {
+		lowest = 0
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < lowest || n > 65535 {
+		return fmt.Errorf("%s %s: the port must be a number from %d to 65535", flag, addr, lowest)
+	}
+	return nil
+}
+
+// minStats is the shortest -stats period: a health line more often floods the log.
+const minStats = time.Second
 
 // commonFlags are the flags both tunnel commands have.
 type commonFlags struct {
@@ -216,7 +242,7 @@ type commonFlags struct {
 func (c *commonFlags) register(fs *flag.FlagSet) {
 	fs.DurationVar(&c.keepAlive, "keepalive", defaultKeepAlive, "QUIC keep-alive period: a connection silent for 3 periods is closed (idle connections are probed every 250ms regardless)")
 	fs.DurationVar(&c.grace, "grace", defaultGrace, "on SIGINT/SIGTERM, how long to wait for open tunnels before closing them")
-	fs.DurationVar(&c.stats, "stats", 0, "log a health line this often (connections, idle streams, tunnels, RTT, bytes); 0 for none")
+	fs.DurationVar(&c.stats, "stats", 0, "log a health line this often, at least 1s (connections, idle streams, tunnels, RTT, bytes); 0 for none")
 	fs.BoolVar(&c.verbose, "v", false, "also log every tunnel opened and closed, with its bytes and duration")
 	fs.BoolVar(&c.debug, "debug", false, "also log the pool's own events (connections, streams, restarts)")
 	c.observe.register(fs)
@@ -235,7 +261,7 @@ func serverCommand(ctx context.Context, args []string, stdout, stderr io.Writer)
 	fs.StringVar(&cfg.StateDir, "state", defaultStateDir(), "directory that keeps the server's certificate (server.pem), made on first start, so its fingerprint survives restarts")
 	fs.StringVar(&cfg.CertFile, "cert", "", "PEM certificate file to use instead of the one in -state")
 	fs.StringVar(&cfg.KeyFile, "key", "", "PEM private key file of -cert")
-	fs.Var(&allow, "allow", "accept clients only from these IPs or CIDR prefixes, comma-separated or repeated (default: any)")
+	fs.Var(&allow, "allow", "accept clients only from these IPs or CIDR prefixes, comma-separated or repeated; an empty value is an error, not \"any\" (default: any)")
 	common.register(fs)
 	if code, ok := parseFlags(fs, args, stderr); !ok {
 		return code

@@ -39,8 +39,8 @@ func (o observeConfig) validate() error {
 		return errors.New("-name must be printable text of at most 64 bytes")
 	}
 	if o.Metrics != "" {
-		if _, _, err := net.SplitHostPort(o.Metrics); err != nil {
-			return fmt.Errorf("-metrics: %w", err)
+		if err := checkAddr("-metrics", o.Metrics, true); err != nil {
+			return err
 		}
 	}
 	return nil

@@ -50,9 +50,14 @@ func (c serverConfig) validate() error {
 		return errors.New("-keepalive must be between 1s and 24h")
 	case c.Grace < 0 || c.Stats < 0:
 		return errors.New("-grace and -stats cannot be negative")
+	case c.Stats > 0 && c.Stats < minStats:
+		return fmt.Errorf("-stats must be 0 (none) or at least %v", minStats)
 	}
-	if _, _, err := net.SplitHostPort(c.Target); err != nil {
-		return fmt.Errorf("-target: %w", err)
+	if err := checkAddr("-listen", c.Listen, true); err != nil {
+		return err
+	}
+	if err := checkAddr("-target", c.Target, false); err != nil {
+		return err
 	}
 	for _, a := range c.Allow {
 		if _, err := netip.ParsePrefix(a); err == nil {
