@@ -159,6 +159,7 @@ type client struct {
 	pool    *quicpool.Pool
 	tunnels *tracker
 	fatal   chan error // a failure the client cannot start with
+	broken  throttle   // the warnings of tunnels that ended on a problem: one each while it lasts
 
 	link chan *link // what the client knows of its server; one goroutine at a time owns it
 }
@@ -211,7 +212,8 @@ func runClient(ctx context.Context, cfg clientConfig, w io.Writer) error {
 	host, _, _ := net.SplitHostPort(cfg.Server)
 	p := quicpool.NewClientPool(cfg.MinCap, cfg.MaxCap, 100*time.Millisecond, time.Second, cfg.KeepAlive,
 		"2", host, quicpool.StaticAddr(cfg.Server), opts...)
-	c := &client{cfg: cfg, pool: p, tunnels: newTracker(), fatal: make(chan error, 1), link: make(chan *link, 1)}
+	c := &client{cfg: cfg, pool: p, tunnels: newTracker(), fatal: make(chan error, 1), link: make(chan *link, 1),
+		broken: newThrottle()}
 	lost := make(chan struct{})
 	close(lost) // no server yet
 	c.link <- &link{lost: lost}
@@ -328,13 +330,18 @@ func (c *client) tunnel(tc *net.TCPConn, lost <-chan struct{}) {
 	}
 	log.Debug("tunnel opened")
 	up, down, err := pipe(tc, st, c.tunnels.carriedUp, c.tunnels.carriedDown, func() error { return awaitStatus(st, lost) })
+	attrs := closed(up, down, start, err)
 	level := slog.LevelDebug
 	for _, e := range tunnelProblem {
 		if errors.Is(err, e) {
-			level = slog.LevelWarn
+			var skipped int
+			if level, skipped = c.broken.level(slog.LevelWarn); level == slog.LevelWarn {
+				attrs = append(attrs, "also_closed", skipped)
+			}
+			break
 		}
 	}
-	log.Log(context.Background(), level, "tunnel closed", closed(up, down, start, err)...)
+	log.Log(context.Background(), level, "tunnel closed", attrs...)
 }
 
 // awaitStatus reads the server's status byte, giving up after statusTimeout or when lost is

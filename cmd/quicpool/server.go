@@ -89,9 +89,10 @@ func (c serverConfig) identity() (tls.Certificate, string, error) {
 
 // server is one run of the server side.
 type server struct {
-	cfg     serverConfig
-	pool    *quicpool.Pool
-	tunnels *tracker
+	cfg      serverConfig
+	pool     *quicpool.Pool
+	tunnels  *tracker
+	noTarget throttle // "cannot reach the target": one line per tunnel while the target is down
 }
 
 // runServer runs the server side of the tunnel until ctx is done, then drains its tunnels (see
@@ -127,7 +128,7 @@ func runServer(ctx context.Context, cfg serverConfig, w io.Writer) error {
 	if err != nil {
 		return err // "listening on ADDR: ..."
 	}
-	s := &server{cfg: cfg, pool: p, tunnels: newTracker()}
+	s := &server{cfg: cfg, pool: p, tunnels: newTracker(), noTarget: newThrottle()}
 	events, unwatch := watch(p)
 	defer unwatch()
 
@@ -215,7 +216,9 @@ func (s *server) serveStream(st *quicpool.StreamConn) {
 	if err != nil {
 		_, _ = st.Write([]byte{statusNoTarget})
 		_ = st.Close()
-		log.Warn("cannot reach the target", "target", s.cfg.Target, "reason", err.Error())
+		level, skipped := s.noTarget.level(slog.LevelWarn)
+		log.Log(context.Background(), level, "cannot reach the target", "target", s.cfg.Target, "reason", err.Error(),
+			"also_failed", skipped)
 		return
 	}
 	if _, err := st.Write([]byte{statusOK}); err != nil {

@@ -109,6 +109,29 @@ func (l *thinned) log() (now bool, skipped int) {
 	return true, skipped
 }
 
+// throttle is thinned for a line that many goroutines log (one per tunnel): its state moves
+// through a one-slot channel. The lines it holds back go to the debug level, so that -v still
+// shows every one.
+type throttle struct{ owner chan *thinned }
+
+func newThrottle() throttle {
+	t := throttle{owner: make(chan *thinned, 1)}
+	t.owner <- &thinned{}
+	return t
+}
+
+// level returns the level to log the next line at: level at most once a second, with how many
+// lines were held back since the last one; slog.LevelDebug otherwise.
+func (t throttle) level(level slog.Level) (slog.Level, int) {
+	l := <-t.owner
+	now, skipped := l.log()
+	t.owner <- l
+	if !now {
+		return slog.LevelDebug, 0
+	}
+	return level, skipped
+}
+
 // fingerprint returns the SHA-256 of a DER certificate in lowercase hex, as the server prints it
 // and the client's -fingerprint takes it.
 func fingerprint(der []byte) string {

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"regexp"
 	"strings"
@@ -465,5 +466,25 @@ func TestClientAddr(t *testing.T) {
 		if err != nil || (wantHost != "" && host != wantHost) || host == "" || host == "::" || host == "0.0.0.0" {
 			t.Errorf("clientAddr(%q) = %q, want host %q (or this host's name)", addr, clientAddr(addr), wantHost)
 		}
+	}
+}
+
+// A throttle lets one line a second through at its level, sends the others to the debug level,
+// and says with the next line it lets through how many it held back.
+func TestThrottle(t *testing.T) {
+	th := newThrottle()
+	if level, skipped := th.level(slog.LevelWarn); level != slog.LevelWarn || skipped != 0 {
+		t.Fatalf("first line: %v, %d held back; want WARN, 0", level, skipped)
+	}
+	for i := range 3 {
+		if level, _ := th.level(slog.LevelWarn); level != slog.LevelDebug {
+			t.Fatalf("line %d in the same second: %v, want DEBUG", i+2, level)
+		}
+	}
+	l := <-th.owner // a second passes
+	l.last = l.last.Add(-time.Second)
+	th.owner <- l
+	if level, skipped := th.level(slog.LevelWarn); level != slog.LevelWarn || skipped != 3 {
+		t.Fatalf("a second later: %v, %d held back; want WARN, 3", level, skipped)
 	}
 }
