@@ -401,7 +401,7 @@ func (c *client) monitor(ctx context.Context, events <-chan messages.Event) {
 	defer poll.Stop()
 	stats := ticker(c.cfg.Stats)
 	defer stats.Stop()
-	var everUp bool
+	var everUp, gaveUp bool // gaveUp: a failure the client cannot start with went to c.fatal
 	var lostAt time.Time
 	var lastFailure string // the connection failure logged last while the server is unreachable
 	var full bool          // the server refused a connection for want of a slot since the client was last up
@@ -415,6 +415,7 @@ func (c *client) monitor(ctx context.Context, events <-chan messages.Event) {
 				refused := errors.Is(ev.Err, quicpool.ErrPoolFull)
 				switch {
 				case ev.Permanent && !everUp:
+					gaveUp = true
 					select {
 					case c.fatal <- fmt.Errorf("cannot connect to %s: %s", c.cfg.Server, reason(ev.Err)):
 					default:
@@ -442,6 +443,9 @@ func (c *client) monitor(ctx context.Context, events <-chan messages.Event) {
 		}
 
 		st := c.pool.Stats()
+		if gaveUp || ctx.Err() != nil || errors.Is(st.Err, quicpool.ErrClosed) {
+			continue // the client is stopping: nothing more to say of the pool ("yet" would mislead)
+		}
 		up := st.Err == nil && serving(st)
 		var was bool
 		var refused int

@@ -120,6 +120,9 @@ func TestTunnelInProcess(t *testing.T) {
 	if wrong.err == nil || !strings.Contains(wrong.err.Error(), "does not match -fingerprint") {
 		t.Fatalf("client with a wrong fingerprint: %v, want a mismatch error", wrong.err)
 	}
+	if strings.Contains(wrong.log.String(), "cannot connect to the server yet") {
+		t.Errorf("a client that gives up says it will retry:\n%s", wrong.log)
+	}
 	if err := server.stop(); err != nil {
 		t.Fatalf("server: %v", err)
 	}
