@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"runtime"
@@ -434,30 +435,71 @@ func TestControlStreamTakesNoSlot(t *testing.T) {
 
 // Close unblocks a Write that is blocked on flow control (the peer never reads), as net.Conn
 // promises. The Write fails as one after Close does, with quic.ErrStreamClosed, not with a
-// timeout that code retrying on net.Error.Timeout would take for a deadline of its own.
+// timeout that code retrying on net.Error.Timeout would take for a deadline of its own; so it
+// does when the stream had been read to its end before.
 func TestCloseUnblocksWrite(t *testing.T) {
+	for _, readToEnd := range []bool{false, true} {
+		t.Run(fmt.Sprintf("read to its end first: %v", readToEnd), func(t *testing.T) {
+			server := startServer(t, 2)
+			client := startClient(t, 1, 2, server.Addr())
+			sc, cc := tunnel(t, server, client, []byte("x"))
+			defer sc.Close()
+			if readToEnd {
+				require.NoError(t, sc.(*quicpool.StreamConn).CloseWrite())
+				_, err := io.ReadAll(cc)
+				require.NoError(t, err)
+			}
+			written := blockedWrite(t, cc, sc)
+			require.NoError(t, cc.Close())
+			select {
+			case err := <-written:
+				require.ErrorIs(t, err, quic.ErrStreamClosed, "the blocked Write fails as the stream is closed")
+				var ne net.Error
+				require.False(t, errors.As(err, &ne) && ne.Timeout(), "the blocked Write is no timeout: %v", err)
+				_, err = cc.Write([]byte("x"))
+				require.ErrorIs(t, err, quic.ErrStreamClosed, "so does a Write after Close")
+			case <-waitCtx(t).Done():
+				t.Fatal("Close did not unblock the Write")
+			}
+		})
+	}
+}
+
+// A Write that reaches a deadline of its own fails at it, as a timeout, even while another
+// goroutine is blocked reading the same stream (a proxy's other direction).
+func TestWriteDeadlineBesideABlockedRead(t *testing.T) {
 	server := startServer(t, 2)
 	client := startClient(t, 1, 2, server.Addr())
 	sc, cc := tunnel(t, server, client, []byte("x"))
 	defer sc.Close()
+	defer cc.Close()
+	go func() { _, _ = cc.Read(make([]byte, 1)) }() // the peer sends nothing: blocked until Close
+	require.NoError(t, cc.SetWriteDeadline(time.Now().Add(100*time.Millisecond)))
 	written := make(chan error, 1)
 	go func() {
-		_, err := cc.Write(make([]byte, 64<<20)) // far beyond the peer's flow-control window
+		_, err := cc.Write(make([]byte, 64<<20)) // far beyond the peer's window: it never completes
 		written <- err
 	}()
-	// Once the peer has a byte, the writer is inside quic-go's write loop, and stays there: the
-	// peer reads nothing more, so only a signal can end the Write.
-	_, err := io.ReadFull(sc, make([]byte, 1))
-	require.NoError(t, err)
-	require.NoError(t, cc.Close())
 	select {
 	case err := <-written:
-		require.ErrorIs(t, err, quic.ErrStreamClosed, "the blocked Write fails as the stream is closed")
 		var ne net.Error
-		require.False(t, errors.As(err, &ne) && ne.Timeout(), "the blocked Write is no timeout: %v", err)
-		_, err = cc.Write([]byte("x"))
-		require.ErrorIs(t, err, quic.ErrStreamClosed, "so does a Write after Close")
+		require.True(t, errors.As(err, &ne) && ne.Timeout(), "the Write times out: %v", err)
 	case <-waitCtx(t).Done():
-		t.Fatal("Close did not unblock the Write")
+		t.Fatal("the Write outlived its deadline")
 	}
+}
+
+// blockedWrite starts a Write on w far beyond the peer's flow-control window and returns once
+// the peer has its first byte: the writer is then inside quic-go's write loop, and stays there,
+// since the peer reads nothing more. The Write's error comes on the channel.
+func blockedWrite(t *testing.T, w, peer net.Conn) <-chan error {
+	t.Helper()
+	written := make(chan error, 1)
+	go func() {
+		_, err := w.Write(make([]byte, 64<<20))
+		written <- err
+	}()
+	_, err := io.ReadFull(peer, make([]byte, 1))
+	require.NoError(t, err)
+	return written
 }

@@ -21,8 +21,9 @@ import (
 // *net.TCPConn.
 type StreamConn struct {
 	*quic.Stream
-	conn *quic.Conn
-	id   string
+	conn    *quic.Conn
+	id      string
+	closing chan struct{} // one slot, filled by Close: a Write it interrupts says so (Write)
 }
 
 // NewStreamConn wraps a stream handed out by the coordinator (see package messages) the way
@@ -32,7 +33,7 @@ func NewStreamConn(s messages.Stream) *StreamConn {
 	if s.Stream == nil {
 		return nil
 	}
-	return &StreamConn{Stream: s.Stream, conn: s.Conn, id: s.ID}
+	return &StreamConn{Stream: s.Stream, conn: s.Conn, id: s.ID, closing: make(chan struct{}, 1)}
 }
 
 // ID returns the stream's pool ID: 8 lowercase hex characters.
@@ -40,12 +41,19 @@ func (s *StreamConn) ID() string { return s.id }
 
 // Close closes both directions of the stream and always returns nil: it stops reading, unblocks
 // any Read or Write in progress (as net.Conn promises; they return errors, a Write
-// quic.ErrStreamClosed), and sends FIN after the data already written. The stream is released whatever state the peer left it in (if the
-// peer had already stopped reading, quic-go reports the write side as cancelled; there is
-// nothing left to close then). Safe to call more than once.
+// quic.ErrStreamClosed), and sends FIN after the data already written. The stream is released
+// whatever state the peer left it in (if the peer had already stopped reading, quic-go reports
+// the write side as cancelled; there is nothing left to close then). Safe to call more than once,
+// and from any goroutine.
 func (s *StreamConn) Close() error {
+	select {
+	case s.closing <- struct{}{}:
+	default: // closed already
+	}
 	s.Stream.CancelRead(wire.StreamCodeClosed)
-	_ = s.Stream.SetWriteDeadline(time.Now()) // quic-go's Close does not wake a blocked Write
+	// quic-go's Close does not wake a blocked Write, and must not run while one is blocked: a
+	// deadline in the past wakes it first.
+	_ = s.Stream.SetWriteDeadline(time.Now())
 	_ = s.Stream.Close()
 	return nil
 }
@@ -55,21 +63,12 @@ func (s *StreamConn) Close() error {
 // waking it (a write deadline) would otherwise return.
 func (s *StreamConn) Write(b []byte) (int, error) {
 	n, err := s.Stream.Write(b)
-	if err != nil && errors.Is(err, os.ErrDeadlineExceeded) && s.closedHere() {
+	// Close fills its slot before it sets the deadline that wakes this Write, and quic-go's
+	// stream lock orders the two: a deadline error with the slot full is Close's.
+	if err != nil && len(s.closing) > 0 && errors.Is(err, os.ErrDeadlineExceeded) {
 		err = quic.ErrStreamClosed
 	}
 	return n, err
-}
-
-// closedHere reports whether Close has begun: it stops reading first, so a read of nothing then
-// fails at once with its code. (Close wakes a blocked Write only after that, and quic-go forbids
-// closing the write side while a Write is blocked: the write side cannot tell.) A stream already
-// read to its end cannot tell either, since stopping a finished read side changes nothing: its
-// interrupted Write keeps the timeout, and the next one fails with quic.ErrStreamClosed.
-func (s *StreamConn) closedHere() bool {
-	_, err := s.Stream.Read(nil)
-	var se *quic.StreamError
-	return errors.As(err, &se) && !se.Remote && se.ErrorCode == wire.StreamCodeClosed
 }
 
 // CloseWrite half-closes the stream: it sends FIN after the data already written, and the
