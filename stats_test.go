@@ -83,7 +83,7 @@ func requireAccounted(t *testing.T, s messages.Stats, when string) {
 	if s.Control {
 		control = 1
 	}
-	require.Equal(t, s.Opened, s.HandedOut+s.Discarded+s.Lost+uint64(s.Idle+s.PeerClosed+control),
+	require.Equal(t, s.Opened, s.HandedOut+s.Discarded+s.Lost+uint64(s.Idle+s.Withheld+s.PeerClosed+control),
 		"%s, %s: %+v", s.Side, when, s)
 }
 
@@ -99,6 +99,7 @@ func TestEveryOpenedStreamIsAccountedFor(t *testing.T) {
 	}
 
 	forceReconnect(t, server, client)
+	waitFor(t, server, "the server to purge the connection that died", func(s messages.Stats) bool { return s.Lost > 0 })
 	for _, p := range pools {
 		s := p.Stats()
 		require.Positive(t, s.Lost, "%s: the idle streams of the connection that died", s.Side)

@@ -328,6 +328,7 @@ func (c *coordinator) streamReady(m streamReady) {
 	st := c.shards.of(m.shard)
 	if st == nil { // its connection went down after the handshake: the stream dies with it
 		wire.Discard(m.stream)
+		c.stats.opened++
 		c.stats.discarded++
 		return
 	}
@@ -336,6 +337,8 @@ func (c *coordinator) streamReady(m streamReady) {
 	old, dup := c.idle.get(m.id)
 	if err := st.trust.handshaken(m.id, dup && old.shard == st); err != nil {
 		wire.Discard(m.stream)
+		c.stats.opened++
+		st.opened++
 		c.stats.discarded++
 		c.violation(st, err)
 		return

@@ -88,6 +88,20 @@ func (c *coordTest) waitState(what string, cond func(messages.Stats) bool) messa
 	}
 }
 
+// accounted returns a snapshot and checks that it accounts for every stream the coordinator
+// opened (messages.Stats.Lost).
+func (c *coordTest) accounted(when string) messages.Stats {
+	c.t.Helper()
+	s := c.state()
+	control := 0
+	if s.Control {
+		control = 1
+	}
+	require.Equal(c.t, s.Opened, s.HandedOut+s.Discarded+s.Lost+uint64(s.Idle+s.Withheld+s.PeerClosed+control),
+		"%s: every stream opened is accounted for: %+v", when, s)
+	return s
+}
+
 // get sends a Get for id ("" for any) and returns its reply channel.
 func (c *coordTest) get(id string) chan messages.Stream {
 	reply := make(chan messages.Stream, 1)
@@ -513,8 +527,9 @@ func TestShardDownForgetsItsIdleStreams(t *testing.T) {
 	require.Same(t, lb.streams[2], got.Stream)
 
 	c.send(streamReady{shard: a, id: "0000000d", stream: lb.streams[3]})
-	s = c.state()
+	s = c.accounted("after a stream came from a shard that is down")
 	require.Equal(t, uint64(1), s.Discarded, "a stream of a shard that is down is discarded")
+	require.Equal(t, uint64(2), s.Lost, "a's two idle streams")
 	require.Zero(t, s.Idle)
 }
 
@@ -1063,6 +1078,20 @@ func (c *coordTest) twoIdle(first, second string) loopback {
 	return lb
 }
 
+// Idle streams that end because their connection ends, found before the connection's shardDown
+// comes (checkPeers), go without a reset and are counted in Lost.
+func TestStreamsEndedWithTheirConnectionAreLost(t *testing.T) {
+	c := startCoordinator(t, true, nil)
+	lb := c.twoIdle("00000081", "00000082")
+	require.NoError(t, lb.conn.CloseWithError(0, "test: the connection ends"))
+	waitDone(t, lb.streams[1].Context(), "the streams to end with their connection")
+	c.send(checkPeers{})
+	s := c.accounted("after the streams ended")
+	require.Equal(t, uint64(2), s.Lost)
+	require.Zero(t, s.Discarded, "nothing was reset")
+	require.Zero(t, s.Idle)
+}
+
 // peerDiscardsFirst files two idle streams on one shard of c, first then second, and has the
 // peer's pool discard first (STOP_SENDING with wire.StreamCodeDiscarded); it returns once this
 // side's stream has seen it.
@@ -1207,7 +1236,10 @@ func TestWaiterOnSilentConnectionGetsNoDiscardedStream(t *testing.T) {
 		streamReady{shard: shard, id: "00000062", stream: lb.streams[1]},
 		liveness{shard: shard, suspect: true, heard: time.Now()})
 	discarded, kept := c.get("00000061"), c.get("00000062")
-	require.Equal(t, 2, c.state().Waiters, "both wait for the silent connection")
+	s := c.accounted("while the connection is silent")
+	require.Equal(t, 2, s.Waiters, "both wait for the silent connection")
+	require.Equal(t, 2, s.Withheld, "its streams are withheld")
+	require.Zero(t, s.Idle)
 
 	lb.peer[0].CancelRead(wire.StreamCodeDiscarded)
 	waitDone(t, lb.streams[0].Context(), "the peer's STOP_SENDING to arrive")
@@ -1218,9 +1250,10 @@ func TestWaiterOnSilentConnectionGetsNoDiscardedStream(t *testing.T) {
 	got = recv(t, kept, "the other stream")
 	require.NoError(t, got.Err)
 	require.Same(t, lb.streams[1], got.Stream)
-	s := c.state()
+	s = c.accounted("after the connection answered")
 	require.Equal(t, uint64(1), s.Discarded)
 	require.Equal(t, uint64(1), s.HandedOut)
+	require.Zero(t, s.Withheld)
 }
 
 // When a silent connection answers again, a stream its peer closed goes to a caller waiting for
@@ -1332,7 +1365,7 @@ func TestStreamRefusedForAViolationIsCounted(t *testing.T) {
 				require.Same(t, lb.streams[0], recv(t, c.get(id), "the control stream").Stream)
 			}
 			c.send(streamReady{shard: shard, id: id, stream: lb.streams[1]})
-			s := c.state()
+			s := c.accounted("after the refused stream")
 			require.Equal(t, uint64(1), s.Violations)
 			require.Equal(t, uint64(1), s.Discarded, "the refused stream is counted")
 			waitDone(t, lb.peer[1].Context(), "the refused stream's reset to reach the peer")
@@ -1370,9 +1403,10 @@ func TestViolatedConnectionServesNothingWhileItCloses(t *testing.T) {
 		require.Contains(t, []string{"000000b1", "000000b2"}, got.ID)
 	}
 	require.Empty(t, c.recorded(a, askedA), "no stream is asked of a closing connection")
+	require.Equal(t, uint64(2), c.accounted("after the violation").Lost, "a's two idle streams")
 
 	c.send(shardDown{shard: a, err: core.ErrViolation})
-	s = c.state()
+	s = c.accounted("after a's shardDown")
 	require.Equal(t, uint64(1), s.Restarts, "counted once, at its shardDown")
 	require.Equal(t, uint64(1), s.Discarded, "the refused stream alone: the idle ones end with their connection")
 }

@@ -91,6 +91,18 @@ func (is *idleStreams) peerClosed(k wire.Key) bool { _, ok := is.closedAt[k]; re
 // peerClosedCount is the number of peer-closed streams held.
 func (is *idleStreams) peerClosedCount() int { return len(is.closedAt) }
 
+// withheld is the number of idle streams held back because their connection is silent: filed,
+// neither the control stream nor peer-closed, on a suspect connection.
+func (is *idleStreams) withheld() int {
+	n := 0
+	for k, e := range is.byID {
+		if e.shard.suspect && k != controlKey && !is.peerClosed(k) {
+			n++
+		}
+	}
+	return n
+}
+
 // get returns the stream id, in whatever state, without taking it.
 func (is *idleStreams) get(id string) (idleStream, bool) {
 	k, ok := key(id)

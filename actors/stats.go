@@ -96,6 +96,7 @@ func (c *coordinator) snapshot() messages.Stats {
 		Idle:       c.idle.usable,
 		Control:    c.idle.hasControl(),
 		PeerClosed: c.idle.peerClosedCount(),
+		Withheld:   c.idle.withheld(),
 		MinCap:     c.rt.MinCap,
 		MaxCap:     c.rt.MaxCap,
 		Shards:     c.rt.SlotCount(),

@@ -20,6 +20,10 @@ type Stats struct {
 	// PeerClosed is the number of streams the peer closed before this side took them. They no
 	// longer count as idle, but stay reachable by ID for 10s (the peer may have written data).
 	PeerClosed int
+	// Withheld is the number of idle streams of connections that are silent now: not handed out
+	// until their connection answers again (then they count in Idle), or purged with it (then
+	// in Lost). Not counted in Idle.
+	Withheld int
 	// Capacity is the number of idle streams the pool aims to keep: tuned between MinCap and
 	// MaxCap on a client, MaxCap on a server.
 	Capacity int
@@ -48,7 +52,8 @@ type Stats struct {
 	// ListenAddr is the address a server pool listens on, once it does ("" for a client).
 	ListenAddr string
 
-	// Opened counts streams that completed their handshake.
+	// Opened counts streams that completed their handshake (a client's: that got their ID),
+	// those then refused (counted in Discarded too) included.
 	Opened uint64
 	// HandedOut counts streams handed out to callers.
 	HandedOut uint64
@@ -59,8 +64,9 @@ type Stats struct {
 	Discarded uint64
 	// Lost counts idle streams (the peer-closed ones and the control stream included) that ended
 	// with their connection, without being handed out: it went down, was closed for a protocol
-	// violation, or the pool closed. With the others, every stream Opened is accounted for:
-	// Opened = HandedOut + Discarded + Lost + Idle + PeerClosed, plus 1 while Control.
+	// violation, or the pool closed. With the others, every stream Opened is accounted for in
+	// every snapshot: Opened = HandedOut + Discarded + Lost + Idle + Withheld + PeerClosed, plus 1
+	// while Control.
 	Lost uint64
 	// Failed counts stream opens (client) and handshakes (server) that failed.
 	Failed uint64

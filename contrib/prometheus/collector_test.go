@@ -107,6 +107,7 @@ func expected(s messages.Stats) map[string]float64 {
 	set("waiters", float64(s.Waiters))
 	set("opening_streams", float64(s.Opening))
 	set("peer_closed_streams", float64(s.PeerClosed))
+	set("withheld_streams", float64(s.Withheld))
 	set("shards", float64(s.Shards))
 	set("shards_up", float64(s.ShardsUp))
 	set("running", b(s.Running))
