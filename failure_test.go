@@ -345,15 +345,16 @@ func TestErrorsUnwrap(t *testing.T) {
 	require.ErrorIs(t, err, quicpool.ErrTimeout)
 }
 
-// panickingHandler is a broken log handler: it panics on every record.
+// panickingHandler is a broken log handler: it panics on every record, and on every attribute
+// or group it is given.
 type panickingHandler struct{}
 
 func (panickingHandler) Enabled(context.Context, slog.Level) bool { return true }
 func (panickingHandler) Handle(context.Context, slog.Record) error {
 	panic("test: a broken log handler")
 }
-func (h panickingHandler) WithAttrs([]slog.Attr) slog.Handler { return h }
-func (h panickingHandler) WithGroup(string) slog.Handler      { return h }
+func (panickingHandler) WithAttrs([]slog.Attr) slog.Handler { panic("test: a broken WithAttrs") }
+func (panickingHandler) WithGroup(string) slog.Handler      { panic("test: a broken WithGroup") }
 
 // A log handler that panics costs its records, nothing else: the pools connect, serve, heal and
 // close as with any other logger. The pool logs inside its actors, and while it recovers a panic:
@@ -361,8 +362,8 @@ func (h panickingHandler) WithGroup(string) slog.Handler      { return h }
 func TestPanickingLogHandlerCostsOnlyItsRecords(t *testing.T) {
 	baseline := runtime.NumGoroutine()
 	broken := quicpool.WithLogger(slog.New(panickingHandler{}))
-	server := startServer(t, 4, broken)
-	client := startClient(t, 2, 4, server.Addr(), broken)
+	server := startServer(t, 4, broken, quicpool.WithName("server")) // WithName adds an attribute
+	client := startClient(t, 2, 4, server.Addr(), broken, quicpool.WithName("client"))
 	tunnel(t, server, client, []byte("before the reconnect"))
 	forceReconnect(t, server, client)
 	tunnel(t, server, client, []byte("after the reconnect"))

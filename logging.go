@@ -30,10 +30,22 @@ func (r recoveringHandler) Handle(ctx context.Context, rec slog.Record) (err err
 	return r.h.Handle(ctx, rec)
 }
 
-func (r recoveringHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
+// WithAttrs and WithGroup keep r as it is if the handler's own panics: the attributes or the
+// group are dropped, the records are not.
+func (r recoveringHandler) WithAttrs(attrs []slog.Attr) (h slog.Handler) {
+	defer func() {
+		if recover() != nil {
+			h = r
+		}
+	}()
 	return recoveringHandler{r.h.WithAttrs(attrs)}
 }
 
-func (r recoveringHandler) WithGroup(name string) slog.Handler {
+func (r recoveringHandler) WithGroup(name string) (h slog.Handler) {
+	defer func() {
+		if recover() != nil {
+			h = r
+		}
+	}()
 	return recoveringHandler{r.h.WithGroup(name)}
 }
