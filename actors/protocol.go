@@ -191,7 +191,8 @@ func deliver[T any](reply chan T, v T) (ok bool) {
 
 // isClosed reports whether reply is closed, so that no answer could ever reach it. It looks only
 // at an empty channel (one with a value is a caller's that gave up: Abandon); a value sent
-// meanwhile, which the look takes, is put back.
+// meanwhile, which the look takes, is put back. Only Abandon's mark can be sent meanwhile
+// (messages.Get.Reply has no other sender), and nothing else fills the slot before it is back.
 func isClosed[T any](reply chan T) bool {
 	if len(reply) > 0 {
 		return false

@@ -33,7 +33,8 @@ type Get struct {
 	// the request's Deadline passes while it waits: it may then go unanswered, so stop waiting at
 	// the Deadline and call Abandon. It must have a buffer of exactly one and serve one request
 	// at a time: it may serve another once it has received this one's answer, and never after
-	// Abandon found no answer in it.
+	// Abandon found no answer in it. Nothing but the pool and the caller's Abandon may send on
+	// it. A closed Reply is refused at once (counted in Stats.Dropped).
 	Reply chan Stream
 }
 
