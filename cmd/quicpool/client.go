@@ -62,10 +62,10 @@ func (c clientConfig) validate() error {
 	case c.Stats > 0 && c.Stats < minStats:
 		return fmt.Errorf("-stats must be 0 (none) or at least %v", minStats)
 	}
-	if err := checkAddr("-server", c.Server, false); err != nil {
+	if err := checkAddr("-server", "udp", c.Server, false); err != nil {
 		return err
 	}
-	if err := checkAddr("-listen", c.Listen, true); err != nil {
+	if err := checkAddr("-listen", "tcp", c.Listen, true); err != nil {
 		return err
 	}
 	fp, err := parseFingerprint(c.Fingerprint)
@@ -159,7 +159,7 @@ type client struct {
 	pool    *quicpool.Pool
 	tunnels *tracker
 	fatal   chan error // a failure the client cannot start with
-	broken  throttle   // the warnings of tunnels that ended on a problem: one each while it lasts
+	broken  throttle   // the warnings of tunnels that ended on a problem: one a second of each kind
 
 	link chan *link // what the client knows of its server; one goroutine at a time owns it
 }
@@ -335,7 +335,7 @@ func (c *client) tunnel(tc *net.TCPConn, lost <-chan struct{}) {
 	for _, e := range tunnelProblem {
 		if errors.Is(err, e) {
 			var skipped int
-			if level, skipped = c.broken.level(slog.LevelWarn); level == slog.LevelWarn {
+			if level, skipped = c.broken.level(e.Error(), slog.LevelWarn); level == slog.LevelWarn {
 				attrs = append(attrs, "also_closed", skipped)
 			}
 			break
@@ -443,7 +443,9 @@ func (c *client) monitor(ctx context.Context, events <-chan messages.Event) {
 		}
 
 		st := c.pool.Stats()
-		if gaveUp || ctx.Err() != nil || errors.Is(st.Err, quicpool.ErrClosed) {
+		// A permanent failure before the first connection (FailFast) ends the client: its event
+		// may come after this look at the pool.
+		if gaveUp || ctx.Err() != nil || errors.Is(st.Err, quicpool.ErrClosed) || (!everUp && st.FailFast) {
 			continue // the client is stopping: nothing more to say of the pool ("yet" would mislead)
 		}
 		up := st.Err == nil && serving(st)

@@ -63,7 +63,6 @@ import (
 	"net"
 	"os"
 	"os/signal"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -212,9 +211,10 @@ func (l *listFlag) Set(s string) error {
 	return nil
 }
 
-// checkAddr checks a HOST:PORT flag value: its port is a number of 1 to 65535, or 0 too when
-// anyPort (a listen address: the system picks one).
-func checkAddr(flag, addr string, anyPort bool) error {
+// checkAddr checks a HOST:PORT flag value of network ("tcp" or "udp"): its port is a number of
+// 1 to 65535 or a service name ("https"), or 0 too when anyPort (a listen address: the system
+// picks one).
+func checkAddr(flag, network, addr string, anyPort bool) error {
 	_, port, err := net.SplitHostPort(addr)
 	if err != nil {
 		return fmt.Errorf("%s: %w", flag, err)
@@ -223,8 +223,8 @@ func checkAddr(flag, addr string, anyPort bool) error {
 	if anyPort {
 		lowest = 0
 	}
-	if n, err := strconv.Atoi(port); err != nil || n < lowest || n > 65535 {
-		return fmt.Errorf("%s %s: the port must be a number from %d to 65535", flag, addr, lowest)
+	if n, err := net.LookupPort(network, port); err != nil || n < lowest {
+		return fmt.Errorf("%s %s: the port must be a number from %d to 65535, or a service name", flag, addr, lowest)
 	}
 	return nil
 }

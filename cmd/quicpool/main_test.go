@@ -77,6 +77,7 @@ func TestRunUsage(t *testing.T) {
 		{[]string{"server", "-target", "127.0.0.1:1", "-allow", "10.0.0.1,"}, 2, false, "empty value"},
 		{[]string{"server", "-target", "127.0.0.1:99999"}, 2, false, "-target 127.0.0.1:99999: the port"},
 		{[]string{"server", "-target", ":0"}, 2, false, "-target :0: the port"},
+		{[]string{"server", "-target", "127.0.0.1:nosuchservice"}, 2, false, "-target 127.0.0.1:nosuchservice: the port"},
 		{[]string{"server", "-target", "127.0.0.1:1", "-listen", "127.0.0.1"}, 2, false, "-listen"},
 		{[]string{"server", "-target", "127.0.0.1:1", "-listen", "127.0.0.1:99999"}, 2, false, "-listen 127.0.0.1:99999: the port"},
 		{[]string{"server", "-target", "127.0.0.1:1", "-stats", "1ns"}, 2, false, "-stats must be 0 (none) or at least 1s"},

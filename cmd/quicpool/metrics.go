@@ -39,7 +39,7 @@ func (o observeConfig) validate() error {
 		return errors.New("-name must be printable text of at most 64 bytes")
 	}
 	if o.Metrics != "" {
-		if err := checkAddr("-metrics", o.Metrics, true); err != nil {
+		if err := checkAddr("-metrics", "tcp", o.Metrics, true); err != nil {
 			return err
 		}
 	}

@@ -53,10 +53,10 @@ func (c serverConfig) validate() error {
 	case c.Stats > 0 && c.Stats < minStats:
 		return fmt.Errorf("-stats must be 0 (none) or at least %v", minStats)
 	}
-	if err := checkAddr("-listen", c.Listen, true); err != nil {
+	if err := checkAddr("-listen", "udp", c.Listen, true); err != nil {
 		return err
 	}
-	if err := checkAddr("-target", c.Target, false); err != nil {
+	if err := checkAddr("-target", "tcp", c.Target, false); err != nil {
 		return err
 	}
 	for _, a := range c.Allow {
@@ -92,7 +92,7 @@ type server struct {
 	cfg      serverConfig
 	pool     *quicpool.Pool
 	tunnels  *tracker
-	noTarget throttle // "cannot reach the target": one line per tunnel while the target is down
+	noTarget throttle // "cannot reach the target": one line per tunnel while the target is down (one kind)
 }
 
 // runServer runs the server side of the tunnel until ctx is done, then drains its tunnels (see
@@ -216,9 +216,12 @@ func (s *server) serveStream(st *quicpool.StreamConn) {
 	if err != nil {
 		_, _ = st.Write([]byte{statusNoTarget})
 		_ = st.Close()
-		level, skipped := s.noTarget.level(slog.LevelWarn)
-		log.Log(context.Background(), level, "cannot reach the target", "target", s.cfg.Target, "reason", err.Error(),
-			"also_failed", skipped)
+		attrs := []any{"target", s.cfg.Target, "reason", err.Error()}
+		level, skipped := s.noTarget.level("", slog.LevelWarn)
+		if level == slog.LevelWarn {
+			attrs = append(attrs, "also_failed", skipped)
+		}
+		log.Log(context.Background(), level, "cannot reach the target", attrs...)
 		return
 	}
 	if _, err := st.Write([]byte{statusOK}); err != nil {

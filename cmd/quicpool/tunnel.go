@@ -109,23 +109,28 @@ func (l *thinned) log() (now bool, skipped int) {
 	return true, skipped
 }
 
-// throttle is thinned for a line that many goroutines log (one per tunnel): its state moves
-// through a one-slot channel. The lines it holds back go to the debug level, so that -v still
-// shows every one.
-type throttle struct{ owner chan *thinned }
+// throttle is thinned, by kind, for lines that many goroutines log (one per tunnel): its state
+// moves through a one-slot channel. The lines it holds back go to the debug level, so that -v
+// still shows every one.
+type throttle struct{ owner chan map[string]*thinned }
 
 func newThrottle() throttle {
-	t := throttle{owner: make(chan *thinned, 1)}
-	t.owner <- &thinned{}
+	t := throttle{owner: make(chan map[string]*thinned, 1)}
+	t.owner <- map[string]*thinned{}
 	return t
 }
 
-// level returns the level to log the next line at: level at most once a second, with how many
-// lines were held back since the last one; slog.LevelDebug otherwise.
-func (t throttle) level(level slog.Level) (slog.Level, int) {
-	l := <-t.owner
+// level returns the level to log the next line of a kind at: level at most once a second, with
+// how many lines of that kind were held back since the last one; slog.LevelDebug otherwise.
+func (t throttle) level(kind string, level slog.Level) (slog.Level, int) {
+	kinds := <-t.owner
+	l := kinds[kind]
+	if l == nil {
+		l = &thinned{}
+		kinds[kind] = l
+	}
 	now, skipped := l.log()
-	t.owner <- l
+	t.owner <- kinds
 	if !now {
 		return slog.LevelDebug, 0
 	}

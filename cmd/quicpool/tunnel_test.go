@@ -472,22 +472,26 @@ func TestClientAddr(t *testing.T) {
 	}
 }
 
-// A throttle lets one line a second through at its level, sends the others to the debug level,
-// and says with the next line it lets through how many it held back.
+// A throttle lets one line a second of each kind through at its level, sends the others of that
+// kind to the debug level, and says with the next line of the kind it lets through how many it
+// held back.
 func TestThrottle(t *testing.T) {
 	th := newThrottle()
-	if level, skipped := th.level(slog.LevelWarn); level != slog.LevelWarn || skipped != 0 {
+	if level, skipped := th.level("a", slog.LevelWarn); level != slog.LevelWarn || skipped != 0 {
 		t.Fatalf("first line: %v, %d held back; want WARN, 0", level, skipped)
 	}
 	for i := range 3 {
-		if level, _ := th.level(slog.LevelWarn); level != slog.LevelDebug {
+		if level, _ := th.level("a", slog.LevelWarn); level != slog.LevelDebug {
 			t.Fatalf("line %d in the same second: %v, want DEBUG", i+2, level)
 		}
 	}
-	l := <-th.owner // a second passes
-	l.last = l.last.Add(-time.Second)
-	th.owner <- l
-	if level, skipped := th.level(slog.LevelWarn); level != slog.LevelWarn || skipped != 3 {
+	if level, skipped := th.level("b", slog.LevelWarn); level != slog.LevelWarn || skipped != 0 {
+		t.Fatalf("first line of another kind: %v, %d held back; want WARN, 0", level, skipped)
+	}
+	kinds := <-th.owner // a second passes
+	kinds["a"].last = kinds["a"].last.Add(-time.Second)
+	th.owner <- kinds
+	if level, skipped := th.level("a", slog.LevelWarn); level != slog.LevelWarn || skipped != 3 {
 		t.Fatalf("a second later: %v, %d held back; want WARN, 3", level, skipped)
 	}
 }
