@@ -30,8 +30,9 @@
 // -max above 128 streams uses one connection per 128, and a client whose connection went silent
 // briefly holds a second one while it reconnects), and takes every stream the clients open as
 // soon as it arrives. The client takes an idle stream for every TCP connection it accepts and
-// writes "qpt1" on it; the server reads that, dials its target and answers one status byte,
-// then both pipe bytes until each side has closed (a half-close travels through). No control
+// writes "qpt2" on it; the server reads that, dials its target and answers one status byte,
+// then both pipe bytes, in frames, until each side has closed (a half-close travels through)
+// and said it has everything (so that a stop that waits for its tunnels cuts none short). No control
 // stream is used: each tunnel names itself, so several clients share one server, and a client
 // never depends on a stream that a server restart takes away.
 //

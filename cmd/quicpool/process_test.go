@@ -28,7 +28,7 @@ import (
 // startupTimeout bounds every wait for a process to print what it prints when all is well.
 const startupTimeout = 15 * time.Second
 
-var binary struct {
+var built struct { // the command, built once for the tests
 	once sync.Once
 	dir  string
 	path string
@@ -37,8 +37,8 @@ var binary struct {
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if binary.dir != "" {
-		_ = os.RemoveAll(binary.dir)
+	if built.dir != "" {
+		_ = os.RemoveAll(built.dir)
 	}
 	os.Exit(code)
 }
@@ -46,20 +46,20 @@ func TestMain(m *testing.M) {
 // quicpoolBinary builds the command once for the whole test run and returns its path.
 func quicpoolBinary(t *testing.T) string {
 	t.Helper()
-	binary.once.Do(func() {
-		if binary.dir, binary.err = os.MkdirTemp("", "quicpool-test-"); binary.err != nil {
+	built.once.Do(func() {
+		if built.dir, built.err = os.MkdirTemp("", "quicpool-test-"); built.err != nil {
 			return
 		}
-		binary.path = filepath.Join(binary.dir, "quicpool")
-		out, err := exec.Command("go", "build", "-o", binary.path, ".").CombinedOutput()
+		built.path = filepath.Join(built.dir, "quicpool")
+		out, err := exec.Command("go", "build", "-o", built.path, ".").CombinedOutput()
 		if err != nil {
-			binary.err = fmt.Errorf("go build: %v\n%s", err, out)
+			built.err = fmt.Errorf("go build: %v\n%s", err, out)
 		}
 	})
-	if binary.err != nil {
-		t.Fatal(binary.err)
+	if built.err != nil {
+		t.Fatal(built.err)
 	}
-	return binary.path
+	return built.path
 }
 
 // output collects what a process writes to one of its streams, line by line, and lets a test

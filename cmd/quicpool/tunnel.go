@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -24,12 +25,29 @@ import (
 // byte (statusOK; or statusNoTarget or statusStopping, and the end of the stream) before the
 // target's bytes. No control stream is used: every stream says for itself that it is a tunnel,
 // so one server pool serves any number of clients, each on connections of its own.
+//
+// After the hello and the status, each direction of the stream is a series of frames: a 2-byte
+// big-endian length and that many bytes of the TCP connection. A frame of length 0 ends the
+// direction's data (its TCP side half-closed). After it the direction carries one byte more,
+// doneByte, once its side has read the other direction's end and passed everything before it on
+// to its TCP connection; then the stream's FIN. A side that has read the peer's doneByte knows
+// that the peer's TCP connection holds every byte it sent: a stop that waits for its tunnels
+// (shutdown) then cuts none it counts as closed. (QUIC, unlike TCP, has no kernel to finish the
+// delivery once the process closes the connection.)
 const (
-	tunnelHello    = "qpt1" // the first bytes of a tunnel stream: protocol and version
+	tunnelHello    = "qpt2" // the first bytes of a tunnel stream: protocol and version
 	statusOK       = 0      // the server reached its target
 	statusNoTarget = 1      // the server could not reach its target; the stream ends
 	statusStopping = 2      // the server is shutting down and takes no tunnel; the stream ends
+
+	frameHeader = 2        // the length of a frame's payload, big-endian
+	maxFrame    = 32 << 10 // the most payload a frame carries
+	doneByte    = 0x06     // after a direction's end: its side has all the other direction's data
 )
+
+// errBadFrame is a tunnel stream that breaks the framing: it ended without its end and done, or
+// carried something else than doneByte after its end.
+var errBadFrame = errors.New("the tunnel's stream broke the protocol")
 
 // Timeouts of the tunnel commands.
 const (
@@ -272,25 +290,25 @@ func (c *counter) Write(b []byte) (int, error) {
 	return n, err
 }
 
-// pipe copies between a TCP connection and a pool stream in both directions and returns when
-// both directions have ended, with the bytes sent (TCP to stream) and received (stream to TCP)
-// and the first error; it adds them to toStream and toTCP as they flow. first, if not nil, runs
-// in the stream-to-TCP direction before any byte is copied (the client reads the server's status
-// byte there); its error aborts the tunnel, and is the one returned if the peer stopped reading
-// before first returned. An EOF is passed on as a half-close: the TCP side's EOF closes the
-// stream's write side (the peer reads EOF), the stream's EOF closes the TCP write side, and the
-// other direction keeps flowing until its own EOF. An error in either direction aborts both at
-// once (see abort). tcp and s are closed when pipe returns.
+// pipe copies between a TCP connection and a pool stream in both directions, in frames, and
+// returns when both directions have ended and the peer has said it has everything (doneByte),
+// with the bytes sent (TCP to stream) and received (stream to TCP) and the first error; it adds
+// them to toStream and toTCP as they flow. first, if not nil, runs in the stream-to-TCP direction
+// before any frame is read (the client reads the server's status byte there); its error aborts
+// the tunnel, and is the one returned if the peer stopped reading before first returned. An EOF
+// is passed on as a half-close: the TCP side's EOF ends the stream's data (the peer's TCP side
+// reads EOF), the end of the stream's data closes the TCP write side, and the other direction
+// keeps flowing until its own end. An error in either direction aborts both at once (see
+// abort). tcp and s are closed when pipe returns.
 func pipe(tcp *net.TCPConn, s *quicpool.StreamConn, toStream, toTCP func(int64), first func() error) (sent, recv int64, err error) {
-	up := &counter{w: s, add: toStream}
 	down := &counter{w: tcp, add: toTCP}
 	done := make(chan error, 2)
 	firstDone := make(chan struct{}) // closed once first has returned and its error, if any, is in done
+	peerEnded := make(chan struct{}) // closed once the stream's data has all gone to tcp
+	aborted := make(chan struct{})   // closed on the first error
 	go func() {
-		_, err := io.Copy(up, tcp)
-		if err == nil {
-			err = s.CloseWrite() // FIN: the peer reads EOF; our read side stays open
-		}
+		var err error
+		sent, err = sendFrames(tcp, s, toStream, peerEnded, aborted)
 		if err != nil && stoppedByPeer(s) {
 			// A peer that stops reading before first has run (the server refusing a tunnel)
 			// has said why in what first reads: that is the error to report, and an abort now
@@ -308,15 +326,12 @@ func pipe(tcp *net.TCPConn, s *quicpool.StreamConn, toStream, toTCP func(int64),
 			}
 		}
 		close(firstDone)
-		_, err := io.Copy(down, s)
-		if err == nil {
-			err = tcp.CloseWrite()
-		}
-		done <- err
+		done <- receiveFrames(s, down, tcp, peerEnded)
 	}()
 	for range 2 {
 		if e := <-done; e != nil && err == nil {
 			err = e
+			close(aborted)
 			abort(tcp, s) // unblocks the other direction
 		}
 	}
@@ -324,7 +339,93 @@ func pipe(tcp *net.TCPConn, s *quicpool.StreamConn, toStream, toTCP func(int64),
 		_ = s.Close() // both directions ended cleanly: release the stream
 		_ = tcp.Close()
 	}
-	return up.n, down.n, err
+	return sent, down.n, err
+}
+
+// sendFrames copies tcp to s in frames until tcp's EOF, ends the data, and once the peer's data
+// has all gone to tcp (peerEnded) says so (doneByte) and closes s's write side. It returns the
+// bytes sent, and early with errAborted if the tunnel is aborted first.
+func sendFrames(tcp *net.TCPConn, s *quicpool.StreamConn, count func(int64), peerEnded, aborted <-chan struct{}) (int64, error) {
+	buf := make([]byte, frameHeader+maxFrame)
+	var sent int64
+	for {
+		n, err := tcp.Read(buf[frameHeader:])
+		if n > 0 {
+			binary.BigEndian.PutUint16(buf, uint16(n))
+			w, err := s.Write(buf[:frameHeader+n])
+			payload := int64(max(w-frameHeader, 0))
+			sent += payload
+			count(payload) // after every write, failed or not
+			if err != nil {
+				return sent, err
+			}
+		}
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return sent, err
+		}
+	}
+	if _, err := s.Write([]byte{0, 0}); err != nil { // the end of the data: the peer's TCP side reads EOF
+		return sent, err
+	}
+	select {
+	case <-peerEnded:
+	case <-aborted:
+		return sent, errAborted
+	}
+	if _, err := s.Write([]byte{doneByte}); err != nil {
+		return sent, err
+	}
+	return sent, s.CloseWrite()
+}
+
+// errAborted ends a direction that was waiting when the other one failed; pipe reports the
+// other's error.
+var errAborted = errors.New("tunnel aborted")
+
+// receiveFrames copies the frames of s to w (tcp, counted) until the end of the data, closes
+// tcp's write side and closes peerEnded, then reads the peer's doneByte and the stream's end.
+// It returns the first error; a stream that ends before its doneByte is errBadFrame.
+func receiveFrames(s *quicpool.StreamConn, w io.Writer, tcp *net.TCPConn, peerEnded chan<- struct{}) error {
+	var header [frameHeader]byte
+	for {
+		if _, err := io.ReadFull(s, header[:]); err != nil {
+			return framingErr(err)
+		}
+		n := int64(binary.BigEndian.Uint16(header[:]))
+		if n == 0 {
+			break
+		}
+		if _, err := io.CopyN(w, s, n); err != nil {
+			return framingErr(err)
+		}
+	}
+	if err := tcp.CloseWrite(); err != nil {
+		return err
+	}
+	close(peerEnded)
+	var b [1]byte
+	if _, err := io.ReadFull(s, b[:]); err != nil {
+		return framingErr(err)
+	}
+	if b[0] != doneByte {
+		return fmt.Errorf("%w: byte %#x after its end", errBadFrame, b[0])
+	}
+	if n, err := s.Read(b[:]); n > 0 || !errors.Is(err, io.EOF) {
+		return fmt.Errorf("%w: more after its done (%v)", errBadFrame, err)
+	}
+	return nil
+}
+
+// framingErr is a read error of a framed stream: an EOF there (a FIN before the end of the data
+// or the done) is errBadFrame, a peer that did not finish the tunnel.
+func framingErr(err error) error {
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		return fmt.Errorf("%w: it ended early", errBadFrame)
+	}
+	return err
 }
 
 // stoppedByPeer reports whether the peer stopped reading s (a STOP_SENDING): quic-go then cancels

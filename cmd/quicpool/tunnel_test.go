@@ -72,10 +72,16 @@ func startRun(f func(ctx context.Context, r *inProc) error) *inProc {
 // fingerprint.
 func inProcessServer(t *testing.T, target string) (r *inProc, addr, fp string) {
 	t.Helper()
+	return inProcessServerGrace(t, target, time.Second)
+}
+
+// inProcessServerGrace is inProcessServer with -grace.
+func inProcessServerGrace(t *testing.T, target string, grace time.Duration) (r *inProc, addr, fp string) {
+	t.Helper()
 	state := t.TempDir()
 	r = startRun(func(ctx context.Context, r *inProc) error {
 		return runServer(ctx, serverConfig{Listen: "127.0.0.1:0", Target: target, Clients: 2, StateDir: state,
-			KeepAlive: defaultKeepAlive, Grace: time.Second, Log: newLogger(r.log, true)}, r.out)
+			KeepAlive: defaultKeepAlive, Grace: grace, Log: newLogger(r.log, true)}, r.out)
 	})
 	t.Cleanup(func() { _ = r.stop() })
 	m := serverLine.FindStringSubmatch(r.waitFor(t, r.out, serverLine.String()))
@@ -86,9 +92,15 @@ func inProcessServer(t *testing.T, target string) (r *inProc, addr, fp string) {
 // forwards.
 func inProcessClient(t *testing.T, server, fp string) (r *inProc, listen string) {
 	t.Helper()
+	return inProcessClientGrace(t, server, fp, time.Second)
+}
+
+// inProcessClientGrace is inProcessClient with -grace.
+func inProcessClientGrace(t *testing.T, server, fp string, grace time.Duration) (r *inProc, listen string) {
+	t.Helper()
 	r = startRun(func(ctx context.Context, r *inProc) error {
 		return runClient(ctx, clientConfig{Server: server, Listen: "127.0.0.1:0", MinCap: 4, MaxCap: 16, Fingerprint: fp,
-			KeepAlive: defaultKeepAlive, Retry: defaultRetry, Grace: time.Second, Log: newLogger(r.log, true)}, r.out)
+			KeepAlive: defaultKeepAlive, Retry: defaultRetry, Grace: grace, Log: newLogger(r.log, true)}, r.out)
 	})
 	t.Cleanup(func() { _ = r.stop() })
 	m := clientLine.FindStringSubmatch(r.waitFor(t, r.out, clientLine.String()))
@@ -494,4 +506,157 @@ func TestThrottle(t *testing.T) {
 	if level, skipped := th.level("a", slog.LevelWarn); level != slog.LevelWarn || skipped != 3 {
 		t.Fatalf("a second later: %v, %d held back; want WARN, 3", level, skipped)
 	}
+}
+
+// A server that stops while a tunnel's last bytes are still on their way waits for the client to
+// have them all: a TCP client that reads nothing until the server is draining still gets every
+// byte its target sent, and a clean end. (Before the tunnel protocol's done byte, the server
+// closed its connection once its own side had written the bytes, and the client lost those not
+// yet passed on to its TCP connection.)
+func TestServerStopDeliversTheTunnelsTail(t *testing.T) {
+	const size = 32 << 20 // beyond what the client's QUIC window and TCP buffers hold
+	server, addr, fp := inProcessServerGrace(t, startSource(t, size), eventTimeout)
+	client, listen := inProcessClient(t, addr, fp)
+	client.waitFor(t, client.log, `msg="connected to the server"`)
+
+	c, err := net.Dial("tcp", listen)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	tc := c.(*net.TCPConn)
+	_ = tc.SetDeadline(time.Now().Add(eventTimeout))
+	if err := tc.CloseWrite(); err != nil { // nothing to send: the tunnel ends with the target's bytes
+		t.Fatal(err)
+	}
+	server.waitFor(t, server.log, `msg="tunnel opened"`)
+	server.cancel() // the stop, while the client holds most of the bytes unread
+	server.waitFor(t, server.log, `msg="shutting down: draining 1 tunnel"`)
+	got, err := readSlowly(tc)
+	if err != nil || got != size {
+		t.Fatalf("the TCP client read %d of %d bytes, then %v\n%s\n%s", got, size, err, server.log, client.log)
+	}
+	server.waitFor(t, server.log, `msg="all tunnels closed"`)
+}
+
+// A client that stops while a tunnel's upload is still on its way waits for the server to have
+// passed it all on: a target that half-closes at once and reads slowly still gets every byte the
+// TCP client sent before the client's stop, and a clean end.
+func TestClientStopDeliversTheTunnelsTail(t *testing.T) {
+	const size = 32 << 20
+	sink, got := startSink(t)
+	_, addr, fp := inProcessServer(t, sink)
+	client, listen := inProcessClientGrace(t, addr, fp, eventTimeout)
+	client.waitFor(t, client.log, `msg="connected to the server"`)
+
+	c, err := net.Dial("tcp", listen)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(eventTimeout))
+	uploaded := make(chan error, 1)
+	go func() {
+		_, err := c.Write(make([]byte, size))
+		if err == nil {
+			err = c.(*net.TCPConn).CloseWrite()
+		}
+		uploaded <- err
+	}()
+	client.waitFor(t, client.log, `msg="tunnel opened"`)
+	client.cancel() // the stop, while most of the upload is still on its way
+	client.waitFor(t, client.log, `msg="shutting down: draining 1 tunnel"`)
+	if err := <-uploaded; err != nil {
+		t.Fatalf("upload: %v", err)
+	}
+	select {
+	case r := <-got:
+		if r.err != nil || r.n != size {
+			t.Fatalf("the target read %d of %d bytes, then %v\n%s", r.n, size, r.err, client.log)
+		}
+	case <-time.After(eventTimeout):
+		t.Fatal("the target never read to the end")
+	}
+	client.waitFor(t, client.log, `msg="all tunnels closed"`)
+}
+
+// sinkResult is what startSink's target read from a connection, and the error that ended it
+// (nil for EOF).
+type sinkResult struct {
+	n   int64
+	err error
+}
+
+// startSink starts a TCP target that half-closes every connection at once and reads it slowly
+// (readSlowly) to its end; it returns its address and a channel of what it read.
+func startSink(t *testing.T) (string, <-chan sinkResult) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan sinkResult, 16)
+	var wg sync.WaitGroup
+	t.Cleanup(func() { _ = ln.Close(); wg.Wait() })
+	wg.Go(func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			wg.Go(func() {
+				defer c.Close()
+				_ = c.SetDeadline(time.Now().Add(eventTimeout))
+				_ = c.(*net.TCPConn).CloseWrite()
+				n, err := readSlowly(c)
+				got <- sinkResult{n, err}
+			})
+		}
+	})
+	return ln.Addr().String(), got
+}
+
+// readSlowly reads r to its end, 64 KiB at a time with a pause of a millisecond after each: a
+// reader slower than the path, so that the bytes not yet read pile up in the buffers before it.
+// It returns the bytes read and the error that ended the reading, nil for EOF.
+func readSlowly(r io.Reader) (int64, error) {
+	buf := make([]byte, 64<<10)
+	var got int64
+	for {
+		n, err := r.Read(buf)
+		got += int64(n)
+		if errors.Is(err, io.EOF) {
+			return got, nil
+		}
+		if err != nil {
+			return got, err
+		}
+		time.Sleep(time.Millisecond) // the reader's pace: the workload, not a wait for an event
+	}
+}
+
+// startSource starts a TCP target that sends size bytes to every connection and then closes it,
+// and returns its address.
+func startSource(t *testing.T, size int) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	t.Cleanup(func() { _ = ln.Close(); wg.Wait() })
+	wg.Go(func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			wg.Go(func() {
+				defer c.Close()
+				_ = c.SetDeadline(time.Now().Add(eventTimeout))
+				_, _ = c.Write(make([]byte, size))
+			})
+		}
+	})
+	return ln.Addr().String()
 }
