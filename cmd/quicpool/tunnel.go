@@ -27,7 +27,7 @@ import (
 // so one server pool serves any number of clients, each on connections of its own.
 //
 // After the hello and the status, each direction of the stream is a series of frames: a 2-byte
-// big-endian length and that many bytes of the TCP connection. A frame of length 0 ends the
+// big-endian length (at most maxFrame) and that many bytes of the TCP connection. A frame of length 0 ends the
 // direction's data (its TCP side half-closed). After it the direction carries one byte more,
 // doneByte, once its side has read the other direction's end and passed everything before it on
 // to its TCP connection; then the stream's FIN. A side that has read the peer's doneByte knows
@@ -45,8 +45,8 @@ const (
 	doneByte    = 0x06     // after a direction's end: its side has all the other direction's data
 )
 
-// errBadFrame is a tunnel stream that breaks the framing: it ended without its end and done, or
-// carried something else than doneByte after its end.
+// errBadFrame is a tunnel stream that breaks the framing: it ended without its end and done,
+// carried a frame longer than maxFrame, or something else than doneByte after its end.
 var errBadFrame = errors.New("the tunnel's stream broke the protocol")
 
 // Timeouts of the tunnel commands.
@@ -389,17 +389,23 @@ var errAborted = errors.New("tunnel aborted")
 // tcp's write side and closes peerEnded, then reads the peer's doneByte and the stream's end.
 // It returns the first error; a stream that ends before its doneByte is errBadFrame.
 func receiveFrames(s *quicpool.StreamConn, w io.Writer, tcp *net.TCPConn, peerEnded chan<- struct{}) error {
-	var header [frameHeader]byte
+	buf := make([]byte, maxFrame) // one for the tunnel: io.CopyN would allocate one per frame
 	for {
-		if _, err := io.ReadFull(s, header[:]); err != nil {
+		if _, err := io.ReadFull(s, buf[:frameHeader]); err != nil {
 			return framingErr(err)
 		}
-		n := int64(binary.BigEndian.Uint16(header[:]))
+		n := int(binary.BigEndian.Uint16(buf))
 		if n == 0 {
 			break
 		}
-		if _, err := io.CopyN(w, s, n); err != nil {
+		if n > maxFrame {
+			return fmt.Errorf("%w: a frame of %d bytes (at most %d)", errBadFrame, n, maxFrame)
+		}
+		if _, err := io.ReadFull(s, buf[:n]); err != nil {
 			return framingErr(err)
+		}
+		if _, err := w.Write(buf[:n]); err != nil {
+			return err
 		}
 	}
 	if err := tcp.CloseWrite(); err != nil {

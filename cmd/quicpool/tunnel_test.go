@@ -660,3 +660,36 @@ func startSource(t *testing.T, size int) string {
 	})
 	return ln.Addr().String()
 }
+
+// A tunnel stream that breaks the framing is an error, never a clean end: a FIN before the end
+// of the data or before the done byte (a peer that did not finish the tunnel), a frame longer
+// than maxFrame, another byte than doneByte, or more after it.
+func TestReceiveFramesRefusesBrokenStreams(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		sent []byte
+	}{
+		{"FIN inside a frame", []byte{0, 5, 'a', 'b'}},
+		{"FIN before the end", []byte{0, 1, 'a'}},
+		{"FIN before the done byte", []byte{0, 1, 'a', 0, 0}},
+		{"a frame too long", []byte{0xff, 0xff}},
+		{"another byte than done", []byte{0, 0, 'x'}},
+		{"more after done", []byte{0, 0, doneByte, 'x'}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cs, ss := streamPair(t)
+			tcp, _ := tcpPair(t)
+			if _, err := ss.Write(tc.sent); err != nil {
+				t.Fatal(err)
+			}
+			if err := ss.CloseWrite(); err != nil {
+				t.Fatal(err)
+			}
+			_ = cs.SetReadDeadline(time.Now().Add(eventTimeout))
+			err := receiveFrames(cs, io.Discard, tcp, make(chan struct{}))
+			if !errors.Is(err, errBadFrame) {
+				t.Fatalf("receiveFrames: %v, want %v", err, errBadFrame)
+			}
+		})
+	}
+}
