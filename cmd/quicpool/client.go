@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -53,19 +54,11 @@ func (c clientConfig) validate() error {
 		return errors.New("-min must be at least 1")
 	case c.MaxCap < c.MinCap || c.MaxCap > quicpool.MaxCapacity:
 		return fmt.Errorf("-max must be between -min and %d", quicpool.MaxCapacity)
-	case c.KeepAlive < minKeepAlive || c.KeepAlive > maxKeepAlive:
-		return errors.New("-keepalive must be between 1s and 24h")
 	case c.Retry < 100*time.Millisecond:
 		return errors.New("-retry must be at least 100ms")
-	case c.Grace < 0 || c.Stats < 0:
-		return errors.New("-grace and -stats cannot be negative")
-	case c.Stats > 0 && c.Stats < minStats:
-		return fmt.Errorf("-stats must be 0 (none) or at least %v", minStats)
 	}
-	if err := checkAddr("-server", "udp", c.Server, false); err != nil {
-		return err
-	}
-	if err := checkAddr("-listen", "tcp", c.Listen, true); err != nil {
+	if err := cmp.Or(checkPeriods(c.KeepAlive, c.Grace, c.Stats),
+		checkAddr("-server", "udp", c.Server, false), checkAddr("-listen", "tcp", c.Listen, true)); err != nil {
 		return err
 	}
 	fp, err := parseFingerprint(c.Fingerprint)

@@ -233,6 +233,19 @@ func checkAddr(flag, network, addr string, anyPort bool) error {
 // minStats is the shortest -stats period: a health line more often floods the log.
 const minStats = time.Second
 
+// checkPeriods checks the -keepalive, -grace and -stats flags both tunnel commands have.
+func checkPeriods(keepAlive, grace, stats time.Duration) error {
+	switch {
+	case keepAlive < minKeepAlive || keepAlive > maxKeepAlive:
+		return errors.New("-keepalive must be between 1s and 24h")
+	case grace < 0 || stats < 0:
+		return errors.New("-grace and -stats cannot be negative")
+	case stats > 0 && stats < minStats:
+		return fmt.Errorf("-stats must be 0 (none) or at least %v", minStats)
+	}
+	return nil
+}
+
 // commonFlags are the flags both tunnel commands have.
 type commonFlags struct {
 	keepAlive, grace, stats time.Duration

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -46,17 +47,9 @@ func (c serverConfig) validate() error {
 		return errors.New("-cert and -key go together")
 	case c.CertFile == "" && c.StateDir == "":
 		return errors.New("no state directory to keep the server's certificate in: pass -state DIR (or -cert and -key)")
-	case c.KeepAlive < minKeepAlive || c.KeepAlive > maxKeepAlive:
-		return errors.New("-keepalive must be between 1s and 24h")
-	case c.Grace < 0 || c.Stats < 0:
-		return errors.New("-grace and -stats cannot be negative")
-	case c.Stats > 0 && c.Stats < minStats:
-		return fmt.Errorf("-stats must be 0 (none) or at least %v", minStats)
 	}
-	if err := checkAddr("-listen", "udp", c.Listen, true); err != nil {
-		return err
-	}
-	if err := checkAddr("-target", "tcp", c.Target, false); err != nil {
+	if err := cmp.Or(checkPeriods(c.KeepAlive, c.Grace, c.Stats),
+		checkAddr("-listen", "udp", c.Listen, true), checkAddr("-target", "tcp", c.Target, false)); err != nil {
 		return err
 	}
 	for _, a := range c.Allow {

@@ -413,6 +413,18 @@ func echoOnce(addr string) error {
 // and half-closes it at EOF. It returns its address.
 func startEcho(t *testing.T) string {
 	t.Helper()
+	return startTarget(t, func(c *net.TCPConn) {
+		if _, err := io.Copy(c, c); err == nil {
+			_ = c.CloseWrite()
+		}
+	})
+}
+
+// startTarget starts a TCP target on loopback that serves every connection with serve, on a
+// goroutine of its own, within eventTimeout, and closes it after; it returns its address. The
+// target stops when the test ends.
+func startTarget(t *testing.T, serve func(*net.TCPConn)) string {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -428,9 +440,7 @@ func startEcho(t *testing.T) string {
 			wg.Go(func() {
 				defer c.Close()
 				_ = c.SetDeadline(time.Now().Add(eventTimeout))
-				if _, err := io.Copy(c, c); err == nil {
-					_ = c.(*net.TCPConn).CloseWrite()
-				}
+				serve(c.(*net.TCPConn))
 			})
 		}
 	})
@@ -591,29 +601,12 @@ type sinkResult struct {
 // (readSlowly) to its end; it returns its address and a channel of what it read.
 func startSink(t *testing.T) (string, <-chan sinkResult) {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
 	got := make(chan sinkResult, 16)
-	var wg sync.WaitGroup
-	t.Cleanup(func() { _ = ln.Close(); wg.Wait() })
-	wg.Go(func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			wg.Go(func() {
-				defer c.Close()
-				_ = c.SetDeadline(time.Now().Add(eventTimeout))
-				_ = c.(*net.TCPConn).CloseWrite()
-				n, err := readSlowly(c)
-				got <- sinkResult{n, err}
-			})
-		}
-	})
-	return ln.Addr().String(), got
+	return startTarget(t, func(c *net.TCPConn) {
+		_ = c.CloseWrite()
+		n, err := readSlowly(c)
+		got <- sinkResult{n, err}
+	}), got
 }
 
 // readSlowly reads r to its end, 64 KiB at a time with a pause of a millisecond after each: a
@@ -639,26 +632,7 @@ func readSlowly(r io.Reader) (int64, error) {
 // and returns its address.
 func startSource(t *testing.T, size int) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	t.Cleanup(func() { _ = ln.Close(); wg.Wait() })
-	wg.Go(func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			wg.Go(func() {
-				defer c.Close()
-				_ = c.SetDeadline(time.Now().Add(eventTimeout))
-				_, _ = c.Write(make([]byte, size))
-			})
-		}
-	})
-	return ln.Addr().String()
+	return startTarget(t, func(c *net.TCPConn) { _, _ = c.Write(make([]byte, size)) })
 }
 
 // A tunnel stream that breaks the framing is an error, never a clean end: a FIN before the end
