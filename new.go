@@ -41,9 +41,10 @@ func NewClient(addr string, opts ...Option) (*Pool, error) {
 
 // NewServer starts a server pool listening on addr ("host:port"; port 0 picks a free one, see
 // Addr). tlsConfig must carry a certificate with its private key (or GetCertificate) and allow
-// TLS 1.3; the pool uses a copy with TLS 1.3 and ALPN "np-quic" forced. By default it holds up to 64 idle streams (WithCapacity sets the maximum). Like
-// net.Listen it returns the listen error, if any; except with WithParent, where it does not wait
-// for the listener (use WaitReady or Err).
+// TLS 1.3; the pool uses a copy with TLS 1.3 and ALPN "np-quic" forced. By default it holds up
+// to 64 idle streams (WithCapacity sets the maximum). Like net.Listen it returns the listen
+// error, if any; except with WithParent, where it does not wait for the listener (use WaitReady
+// or Err).
 func NewServer(addr string, tlsConfig *tls.Config, opts ...Option) (*Pool, error) {
 	s := settings{
 		side:   serverSide,
@@ -86,8 +87,8 @@ func NewServer(addr string, tlsConfig *tls.Config, opts ...Option) (*Pool, error
 //
 // Arguments <= 0 take NodePass's defaults: 1 stream, 1s interval (and 10s keep-alive); min > max
 // swaps. An invalid argument (maxCap above MaxCapacity, an interval below 1ms, an unknown TLS
-// code, a nil resolver, an invalid option) does not panic: the pool's calls fail with an error wrapping ErrInvalidConfig.
-// Nothing runs until ClientManager is called.
+// code, a nil resolver, an invalid option) does not panic: the pool's calls fail with an error
+// wrapping ErrInvalidConfig. Nothing runs until ClientManager is called.
 func NewClientPool(minCap, maxCap int, minIvl, maxIvl, keepAlive time.Duration, tlsCode, hostname string,
 	addrResolver func() (string, error), opts ...Option) *Pool {
 	s := settings{side: clientSide, keepAlive: orDefault(keepAlive, defaultKeepAlive),
