@@ -32,9 +32,9 @@
 // soon as it arrives. The client takes an idle stream for every TCP connection it accepts and
 // writes "qpt2" on it; the server reads that, dials its target and answers one status byte,
 // then both pipe bytes, in frames, until each side has closed (a half-close travels through)
-// and said it has everything (so that a stop that waits for its tunnels cuts none short). No control
-// stream is used: each tunnel names itself, so several clients share one server, and a client
-// never depends on a stream that a server restart takes away.
+// and said it has everything (so that a stop that waits for its tunnels cuts none short). No
+// control stream is used: each tunnel names itself, so several clients share one server, and a
+// client never depends on a stream that a server restart takes away.
 //
 // Failures. The client never exits on its own once started: while no connection to the server
 // answers it refuses every new TCP connection at once (a reset), logs the outage, and logs the

@@ -27,10 +27,10 @@ import (
 // so one server pool serves any number of clients, each on connections of its own.
 //
 // After the hello and the status, each direction of the stream is a series of frames: a 2-byte
-// big-endian length (at most maxFrame) and that many bytes of the TCP connection. A frame of length 0 ends the
-// direction's data (its TCP side half-closed). After it the direction carries one byte more,
-// doneByte, once its side has read the other direction's end and passed everything before it on
-// to its TCP connection; then the stream's FIN. A side that has read the peer's doneByte knows
+// big-endian length (at most maxFrame) and that many bytes of the TCP connection. A frame of
+// length 0 ends the direction's data (its TCP side half-closed). After it the direction carries
+// one byte more, doneByte, once its side has read the other direction's end and passed
+// everything before it on to its TCP connection; then the stream's FIN. A side that has read the peer's doneByte knows
 // that the peer's TCP connection holds every byte it sent: a stop that waits for its tunnels
 // (shutdown) then cuts none it counts as closed. (QUIC, unlike TCP, has no kernel to finish the
 // delivery once the process closes the connection.)
