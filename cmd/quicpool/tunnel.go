@@ -30,10 +30,12 @@ import (
 // big-endian length (at most maxFrame) and that many bytes of the TCP connection. A frame of
 // length 0 ends the direction's data (its TCP side half-closed). After it the direction carries
 // one byte more, doneByte, once its side has read the other direction's end and passed
-// everything before it on to its TCP connection; then the stream's FIN. A side that has read the peer's doneByte knows
-// that the peer's TCP connection holds every byte it sent: a stop that waits for its tunnels
-// (shutdown) then cuts none it counts as closed. (QUIC, unlike TCP, has no kernel to finish the
-// delivery once the process closes the connection.)
+// everything before it on to its TCP connection; then the stream's FIN. A side that has read
+// the peer's doneByte knows that the peer's TCP connection holds every byte it sent: a stop that
+// waits for its tunnels (shutdown) then cuts none it counts as closed, even if its own doneByte
+// is lost as it closes the connection (the peer then reports the tunnel broken, but closes its
+// TCP connection as usual: see pipe). (QUIC, unlike TCP, has no kernel to finish the delivery
+// once the process closes the connection.)
 const (
 	tunnelHello    = "qpt2" // the first bytes of a tunnel stream: protocol and version
 	statusOK       = 0      // the server reached its target
@@ -299,16 +301,19 @@ func (c *counter) Write(b []byte) (int, error) {
 // is passed on as a half-close: the TCP side's EOF ends the stream's data (the peer's TCP side
 // reads EOF), the end of the stream's data closes the TCP write side, and the other direction
 // keeps flowing until its own end. An error in either direction aborts both at once (see
-// abort). tcp and s are closed when pipe returns.
+// abort): the stream is reset, and so is the TCP connection unless its exchange was complete
+// (both ends passed on: only the peer's done byte was missing), which is closed as usual so that
+// its kernel delivers what it still holds. tcp and s are closed when pipe returns.
 func pipe(tcp *net.TCPConn, s *quicpool.StreamConn, toStream, toTCP func(int64), first func() error) (sent, recv int64, err error) {
 	down := &counter{w: tcp, add: toTCP}
 	done := make(chan error, 2)
 	firstDone := make(chan struct{}) // closed once first has returned and its error, if any, is in done
 	peerEnded := make(chan struct{}) // closed once the stream's data has all gone to tcp
+	sentEnd := make(chan struct{})   // closed once tcp's data has all gone to the stream, and its end
 	aborted := make(chan struct{})   // closed on the first error
 	go func() {
 		var err error
-		sent, err = sendFrames(tcp, s, toStream, peerEnded, aborted)
+		sent, err = sendFrames(tcp, s, toStream, sentEnd, peerEnded, aborted)
 		if err != nil && stoppedByPeer(s) {
 			// A peer that stops reading before first has run (the server refusing a tunnel)
 			// has said why in what first reads: that is the error to report, and an abort now
@@ -332,7 +337,12 @@ func pipe(tcp *net.TCPConn, s *quicpool.StreamConn, toStream, toTCP func(int64),
 		if e := <-done; e != nil && err == nil {
 			err = e
 			close(aborted)
-			abort(tcp, s) // unblocks the other direction
+			if isClosed(sentEnd) && isClosed(peerEnded) { // nothing touches tcp any more
+				abort(nil, s)
+				_ = tcp.Close()
+			} else {
+				abort(tcp, s) // unblocks the other direction
+			}
 		}
 	}
 	if err == nil {
@@ -342,10 +352,11 @@ func pipe(tcp *net.TCPConn, s *quicpool.StreamConn, toStream, toTCP func(int64),
 	return sent, down.n, err
 }
 
-// sendFrames copies tcp to s in frames until tcp's EOF, ends the data, and once the peer's data
-// has all gone to tcp (peerEnded) says so (doneByte) and closes s's write side. It returns the
-// bytes sent, and early with errAborted if the tunnel is aborted first.
-func sendFrames(tcp *net.TCPConn, s *quicpool.StreamConn, count func(int64), peerEnded, aborted <-chan struct{}) (int64, error) {
+// sendFrames copies tcp to s in frames until tcp's EOF, ends the data (and closes sentEnd: it
+// does not touch tcp after that), and once the peer's data has all gone to tcp (peerEnded) says
+// so (doneByte) and closes s's write side. It returns the bytes sent, and early with errAborted
+// if the tunnel is aborted first.
+func sendFrames(tcp *net.TCPConn, s *quicpool.StreamConn, count func(int64), sentEnd chan<- struct{}, peerEnded, aborted <-chan struct{}) (int64, error) {
 	buf := make([]byte, frameHeader+maxFrame)
 	var sent int64
 	for {
@@ -370,6 +381,7 @@ func sendFrames(tcp *net.TCPConn, s *quicpool.StreamConn, count func(int64), pee
 	if _, err := s.Write([]byte{0, 0}); err != nil { // the end of the data: the peer's TCP side reads EOF
 		return sent, err
 	}
+	close(sentEnd)
 	select {
 	case <-peerEnded:
 	case <-aborted:
@@ -379,6 +391,16 @@ func sendFrames(tcp *net.TCPConn, s *quicpool.StreamConn, count func(int64), pee
 		return sent, err
 	}
 	return sent, s.CloseWrite()
+}
+
+// isClosed reports whether ch is closed (the channels pipe closes and never sends on).
+func isClosed(ch <-chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
 }
 
 // errAborted ends a direction that was waiting when the other one failed; pipe reports the

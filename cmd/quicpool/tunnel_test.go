@@ -4,12 +4,14 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -665,5 +667,56 @@ func TestReceiveFramesRefusesBrokenStreams(t *testing.T) {
 				t.Fatalf("receiveFrames: %v, want %v", err, errBadFrame)
 			}
 		})
+	}
+}
+
+// A tunnel that fails once its TCP exchange is complete (both ends passed on, only the peer's
+// done byte missing, as when the peer's connection closes right after it sent the byte) closes
+// its TCP connection as usual, not with a reset: the TCP side still reads every byte the stream
+// carried, which its kernel holds (a reset would discard what it has not sent yet), and a clean
+// end.
+func TestPipeClosesACompleteTCPExchangeGently(t *testing.T) {
+	cs, ss := streamPair(t)
+	tcp, user := tcpPair(t)
+	// The TCP side reads nothing until the end, through a small window: most of the payload
+	// waits in the send queue of the pipe's socket, whose buffer holds it all.
+	_ = user.SetReadBuffer(16 << 10)
+	_ = tcp.SetWriteBuffer(1 << 20)
+	payload := bytes.Repeat([]byte("tail"), 4*maxFrame/4) // four full frames
+	result := make(chan error, 1)
+	go func() {
+		_, _, err := pipe(tcp, cs, func(int64) {}, func(int64) {}, nil)
+		result <- err
+	}()
+	var frames []byte
+	for chunk := range slices.Chunk(payload, maxFrame) {
+		frames = append(binary.BigEndian.AppendUint16(frames, uint16(len(chunk))), chunk...)
+	}
+	frames = append(frames, 0, 0) // the end of the peer's data
+	if _, err := ss.Write(frames); err != nil {
+		t.Fatal(err)
+	}
+	if err := user.CloseWrite(); err != nil { // the TCP side has nothing to send
+		t.Fatal(err)
+	}
+	_ = ss.SetReadDeadline(time.Now().Add(eventTimeout))
+	got := make([]byte, 3)
+	if _, err := io.ReadFull(ss, got); err != nil || !bytes.Equal(got, []byte{0, 0, doneByte}) {
+		t.Fatalf("the pipe's end and done: %v, %v", got, err) // sent once the payload went to tcp
+	}
+	ss.CancelRead(1) // the peer's side breaks before its done byte
+	ss.CancelWrite(1)
+	select {
+	case err := <-result:
+		if err == nil {
+			t.Fatal("a tunnel whose peer broke before its done byte ended cleanly")
+		}
+	case <-time.After(eventTimeout):
+		t.Fatal("pipe did not return")
+	}
+	_ = user.SetReadDeadline(time.Now().Add(eventTimeout))
+	read, err := io.ReadAll(user)
+	if err != nil || !bytes.Equal(read, payload) {
+		t.Fatalf("the TCP side read %d of %d bytes, then %v", len(read), len(payload), err)
 	}
 }
