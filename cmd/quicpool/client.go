@@ -214,13 +214,13 @@ func runClient(ctx context.Context, cfg clientConfig, w io.Writer) error {
 	defer unwatch()
 	go p.ClientManager()
 
-	fmt.Fprintf(w, "quicpool client: listening on %s, forwarding to %s, %s\n", ln.Addr(), cfg.Server, check)
-	stopMetrics, err := cfg.serveMetrics("client", p, w)
+	stopMetrics, err := cfg.serveMetrics("client", p, w) // first: a client that cannot serve them never says it listens
 	if err != nil {
 		p.Close()
 		return err
 	}
 	defer stopMetrics()
+	fmt.Fprintf(w, "quicpool client: listening on %s, forwarding to %s, %s\n", ln.Addr(), cfg.Server, check)
 	cfg.Log.Info("waiting for the server", "server", cfg.Server)
 
 	var wg sync.WaitGroup

@@ -120,15 +120,24 @@ func TestMetricsAndQlog(t *testing.T) {
 	}
 }
 
-// -metrics on an address that is taken is an error at startup.
+// -metrics on an address that is taken is an error at startup, on either side, before the
+// command says it listens.
 func TestMetricsAddressTaken(t *testing.T) {
 	t.Parallel()
 	web := startWeb(t)
-	p := startProcess(t, "server", "server", "-listen", "127.0.0.1:0", "-target", web, "-state", t.TempDir(), "-metrics", web)
-	if code := p.wait(startupTimeout); code != 1 {
-		t.Errorf("exit code %d, want 1", code)
-	}
-	if !strings.Contains(p.stderr.String(), "-metrics") {
-		t.Errorf("stderr does not name -metrics:\n%s", p.stderr)
+	for _, args := range [][]string{
+		{"server", "-listen", "127.0.0.1:0", "-target", web, "-state", t.TempDir(), "-metrics", web},
+		{"client", "-server", "127.0.0.1:1", "-insecure", "-listen", "127.0.0.1:0", "-metrics", web},
+	} {
+		p := startProcess(t, args[0], args...)
+		if code := p.wait(startupTimeout); code != 1 {
+			t.Errorf("%s: exit code %d, want 1", args[0], code)
+		}
+		if !strings.Contains(p.stderr.String(), "-metrics") {
+			t.Errorf("%s: stderr does not name -metrics:\n%s", args[0], p.stderr)
+		}
+		if strings.Contains(p.stdout.String(), "listening on") {
+			t.Errorf("%s: says it listens although it stops:\n%s", args[0], p.stdout)
+		}
 	}
 }

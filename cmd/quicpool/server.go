@@ -125,16 +125,16 @@ func runServer(ctx context.Context, cfg serverConfig, w io.Writer) error {
 	events, unwatch := watch(p)
 	defer unwatch()
 
-	fmt.Fprintf(w, "quicpool server: listening on %s, forwarding to %s, fingerprint %s\n", p.Addr(), cfg.Target, fp)
-	fmt.Fprintf(w, "quicpool server: %s\n", source)
-	fmt.Fprintf(w, "quicpool server: on the client machine run:\n  quicpool client -server %s -fingerprint %s\n",
-		clientAddr(p.Addr()), fp)
-	stopMetrics, err := cfg.serveMetrics("server", p, w)
+	stopMetrics, err := cfg.serveMetrics("server", p, w) // first: a server that cannot serve them never says it listens
 	if err != nil {
 		p.Close()
 		return err
 	}
 	defer stopMetrics() // after the drain: the metrics show it
+	fmt.Fprintf(w, "quicpool server: listening on %s, forwarding to %s, fingerprint %s\n", p.Addr(), cfg.Target, fp)
+	fmt.Fprintf(w, "quicpool server: %s\n", source)
+	fmt.Fprintf(w, "quicpool server: on the client machine run:\n  quicpool client -server %s -fingerprint %s\n",
+		clientAddr(p.Addr()), fp)
 
 	var wg sync.WaitGroup
 	wg.Go(func() { s.monitor(ctx, events) })
