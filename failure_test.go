@@ -144,7 +144,7 @@ func TestTimeoutDoesNotWaitForAFrozenCoordinator(t *testing.T) {
 
 // A server whose certificate does not verify is reported on the first failure, whatever the
 // number of connections: Err says so and every call fails at once with ErrUnavailable wrapping
-// the verification error.
+// the verification error. So is an address no dial can use (a resolver's, with port 0).
 func TestCertificateFailureFailsFast(t *testing.T) {
 	server := startServer(t, 8)
 	for _, c := range []struct {
@@ -176,6 +176,16 @@ func TestCertificateFailureFailsFast(t *testing.T) {
 			require.True(t, client.Stats().FailFast)
 		})
 	}
+	t.Run("a resolver's address with port 0", func(t *testing.T) {
+		client, err := quicpool.NewClient(server.Addr(), quicpool.WithResolver(quicpool.StaticAddr("127.0.0.1:0")))
+		require.NoError(t, err)
+		defer client.Close()
+		err = client.WaitReady(within(t, 30*time.Second), 1)
+		require.ErrorIs(t, err, quicpool.ErrUnavailable)
+		var addr *net.AddrError
+		require.ErrorAs(t, err, &addr, "the address is the failure")
+		require.NotErrorIs(t, err, quicpool.ErrTimeout, "it failed at once, not when the context ran out")
+	})
 	t.Run("TLS code 2", func(t *testing.T) {
 		client := quicpool.NewClientPool(1, 1, 0, 0, 0, "2", "localhost", quicpool.StaticAddr(server.Addr()))
 		go client.ClientManager()
@@ -264,6 +274,7 @@ func TestOptionRules(t *testing.T) {
 	tls12.MaxVersion = tls.VersionTLS12
 	keyless.Certificates = []tls.Certificate{{Certificate: tlsConf.Certificates[0].Certificate}}
 	empty.Certificates = []tls.Certificate{{}}
+	_, invalid["server port 0"] = quicpool.NewClient("127.0.0.1:0")
 	_, invalid["fixed local port"] = quicpool.NewClient("127.0.0.1:1", quicpool.WithLocalAddr("127.0.0.1:4000"))
 	_, invalid["TLS 1.2 server"] = quicpool.NewServer("127.0.0.1:0", tls12)
 	_, invalid["server certificate without its key"] = quicpool.NewServer("127.0.0.1:0", keyless)

@@ -16,9 +16,12 @@ import (
 // in addr; see the With options to change that. It fails only on invalid arguments
 // (ErrInvalidConfig); connection failures are retried (see RestartPolicy) and reported by Err.
 func NewClient(addr string, opts ...Option) (*Pool, error) {
-	host, _, err := net.SplitHostPort(addr)
+	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
 		return nil, invalid("server address %q: %w", addr, err)
+	}
+	if n, err := net.LookupPort("udp", port); err != nil || n == 0 {
+		return nil, invalid("server address %q: the port must be a number from 1 to 65535, or a service name", addr)
 	}
 	s := settings{
 		side:   clientSide,

@@ -21,6 +21,9 @@ func (rt *runtime) dial(ctx context.Context) (conn *quic.Conn, release func(), e
 		return nil, nil, fmt.Errorf("resolving server address: %w", err)
 	}
 	udpAddr, err := net.ResolveUDPAddr("udp", addr)
+	if err == nil && udpAddr.Port == 0 { // the system would refuse the send: an address, not a failure to retry
+		err = &net.AddrError{Err: "port 0 cannot be dialed", Addr: addr}
+	}
 	if err != nil {
 		return nil, nil, fmt.Errorf("resolving server address %q: %w", addr, err)
 	}
