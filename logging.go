@@ -7,45 +7,39 @@ import (
 )
 
 // recoveringHandler passes a pool's log records on to the handler of the logger WithLogger gave
-// it, and recovers a panic in that handler: the record is dropped. The pool logs inside its
-// actors and while it recovers a panic of its own, so a panic escaping a handler there would
-// have hollywood restart the actor with an empty state, or end the process.
+// it, and recovers a panic in that handler: the record is dropped (WithAttrs and WithGroup keep
+// the handler as it was). The pool logs inside its actors and while it recovers a panic of its
+// own, so a panic escaping a handler there would have hollywood restart the actor with an empty
+// state, or end the process.
 type recoveringHandler struct{ h slog.Handler }
 
 func (r recoveringHandler) Enabled(ctx context.Context, level slog.Level) (enabled bool) {
-	defer func() {
-		if recover() != nil {
-			enabled = false
-		}
-	}()
-	return r.h.Enabled(ctx, level)
+	safely(func() { enabled = r.h.Enabled(ctx, level) })
+	return enabled
 }
 
 func (r recoveringHandler) Handle(ctx context.Context, rec slog.Record) (err error) {
-	defer func() {
-		if v := recover(); v != nil {
-			err = fmt.Errorf("%w in the log handler: %v", ErrPanic, v)
-		}
-	}()
-	return r.h.Handle(ctx, rec)
+	if v := safely(func() { err = r.h.Handle(ctx, rec) }); v != nil {
+		err = fmt.Errorf("%w in the log handler: %v", ErrPanic, v)
+	}
+	return err
 }
 
-// WithAttrs and WithGroup keep r as it is if the handler's own panics: the attributes or the
-// group are dropped, the records are not.
-func (r recoveringHandler) WithAttrs(attrs []slog.Attr) (h slog.Handler) {
-	defer func() {
-		if recover() != nil {
-			h = r
-		}
-	}()
-	return recoveringHandler{r.h.WithAttrs(attrs)}
+func (r recoveringHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
+	h := slog.Handler(r)
+	safely(func() { h = recoveringHandler{r.h.WithAttrs(attrs)} })
+	return h
 }
 
-func (r recoveringHandler) WithGroup(name string) (h slog.Handler) {
-	defer func() {
-		if recover() != nil {
-			h = r
-		}
-	}()
-	return recoveringHandler{r.h.WithGroup(name)}
+func (r recoveringHandler) WithGroup(name string) slog.Handler {
+	h := slog.Handler(r)
+	safely(func() { h = recoveringHandler{r.h.WithGroup(name)} })
+	return h
+}
+
+// safely runs f and returns what it panicked with, nil if it returned.
+func safely(f func()) (panicked any) {
+	defer func() { panicked = recover() }()
+	f()
+	return nil
 }
