@@ -18,7 +18,8 @@ import (
 // relay is a UDP relay between clients and one target, standing for the path between a client
 // pool and a server pool. Like a NAT, it gives every client address its own upstream socket (a
 // mapping), so the target sees one source address per client. Tests can drop every datagram
-// (Blackhole), delay them (Delay), and move every mapping to a new source port (Rebind).
+// (Blackhole) or those of the clients it has seen so far (BlackholeSeen), delay them (Delay), and
+// move every mapping to a new source port (Rebind).
 type relay struct {
 	ln     *net.UDPConn // the socket clients dial
 	target *net.UDPAddr
@@ -26,6 +27,7 @@ type relay struct {
 	mu        sync.Mutex
 	mappings  map[string]*net.UDPConn // upstream socket by client address
 	blackhole bool
+	holed     map[string]bool // client addresses whose datagrams are dropped, both ways
 	delay     time.Duration
 	from      net.IP // the address upstream sockets bind to (127.0.0.1 until RebindFrom)
 	closed    bool
@@ -68,6 +70,18 @@ func (r *relay) Addr() string { return r.ln.LocalAddr().String() }
 
 // Blackhole drops every datagram, both ways, while on.
 func (r *relay) Blackhole(on bool) { r.mu.Lock(); r.blackhole = on; r.mu.Unlock() }
+
+// BlackholeSeen drops, while on, every datagram of the clients the relay has seen so far, both
+// ways: their connections go silent, while a client's new connection (a new source port) gets
+// through.
+func (r *relay) BlackholeSeen(on bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.holed = map[string]bool{}
+	for client := range r.mappings {
+		r.holed[client] = on
+	}
+}
 
 // Delay adds d to the way of every datagram, both ways (0: none).
 func (r *relay) Delay(d time.Duration) { r.mu.Lock(); r.delay = d; r.mu.Unlock() }
@@ -146,7 +160,7 @@ func (r *relay) fromClients() {
 			continue
 		}
 		if up := r.upstream(client); up != nil {
-			r.send(0, up, r.target, buf[:n])
+			r.send(0, up, r.target, client, buf[:n])
 		}
 	}
 }
@@ -165,16 +179,16 @@ func (r *relay) fromTarget(up *net.UDPConn, client *net.UDPAddr) {
 			if n > 0 && buf[0]&0x80 != 0 && buf[0]&0x30 == 0x30 { // QUIC v1 long header, type Retry
 				r.retries.Add(1)
 			}
-			r.send(1, r.ln, client, buf[:n])
+			r.send(1, r.ln, client, client, buf[:n])
 		}
 	}
 }
 
-// send drops, writes or queues one datagram according to the current settings; dir picks the
-// queue (0: toward the target, 1: toward the client).
-func (r *relay) send(dir int, conn *net.UDPConn, to *net.UDPAddr, data []byte) {
+// send drops, writes or queues one datagram of client's according to the current settings; dir
+// picks the queue (0: toward the target, 1: toward the client).
+func (r *relay) send(dir int, conn *net.UDPConn, to, client *net.UDPAddr, data []byte) {
 	r.mu.Lock()
-	hole, delay := r.blackhole, r.delay
+	hole, delay := r.blackhole || r.holed[client.String()], r.delay
 	r.mu.Unlock()
 	switch {
 	case hole:

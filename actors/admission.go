@@ -67,7 +67,7 @@ func (rt *runtime) minCredit() int { return 2 * rt.PerShard }
 func (s *supervisor) giveCredit(m creditAsk) {
 	budget := 2 * s.rt.MaxCap
 	for _, g := range s.credits.granted {
-		if g.slot >= 0 && same(s.slots[g.slot].shard, g.shard) && s.slots[g.slot].suspect {
+		if g.slot >= 0 && s.slots[g.slot].silent(g.shard) {
 			continue // silent: about to be replaced or to time out
 		}
 		budget -= g.streams
@@ -179,4 +179,9 @@ func (s *supervisor) heldBy(ip netip.Addr) int {
 		}
 	}
 	return n
+}
+
+// silent reports whether shard is the slot's connection or its former one, and its peer is silent.
+func (sl *slot) silent(shard *actor.PID) bool {
+	return same(sl.shard, shard) && sl.suspect || same(sl.former, shard) && sl.formerSilent
 }

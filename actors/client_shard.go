@@ -42,6 +42,8 @@ func (s *clientShard) Receive(c *actor.Context) {
 		s.open(m.n)
 	case violation:
 		s.failClosing(wire.ConnCodeViolation, m.err)
+	case drainStreams:
+		s.drain(m.streams)
 	case connLost:
 		s.fail(m.err)
 	}

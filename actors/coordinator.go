@@ -28,14 +28,15 @@ type coordinator struct {
 	timer     *time.Timer // the next tick
 	peerTimer *time.Timer // the next checkPeers
 
-	shards  shardSet // connections up
-	silent  int      // how many of them are suspect (liveness)
-	idle    idleStreams
-	gone    goneIDs
-	waiters waiters
-	ready   []messages.WaitReady
-	refill  refiller // client
-	issuer  issuer   // server
+	shards   shardSet            // connections up
+	silent   int                 // how many of them are suspect (liveness)
+	draining map[string]struct{} // client: the shards of connections out of the pool but open (drain.go), by actor ID
+	idle     idleStreams
+	gone     goneIDs
+	waiters  waiters
+	ready    []messages.WaitReady
+	refill   refiller // client
+	issuer   issuer   // server
 
 	cond       condition
 	listenAddr string
@@ -85,6 +86,7 @@ func newCoordinator(rt *runtime) actor.Producer {
 		c := &coordinator{
 			rt:        rt,
 			shards:    newShardSet(),
+			draining:  map[string]struct{}{},
 			idle:      newIdleStreams(),
 			gone:      newGoneIDs(rt.MaxCap),
 			refill:    refiller{capacity: rt.MinCap, interval: rt.MinIvl},
@@ -431,7 +433,7 @@ func (c *coordinator) violation(st *shardLoad, err error) {
 	c.rt.Log.Error("closing the connection: the server broke the protocol", "slot", st.slot, "err", err)
 	c.engine.Send(st.pid, violation{err: err})
 	if c.shards.remove(st.pid) != nil {
-		c.forgetConnection(st)
+		c.forgetConnection(st, false)
 		c.replenish() // the others make up for its streams
 	}
 }
@@ -463,8 +465,13 @@ func (c *coordinator) shardUp(m shardUp) {
 // reset one by one), fails the callers waiting for them by ID, and, on a client with no
 // connection left, records why.
 func (c *coordinator) shardDown(m shardDown) {
-	if st := c.shards.remove(m.shard); st != nil { // nil after a violation: forgotten then
-		c.forgetConnection(st)
+	switch st := c.shards.remove(m.shard); {
+	case st != nil && m.drain:
+		c.drainConnection(st)
+	case st != nil:
+		c.forgetConnection(st, false)
+	default: // forgotten already: after a violation, or the report of a drained shard that stopped
+		delete(c.draining, m.shard.ID)
 	}
 	if c.rt.Client && m.err != nil {
 		c.stats.restarts++
@@ -475,17 +482,23 @@ func (c *coordinator) shardDown(m shardDown) {
 	c.replenish()
 }
 
-// forgetConnection forgets st, a connection that is closing and no longer among the shards: its
-// idle streams go without a reset (its close ends them), the callers waiting for them by ID are
-// failed, and its held streams go.
-func (c *coordinator) forgetConnection(st *shardLoad) {
+// forgetConnection forgets st, a connection no longer among the shards: its idle streams go, the
+// callers waiting for them by ID are failed, and its held streams go. The idle streams of a
+// connection that is closing go without a reset (its close ends them) and count as lost; those of
+// one that stays open (draining) are reset both ways, so that the peer discards its side at once,
+// and count as discarded.
+func (c *coordinator) forgetConnection(st *shardLoad, draining bool) {
 	if st.suspect {
 		c.silent--
 	}
 	c.idle.removeShard(st)
-	for _, id := range c.idle.dropShard(st) {
+	for _, id := range c.idle.dropShard(st, draining) {
 		c.streamGone(id)
-		c.stats.lost++
+		if draining {
+			c.stats.discarded++
+		} else {
+			c.stats.lost++
+		}
 	}
 	dropHeld(st)
 }
@@ -620,6 +633,7 @@ func (c *coordinator) stop() {
 	}
 	c.ready = nil
 	c.shards.clear()
+	clear(c.draining) // the supervisor closes them
 	if c.rt.Stopped == nil || core.IsClosed(c.rt.Stopped) {
 		return
 	}

@@ -350,9 +350,10 @@ func (is *idleStreams) drain() []string {
 	return ids
 }
 
-// dropShard forgets the streams of a connection that is closing, without resetting them: its
-// CONNECTION_CLOSE ends them all at once. It returns their IDs.
-func (is *idleStreams) dropShard(st *shardLoad) []string {
+// dropShard takes out the streams of a connection that leaves the pool, and returns their IDs.
+// It resets them both ways if reset is set; otherwise the connection is closing, and its
+// CONNECTION_CLOSE ends them all at once.
+func (is *idleStreams) dropShard(st *shardLoad, reset bool) []string {
 	var keys []wire.Key
 	for k, e := range is.byID {
 		if e.shard == st {
@@ -361,7 +362,9 @@ func (is *idleStreams) dropShard(st *shardLoad) []string {
 	}
 	ids := make([]string, len(keys))
 	for i, k := range keys {
-		is.takeKey(k)
+		if e, _ := is.takeKey(k); reset {
+			wire.Discard(e.stream)
+		}
 		ids[i] = k.ID()
 	}
 	return ids

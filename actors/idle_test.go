@@ -101,7 +101,7 @@ func TestHandOutTurnsSurviveARemovedConnection(t *testing.T) {
 		}
 		takeSlots(t, &is, handOutRun+4) // a run from x, then 4 of y's
 		is.removeShard(x)
-		is.dropShard(x)
+		is.dropShard(x, false)
 		got := takeSlots(t, &is, handOutRun-4+1)
 		assert.Equal(t, slices.Repeat([]int{1}, handOutRun-4), got[:handOutRun-4], "y's run goes on")
 		assert.Equal(t, 2, got[handOutRun-4], "then z")

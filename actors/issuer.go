@@ -94,10 +94,11 @@ func (c *coordinator) fits(st *shardLoad) bool {
 	return !st.suspect && c.idle.usable < c.rt.MaxCap && st.idle < c.fairShare()
 }
 
-// fairShare is the most one connection may hold: MaxCap over the connections up, so that a
-// client alone uses the whole pool.
+// fairShare is the most one connection may hold: MaxCap over the connections up that answer, so
+// that a client alone uses the whole pool, the connections a restarted client left behind
+// included until they time out.
 func (c *coordinator) fairShare() int {
-	n := max(c.shards.count(), 1)
+	n := max(c.shards.count()-c.silent, 1)
 	return (c.rt.MaxCap + n - 1) / n
 }
 

@@ -121,13 +121,20 @@ func (s *supervisor) admit(conn *quic.Conn, closed chan struct{}) {
 	s.rt.Log.Info("client connected", "slot", i, "remote", addr.String())
 }
 
+// freeSlot returns a slot no connection holds, one without a former connection if there is one
+// (a newcomer's replacement then closes no other client's connection), or -1.
 func (s *supervisor) freeSlot() int {
+	free := -1
 	for i := range s.slots {
-		if s.slots[i].shard == nil {
+		switch sl := &s.slots[i]; {
+		case sl.shard != nil:
+		case sl.former == nil:
 			return i
+		case free < 0:
+			free = i
 		}
 	}
-	return -1
+	return free
 }
 
 // replaceSilent frees the slot of a connection from addr's IP whose peer has stopped answering,
@@ -136,6 +143,13 @@ func (s *supervisor) freeSlot() int {
 // one behind until its idle timeout) gets back in, while a connection that still answers is never
 // displaced, however idle, and no other address can displace a client at all. It returns the
 // freed slot or -1.
+//
+// The silent connection is not closed: it may only have been paused, with streams in use, and
+// its client decides (a quicpool client drains it once a standby took over, and closes it when
+// its streams are done: drain.go). It stays in the pool as the slot's former connection until
+// its client closes it, it times out, or the slot is replaced again (closeFormer). While it is
+// silent, its stream credit does not count (giveCredit), nor does it in the connections' fair
+// share (fairShare).
 func (s *supervisor) replaceSilent(addr net.Addr) int {
 	ip := addrIP(addr)
 	for i := range s.slots {
@@ -143,9 +157,10 @@ func (s *supervisor) replaceSilent(addr net.Addr) int {
 		if sl.shard == nil || sl.peer != ip || !sl.suspect {
 			continue
 		}
-		s.rt.Log.Info("client reconnected: replacing its silent connection", "slot", i, "remote", addr.String())
+		s.rt.Log.Info("client reconnected: its silent connection gives up its slot", "slot", i, "remote", addr.String())
 		s.rt.emit(s.engine, messages.Event{Kind: messages.EventReplaced, Slot: i, Addr: addr.String()})
-		s.retire(sl.shard, errReplaced)
+		s.closeFormer(i)
+		sl.former, sl.formerSilent = sl.shard, true
 		sl.shard, sl.suspect = nil, false
 		return i
 	}

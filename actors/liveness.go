@@ -27,13 +27,17 @@ func silenceLimit(smoothedRTT time.Duration) time.Duration {
 //     out its streams) and the supervisor (which, on a client, dials a standby connection); when
 //     the peer is heard again it tells them it is alive. Once a second the coordinator also learns
 //     when the peer was last heard, for Stats.
+//   - Once the connection drains (a client's, after a switch-over: drain.go), it closes the
+//     connection when the connection is done with its streams, and reports drained to the
+//     supervisor; the liveness of a connection out of the pool concerns no one.
 func (s *shard) watchConn(conn *quic.Conn, closing string) {
-	defer s.closeConn(s.ctx, conn, closing)
+	defer func() { s.closeConn(s.ctx, conn, closing) }()
 	ticker := time.NewTicker(core.ProbeInterval)
 	defer ticker.Stop()
 	received, heard, remote := conn.ConnectionStats().PacketsReceived, time.Now(), conn.RemoteAddr().String()
 	var suspect bool
 	var reported time.Time
+	var drain *drainWatch
 	for {
 		select {
 		case <-s.ctx.Done():
@@ -45,12 +49,22 @@ func (s *shard) watchConn(conn *quic.Conn, closing string) {
 			}
 			s.lost(err)
 			return
+		case streams := <-s.drains:
+			drain = newDrainWatch(streams, conn.ConnectionStats(), time.Now())
 		case now := <-ticker.C:
 			if addr := conn.RemoteAddr(); !s.rt.Client && addr.String() != remote { // the allow-list again
 				remote = addr.String()
 				s.engine.Send(s.self, pathMoved{addr: addr})
 			}
 			stats := conn.ConnectionStats()
+			if drain != nil {
+				if drain.done(stats, now) {
+					closing = "quicpool: connection drained after a switch-over"
+					s.engine.Send(s.rt.supervisor, drained{shard: s.self, slot: s.slot})
+					return
+				}
+				continue
+			}
 			if stats.PacketsReceived != received {
 				received, heard = stats.PacketsReceived, now
 			}

@@ -25,6 +25,11 @@ import (
 // A connection's life: the shard reports shardUp to the coordinator when its connection is up,
 // and shardFailed to the supervisor when it dies. The supervisor stops the shard, decides on the
 // restart, and tells the coordinator shardDown, which forgets the shard's idle streams.
+//
+// A client connection a standby took over from drains (drain.go): the supervisor tells the
+// coordinator shardDown with drain set; the coordinator discards the connection's idle streams
+// and sends the shard the streams it handed out (drainStreams); the shard's watch closes the
+// connection once they are done and reports drained to the supervisor, which stops the shard.
 type (
 	// Shards and their goroutines to the coordinator.
 
@@ -87,6 +92,9 @@ type (
 	// violation tells a client shard that its server broke the protocol: it closes the connection
 	// with wire.ConnCodeViolation and fails with err.
 	violation struct{ err error }
+	// drainStreams tells a client shard that its connection left the pool: it stays open until
+	// streams, those it handed out whose write side was open, are done (drain.go).
+	drainStreams struct{ streams []*quic.Stream }
 
 	// Shards to the supervisor.
 
@@ -100,6 +108,12 @@ type (
 	}
 	// connected (client): the shard's connection is up.
 	connected struct {
+		shard *actor.PID
+		slot  int
+	}
+	// drained (client): the shard's connection, out of the pool, is done with its streams and
+	// closed (drain.go).
+	drained struct {
 		shard *actor.PID
 		slot  int
 	}
@@ -117,10 +131,13 @@ type (
 	// shardDown: forget the shard and its idle streams. err is why it went: its failure, or why
 	// it was retired (errSwitchedOver, errReplaced); nil when it stopped with the pool (the shard
 	// sends that one itself). failFast says calls should fail at once while no connection is up.
+	// drain (client) says the connection stays open for the streams handed out from it: its idle
+	// streams are discarded, and the shard is told which streams to wait for (drainStreams).
 	shardDown struct {
 		shard    *actor.PID
 		err      error
 		failFast bool
+		drain    bool
 	}
 	// listening: the server pool listens on addr.
 	listening struct{ addr string }

@@ -23,6 +23,7 @@ type shard struct {
 	cancel context.CancelCauseFunc
 	upAt   time.Time // when the connection came up (and was announced to the coordinator); zero until then
 	failed bool
+	drains chan []*quic.Stream // client: the streams to wait for once the connection drains (drain.go)
 
 	// closeWith, if set, is how the connection is closed when the shard stops; it travels to the
 	// goroutine that closes the connection as the cause of ctx.
@@ -41,6 +42,7 @@ func (c *closeCause) Error() string { return c.reason }
 func (s *shard) started(c *actor.Context) {
 	s.engine, s.self = c.Engine(), c.PID()
 	s.ctx, s.cancel = context.WithCancelCause(s.rt.Ctx)
+	s.drains = make(chan []*quic.Stream, 1)
 }
 
 // stopped ends the shard's goroutines and, if it announced its connection to the coordinator,

@@ -101,6 +101,7 @@ func (c *coordinator) snapshot() messages.Stats {
 		MaxCap:     c.rt.MaxCap,
 		Shards:     c.rt.SlotCount(),
 		ShardsUp:   c.shards.count(),
+		Draining:   len(c.draining),
 		Waiters:    c.waiters.n,
 		Errors:     c.userErrors,
 		Running:    c.running(),

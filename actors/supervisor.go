@@ -22,10 +22,11 @@ const (
 )
 
 var (
-	// errReplaced is why a server shard stops when a reconnecting client replaces its silent
-	// connection.
+	// errReplaced is why a server closes a connection its client replaced twice over: the
+	// connection a reconnecting client left behind stays open until a newer one replaces the
+	// connection that replaced it.
 	errReplaced = errors.New("quicpool: connection replaced by a newer one from the same client")
-	// errSwitchedOver is why a client shard stops when a standby connection took over from it.
+	// errSwitchedOver is why a client connection left the pool: a standby took over from it.
 	errSwitchedOver = errors.New("quicpool: connection silent; a new connection took over")
 )
 
@@ -67,6 +68,12 @@ type slot struct {
 	shard   *actor.PID // the incarnation whose connection serves; nil while there is none
 	suspect bool       // shard's peer has gone silent
 
+	// former is the incarnation whose silent connection the slot's took over from and that is
+	// still open (drain.go): a client's drains its streams in use; a server's stays in the pool
+	// until its client closes it or it times out. One per slot: the next takeover closes it.
+	former       *actor.PID
+	formerSilent bool // server: former's peer is silent (its credit does not count)
+
 	// Client.
 	next      *actor.PID  // the incarnation dialing to take over: a first dial, a restart, or a standby for a silent shard
 	downSince time.Time   // when the slot lost a connection that answers; zero while it has one
@@ -100,6 +107,8 @@ func (s *supervisor) Receive(c *actor.Context) {
 		s.shardFailed(m)
 	case connected:
 		s.connected(m)
+	case drained:
+		s.drained(m)
 	case liveness:
 		s.liveness(m)
 	case dialOthers:
@@ -237,7 +246,7 @@ func (s *supervisor) restart(i int) {
 }
 
 // connected makes a client incarnation whose connection came up the slot's serving one; the
-// silent connection it replaces, if any, is closed.
+// silent connection it replaces, if any, leaves the pool and drains (drain.go).
 func (s *supervisor) connected(m connected) {
 	sl := &s.slots[m.slot]
 	if !same(sl.next, m.shard) {
@@ -255,16 +264,61 @@ func (s *supervisor) connected(m connected) {
 		s.othersDue = time.AfterFunc(wait, func() { engine.Send(self, dialOthers{}) })
 	}
 	if old != nil {
-		s.rt.Log.Warn("switched over to a new connection", "slot", m.slot, "silent for", outage.Round(time.Millisecond))
+		s.rt.Log.Warn("switched over to a new connection; the silent one stays open for its streams in use",
+			"slot", m.slot, "silent for", outage.Round(time.Millisecond))
 		s.rt.emit(s.engine, messages.Event{Kind: messages.EventSwitchOver, Slot: m.slot})
-		s.retire(old, errSwitchedOver)
+		s.closeFormer(m.slot)
+		sl.former = old
+		s.engine.Send(s.rt.coordinator, shardDown{shard: old, err: errSwitchedOver, drain: true})
 	}
+}
+
+// drained stops a client shard whose connection, out of the pool since a switch-over, is done
+// with its streams and closed.
+func (s *supervisor) drained(m drained) {
+	if m.slot < 0 || m.slot >= len(s.slots) || !same(s.slots[m.slot].former, m.shard) {
+		return
+	}
+	s.rt.Log.Info("the connection a standby took over from is done with its streams: closed", "slot", m.slot)
+	s.slots[m.slot].former = nil
+	s.engine.Poison(m.shard)
+}
+
+// closeFormer closes the connection slot i took over from, if it is still open. A client's has
+// left the coordinator already (it drains); a server's has not.
+func (s *supervisor) closeFormer(i int) {
+	sl := &s.slots[i]
+	switch {
+	case sl.former == nil:
+	case s.rt.Client:
+		s.engine.Poison(sl.former)
+	default:
+		s.retire(sl.former, errReplaced)
+	}
+	sl.former, sl.formerSilent = nil, false
+}
+
+// formerEnded handles the end of a slot's former connection (it failed or timed out) and
+// reports whether m was about one.
+func (s *supervisor) formerEnded(m shardFailed) bool {
+	if m.slot < 0 || m.slot >= len(s.slots) || !same(s.slots[m.slot].former, m.shard) {
+		return false
+	}
+	s.rt.Log.Info("the connection a new one took over from has ended", "slot", m.slot, "err", m.err)
+	s.slots[m.slot].former, s.slots[m.slot].formerSilent = nil, false
+	s.engine.Poison(m.shard)
+	s.engine.Send(s.rt.coordinator, shardDown{shard: m.shard})
+	return true
 }
 
 // liveness acts on a serving connection that went silent or is heard again. A client dials a
 // standby at once for a silent connection and drops the standby if the old one answers first.
 func (s *supervisor) liveness(m liveness) {
 	sl := &s.slots[m.slot]
+	if same(sl.former, m.shard) {
+		sl.formerSilent = m.suspect
+		return
+	}
 	if !same(sl.shard, m.shard) || sl.suspect == m.suspect {
 		return
 	}
@@ -296,7 +350,7 @@ func (s *supervisor) retire(shard *actor.PID, why error) {
 // shardFailed stops a failed shard, tells the coordinator, and on a client makes sure the slot
 // gets a connection again: a standby already dialing takes over, or a restart is scheduled.
 func (s *supervisor) shardFailed(m shardFailed) {
-	if !s.current(m.shard, m.slot) {
+	if s.formerEnded(m) || !s.current(m.shard, m.slot) {
 		return
 	}
 	sl := &s.slots[m.slot]
@@ -372,12 +426,12 @@ func (s *supervisor) shutdown(reply chan struct{}) {
 	var waits []context.Context
 	for i := range s.slots {
 		sl := &s.slots[i]
-		for _, pid := range []*actor.PID{sl.shard, sl.next} {
+		for _, pid := range []*actor.PID{sl.shard, sl.next, sl.former} {
 			if pid != nil {
 				waits = append(waits, s.engine.PoisonCtx(deadline, pid))
 			}
 		}
-		sl.shard, sl.next = nil, nil
+		sl.shard, sl.next, sl.former = nil, nil, nil
 	}
 	s.stopTimers()
 	engine, self := s.engine, s.self
@@ -399,12 +453,12 @@ func (s *supervisor) stopAll() {
 	s.stopTimers()
 	for i := range s.slots {
 		sl := &s.slots[i]
-		for _, pid := range []*actor.PID{sl.shard, sl.next} {
+		for _, pid := range []*actor.PID{sl.shard, sl.next, sl.former} {
 			if pid != nil {
 				s.engine.Poison(pid)
 			}
 		}
-		sl.shard, sl.next = nil, nil
+		sl.shard, sl.next, sl.former = nil, nil, nil
 	}
 	if s.rt.SupervisorStopped != nil && !core.IsClosed(s.rt.SupervisorStopped) {
 		close(s.rt.SupervisorStopped)

@@ -104,11 +104,11 @@ const (
 	EventListening        EventKind = "listening"         // a server pool listens on Addr
 	EventListenFailed     EventKind = "listen failed"     // a server pool cannot listen
 	EventRefused          EventKind = "refused"           // a server pool refused a connection
-	EventReplaced         EventKind = "replaced"          // a reconnecting client replaced its silent connection
+	EventReplaced         EventKind = "replaced"          // a reconnecting client's new connection took its silent one's slot; the silent one stays until its client closes it or it times out
 	EventSuspect          EventKind = "suspect"           // a connection's peer went silent: its streams are not handed out
 	EventAlive            EventKind = "alive"             // a silent connection's peer answers again
 	EventStandby          EventKind = "standby"           // a client dials a standby for a silent connection
-	EventSwitchOver       EventKind = "switch-over"       // a standby connection took over from a silent one, which is closed
+	EventSwitchOver       EventKind = "switch-over"       // a standby connection took over from a silent one, which drains: open, out of the pool, until the streams handed out from it are done
 	EventStatelessReset   EventKind = "stateless reset"   // the server reset a connection: it restarted and lost it
 )
 

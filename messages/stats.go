@@ -35,8 +35,14 @@ type Stats struct {
 	// Shards is the number of connections the pool dials (client), or the most it accepts
 	// (server: twice what one client pool dials, at most half of them from one IP address).
 	Shards int
-	// ShardsUp is the number of those connections that are up now.
+	// ShardsUp is the number of those connections that are up now. On a server it may exceed
+	// Shards for a while: a connection whose client reconnected gives up its slot but stays until
+	// its client closes it or it times out.
 	ShardsUp int
+	// Draining is the number of a client's connections that a standby took over from after a
+	// silence, out of the pool but still open for the streams handed out from them: each closes
+	// once those are done, or ends at its idle timeout if its server is really gone.
+	Draining int
 	// Waiters is the number of Get/Accept calls waiting for a stream now (callers that gave up
 	// are not counted).
 	Waiters int
