@@ -110,6 +110,7 @@ func expected(s messages.Stats) map[string]float64 {
 	set("withheld_streams", float64(s.Withheld))
 	set("shards", float64(s.Shards))
 	set("shards_up", float64(s.ShardsUp))
+	set("draining_connections", float64(s.Draining))
 	set("running", b(s.Running))
 	set("closed", b(s.Closed))
 	set("application_errors", float64(s.Errors))
