@@ -463,6 +463,31 @@ func TestServerKilledAndRestarted(t *testing.T) {
 	t.Logf("the idle server exited %v after SIGINT", time.Since(start).Round(time.Millisecond))
 }
 
+// A server process stopped (SIGSTOP) during a download, for longer than the second after which
+// the client dials a standby, and then continued: the download carries on. The standby takes
+// over new tunnels (or is dropped, if the old connection answers first), and the connection the
+// download is on drains instead of closing.
+func TestDownloadSurvivesAStoppedServer(t *testing.T) {
+	t.Parallel()
+	web := startWeb(t)
+	server := startServer(t, "-listen", "127.0.0.1:0", "-target", web, "-state", t.TempDir())
+	client := startClient(t, append(server.clientArgs, "-debug")...)
+	slow := startDownload(t, client.listen)
+
+	server.signal(syscall.SIGSTOP)
+	client.expectLog(`level=WARN msg="peer silent"`, 5*time.Second)
+	client.expectLog(`msg="server unreachable`, 5*time.Second)
+	server.signal(syscall.SIGCONT)
+	line := client.expectLog(`msg="(switched over to a new connection|peer answers again)`, 5*time.Second)
+	t.Logf("after SIGCONT: %s", line)
+	slow.flowing(t, 5*time.Second)
+	slow.flowing(t, time.Second)
+	client.expectLog(`msg="server reachable again`, 5*time.Second)
+	mustGet(t, client.listen)
+	client.stop(defaultGrace + time.Second)
+	server.stop(time.Second)
+}
+
 // A path that goes dark for 45s (every datagram dropped by a UDP relay): the client survives,
 // refuses connections at once meanwhile, and forwards again within the pool's bound after the
 // path returns.
