@@ -170,11 +170,14 @@ func (h *creditHandout) unpaired() {
 	}
 }
 
-// heldBy is the number of slots connections from ip hold.
+// heldBy is the number of connections from ip that hold a slot or are a slot's former one.
 func (s *supervisor) heldBy(ip netip.Addr) int {
 	n := 0
 	for i := range s.slots {
-		if s.slots[i].shard != nil && s.slots[i].peer == ip {
+		if sl := &s.slots[i]; sl.shard != nil && sl.peer == ip {
+			n++
+		}
+		if sl := &s.slots[i]; sl.former != nil && sl.formerPeer == ip {
 			n++
 		}
 	}

@@ -29,7 +29,8 @@ type coordinator struct {
 	peerTimer *time.Timer // the next checkPeers
 
 	shards   shardSet            // connections up
-	silent   int                 // how many of them are suspect (liveness)
+	silent   int                 // how many of them are suspect (liveness, formerChanged)
+	formers  int                 // server: how many of them are former (formerChanged)
 	draining map[string]struct{} // client: the shards of connections out of the pool but open (drain.go), by actor ID
 	idle     idleStreams
 	gone     goneIDs
@@ -55,7 +56,9 @@ type shardLoad struct {
 	opener     opener    // client: starts one open on an idle worker of the shard
 	idle       int       // idle streams of this connection in the pool, peer-closed and control apart
 	opening    int       // client: opens asked of the shard and not answered yet
-	suspect    bool      // the peer has been silent for longer than the path's normal silence
+	suspect    bool      // its streams are withheld: peerSilent, or former
+	peerSilent bool      // the peer has been silent for longer than the path's normal silence
+	former     bool      // server: its client's newer connection took its slot (supervisor.replaceSilent)
 	heard      time.Time // when the peer was last heard
 	upAt       time.Time
 	trust      trust          // client: how the server has kept to the protocol on this connection
@@ -145,6 +148,8 @@ func (c *coordinator) Receive(ctx *actor.Context) {
 		c.dialFailed(m.err)
 	case liveness:
 		c.liveness(m)
+	case formerConn:
+		c.formerChanged(m)
 	case handshaken:
 		c.handshaken(m)
 	case checkPeers:
@@ -490,6 +495,9 @@ func (c *coordinator) shardDown(m shardDown) {
 func (c *coordinator) forgetConnection(st *shardLoad, draining bool) {
 	if st.suspect {
 		c.silent--
+	}
+	if st.former {
+		c.formers--
 	}
 	c.idle.removeShard(st)
 	for _, id := range c.idle.dropShard(st, draining) {

@@ -71,17 +71,41 @@ func (c *coordinator) liveness(m liveness) {
 	if st == nil {
 		return
 	}
-	st.heard = m.heard
-	if st.suspect == m.suspect {
+	st.heard, st.peerSilent = m.heard, m.suspect
+	c.withhold(st)
+}
+
+// formerChanged records that a server connection became its slot's former one (its client's
+// newer connection took the slot) or took its slot back: a former connection's streams are
+// withheld, and it has no share of the pool.
+func (c *coordinator) formerChanged(m formerConn) {
+	st := c.shards.of(m.shard)
+	if st == nil || st.former == m.former {
 		return
 	}
-	c.idle.setSuspect(st, m.suspect)
-	if m.suspect {
+	st.former = m.former
+	if m.former {
+		c.formers++
+	} else {
+		c.formers--
+	}
+	c.withhold(st)
+}
+
+// withhold withholds st's streams while its peer is silent or it is a server's former connection,
+// and hands them out again once neither holds.
+func (c *coordinator) withhold(st *shardLoad) {
+	suspect := st.peerSilent || st.former
+	if st.suspect == suspect {
+		return
+	}
+	c.idle.setSuspect(st, suspect)
+	if suspect {
 		c.silent++
 	} else {
 		c.silent--
 	}
-	if m.suspect {
+	if suspect {
 		c.replenish() // the live connections make up for the silent one's streams
 		return
 	}

@@ -94,11 +94,11 @@ func (c *coordinator) fits(st *shardLoad) bool {
 	return !st.suspect && c.idle.usable < c.rt.MaxCap && st.idle < c.fairShare()
 }
 
-// fairShare is the most one connection may hold: MaxCap over the connections up that answer, so
-// that a client alone uses the whole pool, the connections a restarted client left behind
-// included until they time out.
+// fairShare is the most one connection may hold: MaxCap over the connections up, former ones
+// apart, so that a client alone uses the whole pool, the connections it left behind when it
+// reconnected included.
 func (c *coordinator) fairShare() int {
-	n := max(c.shards.count()-c.silent, 1)
+	n := max(c.shards.count()-c.formers, 1)
 	return (c.rt.MaxCap + n - 1) / n
 }
 

@@ -147,9 +147,10 @@ func (s *supervisor) freeSlot() int {
 // The silent connection is not closed: it may only have been paused, with streams in use, and
 // its client decides (a quicpool client drains it once a standby took over, and closes it when
 // its streams are done: drain.go). It stays in the pool as the slot's former connection until
-// its client closes it, it times out, or the slot is replaced again (closeFormer). While it is
-// silent, its stream credit does not count (giveCredit), nor does it in the connections' fair
-// share (fairShare).
+// its client closes it, it times out, or the slot is replaced again (closeFormer); or it takes
+// the slot back if the new connection ends while it answers (restoreFormer). Its streams are
+// withheld, it has no share of the pool (fairShare), its stream credit does not count while it
+// is silent (giveCredit), and it counts against its address's connections (heldBy).
 func (s *supervisor) replaceSilent(addr net.Addr) int {
 	ip := addrIP(addr)
 	for i := range s.slots {
@@ -160,8 +161,9 @@ func (s *supervisor) replaceSilent(addr net.Addr) int {
 		s.rt.Log.Info("client reconnected: its silent connection gives up its slot", "slot", i, "remote", addr.String())
 		s.rt.emit(s.engine, messages.Event{Kind: messages.EventReplaced, Slot: i, Addr: addr.String()})
 		s.closeFormer(i)
-		sl.former, sl.formerSilent = sl.shard, true
+		sl.former, sl.formerSilent, sl.formerPeer = sl.shard, true, sl.peer
 		sl.shard, sl.suspect = nil, false
+		s.engine.Send(s.rt.coordinator, formerConn{shard: sl.former, former: true})
 		return i
 	}
 	return -1

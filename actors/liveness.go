@@ -50,25 +50,25 @@ func (s *shard) watchConn(conn *quic.Conn, closing string) {
 			s.lost(err)
 			return
 		case streams := <-s.drains:
-			drain = newDrainWatch(streams, conn.ConnectionStats(), time.Now())
+			drain = newDrainWatch(streams, s.rt.idleTimeout(), conn.ConnectionStats(), time.Now())
 		case now := <-ticker.C:
 			if addr := conn.RemoteAddr(); !s.rt.Client && addr.String() != remote { // the allow-list again
 				remote = addr.String()
 				s.engine.Send(s.self, pathMoved{addr: addr})
 			}
 			stats := conn.ConnectionStats()
+			if stats.PacketsReceived != received {
+				received, heard = stats.PacketsReceived, now
+			}
+			silent := now.Sub(heard) > silenceLimit(stats.SmoothedRTT)
 			if drain != nil {
-				if drain.done(stats, now) {
+				if drain.done(stats, silent, now) {
 					closing = "quicpool: connection drained after a switch-over"
 					s.engine.Send(s.rt.supervisor, drained{shard: s.self, slot: s.slot})
 					return
 				}
 				continue
 			}
-			if stats.PacketsReceived != received {
-				received, heard = stats.PacketsReceived, now
-			}
-			silent := now.Sub(heard) > silenceLimit(stats.SmoothedRTT)
 			if silent == suspect && now.Sub(reported) < time.Second {
 				continue
 			}

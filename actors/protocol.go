@@ -139,6 +139,12 @@ type (
 		failFast bool
 		drain    bool
 	}
+	// formerConn (server): the shard's connection became its slot's former one (former), or took
+	// its slot back.
+	formerConn struct {
+		shard  *actor.PID
+		former bool
+	}
 	// listening: the server pool listens on addr.
 	listening struct{ addr string }
 	// listenFailed: the server pool cannot listen.

@@ -70,9 +70,11 @@ type slot struct {
 
 	// former is the incarnation whose silent connection the slot's took over from and that is
 	// still open (drain.go): a client's drains its streams in use; a server's stays in the pool
-	// until its client closes it or it times out. One per slot: the next takeover closes it.
+	// until its client closes it or it times out, or takes the slot back. One per slot: the next
+	// takeover closes it.
 	former       *actor.PID
-	formerSilent bool // server: former's peer is silent (its credit does not count)
+	formerSilent bool       // server: former's peer is silent (its credit does not count)
+	formerPeer   netip.Addr // server: the client holding former
 
 	// Client.
 	next      *actor.PID  // the incarnation dialing to take over: a first dial, a restart, or a standby for a silent shard
@@ -295,7 +297,21 @@ func (s *supervisor) closeFormer(i int) {
 	default:
 		s.retire(sl.former, errReplaced)
 	}
-	sl.former, sl.formerSilent = nil, false
+	sl.former, sl.formerSilent, sl.formerPeer = nil, false, netip.Addr{}
+}
+
+// restoreFormer (server) gives slot i back to its former connection if the slot is free and the
+// former answers: its client kept it after all (the client's liveness watch heard it again
+// before its new connection came up, and closed the new one).
+func (s *supervisor) restoreFormer(i int) {
+	sl := &s.slots[i]
+	if s.rt.Client || s.shutting || sl.shard != nil || sl.former == nil || sl.formerSilent {
+		return
+	}
+	s.rt.Log.Info("the client kept its former connection: it takes its slot back", "slot", i)
+	sl.shard, sl.peer, sl.suspect = sl.former, sl.formerPeer, false
+	sl.former, sl.formerPeer = nil, netip.Addr{}
+	s.engine.Send(s.rt.coordinator, formerConn{shard: sl.shard, former: false})
 }
 
 // formerEnded handles the end of a slot's former connection (it failed or timed out) and
@@ -305,7 +321,8 @@ func (s *supervisor) formerEnded(m shardFailed) bool {
 		return false
 	}
 	s.rt.Log.Info("the connection a new one took over from has ended", "slot", m.slot, "err", m.err)
-	s.slots[m.slot].former, s.slots[m.slot].formerSilent = nil, false
+	sl := &s.slots[m.slot]
+	sl.former, sl.formerSilent, sl.formerPeer = nil, false, netip.Addr{}
 	s.engine.Poison(m.shard)
 	s.engine.Send(s.rt.coordinator, shardDown{shard: m.shard})
 	return true
@@ -317,6 +334,7 @@ func (s *supervisor) liveness(m liveness) {
 	sl := &s.slots[m.slot]
 	if same(sl.former, m.shard) {
 		sl.formerSilent = m.suspect
+		s.restoreFormer(m.slot)
 		return
 	}
 	if !same(sl.shard, m.shard) || sl.suspect == m.suspect {
@@ -378,6 +396,7 @@ func (s *supervisor) shardFailed(m shardFailed) {
 		}
 	}
 	s.engine.Send(s.rt.coordinator, shardDown{shard: m.shard, err: m.err, failFast: s.failing()})
+	s.restoreFormer(m.slot)
 }
 
 // failing reports whether a client slot is failing (see slot.failing): while no connection is
