@@ -195,3 +195,60 @@ func TestFormerConnectionTakesItsSlotBack(t *testing.T) {
 	waitFor(t, server, "the new connection to be gone", func(s messages.Stats) bool { return s.ShardsUp == 1 })
 	require.NoError(t, takeID(old), "the old connection is served again")
 }
+
+// servesAgain fails the test unless a tunnel op succeeds within 10s.
+func servesAgain(t *testing.T, server, client *quicpool.Pool, what string) {
+	t.Helper()
+	var err error
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); {
+		if err = tunnelOp(server, client, time.Second); err == nil {
+			return
+		}
+	}
+	require.NoError(t, err, what)
+}
+
+// endConnectionOfAnIdleStream closes, on the server, the connection of one of its idle streams.
+func endConnectionOfAnIdleStream(t *testing.T, server *quicpool.Pool) {
+	t.Helper()
+	reply := make(chan messages.Stream, 1)
+	server.Engine().Send(server.Coordinator(), messages.Get{Deadline: time.Now().Add(5 * time.Second), Reply: reply})
+	got := <-reply
+	require.NoError(t, got.Err)
+	require.NoError(t, got.Conn.CloseWithError(0, "test: the new connection ends"))
+}
+
+// The connection that took over ends while the one it took over from drains, silent or
+// answering again: the client closes the draining one too, and its redial gets in at once
+// instead of being refused while the old connection holds the client's place on the server.
+func TestNewConnectionEndingWhileTheOldDrains(t *testing.T) {
+	for _, answering := range []bool{false, true} {
+		t.Run(map[bool]string{false: "old silent", true: "old answering"}[answering], func(t *testing.T) {
+			server, client, relay, _, _ := switchOver(t)
+			if answering {
+				relay.BlackholeSeen(false)
+				waitFor(t, server, "the old connection to answer again", func(s messages.Stats) bool {
+					return len(s.Conns) == 2 && !s.Conns[0].Suspect && !s.Conns[1].Suspect
+				})
+			}
+			endConnectionOfAnIdleStream(t, server)
+			servesAgain(t, server, client, "the client gets back in")
+		})
+	}
+}
+
+// A client that stops hearing its server while the server still hears it switches over to a
+// standby the server then refuses (the old connection answers it): the client gives up the
+// draining connection, and gets back in.
+func TestStandbyRefusedAfterTheSwitchOver(t *testing.T) {
+	server := startServer(t, 8)
+	relay := newRelay(t, server.Addr())
+	client := startClient(t, 4, 8, relay.Addr())
+	sc, cc := tunnel(t, server, client, kib)
+	t.Cleanup(func() { sc.Close(); cc.Close() })
+	restarts := snapshot(client).Restarts
+	relay.BlackholeSeenToClients(true)
+	waitFor(t, client, "the switch-over", func(s messages.Stats) bool { return s.Restarts > restarts })
+	relay.BlackholeSeenToClients(false)
+	servesAgain(t, server, client, "the client gets back in")
+}

@@ -28,6 +28,7 @@ type relay struct {
 	mappings  map[string]*net.UDPConn // upstream socket by client address
 	blackhole bool
 	holed     map[string]bool // client addresses whose datagrams are dropped, both ways
+	holedDown map[string]bool // client addresses whose datagrams toward them are dropped
 	delay     time.Duration
 	from      net.IP // the address upstream sockets bind to (127.0.0.1 until RebindFrom)
 	closed    bool
@@ -80,6 +81,17 @@ func (r *relay) BlackholeSeen(on bool) {
 	r.holed = map[string]bool{}
 	for client := range r.mappings {
 		r.holed[client] = on
+	}
+}
+
+// BlackholeSeenToClients is BlackholeSeen for the datagrams toward the clients only: their
+// connections go silent for them, while the target still hears them.
+func (r *relay) BlackholeSeenToClients(on bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.holedDown = map[string]bool{}
+	for client := range r.mappings {
+		r.holedDown[client] = on
 	}
 }
 
@@ -188,7 +200,8 @@ func (r *relay) fromTarget(up *net.UDPConn, client *net.UDPAddr) {
 // picks the queue (0: toward the target, 1: toward the client).
 func (r *relay) send(dir int, conn *net.UDPConn, to, client *net.UDPAddr, data []byte) {
 	r.mu.Lock()
-	hole, delay := r.blackhole || r.holed[client.String()], r.delay
+	hole := r.blackhole || r.holed[client.String()] || dir == 1 && r.holedDown[client.String()]
+	delay := r.delay
 	r.mu.Unlock()
 	switch {
 	case hole:

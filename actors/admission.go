@@ -170,14 +170,13 @@ func (h *creditHandout) unpaired() {
 	}
 }
 
-// heldBy is the number of connections from ip that hold a slot or are a slot's former one.
+// heldBy is the number of slots connections from ip hold. A slot's former connection does not
+// count: its client can make one only by replacing a connection of its own, one per slot, and it
+// takes its slot back rather than a new one (restoreFormer).
 func (s *supervisor) heldBy(ip netip.Addr) int {
 	n := 0
 	for i := range s.slots {
-		if sl := &s.slots[i]; sl.shard != nil && sl.peer == ip {
-			n++
-		}
-		if sl := &s.slots[i]; sl.former != nil && sl.formerPeer == ip {
+		if s.slots[i].shard != nil && s.slots[i].peer == ip {
 			n++
 		}
 	}

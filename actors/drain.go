@@ -23,7 +23,8 @@ import (
 // and QUIC calls a connection that long without data idle. It then reports drained to the
 // supervisor, which stops the shard. A connection that really is dead ends at its idle timeout,
 // its streams with it (time in which its peer is silent never counts as quiet); the pool closing
-// closes it at once; and a second switch-over on the same slot closes the one before.
+// closes it at once; and so do a second switch-over on the same slot and the failure of the
+// connection that took over (the server may have refused it, the old one answering there).
 //
 // The server takes no part in the decision: when a client's new connection takes the slot of a
 // silent one (listener.go), the silent connection becomes the slot's former one. It keeps its

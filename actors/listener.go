@@ -150,7 +150,7 @@ func (s *supervisor) freeSlot() int {
 // its client closes it, it times out, or the slot is replaced again (closeFormer); or it takes
 // the slot back if the new connection ends while it answers (restoreFormer). Its streams are
 // withheld, it has no share of the pool (fairShare), its stream credit does not count while it
-// is silent (giveCredit), and it counts against its address's connections (heldBy).
+// is silent (giveCredit).
 func (s *supervisor) replaceSilent(addr net.Addr) int {
 	ip := addrIP(addr)
 	for i := range s.slots {

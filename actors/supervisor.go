@@ -376,6 +376,12 @@ func (s *supervisor) shardFailed(m shardFailed) {
 		sl.next = nil
 	} else {
 		sl.shard, sl.suspect = nil, false
+		if s.rt.Client {
+			// The connection that took over has failed (its server may even have refused it,
+			// holding the old one): the one it took over from, draining, goes too, so that the
+			// server frees its slot for the redial.
+			s.closeFormer(m.slot)
+		}
 	}
 	s.engine.Poison(m.shard)
 	s.startOthers()

@@ -20,9 +20,10 @@ type Stats struct {
 	// PeerClosed is the number of streams the peer closed before this side took them. They no
 	// longer count as idle, but stay reachable by ID for 10s (the peer may have written data).
 	PeerClosed int
-	// Withheld is the number of idle streams of connections that are silent now: not handed out
-	// until their connection answers again (then they count in Idle), or purged with it (then
-	// in Lost). Not counted in Idle.
+	// Withheld is the number of idle streams of connections that are silent now (or, on a
+	// server, whose client's newer connection took their slot): not handed out until their
+	// connection answers again (then they count in Idle), or purged with it (then in Lost). Not
+	// counted in Idle.
 	Withheld int
 	// Capacity is the number of idle streams the pool aims to keep: tuned between MinCap and
 	// MaxCap on a client, MaxCap on a server.

@@ -84,7 +84,7 @@ var (
 	waiters            = newDesc("waiters", "Get/Accept calls waiting for a stream.", poolLabels)
 	openingStreams     = newDesc("opening_streams", "Streams being opened (client) or handshaken and waiting for an ID (server).", poolLabels)
 	peerClosedStreams  = newDesc("peer_closed_streams", "Streams the peer closed before this side took them, still reachable by ID.", poolLabels)
-	withheldStreams    = newDesc("withheld_streams", "Idle streams of connections that are silent now, not handed out until their connection answers again.", poolLabels)
+	withheldStreams    = newDesc("withheld_streams", "Idle streams of connections that are silent now (or, on a server, whose client reconnected), not handed out until their connection answers again.", poolLabels)
 	shards             = newDesc("shards", "Connections the pool keeps (client) or accepts (server).", poolLabels)
 	shardsUp           = newDesc("shards_up", "Connections up.", poolLabels)
 	drainingConns      = newDesc("draining_connections", "Client only: connections a standby took over from, out of the pool but open until the streams handed out from them are done.", poolLabels)
