@@ -78,10 +78,7 @@ func (r *relay) Blackhole(on bool) { r.mu.Lock(); r.blackhole = on; r.mu.Unlock(
 func (r *relay) BlackholeSeen(on bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.holed = map[string]bool{}
-	for client := range r.mappings {
-		r.holed[client] = on
-	}
+	r.holed = r.seen(on)
 }
 
 // BlackholeSeenToClients is BlackholeSeen for the datagrams toward the clients only: their
@@ -89,10 +86,16 @@ func (r *relay) BlackholeSeen(on bool) {
 func (r *relay) BlackholeSeenToClients(on bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.holedDown = map[string]bool{}
+	r.holedDown = r.seen(on)
+}
+
+// seen maps every client address the relay has seen so far to on. Called with mu held.
+func (r *relay) seen(on bool) map[string]bool {
+	m := make(map[string]bool, len(r.mappings))
 	for client := range r.mappings {
-		r.holedDown[client] = on
+		m[client] = on
 	}
+	return m
 }
 
 // Delay adds d to the way of every datagram, both ways (0: none).
