@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -275,40 +274,4 @@ func TestOneAddressCannotHoldEverySlot(t *testing.T) {
 	waitFor(t, server, "the later client's two connections beside the stranger's two", func(s messages.Stats) bool {
 		return s.ShardsUp == 4
 	})
-}
-
-// A Get beyond the maxQueuedGets requests sent to the coordinator and not yet handled waits for
-// room before it sends, within its own timeout: with the bound taken, a Get on a server holding
-// idle streams times out without reaching the coordinator; once room frees, the next Get is
-// served, and the coordinator frees the room its requests took.
-func TestGetsBeyondTheAdmissionBoundWait(t *testing.T) {
-	server := startServer(t, 4)
-	startClient(t, 4, 4, server.Addr())
-	require.NoError(t, server.WaitReady(waitCtx(t), 4))
-
-	admission := quicpool.AdmissionOf(server)
-	for range quicpool.MaxQueuedGets {
-		admission <- struct{}{} // requests the coordinator has not handled yet
-	}
-	start := time.Now()
-	_, _, err := server.IncomingGet(100 * time.Millisecond)
-	require.ErrorIs(t, err, quicpool.ErrTimeout, "no room: the Get waits out its timeout")
-	var netErr net.Error
-	require.True(t, errors.As(err, &netErr) && netErr.Timeout())
-	require.GreaterOrEqual(t, time.Since(start), 100*time.Millisecond)
-	require.Zero(t, snapshot(server).HandedOut, "the Get never reached the coordinator")
-
-	waiting := make(chan error, 1)
-	go func() {
-		_, conn, err := server.IncomingGet(5 * time.Second)
-		if err == nil {
-			err = conn.Close()
-		}
-		waiting <- err
-	}()
-	for range quicpool.MaxQueuedGets {
-		<-admission // the coordinator handles what it was sent
-	}
-	require.NoError(t, <-waiting, "room again: the waiting Get is served")
-	require.Empty(t, admission, "the coordinator frees the room of each request it handles")
 }

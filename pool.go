@@ -24,7 +24,7 @@ const (
 	closeDeadline = 5 * time.Second
 	// maxQueuedGets bounds the Get requests of one pool that are sent but not yet handled by its
 	// coordinator; callers beyond it wait (within their timeout) before sending.
-	maxQueuedGets = 4096
+	maxQueuedGets = 1024
 	// causeWait bounds how long a call that timed out waits for the coordinator to say why the
 	// pool has no connection. A coordinator with no connection to serve answers in microseconds;
 	// one that is far behind (which may be why the call timed out) must not hold the call much
@@ -72,7 +72,8 @@ type Stats = messages.Stats
 var discardLogger = slog.New(slog.DiscardHandler)
 
 // newPool spawns the pool's coordinator and supervisor, as top-level actors of the engine or as
-// children of the WithParent actor. They are idle (no goroutine) until the pool starts.
+// children of the WithParent actor. Until the pool starts, they do nothing (the coordinator waits
+// for messages on its goroutine).
 func newPool(s settings, cfg *core.Config) *Pool {
 	p := &Pool{
 		cfg:      cfg,
@@ -93,7 +94,7 @@ func newPool(s settings, cfg *core.Config) *Pool {
 	}
 	cfg.Ctx, p.cancel = context.WithCancel(context.Background())
 	cfg.Go, cfg.Name = p.goroutine, poolName()
-	cfg.Admission = make(chan struct{}, maxQueuedGets)
+	cfg.Takes = make(chan *core.Take, maxQueuedGets)
 	cfg.Final, cfg.Stopped, cfg.SupervisorStopped = &p.final, make(chan struct{}), make(chan struct{})
 	if p.engine == nil {
 		// NewEngine fails only when a remote is configured, and this config has none.
@@ -284,7 +285,7 @@ func (b bound) done() <-chan struct{} {
 // answer came is not kept: its channel holds Abandon's mark, and the coordinator may still hold
 // the request and answer it later, which must not reach another take.
 type request struct {
-	msg   core.AdmittedGet
+	msg   core.Take
 	reply chan messages.Stream
 }
 
@@ -325,14 +326,18 @@ func (p *Pool) take(b bound, id string, noWait bool) (messages.Stream, error) {
 	if p.stopping() {
 		return messages.Stream{}, ErrClosed
 	}
+	r := p.newRequest()
+	r.msg.Get = messages.Get{ID: id, Reply: r.reply, NoWait: noWait, Deadline: b.deadline}
 	select {
-	case p.cfg.Admission <- struct{}{}:
+	case p.cfg.Takes <- &r.msg:
 	default: // the coordinator is behind: wait for room, within the caller's time
 		select {
-		case p.cfg.Admission <- struct{}{}:
+		case p.cfg.Takes <- &r.msg:
 		case <-b.done():
+			p.requests.keep(r)
 			return messages.Stream{}, p.boundErr(b)
 		case <-b.expired:
+			p.requests.keep(r)
 			return messages.Stream{}, p.boundErr(b)
 		case <-p.done:
 			return messages.Stream{}, ErrClosed
@@ -340,9 +345,6 @@ func (p *Pool) take(b bound, id string, noWait bool) (messages.Stream, error) {
 			return messages.Stream{}, ErrClosed
 		}
 	}
-	r := p.newRequest()
-	r.msg.Get = messages.Get{ID: id, Reply: r.reply, NoWait: noWait, Deadline: b.deadline}
-	p.engine.Send(p.coordinator, &r.msg)
 	select {
 	case s := <-r.reply:
 		p.requests.keep(r)

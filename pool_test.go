@@ -96,8 +96,8 @@ func TestMultiShard(t *testing.T) {
 
 // An idle pool costs few goroutines of its own per connection, besides quic-go's: on a server,
 // the connection's accept loop and its watcher (death, closing, liveness); on a client, its
-// watcher. The server's listener adds one. Opens and handshakes run on workers that end when there
-// is nothing left to do.
+// watcher. Each pool's coordinator adds one, and the server's listener one. Opens and handshakes
+// run on workers that end when there is nothing left to do.
 func TestIdlePoolGoroutinesPerConnection(t *testing.T) {
 	const shards = 3
 	server := startServer(t, shards*128)
@@ -107,7 +107,7 @@ func TestIdlePoolGoroutinesPerConnection(t *testing.T) {
 	require.Equal(t, shards, server.ShardCount())
 	require.Equal(t, shards, client.ShardCount())
 
-	want := 1 + 2*shards + 1*shards
+	want := 2 + 1 + 2*shards + 1*shards
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		got, dump := poolGoroutines()

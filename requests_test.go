@@ -2,6 +2,9 @@ package quicpool
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"net"
 	"testing"
 	"time"
 
@@ -13,24 +16,14 @@ import (
 
 // A take's request serves the next take once its answer came; one whose caller gave up before
 // its answer is never reused: its channel holds Abandon's mark, and the coordinator may still
-// hold it and answer it later. The coordinator here is a stand-in that hands over what it
-// receives.
+// hold it and answer it later. The test stands in for the coordinator: it takes the requests
+// off the channel the coordinator reads.
 func TestSpareRequestOnlyOnceAnswered(t *testing.T) {
-	engine, err := actor.NewEngine(actor.NewEngineConfig())
-	require.NoError(t, err)
-	received := make(chan *core.AdmittedGet, 4)
-	coordinator := engine.SpawnFunc(func(c *actor.Context) {
-		if m, ok := c.Message().(*core.AdmittedGet); ok {
-			received <- m
-		}
-	}, "coordinator")
-	defer func() { <-engine.Poison(coordinator).Done() }()
+	received := make(chan *core.Take, 4)
 	p := &Pool{
-		cfg:         &core.Config{Admission: make(chan struct{}, 4), Stopped: make(chan struct{})},
-		engine:      engine,
-		coordinator: coordinator,
-		requests:    make(spares[*request], spareRequests),
-		done:        make(chan struct{}),
+		cfg:      &core.Config{Takes: received, Stopped: make(chan struct{})},
+		requests: make(spares[*request], spareRequests),
+		done:     make(chan struct{}),
 	}
 	type answer struct {
 		s   messages.Stream
@@ -44,10 +37,9 @@ func TestSpareRequestOnlyOnceAnswered(t *testing.T) {
 		}()
 		return done
 	}
-	next := func(what string) *core.AdmittedGet {
+	next := func(what string) *core.Take {
 		select {
 		case m := <-received:
-			<-p.cfg.Admission // as the coordinator does
 			return m
 		case <-time.After(5 * time.Second):
 			t.Fatalf("%s never reached the coordinator", what)
@@ -81,4 +73,62 @@ func TestSpareRequestOnlyOnceAnswered(t *testing.T) {
 	require.Len(t, answered.Get.Reply, 1, "the abandoned request's channel holds Abandon's mark")
 	fresh.Get.Reply <- messages.Stream{ID: "00000003"}
 	require.Equal(t, "00000003", wait(third, "the third take").s.ID, "the third take gets its own answer")
+}
+
+// A take that finds maxQueuedGets requests waiting for the coordinator waits for room within its
+// own bound: it times out without sending if none frees, and sends as soon as one does. The test
+// stands in for a coordinator that is behind: it holds the channel full, and answers Cause.
+func TestTakeWaitsForRoomWithinItsBound(t *testing.T) {
+	engine, err := actor.NewEngine(actor.NewEngineConfig())
+	require.NoError(t, err)
+	coordinator := engine.SpawnFunc(func(c *actor.Context) {
+		if m, ok := c.Message().(core.Cause); ok {
+			m.Reply <- nil
+		}
+	}, "coordinator")
+	defer func() { <-engine.Poison(coordinator).Done() }()
+	takes := make(chan *core.Take, 2)
+	p := &Pool{
+		cfg:         &core.Config{Takes: takes, Stopped: make(chan struct{})},
+		engine:      engine,
+		coordinator: coordinator,
+		timers:      make(spares[*time.Timer], spareTimers),
+		requests:    make(spares[*request], spareRequests),
+		done:        make(chan struct{}),
+		closed:      make(chan struct{}),
+	}
+	ahead := []*core.Take{{}, {}}
+	for _, r := range ahead {
+		takes <- r
+	}
+
+	start := time.Now()
+	b := p.timeoutBound(100 * time.Millisecond)
+	_, err = p.take(b, "", false)
+	p.release(b)
+	require.ErrorIs(t, err, ErrTimeout, "no room: the take waits out its timeout")
+	var netErr net.Error
+	require.True(t, errors.As(err, &netErr) && netErr.Timeout())
+	require.GreaterOrEqual(t, time.Since(start), 100*time.Millisecond)
+	require.Len(t, takes, 2, "the take never reached the coordinator")
+
+	done := make(chan error, 1)
+	go func() {
+		b := p.timeoutBound(5 * time.Second)
+		defer p.release(b)
+		s, err := p.take(b, "", false)
+		if err == nil && s.ID != "00000001" {
+			err = fmt.Errorf("got stream %q", s.ID)
+		}
+		done <- err
+	}()
+	require.Same(t, ahead[0], <-takes, "room frees")
+	require.Same(t, ahead[1], <-takes)
+	select {
+	case r := <-takes:
+		r.Get.Reply <- messages.Stream{ID: "00000001"}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the waiting take never sent once room freed")
+	}
+	require.NoError(t, <-done, "the waiting take is served")
 }

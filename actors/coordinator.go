@@ -2,6 +2,7 @@ package actors
 
 import (
 	"fmt"
+	"runtime/debug"
 	"time"
 
 	"github.com/anthdm/hollywood/actor"
@@ -103,19 +104,74 @@ func newCoordinator(rt *runtime) actor.Producer {
 	}
 }
 
-// Receive handles one message. It grows the stack first (growStack).
+// Receive hands hollywood's messages to the coordinator's goroutine (run), which it starts with
+// the actor and waits for as the actor stops.
 func (c *coordinator) Receive(ctx *actor.Context) {
-	growStack()
-	switch m := ctx.Message().(type) {
+	m := ctx.Message()
+	switch m.(type) {
+	case actor.Initialized:
+		return
 	case actor.Started:
 		c.engine, c.self = ctx.Engine(), ctx.PID()
+		go c.run()
+	case actor.Stopped:
+		c.rt.tell(m)
+		<-c.rt.mailClosed
+		return
+	}
+	c.rt.tell(m)
+}
+
+// run is the coordinator's goroutine: every message the actor receives and every take the
+// facade sends is handled here, one at a time, until the actor stops.
+//
+// hollywood v1.0.5 runs each wake of an actor (the messages it finds queued) on a new goroutine,
+// whose stack starts at 2 KiB and must grow before a take fits; on the coordinator, the actor
+// every take and every new stream goes through, that cost 5% of a tunnel op's CPU. This
+// goroutine lives as long as the actor, parks on its channels between messages, and keeps the
+// stack it grew.
+func (c *coordinator) run() {
+	defer close(c.rt.mailClosed)
+	for {
+		select {
+		case m := <-c.rt.mail:
+			c.handle(m)
+			if _, ok := m.(actor.Stopped); ok {
+				return
+			}
+		case t := <-c.rt.Takes:
+			c.handleTake(t)
+		}
+	}
+}
+
+// handleTake handles a take from the facade, recovering a panic as handle does.
+func (c *coordinator) handleTake(t *core.Take) {
+	defer c.recoverPanic(t)
+	c.get(t.Get) // a copy: the facade reuses *t once it has its answer
+}
+
+// recoverPanic is handle's deferred recovery: the panic is logged with its stack, and the
+// coordinator carries on with the next message.
+func (c *coordinator) recoverPanic(m any) {
+	v := recover()
+	if v == nil {
+		return
+	}
+	err := fmt.Errorf("%w in %s handling %T: %v", core.ErrPanic, c.self.GetID(), m, v)
+	c.rt.Log.Error("actor panic recovered", "err", err, "stack", string(debug.Stack()))
+}
+
+// handle handles one message.
+func (c *coordinator) handle(m any) {
+	defer c.recoverPanic(m)
+	switch m := m.(type) {
+	case actor.Started:
 		c.checkPeers()
 	case actor.Stopped:
 		c.stop()
 	case core.Start:
 		c.start()
-	case *core.AdmittedGet:
-		c.admitted(m.Get) // a copy: the facade reuses *m once it has its answer
 	case messages.Get:
 		c.embedderGet(m)
 	case messages.State:
@@ -163,47 +219,12 @@ func (c *coordinator) Receive(ctx *actor.Context) {
 	}
 }
 
-// growStack grows the stack of a wake's fresh goroutine (2 KiB) to 4 KiB, so that the message's
-// handling does not grow it deeper down.
-//
-// hollywood runs each wake of an actor (the messages it finds queued) on a new goroutine. Go
-// starts it with the average stack it saw at the last collection, 2 KiB here, of which it keeps
-// 928 bytes free; and a take needs more: hollywood's frames and ours come to about 1.2 KiB where
-// it deletes from the store's map or sends on the caller's channel. Growing a stack copies it and
-// adjusts every frame on it, so the fewer frames, the cheaper: grown here, seven frames deep
-// instead of fourteen, stack growth went from 7.5% to 4.8% of a tunnel op's CPU, and
-// BenchmarkTunnel from 23.1 to 22.2µs per op (means of five alternating runs). Keeping every
-// take under 1.1 KiB instead is out of reach: hollywood's frames and sealed's take 460 bytes, and
-// a channel send 280. On a stack that has grown already, the call costs the zeroing of its
-// frame, no more. (CockroachDB grows its storage goroutines' stacks early the same way, in its
-// growstack package.)
-//
-//go:noinline
-func growStack() {
-	var frame [1024]byte // with the 928 bytes kept free and hollywood's frames, more than 2 KiB
-	keepFrame(frame[:])
-}
-
-// keepFrame keeps growStack's frame: an array nobody reads would be left out.
-//
-//go:noinline
-func keepFrame([]byte) {}
-
 func (c *coordinator) start() {
 	if c.started {
 		return
 	}
 	c.started = true
 	c.tick()
-}
-
-// admitted handles a Get the facade holds an admission token for, and frees the token.
-func (c *coordinator) admitted(g messages.Get) {
-	select {
-	case <-c.rt.Admission:
-	default:
-	}
-	c.get(g)
 }
 
 // embedderGet is get for a Get an embedding actor sent: one whose reply channel is closed is
@@ -618,8 +639,7 @@ func (c *coordinator) scheduleTick() {
 	if c.rt.Client {
 		next = c.refill.interval
 	}
-	engine, self := c.engine, c.self
-	c.timer = time.AfterFunc(next, func() { engine.Send(self, tick{}) })
+	c.timer = time.AfterFunc(next, func() { c.rt.tell(tick{}) })
 }
 
 // stop ends the pool's service: waiting calls fail with ErrClosed, idle streams are forgotten

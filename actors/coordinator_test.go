@@ -43,7 +43,7 @@ func startCoordinatorRT(t *testing.T, client bool, tune func(*core.Config), hook
 	if tune != nil {
 		tune(cfg)
 	}
-	rt := &runtime{Config: cfg}
+	rt := newRuntime(cfg)
 	if hooks != nil {
 		hooks(rt)
 	}

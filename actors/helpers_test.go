@@ -107,7 +107,7 @@ func testConfig(t *testing.T, client bool) *core.Config {
 		Log:               slog.New(slog.DiscardHandler),
 		Go:                func(f func()) { go f() },
 		Name:              poolName(t),
-		Admission:         make(chan struct{}, 16),
+		Takes:             make(chan *core.Take, 16),
 		Final:             &messages.Stats{},
 		Stopped:           make(chan struct{}),
 		SupervisorStopped: make(chan struct{}),
@@ -131,6 +131,16 @@ func spawnRecorder(t *testing.T, engine *actor.Engine, id string) (*actor.PID, c
 	}, "recorder", actor.WithID(id))
 	t.Cleanup(func() { waitDone(t, engine.Poison(pid), "the recorder "+id+" to stop") })
 	return pid, got
+}
+
+// recordCoordinator stands in for rt's coordinator: what the pool's actors tell it (runtime.tell)
+// and what is sent to its actor both reach the returned channel. Once the test ends, what they
+// tell it is dropped, as it is once a coordinator has stopped.
+func recordCoordinator(t *testing.T, engine *actor.Engine, rt *runtime) chan any {
+	t.Helper()
+	rt.coordinator, rt.mail = spawnRecorder(t, engine, "coordinator."+rt.Name)
+	t.Cleanup(func() { close(rt.mailClosed) })
+	return rt.mail
 }
 
 // loopback is one real QUIC connection over 127.0.0.1 with n bidirectional streams opened on it.

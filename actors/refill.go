@@ -90,8 +90,8 @@ func (c *coordinator) coalesce(need, coming int) bool {
 	}
 	if r := &c.refill; r.batchDue == nil {
 		r.batch++
-		engine, self, due := c.engine, c.self, replaceDue{batch: r.batch}
-		r.batchDue = time.AfterFunc(c.rt.replaceDelay(), func() { engine.Send(self, due) })
+		due := replaceDue{batch: r.batch}
+		r.batchDue = time.AfterFunc(c.rt.replaceDelay(), func() { c.rt.tell(due) })
 	}
 	return true
 }

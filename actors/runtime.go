@@ -17,10 +17,27 @@ type runtime struct {
 	*core.Config
 	coordinator *actor.PID
 	supervisor  *actor.PID
+	mail        chan any      // to the coordinator's goroutine (tell)
+	mailClosed  chan struct{} // closed when the coordinator's goroutine has returned
 	othersWait  time.Duration // tests only: replaces othersWait when positive
 	dialGap     time.Duration // tests only: replaces dialGap when positive
 	oneAttempt  bool          // tests only: a client shard makes one dial attempt, no fast redials
 	batchWait   time.Duration // tests only: replaces replaceDelay when positive
+}
+
+func newRuntime(cfg *core.Config) *runtime {
+	return &runtime{Config: cfg, mail: make(chan any, coordinatorMail), mailClosed: make(chan struct{})}
+}
+
+// tell hands m to the coordinator. Its own actor's Receive, the other actors and the pool's
+// goroutines all tell it this way, straight to its goroutine (coordinator.run) and in the order
+// they send; what the facade and an embedder send reaches it through its actor's inbox. Once the
+// coordinator has stopped, m is dropped, as hollywood drops what is sent to a stopped actor.
+func (rt *runtime) tell(m any) {
+	select {
+	case rt.mail <- m:
+	case <-rt.mailClosed:
+	}
 }
 
 // replaceDelay is the longest a client's replacement waits for the rest of its batch (coalesce).
@@ -82,6 +99,9 @@ func (rt *runtime) spawn(spawn core.Spawner, p actor.Producer, id string, inbox 
 const (
 	coordinatorInbox = 64
 	smallInbox       = 16
+	// coordinatorMail is how many messages the coordinator's goroutine may have waiting for it;
+	// beyond that, tell waits for room.
+	coordinatorMail = 256
 )
 
 // panicHandler is implemented by actors that turn a recovered panic into a failure of their own

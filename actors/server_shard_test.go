@@ -40,9 +40,8 @@ func TestServerShardHandsARoundInOneMessage(t *testing.T) {
 	require.NoError(t, err)
 
 	engine := newEngine(t)
-	rt := &runtime{Config: testConfig(t, false)}
-	var got chan any
-	rt.coordinator, got = spawnRecorder(t, engine, "coordinator."+rt.Name)
+	rt := newRuntime(testConfig(t, false))
+	got := recordCoordinator(t, engine, rt)
 	rt.supervisor, _ = spawnRecorder(t, engine, "supervisor."+rt.Name)
 	closed := make(chan struct{})
 	pid := rt.spawn(engine.Spawn, newServerShard(rt, 0, server, closed), "shard0", smallInbox)

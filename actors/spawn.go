@@ -11,7 +11,7 @@ import (
 // system, build it with quicpool.NewClient or quicpool.NewServer and the WithEngine or WithParent
 // option, and send it the requests of package messages.
 func Spawn(spawn core.Spawner, cfg *core.Config) (coordinator, supervisor *actor.PID) {
-	rt := &runtime{Config: cfg}
+	rt := newRuntime(cfg)
 	rt.coordinator = rt.spawn(spawn, newCoordinator(rt), "coordinator", coordinatorInbox)
 	rt.supervisor = rt.spawn(spawn, newSupervisor(rt), "supervisor", smallInbox)
 	return rt.coordinator, rt.supervisor

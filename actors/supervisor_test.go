@@ -47,11 +47,12 @@ func startSupervisor(t *testing.T, shards int, policy testPolicy, resolve func()
 		return resolve()
 	}
 	// The tests send dialOthers themselves, and end the other slots' first dials themselves.
-	rt := &runtime{Config: cfg, othersWait: time.Hour, dialGap: time.Hour}
+	rt := newRuntime(cfg)
+	rt.othersWait, rt.dialGap = time.Hour, time.Hour
 	for _, f := range tune {
 		f(rt)
 	}
-	rt.coordinator, s.coord = spawnRecorder(t, engine, "coordinator."+cfg.Name)
+	s.coord = recordCoordinator(t, engine, rt)
 	rt.supervisor = rt.spawn(engine.Spawn, newSupervisor(rt), "supervisor", smallInbox)
 	s.pid = rt.supervisor
 	t.Cleanup(func() {
@@ -402,7 +403,7 @@ func TestSupervisorDialsOneSlotFirst(t *testing.T) {
 func TestCreditTimeoutIsARefusal(t *testing.T) {
 	engine := newEngine(t)
 	cfg := testConfig(t, false)
-	rt := &runtime{Config: cfg}
+	rt := newRuntime(cfg)
 	var sup chan any
 	rt.supervisor, sup = spawnRecorder(t, engine, "supervisor."+cfg.Name) // never answers
 	h := &creditHandout{rt: rt, engine: engine}

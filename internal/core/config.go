@@ -72,8 +72,9 @@ type Config struct {
 	// Name makes the actor IDs of one pool unique within a shared engine.
 	Name string
 
-	// Admission holds one token per AdmittedGet sent and not yet handled by the coordinator.
-	Admission chan struct{}
+	// Takes carries the facade's Gets straight to the coordinator's goroutine; its buffer bounds
+	// how many wait there unhandled.
+	Takes chan *Take
 	// Final receives the coordinator's last Stats as it stops; Stopped is closed right after.
 	Final   *messages.Stats
 	Stopped chan struct{}
@@ -119,10 +120,9 @@ type (
 	// Shutdown tells the supervisor to stop every shard and the listener; Reply is closed when
 	// they have all stopped.
 	Shutdown struct{ Reply chan struct{} }
-	// AdmittedGet is a Get for which the facade holds a token in Admission; the coordinator takes
-	// it out when it handles the request. It is sent by pointer, and the facade reuses it once the
-	// Get is answered: the coordinator copies it and keeps no reference.
-	AdmittedGet struct{ Get messages.Get }
+	// Take is a Get the facade sends on Takes. It is sent by pointer, and the facade reuses it
+	// once the Get is answered: the coordinator copies it and keeps no reference.
+	Take struct{ Get messages.Get }
 	// Cause asks why the pool cannot serve now (Stats.Err, without the rest of a snapshot), for
 	// a call that timed out.
 	Cause struct{ Reply chan error }
