@@ -91,7 +91,8 @@ func NewServer(addr string, tlsConfig *tls.Config, opts ...Option) (*Pool, error
 // Arguments <= 0 take NodePass's defaults: 1 stream, 1s interval (and 10s keep-alive); min > max
 // swaps. An invalid argument (maxCap above MaxCapacity, an interval below 1ms, an unknown TLS
 // code, a nil resolver, an invalid option) does not panic: the pool's calls fail with an error
-// wrapping ErrInvalidConfig. Nothing runs until ClientManager is called.
+// wrapping ErrInvalidConfig. Nothing connects until ClientManager is called, and only the pool's
+// coordinator waits for requests (on a goroutine of its own, which Close ends).
 func NewClientPool(minCap, maxCap int, minIvl, maxIvl, keepAlive time.Duration, tlsCode, hostname string,
 	addrResolver func() (string, error), opts ...Option) *Pool {
 	s := settings{side: clientSide, keepAlive: orDefault(keepAlive, defaultKeepAlive),
@@ -125,8 +126,9 @@ func NewClientPool(minCap, maxCap int, minIvl, maxIvl, keepAlive time.Duration, 
 //
 // maxCap <= 0 takes 1, keepAlive <= 0 takes 10s. An invalid argument (maxCap above MaxCapacity,
 // no certificate, an empty listen address, a clientIP that is not an IP, an invalid option) does
-// not panic: the pool's calls fail with an error wrapping ErrInvalidConfig. Nothing runs until
-// ServerManager is called.
+// not panic: the pool's calls fail with an error wrapping ErrInvalidConfig. Nothing listens until
+// ServerManager is called, and only the pool's coordinator waits for requests (on a goroutine of
+// its own, which Close ends).
 func NewServerPool(maxCap int, clientIP string, tlsConfig *tls.Config, listenAddr string, keepAlive time.Duration,
 	opts ...Option) *Pool {
 	maxCap = orDefault(maxCap, compatMaxCap)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/anthdm/hollywood/actor"
@@ -77,58 +78,61 @@ func TestSpareRequestOnlyOnceAnswered(t *testing.T) {
 
 // A take that finds maxQueuedGets requests waiting for the coordinator waits for room within its
 // own bound: it times out without sending if none frees, and sends as soon as one does. The test
-// stands in for a coordinator that is behind: it holds the channel full, and answers Cause.
+// stands in for a coordinator that is behind: it holds the channel full, and answers Cause. It
+// runs in a synctest bubble, so that the second take is known to wait before room frees.
 func TestTakeWaitsForRoomWithinItsBound(t *testing.T) {
-	engine, err := actor.NewEngine(actor.NewEngineConfig())
-	require.NoError(t, err)
-	coordinator := engine.SpawnFunc(func(c *actor.Context) {
-		if m, ok := c.Message().(core.Cause); ok {
-			m.Reply <- nil
+	synctest.Test(t, func(t *testing.T) {
+		engine, err := actor.NewEngine(actor.NewEngineConfig())
+		require.NoError(t, err)
+		coordinator := engine.SpawnFunc(func(c *actor.Context) {
+			if m, ok := c.Message().(core.Cause); ok {
+				m.Reply <- nil
+			}
+		}, "coordinator")
+		defer func() { <-engine.Poison(coordinator).Done() }()
+		takes := make(chan *core.Take, 2)
+		p := &Pool{
+			cfg:         &core.Config{Takes: takes, Stopped: make(chan struct{})},
+			engine:      engine,
+			coordinator: coordinator,
+			timers:      make(spares[*time.Timer], spareTimers),
+			requests:    make(spares[*request], spareRequests),
+			done:        make(chan struct{}),
+			closed:      make(chan struct{}),
 		}
-	}, "coordinator")
-	defer func() { <-engine.Poison(coordinator).Done() }()
-	takes := make(chan *core.Take, 2)
-	p := &Pool{
-		cfg:         &core.Config{Takes: takes, Stopped: make(chan struct{})},
-		engine:      engine,
-		coordinator: coordinator,
-		timers:      make(spares[*time.Timer], spareTimers),
-		requests:    make(spares[*request], spareRequests),
-		done:        make(chan struct{}),
-		closed:      make(chan struct{}),
-	}
-	ahead := []*core.Take{{}, {}}
-	for _, r := range ahead {
-		takes <- r
-	}
-
-	start := time.Now()
-	b := p.timeoutBound(100 * time.Millisecond)
-	_, err = p.take(b, "", false)
-	p.release(b)
-	require.ErrorIs(t, err, ErrTimeout, "no room: the take waits out its timeout")
-	var netErr net.Error
-	require.True(t, errors.As(err, &netErr) && netErr.Timeout())
-	require.GreaterOrEqual(t, time.Since(start), 100*time.Millisecond)
-	require.Len(t, takes, 2, "the take never reached the coordinator")
-
-	done := make(chan error, 1)
-	go func() {
-		b := p.timeoutBound(5 * time.Second)
-		defer p.release(b)
-		s, err := p.take(b, "", false)
-		if err == nil && s.ID != "00000001" {
-			err = fmt.Errorf("got stream %q", s.ID)
+		ahead := []*core.Take{{}, {}}
+		for _, r := range ahead {
+			takes <- r
 		}
-		done <- err
-	}()
-	require.Same(t, ahead[0], <-takes, "room frees")
-	require.Same(t, ahead[1], <-takes)
-	select {
-	case r := <-takes:
+
+		start := time.Now()
+		b := p.timeoutBound(100 * time.Millisecond)
+		_, err = p.take(b, "", false)
+		p.release(b)
+		require.ErrorIs(t, err, ErrTimeout, "no room: the take waits out its timeout")
+		var netErr net.Error
+		require.True(t, errors.As(err, &netErr) && netErr.Timeout())
+		require.GreaterOrEqual(t, time.Since(start), 100*time.Millisecond)
+		require.Len(t, takes, 2, "the take never reached the coordinator")
+
+		done := make(chan error, 1)
+		go func() {
+			b := p.timeoutBound(5 * time.Second)
+			defer p.release(b)
+			s, err := p.take(b, "", false)
+			if err == nil && s.ID != "00000001" {
+				err = fmt.Errorf("got stream %q", s.ID)
+			}
+			done <- err
+		}()
+		synctest.Wait() // the take waits for room
+		require.Len(t, takes, 2, "no room yet")
+		require.Same(t, ahead[0], <-takes, "room frees")
+		synctest.Wait()
+		require.Same(t, ahead[1], <-takes)
+		r := <-takes
+		require.NotContains(t, ahead, r, "the waiting take sent once room freed")
 		r.Get.Reply <- messages.Stream{ID: "00000001"}
-	case <-time.After(5 * time.Second):
-		t.Fatal("the waiting take never sent once room freed")
-	}
-	require.NoError(t, <-done, "the waiting take is served")
+		require.NoError(t, <-done, "the waiting take is served")
+	})
 }

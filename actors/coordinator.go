@@ -122,14 +122,15 @@ func (c *coordinator) Receive(ctx *actor.Context) {
 	c.rt.tell(m)
 }
 
-// run is the coordinator's goroutine: every message the actor receives and every take the
-// facade sends is handled here, one at a time, until the actor stops.
+// run is the coordinator's goroutine: every message told to the coordinator (runtime.tell) and
+// every take the facade sends is handled here, one at a time, until the actor stops. The takes
+// and the told messages come on two channels, with no order between them.
 //
 // hollywood v1.0.5 runs each wake of an actor (the messages it finds queued) on a new goroutine,
 // whose stack starts at 2 KiB and must grow before a take fits; on the coordinator, the actor
-// every take and every new stream goes through, that cost 5% of a tunnel op's CPU. This
-// goroutine lives as long as the actor, parks on its channels between messages, and keeps the
-// stack it grew.
+// every take and every new stream goes through, that growth was 5% of a tunnel op's CPU. This
+// goroutine lives as long as the actor and parks on its channels between messages; its stack
+// grows again only after a collection has shrunk it.
 func (c *coordinator) run() {
 	defer close(c.rt.mailClosed)
 	for {

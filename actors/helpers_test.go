@@ -134,13 +134,33 @@ func spawnRecorder(t *testing.T, engine *actor.Engine, id string) (*actor.PID, c
 }
 
 // recordCoordinator stands in for rt's coordinator: what the pool's actors tell it (runtime.tell)
-// and what is sent to its actor both reach the returned channel. Once the test ends, what they
-// tell it is dropped, as it is once a coordinator has stopped.
+// and what is sent to its actor both reach the returned channel, and, like spawnRecorder, it
+// drops what nobody reads any more. Once the test ends, what they tell it is dropped, as it is
+// once a coordinator has stopped.
 func recordCoordinator(t *testing.T, engine *actor.Engine, rt *runtime) chan any {
 	t.Helper()
-	rt.coordinator, rt.mail = spawnRecorder(t, engine, "coordinator."+rt.Name)
-	t.Cleanup(func() { close(rt.mailClosed) })
-	return rt.mail
+	var got chan any
+	rt.coordinator, got = spawnRecorder(t, engine, "coordinator."+rt.Name)
+	forwarded := make(chan struct{})
+	go func() {
+		defer close(forwarded)
+		for {
+			select {
+			case m := <-rt.mail:
+				select {
+				case got <- m:
+				default:
+				}
+			case <-rt.mailClosed:
+				return
+			}
+		}
+	}()
+	t.Cleanup(func() {
+		close(rt.mailClosed)
+		<-forwarded
+	})
+	return got
 }
 
 // loopback is one real QUIC connection over 127.0.0.1 with n bidirectional streams opened on it.

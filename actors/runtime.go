@@ -29,10 +29,14 @@ func newRuntime(cfg *core.Config) *runtime {
 	return &runtime{Config: cfg, mail: make(chan any, coordinatorMail), mailClosed: make(chan struct{})}
 }
 
-// tell hands m to the coordinator. Its own actor's Receive, the other actors and the pool's
-// goroutines all tell it this way, straight to its goroutine (coordinator.run) and in the order
-// they send; what the facade and an embedder send reaches it through its actor's inbox. Once the
-// coordinator has stopped, m is dropped, as hollywood drops what is sent to a stopped actor.
+// tell hands m to the coordinator. Its own actor's Receive, the other actors, the pool's
+// goroutines and the coordinator's timers all tell it this way, straight to its goroutine
+// (coordinator.run), which handles what is told in the order it was told. What is sent to the
+// coordinator's actor (an embedder's requests, the facade's calls other than takes) is told once
+// hollywood delivers it, so a message told directly may overtake one sent to the actor before it;
+// nothing the pool sends there depends on that order (core.Start may come after a shardUp, which
+// the coordinator allows). Once the coordinator has stopped, m is dropped, as hollywood drops what
+// is sent to a stopped actor.
 func (rt *runtime) tell(m any) {
 	select {
 	case rt.mail <- m:
@@ -79,8 +83,7 @@ func (rt *runtime) emit(e *actor.Engine, ev messages.Event) {
 
 // spawn spawns one of the pool's actors with the options every one of them gets. Each runs
 // inside a sealed receiver rather than behind hollywood middleware: v1.0.5 builds the middleware
-// chain anew for every message (three allocations and two stack frames a message, on the
-// coordinator's hot path).
+// chain anew for every message (three allocations and two stack frames a message).
 func (rt *runtime) spawn(spawn core.Spawner, p actor.Producer, id string, inbox int) *actor.PID {
 	produce := func() actor.Receiver { return &sealed{rt: rt, actor: p()} }
 	return spawn(produce, "quicpool", actor.WithID(id+"."+rt.Name),
@@ -92,10 +95,10 @@ func (rt *runtime) spawn(spawn core.Spawner, p actor.Producer, id string, inbox 
 }
 
 // Inbox sizes. A hollywood inbox is a ring buffer that doubles when full and never shrinks; its
-// initial size is allocated up front (24 bytes a message). The coordinator takes every request
-// and every stream's report: its inbox starts small and grows once to what the load needs (a
-// fill of 1024 streams does not make it grow; 1024 messages up front cost an idle pool 24 KiB).
-// The supervisor and the shards take a few messages per connection.
+// initial size is allocated up front (24 bytes a message). The coordinator's inbox carries only
+// what an embedder sends and the facade's calls other than takes (those and the streams' reports
+// reach its goroutine by channel); the supervisor and the shards take a few messages per
+// connection.
 const (
 	coordinatorInbox = 64
 	smallInbox       = 16
