@@ -150,7 +150,7 @@ func (p *Pool) start() {
 	if p.stopping() {
 		return
 	}
-	p.engine.Send(p.coordinator, core.Start{})
+	p.cfg.Tell(core.Start{})
 	p.engine.Send(p.supervisor, core.Start{})
 }
 
@@ -400,7 +400,7 @@ func (p *Pool) deadlineErr(plain bool) error {
 // causeWait; nil if it can serve, if it did not answer in time, or if the pool is closed.
 func (p *Pool) cause() error {
 	reply := make(chan error, 1)
-	p.engine.Send(p.coordinator, core.Cause{Reply: reply})
+	p.cfg.Tell(core.Cause{Reply: reply})
 	wait := time.NewTimer(causeWait)
 	defer wait.Stop()
 	select {
@@ -425,7 +425,7 @@ func (p *Pool) WaitReady(ctx context.Context, n int) error {
 		return &OpError{Op: "WaitReady", Err: ErrClosed}
 	}
 	reply := make(chan error, 1)
-	p.engine.Send(p.coordinator, messages.WaitReady{N: n, Done: ctx.Done(), Reply: reply})
+	p.cfg.Tell(messages.WaitReady{N: n, Done: ctx.Done(), Reply: reply})
 	var err error
 	select {
 	case err = <-reply:
@@ -446,7 +446,7 @@ func (p *Pool) WaitReady(ctx context.Context, n int) error {
 // The pool refills at once.
 func (p *Pool) Flush() {
 	reply := make(chan struct{}, 1)
-	p.engine.Send(p.coordinator, messages.Flush{Reply: reply})
+	p.cfg.Tell(messages.Flush{Reply: reply})
 	select {
 	case <-reply:
 	case <-p.done:
@@ -499,7 +499,7 @@ func (p *Pool) stopActor(pid *actor.PID, name string) {
 // the pool's last state, with Closed set and Err == ErrClosed.
 func (p *Pool) Stats() Stats {
 	reply := make(chan Stats, 1)
-	p.engine.Send(p.coordinator, messages.State{Reply: reply})
+	p.cfg.Tell(messages.State{Reply: reply})
 	select {
 	case s := <-reply:
 		return s
@@ -544,13 +544,13 @@ func (p *Pool) ShardCount() int { return p.cfg.Shards }
 
 // AddError increments the pool's error counter. The counter is the application's: NodePass
 // uses it to decide when to flush the pool.
-func (p *Pool) AddError() { p.engine.Send(p.coordinator, messages.AddError{}) }
+func (p *Pool) AddError() { p.cfg.Tell(messages.AddError{}) }
 
 // ErrorCount returns the pool's error counter.
 func (p *Pool) ErrorCount() int { return p.Stats().Errors }
 
 // ResetError sets the pool's error counter to zero.
-func (p *Pool) ResetError() { p.engine.Send(p.coordinator, messages.ResetError{}) }
+func (p *Pool) ResetError() { p.cfg.Tell(messages.ResetError{}) }
 
 // Addr returns the address a server pool listens on ("" until it listens, and for a client
 // pool). Useful with a listen address of port 0.

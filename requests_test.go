@@ -9,7 +9,6 @@ import (
 	"testing/synctest"
 	"time"
 
-	"github.com/anthdm/hollywood/actor"
 	"github.com/quicpool/quicpool/internal/core"
 	"github.com/quicpool/quicpool/messages"
 	"github.com/stretchr/testify/require"
@@ -78,27 +77,32 @@ func TestSpareRequestOnlyOnceAnswered(t *testing.T) {
 
 // A take that finds maxQueuedGets requests waiting for the coordinator waits for room within its
 // own bound: it times out without sending if none frees, and sends as soon as one does. The test
-// stands in for a coordinator that is behind: it holds the channel full, and answers Cause. It
-// runs in a synctest bubble, so that the second take is known to wait before room frees.
+// stands in for a coordinator that is behind: it holds the channel of takes full, and answers
+// Cause. It runs in a synctest bubble, so that the second take is known to wait before room
+// frees.
 func TestTakeWaitsForRoomWithinItsBound(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		engine, err := actor.NewEngine(actor.NewEngineConfig())
-		require.NoError(t, err)
-		coordinator := engine.SpawnFunc(func(c *actor.Context) {
-			if m, ok := c.Message().(core.Cause); ok {
-				m.Reply <- nil
-			}
-		}, "coordinator")
-		defer func() { <-engine.Poison(coordinator).Done() }()
 		takes := make(chan *core.Take, 2)
+		cfg := &core.Config{Takes: takes, Mail: make(chan any, 1), MailClosed: make(chan struct{}), Stopped: make(chan struct{})}
+		defer close(cfg.MailClosed)
+		go func() {
+			for {
+				select {
+				case m := <-cfg.Mail:
+					if c, ok := m.(core.Cause); ok {
+						c.Reply <- nil
+					}
+				case <-cfg.MailClosed:
+					return
+				}
+			}
+		}()
 		p := &Pool{
-			cfg:         &core.Config{Takes: takes, Stopped: make(chan struct{})},
-			engine:      engine,
-			coordinator: coordinator,
-			timers:      make(spares[*time.Timer], spareTimers),
-			requests:    make(spares[*request], spareRequests),
-			done:        make(chan struct{}),
-			closed:      make(chan struct{}),
+			cfg:      cfg,
+			timers:   make(spares[*time.Timer], spareTimers),
+			requests: make(spares[*request], spareRequests),
+			done:     make(chan struct{}),
+			closed:   make(chan struct{}),
 		}
 		ahead := []*core.Take{{}, {}}
 		for _, r := range ahead {
@@ -107,7 +111,7 @@ func TestTakeWaitsForRoomWithinItsBound(t *testing.T) {
 
 		start := time.Now()
 		b := p.timeoutBound(100 * time.Millisecond)
-		_, err = p.take(b, "", false)
+		_, err := p.take(b, "", false)
 		p.release(b)
 		require.ErrorIs(t, err, ErrTimeout, "no room: the take waits out its timeout")
 		var netErr net.Error

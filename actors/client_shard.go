@@ -108,7 +108,7 @@ func (s *clientShard) connect() (*quic.Conn, func(), error) {
 				a.release()
 			case won != nil || failure != nil || ctx.Err() != nil: // cancelled: the outcome is known
 			case silence(a.err) && time.Now().Before(s.fastUntil):
-				s.rt.tell(dialFailed{err: a.err})
+				s.rt.Tell(dialFailed{err: a.err})
 				if inflight == 0 {
 					start()
 				}
@@ -148,7 +148,7 @@ func (s *clientShard) up(conn *quic.Conn) {
 	s.openJob = s.rt.guard(func() { s.openStream(conn) }, func(err error) { s.openFailed(err, 1) })
 	s.rt.Log.Info("connected", "slot", s.slot, "remote", conn.RemoteAddr().String())
 	s.rt.emit(s.engine, messages.Event{Kind: messages.EventShardUp, Slot: s.slot, Addr: conn.RemoteAddr().String()})
-	s.rt.tell(shardUp{shard: s.self, slot: s.slot, conn: conn,
+	s.rt.Tell(shardUp{shard: s.self, slot: s.slot, conn: conn,
 		opener: opener{workers: s.openers, job: s.openJob}})
 	s.engine.Send(s.rt.supervisor, connected{shard: s.self, slot: s.slot})
 }
@@ -322,12 +322,12 @@ func (s *clientShard) answered(stream *quic.Stream, id string, err error) {
 		return
 	}
 	_ = stream.SetDeadline(time.Time{})
-	s.rt.tell(streamReady{shard: s.self, id: id, stream: stream})
+	s.rt.Tell(streamReady{shard: s.self, id: id, stream: stream})
 }
 
 // openFailed reports n failed stream opens to the coordinator.
 func (s *clientShard) openFailed(err error, n int) {
-	s.rt.tell(openFailed{shard: s.self, err: err, n: n})
+	s.rt.Tell(openFailed{shard: s.self, err: err, n: n})
 }
 
 // openBounded opens a stream at once if the server gives credit, and otherwise waits for credit

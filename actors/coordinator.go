@@ -115,16 +115,16 @@ func (c *coordinator) Receive(ctx *actor.Context) {
 		c.engine, c.self = ctx.Engine(), ctx.PID()
 		go c.run()
 	case actor.Stopped:
-		c.rt.tell(m)
-		<-c.rt.mailClosed
+		c.rt.Tell(m)
+		<-c.rt.MailClosed
 		return
 	}
-	c.rt.tell(m)
+	c.rt.Tell(m)
 }
 
-// run is the coordinator's goroutine: every message told to the coordinator (runtime.tell) and
-// every take the facade sends is handled here, one at a time, until the actor stops. The takes
-// and the told messages come on two channels, with no order between them.
+// run is the coordinator's goroutine: every message told to the coordinator (core.Config.Tell)
+// and every take the facade sends is handled here, one at a time, until the actor stops. The
+// takes and the told messages come on two channels, with no order between them.
 //
 // hollywood v1.0.5 runs each wake of an actor (the messages it finds queued) on a new goroutine,
 // whose stack starts at 2 KiB and must grow before a take fits; on the coordinator, the actor
@@ -132,10 +132,10 @@ func (c *coordinator) Receive(ctx *actor.Context) {
 // goroutine lives as long as the actor and parks on its channels between messages; its stack
 // grows again only after a collection has shrunk it.
 func (c *coordinator) run() {
-	defer close(c.rt.mailClosed)
+	defer close(c.rt.MailClosed)
 	for {
 		select {
-		case m := <-c.rt.mail:
+		case m := <-c.rt.Mail:
 			c.handle(m)
 			if _, ok := m.(actor.Stopped); ok {
 				return
@@ -640,7 +640,7 @@ func (c *coordinator) scheduleTick() {
 	if c.rt.Client {
 		next = c.refill.interval
 	}
-	c.timer = time.AfterFunc(next, func() { c.rt.tell(tick{}) })
+	c.timer = time.AfterFunc(next, func() { c.rt.Tell(tick{}) })
 }
 
 // stop ends the pool's service: waiting calls fail with ErrClosed, idle streams are forgotten

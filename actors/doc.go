@@ -17,12 +17,12 @@
 //	              handshake its streams
 //
 // The coordinator runs on a goroutine of its own for the life of its actor (coordinator.run),
-// and handles there, one at a time, what reaches it three ways: the facade's takes on a channel
-// (core.Config.Takes); what the pool's own actors, goroutines and timers tell it (runtime.tell),
-// on another; and what hollywood delivers to its actor (an embedder's requests, the facade's
-// other calls), which its Receive hands on. A handshaken stream goes from the goroutine that made
-// it straight to the coordinator, which hands it to a caller in the same step: one message from a
-// waiting Get to its stream.
+// and handles there, one at a time, what reaches it on two channels: the facade's takes
+// (core.Config.Takes), and everything told to it (core.Config.Tell) by the pool's own actors,
+// goroutines and timers, by the facade's other calls, and by its own Receive, which hands on what
+// hollywood delivers to its actor (an embedder's requests). A handshaken stream goes from the
+// goroutine that made it straight to the coordinator, which hands it to a caller in the same
+// step: one message from a waiting Get to its stream.
 //
 // Actors never block in Receive on I/O or on one another: dialing, accepting, opening and reading
 // handshakes run in goroutines that report back by message. (The server's coordinator writes each
@@ -30,6 +30,7 @@
 // while its goroutine, which never blocks, is 256 messages behind. A panic in Receive is
 // recovered by the receiver every actor runs in (sealed), and one in the coordinator's goroutine
 // by that goroutine, and logged; a shard reports it as its failure (onPanic), the coordinator and
-// the supervisor go on with their next message. It never reaches hollywood's restart logic. The protocol between the actors is made of
-// unexported types (protocol.go), so no code outside this package can inject a message of it.
+// the supervisor go on with their next message. It never reaches hollywood's restart logic. The
+// protocol between the actors is made of unexported types (protocol.go), so no code outside this
+// package can inject a message of it.
 package actors

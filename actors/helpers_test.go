@@ -133,7 +133,7 @@ func spawnRecorder(t *testing.T, engine *actor.Engine, id string) (*actor.PID, c
 	return pid, got
 }
 
-// recordCoordinator stands in for rt's coordinator: what the pool's actors tell it (runtime.tell)
+// recordCoordinator stands in for rt's coordinator: what the pool's actors tell it (core.Config.Tell)
 // and what is sent to its actor both reach the returned channel, and, like spawnRecorder, it
 // drops what nobody reads any more. Once the test ends, what they tell it is dropped, as it is
 // once a coordinator has stopped.
@@ -146,18 +146,18 @@ func recordCoordinator(t *testing.T, engine *actor.Engine, rt *runtime) chan any
 		defer close(forwarded)
 		for {
 			select {
-			case m := <-rt.mail:
+			case m := <-rt.Mail:
 				select {
 				case got <- m:
 				default:
 				}
-			case <-rt.mailClosed:
+			case <-rt.MailClosed:
 				return
 			}
 		}
 	}()
 	t.Cleanup(func() {
-		close(rt.mailClosed)
+		close(rt.MailClosed)
 		<-forwarded
 	})
 	return got

@@ -388,7 +388,7 @@ func peerGone(s *quic.Stream) bool { return s.Context().Err() != nil }
 // KiB per idle stream and an allocation per hand-out.
 func (c *coordinator) checkPeers() {
 	if !c.stopped { // first: a panic below must not end the checks
-		c.peerTimer = time.AfterFunc(peerCheckInterval, func() { c.rt.tell(checkPeers{}) })
+		c.peerTimer = time.AfterFunc(peerCheckInterval, func() { c.rt.Tell(checkPeers{}) })
 	}
 	for _, id := range c.idle.expirePeerClosed(time.Now(), c.rt.peerClosedGrace()) {
 		c.streamGone(id)

@@ -78,12 +78,12 @@ func (s *supervisor) listened(m listenResult) {
 	if m.err != nil {
 		s.rt.Log.Error("server pool cannot listen", "err", m.err)
 		s.rt.emit(s.engine, messages.Event{Kind: messages.EventListenFailed, Slot: -1, Err: m.err})
-		s.rt.tell(listenFailed{err: m.err})
+		s.rt.Tell(listenFailed{err: m.err})
 		return
 	}
 	s.rt.Log.Info("server pool listening", "addr", m.addr.String())
 	s.rt.emit(s.engine, messages.Event{Kind: messages.EventListening, Slot: -1, Addr: m.addr.String()})
-	s.rt.tell(listening{addr: m.addr.String()})
+	s.rt.Tell(listening{addr: m.addr.String()})
 }
 
 // admit gives an accepted connection a free shard slot, replaces a silent connection of the same
@@ -163,7 +163,7 @@ func (s *supervisor) replaceSilent(addr net.Addr) int {
 		s.closeFormer(i)
 		sl.former, sl.formerSilent, sl.formerPeer = sl.shard, true, sl.peer
 		sl.shard, sl.suspect = nil, false
-		s.rt.tell(formerConn{shard: sl.former, former: true})
+		s.rt.Tell(formerConn{shard: sl.former, former: true})
 		return i
 	}
 	return -1
@@ -197,7 +197,7 @@ func (s *supervisor) closeConn(conn *quic.Conn, closed chan struct{}, code quic.
 func (s *supervisor) refused(addr string, err error, reason refusalReason) {
 	s.refusals++
 	s.rt.emit(s.engine, messages.Event{Kind: messages.EventRefused, Slot: -1, Addr: addr, Err: err})
-	s.rt.tell(connRefused{reason: reason})
+	s.rt.Tell(connRefused{reason: reason})
 	if s.refusals&(s.refusals-1) == 0 {
 		s.rt.Log.Warn("connection refused", "remote", addr, "reason", err, "refused so far", s.refusals)
 	}

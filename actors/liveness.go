@@ -73,7 +73,7 @@ func (s *shard) watchConn(conn *quic.Conn, closing string) {
 				continue
 			}
 			m := liveness{shard: s.self, slot: s.slot, suspect: silent, heard: heard}
-			s.rt.tell(m)
+			s.rt.Tell(m)
 			if silent != suspect {
 				s.engine.Send(s.rt.supervisor, m)
 			}

@@ -91,7 +91,7 @@ func (c *coordinator) coalesce(need, coming int) bool {
 	if r := &c.refill; r.batchDue == nil {
 		r.batch++
 		due := replaceDue{batch: r.batch}
-		r.batchDue = time.AfterFunc(c.rt.replaceDelay(), func() { c.rt.tell(due) })
+		r.batchDue = time.AfterFunc(c.rt.replaceDelay(), func() { c.rt.Tell(due) })
 	}
 	return true
 }

@@ -17,31 +17,17 @@ type runtime struct {
 	*core.Config
 	coordinator *actor.PID
 	supervisor  *actor.PID
-	mail        chan any      // to the coordinator's goroutine (tell)
-	mailClosed  chan struct{} // closed when the coordinator's goroutine has returned
 	othersWait  time.Duration // tests only: replaces othersWait when positive
 	dialGap     time.Duration // tests only: replaces dialGap when positive
 	oneAttempt  bool          // tests only: a client shard makes one dial attempt, no fast redials
 	batchWait   time.Duration // tests only: replaces replaceDelay when positive
 }
 
+// newRuntime is the runtime of a pool built from cfg, and makes the coordinator's mailbox
+// (core.Config.Mail).
 func newRuntime(cfg *core.Config) *runtime {
-	return &runtime{Config: cfg, mail: make(chan any, coordinatorMail), mailClosed: make(chan struct{})}
-}
-
-// tell hands m to the coordinator. Its own actor's Receive, the other actors, the pool's
-// goroutines and the coordinator's timers all tell it this way, straight to its goroutine
-// (coordinator.run), which handles what is told in the order it was told. What is sent to the
-// coordinator's actor (an embedder's requests, the facade's calls other than takes) is told once
-// hollywood delivers it, so a message told directly may overtake one sent to the actor before it;
-// nothing the pool sends there depends on that order (core.Start may come after a shardUp, which
-// the coordinator allows). Once the coordinator has stopped, m is dropped, as hollywood drops what
-// is sent to a stopped actor.
-func (rt *runtime) tell(m any) {
-	select {
-	case rt.mail <- m:
-	case <-rt.mailClosed:
-	}
+	cfg.Mail, cfg.MailClosed = make(chan any, coordinatorMail), make(chan struct{})
+	return &runtime{Config: cfg}
 }
 
 // replaceDelay is the longest a client's replacement waits for the rest of its batch (coalesce).
@@ -96,14 +82,13 @@ func (rt *runtime) spawn(spawn core.Spawner, p actor.Producer, id string, inbox 
 
 // Inbox sizes. A hollywood inbox is a ring buffer that doubles when full and never shrinks; its
 // initial size is allocated up front (24 bytes a message). The coordinator's inbox carries only
-// what an embedder sends and the facade's calls other than takes (those and the streams' reports
-// reach its goroutine by channel); the supervisor and the shards take a few messages per
-// connection.
+// what an embedder sends (the pool's own messages reach its goroutine by channel); the supervisor
+// and the shards take a few messages per connection.
 const (
 	coordinatorInbox = 64
 	smallInbox       = 16
-	// coordinatorMail is how many messages the coordinator's goroutine may have waiting for it;
-	// beyond that, tell waits for room.
+	// coordinatorMail is how many told messages the coordinator's goroutine may have waiting for
+	// it; beyond that, Tell waits for room.
 	coordinatorMail = 256
 )
 

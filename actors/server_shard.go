@@ -46,7 +46,7 @@ func (s *serverShard) start(c *actor.Context) {
 	s.started(c)
 	s.upAt = time.Now()
 	s.rt.emit(s.engine, messages.Event{Kind: messages.EventShardUp, Slot: s.slot, Addr: s.conn.RemoteAddr().String()})
-	s.rt.tell(shardUp{shard: s.self, slot: s.slot, conn: s.conn})
+	s.rt.Tell(shardUp{shard: s.self, slot: s.slot, conn: s.conn})
 	s.rt.Go(s.rt.guard(s.watch, s.lost))
 	s.rt.Go(s.rt.guard(s.accept, s.lost))
 }
@@ -134,14 +134,14 @@ func (s *serverShard) handshake(stream *quic.Stream) {
 // IDs.
 func (s *serverShard) handshaken(streams []*quic.Stream) {
 	if len(streams) > 0 {
-		s.rt.tell(handshaken{shard: s.self, streams: streams})
+		s.rt.Tell(handshaken{shard: s.self, streams: streams})
 	}
 }
 
 // reject resets a stream without a valid handshake byte both ways and reports it.
 func (s *serverShard) reject(stream *quic.Stream, err error) {
 	wire.Discard(stream)
-	s.rt.tell(handshakeFailed{shard: s.self, err: err})
+	s.rt.Tell(handshakeFailed{shard: s.self, err: err})
 }
 
 // pathMoved checks a client connection that moved to another address (a migration, a NAT

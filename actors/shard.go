@@ -56,7 +56,7 @@ func (s *shard) stopped() {
 		s.cancel(nil)
 	}
 	if !s.upAt.IsZero() {
-		s.rt.tell(shardDown{shard: s.self})
+		s.rt.Tell(shardDown{shard: s.self})
 	}
 }
 

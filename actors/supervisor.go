@@ -271,7 +271,7 @@ func (s *supervisor) connected(m connected) {
 		s.rt.emit(s.engine, messages.Event{Kind: messages.EventSwitchOver, Slot: m.slot})
 		s.closeFormer(m.slot)
 		sl.former = old
-		s.rt.tell(shardDown{shard: old, err: errSwitchedOver, drain: true})
+		s.rt.Tell(shardDown{shard: old, err: errSwitchedOver, drain: true})
 	}
 }
 
@@ -311,7 +311,7 @@ func (s *supervisor) restoreFormer(i int) {
 	s.rt.Log.Info("the client kept its former connection: it takes its slot back", "slot", i)
 	sl.shard, sl.peer, sl.suspect = sl.former, sl.formerPeer, false
 	sl.former, sl.formerPeer = nil, netip.Addr{}
-	s.rt.tell(formerConn{shard: sl.shard, former: false})
+	s.rt.Tell(formerConn{shard: sl.shard, former: false})
 }
 
 // formerEnded handles the end of a slot's former connection (it failed or timed out) and
@@ -324,7 +324,7 @@ func (s *supervisor) formerEnded(m shardFailed) bool {
 	sl := &s.slots[m.slot]
 	sl.former, sl.formerSilent, sl.formerPeer = nil, false, netip.Addr{}
 	s.engine.Poison(m.shard)
-	s.rt.tell(shardDown{shard: m.shard})
+	s.rt.Tell(shardDown{shard: m.shard})
 	return true
 }
 
@@ -362,7 +362,7 @@ func (s *supervisor) liveness(m liveness) {
 // retire stops a shard that is no longer wanted and tells the coordinator to forget it.
 func (s *supervisor) retire(shard *actor.PID, why error) {
 	s.engine.Poison(shard)
-	s.rt.tell(shardDown{shard: shard, err: why})
+	s.rt.Tell(shardDown{shard: shard, err: why})
 }
 
 // shardFailed stops a failed shard, tells the coordinator, and on a client makes sure the slot
@@ -401,7 +401,7 @@ func (s *supervisor) shardFailed(m shardFailed) {
 			sl.failing = s.scheduleRestart(m, permanent, reason) || sl.failing
 		}
 	}
-	s.rt.tell(shardDown{shard: m.shard, err: m.err, failFast: s.failing()})
+	s.rt.Tell(shardDown{shard: m.shard, err: m.err, failFast: s.failing()})
 	s.restoreFormer(m.slot)
 }
 

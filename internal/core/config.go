@@ -75,6 +75,10 @@ type Config struct {
 	// Takes carries the facade's Gets straight to the coordinator's goroutine; its buffer bounds
 	// how many wait there unhandled.
 	Takes chan *Take
+	// Mail carries everything else told to the coordinator (Tell) to its goroutine; MailClosed is
+	// closed when that goroutine has returned. actors.Spawn makes both.
+	Mail       chan any
+	MailClosed chan struct{}
 	// Final receives the coordinator's last Stats as it stops; Stopped is closed right after.
 	Final   *messages.Stats
 	Stopped chan struct{}
@@ -127,6 +131,19 @@ type (
 	// a call that timed out.
 	Cause struct{ Reply chan error }
 )
+
+// Tell hands m to the coordinator's goroutine. The pool's actors, goroutines and timers and the
+// Pool facade all tell it this way; what is sent to the coordinator's actor (an embedder's
+// requests) is told once hollywood delivers it, so a message told directly may overtake one sent
+// to the actor before it. The coordinator handles what is told in the order it was told. Telling
+// waits while the coordinator is cap(Mail) messages behind; once it has stopped, m is dropped, as
+// hollywood drops what is sent to a stopped actor.
+func (c *Config) Tell(m any) {
+	select {
+	case c.Mail <- m:
+	case <-c.MailClosed:
+	}
+}
 
 // SlotCount is the number of connections a pool keeps: the Shards a client dials; twice as many
 // on a server, which accepts at most Shards from one IP address.
