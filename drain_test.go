@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -133,6 +134,9 @@ func TestFormerConnectionHasNoShare(t *testing.T) {
 	waitFor(t, server, "the old connection to answer again", func(s messages.Stats) bool {
 		return len(s.Conns) == 2 && !s.Conns[0].Suspect && !s.Conns[1].Suspect
 	})
+	conns := snapshot(server).Conns
+	slices.SortFunc(conns, func(a, b messages.ConnStats) int { return a.Since.Compare(b.Since) })
+	require.Equal(t, []bool{true, false}, []bool{conns[0].Former, conns[1].Former}, "the old connection is listed as former, the new one not")
 	require.NoError(t, client.WaitReady(waitCtx(t), 8), "the client fills up to maxCap from its new connection")
 	reclaimed := snapshot(server).Reclaimed
 	for range 3 { // the server's share check runs every second
@@ -187,6 +191,7 @@ func TestFormerConnectionTakesItsSlotBack(t *testing.T) {
 	})
 	require.NoError(t, replacement.CloseWithError(0, "the client keeps its old connection"))
 	waitFor(t, server, "the new connection to be gone", func(s messages.Stats) bool { return s.ShardsUp == 1 })
+	require.False(t, snapshot(server).Conns[0].Former, "the old connection holds its slot again")
 	require.NoError(t, takeID(old), "the old connection is served again")
 }
 

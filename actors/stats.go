@@ -127,7 +127,7 @@ func (c *coordinator) snapshot() messages.Stats {
 		st.sweepInUse()
 		q := st.conn.ConnectionStats()
 		s.Conns = append(s.Conns, messages.ConnStats{Slot: st.slot, Remote: st.conn.RemoteAddr().String(),
-			Idle: st.idle, Suspect: st.peerSilent, Up: now.Sub(st.upAt), Since: st.upAt, LastHeard: now.Sub(st.heard),
+			Idle: st.idle, Suspect: st.peerSilent, Former: st.former, Up: now.Sub(st.upAt), Since: st.upAt, LastHeard: now.Sub(st.heard),
 			SmoothedRTT: q.SmoothedRTT, LatestRTT: q.LatestRTT, InUse: len(st.inUse),
 			Opened: st.opened, Failed: st.failed,
 			PacketsSent: q.PacketsSent, PacketsReceived: q.PacketsReceived, PacketsLost: q.PacketsLost,

@@ -122,8 +122,9 @@ type Stats struct {
 // ConnStats is the health of one of a pool's connections.
 type ConnStats struct {
 	// Slot is the connection's shard slot (0 <= Slot < Stats.Shards). A slot has one connection,
-	// except on a client for the moment a standby connection takes over from a silent one: both
-	// are listed then, the silent one marked Suspect. Since tells the connections of a slot apart.
+	// except on a client for the moment a standby connection takes over from a silent one (both
+	// are listed then, the silent one marked Suspect), and on a server while a Former connection
+	// stays. Since tells the connections of a slot apart.
 	Slot int
 	// Remote is the peer's address.
 	Remote string
@@ -133,6 +134,12 @@ type ConnStats struct {
 	// (four probe intervals of 250ms and four round trips): its streams are not handed out, and a
 	// client dials a standby connection.
 	Suspect bool
+	// Former reports (server) that the client's newer connection took this connection's slot
+	// while it was silent. It stays open, for the streams its client still uses on it, until the
+	// client closes it or it times out; it has no share of the pool and its idle streams are not
+	// handed out (Stats.Withheld). If the newer connection ends first while this one answers, this
+	// one takes the slot back.
+	Former bool
 	// Up is how long the connection has been up.
 	Up time.Duration
 	// LastHeard is how long ago the last packet from the peer arrived (updated every second
