@@ -399,18 +399,29 @@ func (p *Pool) deadlineErr(plain bool) error {
 // cause asks the coordinator why the pool cannot serve now, and waits for the answer at most
 // causeWait; nil if it can serve, if it did not answer in time, or if the pool is closed.
 func (p *Pool) cause() error {
+	wait, cancel := context.WithTimeout(context.Background(), causeWait)
+	defer cancel()
 	reply := make(chan error, 1)
-	p.cfg.Tell(core.Cause{Reply: reply})
-	wait := time.NewTimer(causeWait)
-	defer wait.Stop()
+	p.tellWithin(core.Cause{Reply: reply}, wait.Done())
 	select {
 	case err := <-reply:
 		return err
-	case <-wait.C:
+	case <-wait.Done():
 	case <-p.cfg.Stopped:
 	case <-p.closed:
 	}
 	return nil
+}
+
+// tellWithin tells the coordinator m as core.Config.Tell does, unless done is closed first: a
+// call with a bound of its own does not wait past it for room in a coordinator that is far
+// behind.
+func (p *Pool) tellWithin(m any, done <-chan struct{}) {
+	select {
+	case p.cfg.Mail <- m:
+	case <-done:
+	case <-p.cfg.MailClosed:
+	}
 }
 
 // WaitReady blocks until the pool is running (see Ready) with at least n idle streams; a client
@@ -425,7 +436,7 @@ func (p *Pool) WaitReady(ctx context.Context, n int) error {
 		return &OpError{Op: "WaitReady", Err: ErrClosed}
 	}
 	reply := make(chan error, 1)
-	p.cfg.Tell(messages.WaitReady{N: n, Done: ctx.Done(), Reply: reply})
+	p.tellWithin(messages.WaitReady{N: n, Done: ctx.Done(), Reply: reply}, ctx.Done())
 	var err error
 	select {
 	case err = <-reply:

@@ -140,3 +140,25 @@ func TestTakeWaitsForRoomWithinItsBound(t *testing.T) {
 		require.NoError(t, <-done, "the waiting take is served")
 	})
 }
+
+// A call with a bound of its own does not wait past it for room in a coordinator that is far
+// behind: with the coordinator's mailbox full and nobody reading it, WaitReady returns at its
+// context's deadline and a timed-out call's question for the cause gives up after causeWait.
+func TestBoundedCallsDoNotWaitForAFullMailbox(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		cfg := &core.Config{Mail: make(chan any, 1), MailClosed: make(chan struct{}), Stopped: make(chan struct{})}
+		cfg.Mail <- struct{}{} // the coordinator is behind
+		p := &Pool{cfg: cfg, done: make(chan struct{}), closed: make(chan struct{})}
+
+		start := time.Now()
+		require.NoError(t, p.cause(), "no answer: no cause")
+		require.Equal(t, causeWait, time.Since(start), "the question gives up after causeWait")
+
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		start = time.Now()
+		err := p.WaitReady(ctx, 1)
+		require.ErrorIs(t, err, ErrTimeout)
+		require.Equal(t, time.Second+causeWait, time.Since(start), "WaitReady ends at its deadline (and asks for the cause)")
+	})
+}
