@@ -402,7 +402,7 @@ func (p *Pool) cause() error {
 	wait, cancel := context.WithTimeout(context.Background(), causeWait)
 	defer cancel()
 	reply := make(chan error, 1)
-	p.tellWithin(core.Cause{Reply: reply}, wait.Done())
+	p.cfg.TellWithin(core.Cause{Reply: reply}, wait.Done())
 	select {
 	case err := <-reply:
 		return err
@@ -411,17 +411,6 @@ func (p *Pool) cause() error {
 	case <-p.closed:
 	}
 	return nil
-}
-
-// tellWithin tells the coordinator m as core.Config.Tell does, unless done is closed first: a
-// call with a bound of its own does not wait past it for room in a coordinator that is far
-// behind.
-func (p *Pool) tellWithin(m any, done <-chan struct{}) {
-	select {
-	case p.cfg.Mail <- m:
-	case <-done:
-	case <-p.cfg.MailClosed:
-	}
 }
 
 // WaitReady blocks until the pool is running (see Ready) with at least n idle streams; a client
@@ -436,7 +425,7 @@ func (p *Pool) WaitReady(ctx context.Context, n int) error {
 		return &OpError{Op: "WaitReady", Err: ErrClosed}
 	}
 	reply := make(chan error, 1)
-	p.tellWithin(messages.WaitReady{N: n, Done: ctx.Done(), Reply: reply}, ctx.Done())
+	p.cfg.TellWithin(messages.WaitReady{N: n, Done: ctx.Done(), Reply: reply}, ctx.Done())
 	var err error
 	select {
 	case err = <-reply:

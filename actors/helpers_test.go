@@ -133,9 +133,9 @@ func spawnRecorder(t *testing.T, engine *actor.Engine, id string) (*actor.PID, c
 	return pid, got
 }
 
-// recordCoordinator stands in for rt's coordinator: what the pool's actors tell it (core.Config.Tell)
-// and what is sent to its actor both reach the returned channel, and, like spawnRecorder, it
-// drops what nobody reads any more. Once the test ends, what they tell it is dropped, as it is
+// recordCoordinator stands in for rt's coordinator: what the pool's actors tell it
+// (core.Config.Tell) and what is sent to its actor both reach the returned channel, and, like
+// spawnRecorder, it drops what nobody reads any more. Once the test ends, what they tell it is dropped, as it is
 // once a coordinator has stopped.
 func recordCoordinator(t *testing.T, engine *actor.Engine, rt *runtime) chan any {
 	t.Helper()

@@ -138,9 +138,15 @@ type (
 // to the actor before it. The coordinator handles what is told in the order it was told. Telling
 // waits while the coordinator is cap(Mail) messages behind; once it has stopped, m is dropped, as
 // hollywood drops what is sent to a stopped actor.
-func (c *Config) Tell(m any) {
+func (c *Config) Tell(m any) { c.TellWithin(m, nil) }
+
+// TellWithin is Tell for a caller with a bound of its own: it gives up waiting for room once done
+// is closed (a nil done never is), so that a coordinator far behind does not hold the caller past
+// its bound.
+func (c *Config) TellWithin(m any, done <-chan struct{}) {
 	select {
 	case c.Mail <- m:
+	case <-done:
 	case <-c.MailClosed:
 	}
 }
