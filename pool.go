@@ -30,12 +30,9 @@ const (
 	// one that is far behind (which may be why the call timed out) must not hold the call much
 	// past its timeout: the call then fails with a bare timeout.
 	causeWait = 100 * time.Millisecond
-	// spareTimers is how many stopped timers a pool keeps for its NodePass-compatible calls
-	// (IncomingGet, OutgoingGet), whose timeouts would otherwise cost a new timer, three
-	// allocations, on every call.
-	spareTimers = 64
-	// spareRequests is how many answered requests (their message and reply channel) a pool keeps
-	// for the next takes, which would otherwise cost three allocations each.
+	// spareRequests is how many answered requests (their message, reply channel and timer) a pool
+	// keeps for the next takes, which would otherwise cost three allocations each, and three more
+	// for the timer of a NodePass-compatible call (IncomingGet, OutgoingGet).
 	spareRequests = 64
 )
 
@@ -56,13 +53,12 @@ type Pool struct {
 	cancel context.CancelFunc // ends the pool's lifetime, cfg.Ctx: Close calls it first
 	wg     sync.WaitGroup     // every goroutine the pool starts
 
-	final    messages.Stats      // the coordinator's last Stats, written before cfg.Stopped is closed
-	timers   spares[*time.Timer] // of the NodePass-compatible calls (timeoutBound)
-	requests spares[*request]    // of take, answered and done with (request)
-	started  chan struct{}       // one-slot token: the first manager call takes it
-	closing  chan struct{}       // one-slot token: the first Close call takes it
-	done     chan struct{}       // closed when Close begins
-	closed   chan struct{}       // closed when Close has finished
+	final    messages.Stats   // the coordinator's last Stats, written before cfg.Stopped is closed
+	requests spares[*request] // of take, answered and done with (request)
+	started  chan struct{}    // one-slot token: the first manager call takes it
+	closing  chan struct{}    // one-slot token: the first Close call takes it
+	done     chan struct{}    // closed when Close begins
+	closed   chan struct{}    // closed when Close has finished
 }
 
 // Stats is a consistent snapshot of a pool's state and counters; see messages.Stats for each
@@ -78,7 +74,6 @@ func newPool(s settings, cfg *core.Config) *Pool {
 	p := &Pool{
 		cfg:      cfg,
 		engine:   s.engine,
-		timers:   make(spares[*time.Timer], spareTimers),
 		requests: make(spares[*request], spareRequests),
 		started:  make(chan struct{}, 1),
 		closing:  make(chan struct{}, 1),
@@ -202,9 +197,7 @@ func (p *Pool) getByID(b bound, op, id string, noWait bool) (*StreamConn, error)
 // it fails with ErrTimeout (on a client, wrapping why it has no connection that answers, if it
 // has none; a server's is bare). A timeout <= 0 takes the stream only if it is idle now.
 func (p *Pool) OutgoingGet(id string, timeout time.Duration) (net.Conn, error) {
-	b := p.timeoutBound(timeout)
-	defer p.release(b)
-	c, err := p.getByID(b, "OutgoingGet", id, timeout <= 0)
+	c, err := p.getByID(timeoutBound(timeout), "OutgoingGet", id, timeout <= 0)
 	if err != nil {
 		return nil, err
 	}
@@ -215,9 +208,7 @@ func (p *Pool) OutgoingGet(id string, timeout time.Duration) (net.Conn, error) {
 // handed out in the order Accept gives them; the control stream (ControlID) is never handed out
 // here. Errors are those of OutgoingGet. A timeout <= 0 takes a stream only if one is idle now.
 func (p *Pool) IncomingGet(timeout time.Duration) (string, net.Conn, error) {
-	b := p.timeoutBound(timeout)
-	defer p.release(b)
-	s, err := p.take(b, "", timeout <= 0)
+	s, err := p.take(timeoutBound(timeout), "", timeout <= 0)
 	if err != nil {
 		return "", nil, &OpError{Op: "IncomingGet", Err: err}
 	}
@@ -226,12 +217,11 @@ func (p *Pool) IncomingGet(timeout time.Duration) (string, net.Conn, error) {
 
 // bound is what ends a Get's wait: the caller's context (Get, Accept), or the timeout of a
 // NodePass-compatible call, which has no context and is timed with a plain timer (cheaper than a
-// context with a deadline, on every take of the hot path).
+// context with a deadline, on every take of the hot path), the timer of the call's request.
 type bound struct {
 	ctx      context.Context // nil for a timeout
-	expired  <-chan time.Time
-	timer    *time.Timer
-	deadline time.Time // zero for none
+	timeout  time.Duration   // with no ctx: the call's timeout; <= 0, the call does not wait
+	deadline time.Time       // zero for none
 }
 
 func ctxBound(ctx context.Context) bound {
@@ -240,36 +230,14 @@ func ctxBound(ctx context.Context) bound {
 	return b
 }
 
-// timeoutBound bounds a wait by timeout; <= 0 is no bound (the call does not wait). Its timer
-// comes from the pool's spare timers if there is one (release gives it back).
-func (p *Pool) timeoutBound(timeout time.Duration) bound {
+// timeoutBound bounds a wait by timeout; <= 0 is no bound (the call does not wait).
+func timeoutBound(timeout time.Duration) bound {
 	if timeout <= 0 {
 		return bound{}
 	}
-	deadline := time.Now().Add(timeout) // the coordinator's drop time is never after the timer fires
-	t, ok := p.timers.take()
-	if ok {
-		t.Reset(timeout)
-	} else {
-		t = time.NewTimer(timeout)
-	}
-	return bound{expired: t.C, timer: t, deadline: deadline}
-}
-
-// release stops b's timer and keeps it for the next call, if the pool has room for it. The
-// expiry of a timer that fired unread is drained, so the next call never sees it (Go 1.23 and
-// later deliver no such value after Stop; a program built with asynctimerchan=1 still would).
-func (p *Pool) release(b bound) {
-	if b.timer == nil {
-		return
-	}
-	if !b.timer.Stop() {
-		select {
-		case <-b.timer.C:
-		default:
-		}
-	}
-	p.timers.keep(b.timer)
+	// Taken before the request's timer starts: the coordinator's drop time is never after the
+	// timer fires.
+	return bound{timeout: timeout, deadline: time.Now().Add(timeout)}
 }
 
 func (b bound) done() <-chan struct{} {
@@ -279,14 +247,15 @@ func (b bound) done() <-chan struct{} {
 	return b.ctx.Done()
 }
 
-// request is what take sends the coordinator (by pointer), with the channel of its answer. The
-// coordinator answers a request once, and copies it as it takes it in: once the answer came, the
-// request is done with, and serves the next take (spares.keep). One whose caller gave up before its
-// answer came is not kept: its channel holds Abandon's mark, and the coordinator may still hold
-// the request and answer it later, which must not reach another take.
+// request is what take sends the coordinator (by pointer), with the channel of its answer and
+// the timer of its wait. The coordinator answers a request once, and copies it as it takes it in:
+// once the answer came, the request is done with, and serves the next take (recycle). One whose
+// caller gave up before its answer came is not kept: its channel holds Abandon's mark, and the
+// coordinator may still hold the request and answer it later, which must not reach another take.
 type request struct {
 	msg   core.Take
 	reply chan messages.Stream
+	timer *time.Timer // a NodePass-compatible call's; made by the first that needs it, then reused
 }
 
 // newRequest returns a spare request, or a new one.
@@ -295,6 +264,38 @@ func (p *Pool) newRequest() *request {
 		return r
 	}
 	return &request{reply: make(chan messages.Stream, 1)}
+}
+
+// arm starts r's timer for b's timeout and returns its channel; nil (no expiry) for a context's
+// bound or a call that does not wait.
+func (r *request) arm(b bound) <-chan time.Time {
+	switch {
+	case b.timeout <= 0:
+		return nil
+	case r.timer == nil:
+		r.timer = time.NewTimer(b.timeout)
+	default:
+		r.timer.Reset(b.timeout)
+	}
+	return r.timer.C
+}
+
+// disarm stops r's timer. The expiry of a timer that fired unread is drained, so the next take
+// never sees it (Go 1.23 and later deliver no such value after Stop; a program built with
+// asynctimerchan=1 still would).
+func (r *request) disarm() {
+	if r.timer != nil && !r.timer.Stop() {
+		select {
+		case <-r.timer.C:
+		default:
+		}
+	}
+}
+
+// recycle keeps r, its timer stopped, for the next take, if the pool has room for it.
+func (p *Pool) recycle(r *request) {
+	r.disarm()
+	p.requests.keep(r)
 }
 
 // spares holds up to cap(s) values a pool reuses instead of allocating them again (timers,
@@ -327,6 +328,7 @@ func (p *Pool) take(b bound, id string, noWait bool) (messages.Stream, error) {
 		return messages.Stream{}, ErrClosed
 	}
 	r := p.newRequest()
+	expired := r.arm(b)
 	r.msg.Get = messages.Get{ID: id, Reply: r.reply, NoWait: noWait, Deadline: b.deadline}
 	select {
 	case p.cfg.Takes <- &r.msg:
@@ -334,26 +336,29 @@ func (p *Pool) take(b bound, id string, noWait bool) (messages.Stream, error) {
 		select {
 		case p.cfg.Takes <- &r.msg:
 		case <-b.done():
-			p.requests.keep(r)
+			p.recycle(r)
 			return messages.Stream{}, p.boundErr(b)
-		case <-b.expired:
-			p.requests.keep(r)
+		case <-expired:
+			p.recycle(r)
 			return messages.Stream{}, p.boundErr(b)
 		case <-p.done:
+			r.disarm()
 			return messages.Stream{}, ErrClosed
 		case <-p.cfg.Stopped:
+			r.disarm()
 			return messages.Stream{}, ErrClosed
 		}
 	}
 	select {
 	case s := <-r.reply:
-		p.requests.keep(r)
+		p.recycle(r)
 		return s, s.Err
 	case <-b.done():
-	case <-b.expired:
+	case <-expired:
 	case <-p.done:
 	case <-p.cfg.Stopped:
 	}
+	r.disarm()
 	if s, ok := messages.Abandon(r.reply); ok {
 		p.requests.keep(r)
 		return s, s.Err // the stream arrived as we gave up: it is the caller's

@@ -99,7 +99,6 @@ func TestTakeWaitsForRoomWithinItsBound(t *testing.T) {
 		}()
 		p := &Pool{
 			cfg:      cfg,
-			timers:   make(spares[*time.Timer], spareTimers),
 			requests: make(spares[*request], spareRequests),
 			done:     make(chan struct{}),
 			closed:   make(chan struct{}),
@@ -110,9 +109,7 @@ func TestTakeWaitsForRoomWithinItsBound(t *testing.T) {
 		}
 
 		start := time.Now()
-		b := p.timeoutBound(100 * time.Millisecond)
-		_, err := p.take(b, "", false)
-		p.release(b)
+		_, err := p.take(timeoutBound(100*time.Millisecond), "", false)
 		require.ErrorIs(t, err, ErrTimeout, "no room: the take waits out its timeout")
 		var netErr net.Error
 		require.True(t, errors.As(err, &netErr) && netErr.Timeout())
@@ -121,9 +118,7 @@ func TestTakeWaitsForRoomWithinItsBound(t *testing.T) {
 
 		done := make(chan error, 1)
 		go func() {
-			b := p.timeoutBound(5 * time.Second)
-			defer p.release(b)
-			s, err := p.take(b, "", false)
+			s, err := p.take(timeoutBound(5*time.Second), "", false)
 			if err == nil && s.ID != "00000001" {
 				err = fmt.Errorf("got stream %q", s.ID)
 			}
