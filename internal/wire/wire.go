@@ -93,16 +93,31 @@ func (ir *IDReader) Read(r io.Reader) (string, error) {
 	k, err := io.ReadFull(r, ir.raw[ir.n:])
 	ir.n += k
 	if err != nil {
-		return "", fmt.Errorf("%w: reading stream ID: %w", core.ErrBadHandshake, err)
+		return "", &readError{what: "reading stream ID", err: err}
 	}
 	return hex.EncodeToString(ir.raw[:]), nil
 }
+
+// readError is a handshake read that failed. It wraps core.ErrBadHandshake and the reader's
+// error, and builds its message only when asked: a read that ends at its deadline is routine on
+// a busy client (readIDs hands the stream to a goroutine and reads on), and fmt.Errorf's
+// formatting and allocations were most of such a read's own cost.
+type readError struct {
+	what string // what was being read
+	err  error
+}
+
+func (e *readError) Error() string {
+	return core.ErrBadHandshake.Error() + ": " + e.what + ": " + e.err.Error()
+}
+
+func (e *readError) Unwrap() []error { return []error{core.ErrBadHandshake, e.err} }
 
 // ReadHandshake reads the client's first byte and checks that it is HandshakeByte.
 func ReadHandshake(r io.Reader) error {
 	var b [1]byte
 	if _, err := io.ReadFull(r, b[:]); err != nil {
-		return fmt.Errorf("%w: reading handshake byte: %w", core.ErrBadHandshake, err)
+		return &readError{what: "reading handshake byte", err: err}
 	}
 	if b[0] != HandshakeByte {
 		return fmt.Errorf("%w: handshake byte 0x%02x, want 0x%02x", core.ErrBadHandshake, b[0], HandshakeByte)
