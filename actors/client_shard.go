@@ -202,10 +202,11 @@ func (s *clientShard) openStream(conn *quic.Conn) { s.openStreams(conn, 1) }
 
 // openStreams opens n streams and runs their handshakes, in rounds. A round opens a stream,
 // waiting for the server's stream credit if it has to (at most HandshakeTimeout), then as many
-// more as the credit allows at once, and writes each one's handshake byte (quic-go buffers a
-// write that small: none of this waits). Then it reads the round's IDs (readIDs). The streams
-// beyond the credit go in the next round. Every one of the n opens is answered to the
-// coordinator once: streamReady or openFailed.
+// more as the credit allows at once, and writes each one's handshake byte (quic-go queues a
+// write that small at once, unless the connection's flow-control window is spent:
+// startHandshake). Then it reads the round's IDs (readIDs). The streams beyond the credit go in
+// the next round. Every one of the n opens is answered to the coordinator once: streamReady or
+// openFailed.
 func (s *clientShard) openStreams(conn *quic.Conn, n int) {
 	var buf [openBatch]*quic.Stream
 	for n > 0 {
@@ -257,6 +258,7 @@ func (s *clientShard) readIDs(conn *quic.Conn, streams []*quic.Stream, deadline 
 	for i, stream := range streams {
 		id = wire.IDReader{}
 		if i == len(streams)-1 {
+			_ = stream.SetReadDeadline(deadline)
 			s.awaitID(stream, &id)
 			break
 		}
@@ -293,12 +295,19 @@ func earlier(a, b time.Time) time.Time {
 // it is given), not an allocation per stream.
 var handshakeBytes = []byte{wire.HandshakeByte}
 
-// startHandshake sets the handshake's deadline on a stream just opened and writes the handshake
-// byte. It reports false, having discarded the stream and reported the failure, if the write
-// failed.
+// startHandshake writes the handshake byte on a stream just opened. quic-go queues a byte at once
+// unless the connection's flow-control window is spent (by transfers on its other streams); only
+// then does the write wait for credit, until the handshake's deadline. It reports false, having
+// discarded the stream and reported the failure, if the write failed. (The read side's deadline
+// is readIDs' to set.)
 func (s *clientShard) startHandshake(stream *quic.Stream, deadline time.Time) bool {
-	_ = stream.SetDeadline(deadline)
-	if _, err := stream.Write(handshakeBytes); err != nil {
+	err := stream.TryWriteAll(handshakeBytes)
+	if errors.Is(err, quic.ErrWouldBlock) {
+		_ = stream.SetWriteDeadline(deadline)
+		_, err = stream.Write(handshakeBytes)
+		_ = stream.SetWriteDeadline(time.Time{})
+	}
+	if err != nil {
 		wire.Discard(stream)
 		s.openFailed(err, 1)
 		return false
@@ -321,7 +330,7 @@ func (s *clientShard) answered(stream *quic.Stream, id string, err error) {
 		s.openFailed(err, 1)
 		return
 	}
-	_ = stream.SetDeadline(time.Time{})
+	_ = stream.SetReadDeadline(time.Time{})
 	s.rt.Tell(streamReady{shard: s.self, id: id, stream: stream})
 }
 

@@ -165,9 +165,10 @@ func recordCoordinator(t *testing.T, engine *actor.Engine, rt *runtime) chan any
 
 // loopback is one real QUIC connection over 127.0.0.1 with n bidirectional streams opened on it.
 type loopback struct {
-	conn    *quic.Conn     // the dialing side, whose streams the tests hand to the coordinator
-	streams []*quic.Stream // opened by conn, in order
-	peer    []*quic.Stream // the accepting side of streams[i]
+	conn     *quic.Conn     // the dialing side, whose streams the tests hand to the coordinator
+	streams  []*quic.Stream // opened by conn, in order
+	peerConn *quic.Conn     // the accepting side
+	peer     []*quic.Stream // the accepting side of streams[i]
 }
 
 // quicStreams starts a QUIC listener and dialer on loopback (TLS 1.3, a self-signed certificate,
@@ -189,7 +190,7 @@ func quicStreams(t *testing.T, n int) loopback {
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = peerConn.CloseWithError(0, "test over") })
 
-	lb := loopback{conn: conn, streams: make([]*quic.Stream, n), peer: make([]*quic.Stream, n)}
+	lb := loopback{conn: conn, streams: make([]*quic.Stream, n), peerConn: peerConn, peer: make([]*quic.Stream, n)}
 	index := make(map[quic.StreamID]int, n)
 	for i := range n {
 		s, err := conn.OpenStreamSync(ctx)
