@@ -295,9 +295,10 @@ func earlier(a, b time.Time) time.Time {
 // it is given), not an allocation per stream.
 var handshakeBytes = []byte{wire.HandshakeByte}
 
-// startHandshake writes the handshake byte on a stream just opened. quic-go queues a byte at once
-// unless the connection's flow-control window is spent (by transfers on its other streams); only
-// then does the write wait for credit, until the handshake's deadline. It reports false, having
+// startHandshake writes the handshake byte on a stream just opened. TryWriteAll queues it unless
+// the connection's flow-control window is spent (by transfers on its other streams); Write then
+// keeps it until credit comes (quic-go's Write holds a write this small without waiting), under
+// the handshake's deadline in case a version of quic-go waits instead. It reports false, having
 // discarded the stream and reported the failure, if the write failed. (The read side's deadline
 // is readIDs' to set.)
 func (s *clientShard) startHandshake(stream *quic.Stream, deadline time.Time) bool {
