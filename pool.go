@@ -282,13 +282,17 @@ func (r *request) arm(b bound) <-chan time.Time {
 
 // disarm stops r's timer. The expiry of a timer that fired unread is drained, so the next take
 // never sees it (Go 1.23 and later deliver no such value after Stop; a program built with
-// asynctimerchan=1 still would).
+// asynctimerchan=1 still would). Such a program may also be between the firing and the delivery
+// when Stop reports the timer fired: with no expiry to drain yet, the timer is dropped, not
+// reused.
 func (r *request) disarm() {
-	if r.timer != nil && !r.timer.Stop() {
-		select {
-		case <-r.timer.C:
-		default:
-		}
+	if r.timer == nil || r.timer.Stop() {
+		return
+	}
+	select {
+	case <-r.timer.C:
+	default:
+		r.timer = nil
 	}
 }
 
@@ -298,8 +302,7 @@ func (p *Pool) recycle(r *request) {
 	p.requests.keep(r)
 }
 
-// spares holds up to cap(s) values a pool reuses instead of allocating them again (timers,
-// requests).
+// spares holds up to cap(s) values a pool reuses instead of allocating them again (requests).
 type spares[T any] chan T
 
 // take returns a spare value, if there is one.

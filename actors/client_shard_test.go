@@ -3,6 +3,7 @@ package actors
 import (
 	"context"
 	"io"
+	"os"
 	"testing"
 	"time"
 
@@ -30,8 +31,12 @@ func TestHandshakeByteWaitsForConnectionCredit(t *testing.T) {
 	s := &clientShard{shard: shard{rt: rt}}
 	fresh, err := lb.conn.OpenStream()
 	require.NoError(t, err)
-	require.True(t, s.startHandshake(fresh, time.Now().Add(bound)), "the handshake byte is queued")
+	deadline := time.Now().Add(50 * time.Millisecond)
+	require.True(t, s.startHandshake(fresh, deadline), "the handshake byte is queued")
 	require.Empty(t, rt.Mail, "no failure reported")
+	<-time.After(time.Until(deadline) + time.Millisecond)
+	_, err = fresh.Write([]byte{})
+	require.NoError(t, err, "the handshake's write deadline is cleared once the byte is queued")
 
 	for _, p := range lb.peer { // credit comes back
 		go func() { _, _ = io.Copy(io.Discard, p) }()
@@ -48,4 +53,25 @@ func TestHandshakeByteWaitsForConnectionCredit(t *testing.T) {
 		require.NoError(t, wire.ReadHandshake(ps), "the handshake byte arrives")
 		return
 	}
+}
+
+// readIDs gives up on a server that never answers at the handshake's deadline, the last stream
+// of a round included (it is read on readIDs' own goroutine), and reports the open failed.
+func TestReadIDsGivesUpAtTheDeadline(t *testing.T) {
+	lb := quicStreams(t, 1) // the peer accepts the stream and never answers
+	rt := newRuntime(testConfig(t, true))
+	s := &clientShard{shard: shard{rt: rt}}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		s.readIDs(lb.conn, lb.streams, time.Now().Add(100*time.Millisecond))
+	}()
+	select {
+	case <-done:
+	case <-time.After(bound):
+		t.Fatal("readIDs still waits for an ID past the handshake's deadline")
+	}
+	failed, ok := (<-rt.Mail).(openFailed)
+	require.True(t, ok, "the open is reported failed")
+	require.ErrorIs(t, failed.err, os.ErrDeadlineExceeded)
 }

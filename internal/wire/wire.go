@@ -111,7 +111,11 @@ func (e *readError) Error() string {
 	return core.ErrBadHandshake.Error() + ": " + e.what + ": " + e.err.Error()
 }
 
-func (e *readError) Unwrap() []error { return []error{core.ErrBadHandshake, e.err} }
+// Is reports that e is a bad handshake; Unwrap gives the reader's error. (An Unwrap that returned
+// both would build a slice on every errors.Is.)
+func (e *readError) Is(target error) bool { return target == core.ErrBadHandshake }
+
+func (e *readError) Unwrap() error { return e.err }
 
 // ReadHandshake reads the client's first byte and checks that it is HandshakeByte.
 func ReadHandshake(r io.Reader) error {
