@@ -26,7 +26,6 @@ type coordinator struct {
 
 	started   bool
 	stopped   bool
-	toldTurn  bool        // next: this turn goes to a told message if one waits
 	timer     *time.Timer // the next tick
 	peerTimer *time.Timer // the next checkPeers
 
@@ -125,7 +124,7 @@ func (c *coordinator) Receive(ctx *actor.Context) {
 
 // run is the coordinator's goroutine: every message told to the coordinator (core.Config.Tell)
 // and every take the facade sends is handled here, one at a time, until the actor stops. The
-// takes and the told messages come on two channels; next chooses between them.
+// takes and the told messages come on two channels, with no order between them.
 //
 // hollywood v1.0.5 runs each wake of an actor (the messages it finds queued) on a new goroutine,
 // whose stack starts at 2 KiB and must grow before a take fits; on the coordinator, the actor
@@ -135,38 +134,15 @@ func (c *coordinator) Receive(ctx *actor.Context) {
 func (c *coordinator) run() {
 	defer close(c.rt.MailClosed)
 	for {
-		m, t := c.next()
-		if t != nil {
-			c.handleTake(t)
-			continue
-		}
-		c.handle(m)
-		if _, ok := m.(actor.Stopped); ok {
-			return
-		}
-	}
-}
-
-// next waits for the next told message or take. Every other turn goes to a told message if one
-// waits; the others choose between the two channels at random. The streams' reports are told:
-// taken first, they file the streams the takes behind them want, where a take handled before
-// its stream's report waits for it and costs a waiter's filing and hand-out (at 8192 streams
-// and 1024 workers, 5 to 17% more ops/s and a tenth off the p99). Told messages are few (a report
-// per stream, the timers, the facade's calls other than takes), and even a flood of them (callers
-// of Stats in a loop) leaves the takes a turn in four.
-func (c *coordinator) next() (any, *core.Take) {
-	if c.toldTurn = !c.toldTurn; c.toldTurn {
 		select {
 		case m := <-c.rt.Mail:
-			return m, nil
-		default:
+			c.handle(m)
+			if _, ok := m.(actor.Stopped); ok {
+				return
+			}
+		case t := <-c.rt.Takes:
+			c.handleTake(t)
 		}
-	}
-	select {
-	case m := <-c.rt.Mail:
-		return m, nil
-	case t := <-c.rt.Takes:
-		return nil, t
 	}
 }
 

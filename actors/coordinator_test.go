@@ -1599,30 +1599,3 @@ func TestTickThatPanicsSchedulesTheNext(t *testing.T) {
 	c.waitState("the next tick to refuse it", func(s messages.Stats) bool { return s.Opening == 0 })
 	waitDone(t, lb.streams[5].Context(), "the client to see its held stream reset")
 }
-
-// A told message waiting beside a take is handled first (a stream's report before the take that
-// wants the stream), and a flood of told messages still leaves the takes their turn.
-func TestToldMessagesGoFirstWithoutStarvingTakes(t *testing.T) {
-	c := &coordinator{rt: newRuntime(testConfig(t, false))}
-	take := &core.Take{}
-	for round := range 64 {
-		c.rt.Takes <- take
-		c.rt.Mail <- round
-		m, got := c.next()
-		require.Nil(t, got, "round %d: the take went before the told message waiting beside it", round)
-		require.Equal(t, round, m)
-		_, got = c.next()
-		require.Same(t, take, got)
-	}
-
-	c.rt.Takes <- take
-	for turn := range 64 {
-		for len(c.rt.Mail) < 2 {
-			c.rt.Mail <- turn
-		}
-		if _, got := c.next(); got != nil {
-			return
-		}
-	}
-	t.Fatal("64 turns and the take still waits behind the told messages")
-}
