@@ -216,8 +216,8 @@ func (p *Pool) IncomingGet(timeout time.Duration) (string, net.Conn, error) {
 }
 
 // bound is what ends a Get's wait: the caller's context (Get, Accept), or the timeout of a
-// NodePass-compatible call, which has no context and is timed with a plain timer (cheaper than a
-// context with a deadline, on every take of the hot path), the timer of the call's request.
+// NodePass-compatible call, which has no context and is timed with a plain timer, its request's
+// (cheaper than a context with a deadline, on every take of the hot path).
 type bound struct {
 	ctx      context.Context // nil for a timeout
 	timeout  time.Duration   // with no ctx: the call's timeout; <= 0, the call does not wait

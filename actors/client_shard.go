@@ -202,8 +202,7 @@ func (s *clientShard) openStream(conn *quic.Conn) { s.openStreams(conn, 1) }
 
 // openStreams opens n streams and runs their handshakes, in rounds. A round opens a stream,
 // waiting for the server's stream credit if it has to (at most HandshakeTimeout), then as many
-// more as the credit allows at once, and writes each one's handshake byte (quic-go queues a
-// write that small at once, unless the connection's flow-control window is spent:
+// more as the credit allows at once, and writes each one's handshake byte (which does not wait:
 // startHandshake). Then it reads the round's IDs (readIDs). The streams beyond the credit go in
 // the next round. Every one of the n opens is answered to the coordinator once: streamReady or
 // openFailed.
