@@ -345,10 +345,10 @@ func (p *Pool) take(b bound, id string, noWait bool) (messages.Stream, error) {
 			p.recycle(r)
 			return messages.Stream{}, p.boundErr(b)
 		case <-p.done:
-			r.disarm()
+			p.recycle(r)
 			return messages.Stream{}, ErrClosed
 		case <-p.cfg.Stopped:
-			r.disarm()
+			p.recycle(r)
 			return messages.Stream{}, ErrClosed
 		}
 	}
@@ -363,6 +363,7 @@ func (p *Pool) take(b bound, id string, noWait bool) (messages.Stream, error) {
 	}
 	r.disarm()
 	if s, ok := messages.Abandon(r.reply); ok {
+		// Disarmed already: a second disarm would find Stop reporting false and drop the timer.
 		p.requests.keep(r)
 		return s, s.Err // the stream arrived as we gave up: it is the caller's
 	}
